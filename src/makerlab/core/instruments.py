@@ -1,0 +1,123 @@
+"""Instrument contract rules (tick, lot, minimum size and notional) and exact rounding.
+
+Rounding works in :class:`~decimal.Decimal` so float noise never reaches an order:
+``spec.round_price(61800.30000000001)`` is ``Decimal('61800.3')``. Specs for the bundled
+instruments ship in ``makerlab/specs/instruments.json``; live venues supply their own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from functools import cache
+from importlib import resources
+
+from makerlab.errors import ConfigError
+
+KINDS = ("spot", "linear_perpetual", "inverse_perpetual", "linear_future", "inverse_future")
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """One instrument's trading rules on one venue.
+
+    ``lot_size`` is the quantity step; ``min_notional`` is in quote currency (for inverse
+    contracts, quantity is in contracts of ``contract_size`` quote units each).
+    """
+
+    exchange: str
+    symbol: str
+    base: str
+    quote: str
+    kind: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_qty: Decimal
+    min_notional: Decimal
+    contract_size: Decimal = Decimal(1)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"{self.exchange}/{self.symbol}: unknown kind {self.kind!r}")
+        for name in ("tick_size", "lot_size"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{self.exchange}/{self.symbol}: {name} must be positive")
+
+    @property
+    def price_precision(self) -> int:
+        """Decimal places of the tick size (``0.10`` -> 1)."""
+        return max(0, -self.tick_size.normalize().as_tuple().exponent)
+
+    @property
+    def quantity_precision(self) -> int:
+        """Decimal places of the lot size (``0.001`` -> 3)."""
+        return max(0, -self.lot_size.normalize().as_tuple().exponent)
+
+    @property
+    def is_inverse(self) -> bool:
+        return self.kind.startswith("inverse")
+
+    def round_price(self, price: float | Decimal | str, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+        """``price`` on the tick grid (nearest tick; pass ``ROUND_FLOOR``/``ROUND_CEILING``)."""
+        return _to_step(price, self.tick_size, rounding)
+
+    def floor_price(self, price: float | Decimal | str) -> Decimal:
+        return self.round_price(price, ROUND_FLOOR)
+
+    def ceil_price(self, price: float | Decimal | str) -> Decimal:
+        return self.round_price(price, ROUND_CEILING)
+
+    def round_qty(self, qty: float | Decimal | str) -> Decimal:
+        """``qty`` on the lot grid, rounded toward zero so an order never grows."""
+        q = Decimal(str(qty))
+        stepped = _to_step(abs(q), self.lot_size, ROUND_FLOOR)
+        return stepped if q >= 0 else -stepped
+
+    def notional(self, price: float | Decimal, qty: float | Decimal) -> Decimal:
+        """Quote-currency value of ``qty`` at ``price``."""
+        q = abs(Decimal(str(qty)))
+        if self.is_inverse:
+            return q * self.contract_size
+        return q * Decimal(str(price)) * self.contract_size
+
+    def as_dict(self) -> dict:
+        """Contract specs in the tutorial OMS's shape (plus the raw steps)."""
+        return {
+            "base_asset": self.base,
+            "quote_asset": self.quote,
+            "min_notional": self.min_notional,
+            "price_precision": self.price_precision,
+            "quantity_precision": self.quantity_precision,
+            "tick_size": self.tick_size,
+            "lot_size": self.lot_size,
+            "min_qty": self.min_qty,
+        }
+
+
+def _to_step(value: float | Decimal | str, step: Decimal, rounding: str) -> Decimal:
+    units = (Decimal(str(value)) / step).quantize(Decimal(1), rounding=rounding)
+    return (units * step).quantize(step)
+
+
+@cache
+def load_specs() -> dict[tuple[str, str], InstrumentSpec]:
+    """The bundled specs, keyed by ``(exchange, symbol)``."""
+    text = resources.files("makerlab.specs").joinpath("instruments.json").read_text()
+    specs = {}
+    for row in json.loads(text)["instruments"]:
+        decimals = {k: Decimal(row[k]) for k in
+                    ("tick_size", "lot_size", "min_qty", "min_notional", "contract_size")}
+        spec = InstrumentSpec(row["exchange"], row["symbol"], row["base"], row["quote"],
+                              row["kind"], **decimals)
+        specs[(spec.exchange, spec.symbol)] = spec
+    return specs
+
+
+def get_spec(exchange: str, symbol: str) -> InstrumentSpec:
+    """The bundled spec of ``exchange``/``symbol``; a clear error when there is none."""
+    try:
+        return load_specs()[(exchange, symbol)]
+    except KeyError:
+        known = ", ".join(f"{e}/{s}" for e, s in sorted(load_specs()))
+        raise ConfigError(f"no instrument spec for {exchange}/{symbol}; known: {known}") from None

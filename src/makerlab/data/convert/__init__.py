@@ -1,0 +1,103 @@
+"""Converters from real market-data captures into makerlab archives.
+
+Each source has one module here exposing the same function::
+
+    read(inputs, *, exchange=None, symbol=None, depth=20, repair=False, progress=True)
+        -> list[Converted]
+
+It parses the capture into Arrow tables of the kinds in :mod:`makerlab.data.schema`
+(deltas stay deltas and are also materialised into depth-N snapshots) without writing
+anything. :func:`convert` runs a source's ``read`` and writes the result into an archive.
+
+A converter never produces a silently wrong book: malformed lines, sequence gaps,
+unsorted timestamps and crossed books raise :class:`~makerlab.errors.DataError` naming
+the file and line. With ``repair=True`` the converter repairs what it can instead and
+records every repair in :class:`Repairs` (also logged).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from makerlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SOURCES = {
+    "binance": "makerlab.data.convert.binance",
+    "tardis": "makerlab.data.convert.tardis",
+    "hyperliquid": "makerlab.data.convert.hyperliquid",
+    "lobster": "makerlab.data.convert.lobster",
+}
+
+
+@dataclass
+class Repairs:
+    """Every repair a converter made under ``repair=True``, counted by kind."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def record(self, kind: str, source: str, line: int | None, detail: str) -> None:
+        """Count one repair of ``kind`` and log where it happened."""
+        self.counts[kind] += 1
+        where = f"{source}:{line}" if line is not None else source
+        self.examples.setdefault(kind, f"{where}: {detail}")
+        log.warning("repair %s at %s: %s", kind, where, detail)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class Converted:
+    """One instrument's converted data: a table per kind (see makerlab.data.schema)."""
+
+    exchange: str
+    symbol: str
+    tables: dict[str, pa.Table]
+    depth: int | None = None
+    repairs: Repairs = field(default_factory=Repairs)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        rows = ", ".join(f"{kind} {t.num_rows:,}" for kind, t in self.tables.items())
+        text = f"{self.exchange}/{self.symbol}: {rows}"
+        if self.repairs.total:
+            text += f"; repairs {dict(self.repairs.counts)}"
+        return text
+
+
+def reader(source: str):
+    """The ``read`` function of converter ``source``."""
+    try:
+        module = importlib.import_module(SOURCES[source])
+    except KeyError:
+        raise ConfigError(
+            f"unknown source {source!r}; expected one of {sorted(SOURCES)}"
+        ) from None
+    return module.read
+
+
+def convert(
+    source: str,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    **options,
+) -> list[Converted]:
+    """Convert ``inputs`` of ``source`` and write every table into the archive at ``out``."""
+    from makerlab.data.archive import write_table
+
+    results = reader(source)(list(inputs), **options)
+    for converted in results:
+        for kind, table in converted.tables.items():
+            write_table(out, kind, converted.exchange, converted.symbol, table)
+    return results
