@@ -104,3 +104,42 @@ def check_uncrossed(
     repairs.record("crossed", source, _line(lines, i, first_line),
                    f"{int(crossed.sum())} crossed rows dropped (first: {detail})")
     return ~crossed
+
+
+def _levels(table, column: str) -> np.ndarray:
+    values = table.column(column).combine_chunks()
+    width = values.type.list_size
+    return values.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+def _check_levels_ordered(table, source: str) -> None:
+    """Snapshot rows must list bids strictly descending and asks strictly ascending."""
+    for column, sign in (("bid_price", -1), ("ask_price", 1)):
+        prices = _levels(table, column)
+        with np.errstate(invalid="ignore"):
+            bad = np.diff(prices, axis=1) * sign <= 0
+        rows = np.flatnonzero(bad.any(axis=1))
+        if rows.size:
+            raise DataError(f"{column} levels out of order in a snapshot row",
+                            source=source, line=int(rows[0]) + 1)
+
+
+def validate_table(kind: str, table, source: str) -> None:
+    """Raise :class:`DataError` at the first problem of an archive table of ``kind``.
+
+    Checks: rows sorted by ``local_ts``; prices and sizes finite where a level exists;
+    books (``book_snapshot``, ``bbo``) uncrossed, snapshot levels in book order.
+    """
+    from makerlab.data.schema import BBO, BOOK_DELTA, BOOK_SNAPSHOT, TRADES
+
+    check_sorted(table.column("local_ts").to_numpy(), source=source)
+    if kind in (TRADES, BOOK_DELTA):
+        check_finite({name: table.column(name).to_numpy() for name in ("price", "size")},
+                     source=source)
+    elif kind == BBO:
+        check_uncrossed(table.column("bid_price").to_numpy(), table.column("ask_price").to_numpy(),
+                        source=source)
+    elif kind == BOOK_SNAPSHOT:
+        check_uncrossed(_levels(table, "bid_price")[:, 0], _levels(table, "ask_price")[:, 0],
+                        source=source)
+        _check_levels_ordered(table, source)

@@ -1,0 +1,120 @@
+"""The ``makerlab`` command line.
+
+::
+
+    makerlab convert SOURCE INPUT... --out DIR   convert real captures into an archive
+    makerlab info ARCHIVE                        what an archive holds
+    makerlab validate ARCHIVE                    check every file of an archive
+    makerlab specs                               the bundled instrument specs
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from makerlab.errors import MakerlabError
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from makerlab.data.convert import convert
+
+    started = time.perf_counter()
+    results = convert(
+        args.source,
+        args.inputs,
+        args.out,
+        exchange=args.exchange,
+        symbol=args.symbol,
+        depth=args.depth,
+        repair=args.repair,
+        progress=not args.quiet,
+    )
+    for converted in results:
+        print(converted.summary())
+    print(f"wrote {args.out} in {time.perf_counter() - started:.2f}s")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from makerlab.data.archive import list_archive
+
+    frame = list_archive(args.archive)
+    if frame.empty:
+        print(f"{args.archive}: empty archive")
+        return 1
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(frame.to_string(index=False))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from makerlab.data.validate import validate_archive
+
+    problems = validate_archive(args.archive)
+    for problem in problems:
+        print(f"ERROR {problem}")
+    print(f"{args.archive}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+def _specs(args: argparse.Namespace) -> int:
+    from makerlab.core.instruments import load_specs
+
+    for (exchange, symbol), spec in sorted(load_specs().items()):
+        print(f"{exchange:14} {symbol:12} {spec.kind:18} tick {spec.tick_size:<8} "
+              f"lot {spec.lot_size:<8} min notional {spec.min_notional}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from makerlab.data.convert import SOURCES
+
+    parser = argparse.ArgumentParser(prog="makerlab", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log repairs and progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    conv = sub.add_parser("convert", help="convert real captures into a makerlab archive")
+    conv.add_argument("source", choices=sorted(SOURCES))
+    conv.add_argument("inputs", nargs="+", help="capture files (.gz read transparently)")
+    conv.add_argument("--out", required=True, help="archive root (local path or URL)")
+    conv.add_argument("--exchange", help="override the inferred exchange id")
+    conv.add_argument("--symbol", help="override the inferred symbol")
+    conv.add_argument("--depth", type=int, default=20, help="levels per materialised snapshot")
+    conv.add_argument("--repair", action="store_true",
+                      help="repair bad input (every repair is counted and logged) "
+                           "instead of stopping at the first problem")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar")
+    conv.set_defaults(run=_convert)
+
+    info = sub.add_parser("info", help="list what an archive holds")
+    info.add_argument("archive")
+    info.set_defaults(run=_info)
+
+    val = sub.add_parser("validate", help="check every file of an archive")
+    val.add_argument("archive")
+    val.set_defaults(run=_validate)
+
+    specs = sub.add_parser("specs", help="print the bundled instrument specs")
+    specs.set_defaults(run=_specs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except MakerlabError as error:
+        print(f"makerlab: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
