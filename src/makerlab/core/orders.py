@@ -1,0 +1,435 @@
+"""Orders and the open-orders container shared by live mirroring and replay.
+
+An :class:`Order` carries the tutorial OMS's fields; its signed ``amount`` is the side
+(positive buys, negative sells) and sizes/prices are :class:`~decimal.Decimal`. The
+:class:`Orders` container keeps the live orders of one account, answers the quoting
+queries strategies make on every tick (``get_bid_orders``, ``pending_asks``, ...) and
+applies updates through :meth:`Orders.upsert_order`, which refuses stale or out-of-order
+updates. Times are epoch **milliseconds**.
+
+Lifecycle::
+
+    PENDING ──> NEW ──> PARTIAL ──> FILLED
+       │         │  ╲      │
+       │         │   ╲     ├──> CANCEL_PENDING ──> CANCELLED
+       │         │    ╲    │         (back to NEW/PARTIAL if the cancel fails)
+       └─────────┴─────┴───┴──> REJECTED / CANCELLED
+
+``PENDING`` (sent, not acknowledged) and ``CANCEL_PENDING`` (cancel sent) are local
+states; the others come from the exchange. ``FILLED``, ``CANCELLED`` and ``REJECTED`` are
+dead: nothing ever leaves them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, fields, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from makerlab.errors import ConfigError
+
+__all__ = ["DeltaHandler", "Order", "OrderStatus", "Orders"]
+
+
+class OrderStatus(StrEnum):
+    """Order states; the value is the upper-case name (``CREATE_PENDING`` reads as PENDING)."""
+
+    PENDING = "PENDING"
+    NEW = "NEW"
+    PARTIAL = "PARTIAL"
+    FILLED = "FILLED"
+    CANCEL_PENDING = "CANCEL_PENDING"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+    @classmethod
+    def _missing_(cls, value: object) -> OrderStatus | None:
+        text = str(value).upper()
+        if text == "CREATE_PENDING":
+            return cls.PENDING
+        return cls.__members__.get(text)
+
+    @property
+    def is_alive(self) -> bool:
+        """True for states in which the order may still trade."""
+        return self not in _DEAD
+
+    @property
+    def is_local(self) -> bool:
+        """True for the states set by us rather than reported by the exchange."""
+        return self in (OrderStatus.PENDING, OrderStatus.CANCEL_PENDING)
+
+
+_DEAD = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+_ACKED_ALIVE = frozenset({OrderStatus.NEW, OrderStatus.PARTIAL, OrderStatus.CANCEL_PENDING})
+
+
+def _dec(value: Any) -> Decimal | None:
+    """``value`` as a Decimal (floats go through ``str`` so ``0.1`` is ``Decimal('0.1')``)."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+@dataclass(slots=True)
+class Order:
+    """One order, as the tutorial OMS reports it.
+
+    Attributes:
+        exc: exchange name.
+        oid: exchange order id; ``None`` until acknowledged.
+        cloid: client order id.
+        ticker: instrument symbol.
+        amount: signed order size; positive buys, negative sells.
+        price: limit price, ``None`` for market orders.
+        tif: time in force (``GTC``, ``IOC``, ``FOK``, ``ALO``, ...).
+        ord_type: ``limit``, ``market``, ...
+        reduce_only: whether the order may only reduce the position.
+        ord_status: an :class:`OrderStatus`.
+        filled_sz: cumulative filled size, non-negative.
+        last_fill_sz: size of the latest fill (the increase of ``filled_sz``).
+        timestamp: time of the latest update in ms; exchange time once acknowledged.
+        avg_fill_price: size-weighted average price of the fills so far.
+        reject_reason: why the exchange rejected the order, if it did.
+    """
+
+    exc: str | None = None
+    oid: str | None = None
+    cloid: str | None = None
+    ticker: str | None = None
+    amount: Decimal = Decimal(0)
+    price: Decimal | None = None
+    tif: str | None = None
+    ord_type: str | None = None
+    reduce_only: bool = False
+    ord_status: OrderStatus = OrderStatus.PENDING
+    filled_sz: Decimal = Decimal(0)
+    last_fill_sz: Decimal | None = None
+    timestamp: int | None = None
+    avg_fill_price: Decimal | None = None
+    reject_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        self.amount = _dec(self.amount) or Decimal(0)
+        self.price = _dec(self.price)
+        self.filled_sz = _dec(self.filled_sz) or Decimal(0)
+        self.last_fill_sz = _dec(self.last_fill_sz)
+        self.avg_fill_price = _dec(self.avg_fill_price)
+        self.ord_status = OrderStatus(self.ord_status)
+        if self.filled_sz < 0:
+            raise ConfigError(f"order {self.cloid or self.oid}: filled_sz must be >= 0")
+
+    @property
+    def side(self) -> int:
+        """``+1`` for a buy, ``-1`` for a sell, ``0`` when ``amount`` is zero."""
+        return (self.amount > 0) - (self.amount < 0)
+
+    @property
+    def remaining(self) -> Decimal:
+        """Unfilled size (non-negative): ``|amount| - filled_sz``."""
+        return max(abs(self.amount) - self.filled_sz, Decimal(0))
+
+    def is_alive(self) -> bool:
+        """True while the order may still trade (not FILLED, CANCELLED or REJECTED)."""
+        return self.ord_status.is_alive
+
+    def as_dict(self) -> dict[str, Any]:
+        """The order's fields by name; ``ord_status`` as its string value."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["ord_status"] = self.ord_status.value
+        return out
+
+
+DeltaHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+_IDENTITY = ("exc", "ticker", "oid", "cloid")
+_FIELD_NAMES = frozenset(f.name for f in fields(Order))
+
+
+class Orders:
+    """The open orders of one account, with stale-update protection.
+
+    Rules of :meth:`upsert_order` (an update that breaks one is rejected: ``None`` is
+    returned, nothing changes and no handler runs):
+
+    - **match by oid, then cloid**: an update names its order by ``oid`` or ``cloid``; if
+      they point at two different orders the update is rejected.
+    - **unknown orders need ticker and amount**: an update for an order not held is
+      inserted only if it carries an ``oid`` or ``cloid``, a ``ticker`` and a non-zero
+      ``amount``.
+    - **dead orders stay dead**: once an order is FILLED, CANCELLED or REJECTED, every
+      later update for its ids is rejected (ids of removed orders are remembered; the
+      newest ``max_tombstones`` of them).
+    - **no going back to pending**: an acknowledged order never returns to PENDING.
+    - **exchange time is monotonic**: an update whose ``timestamp`` is older than the
+      order's last exchange timestamp is rejected (equal times are allowed). The check is
+      skipped while the order is PENDING, whose timestamp is the local submit time.
+    - **cancel-pending keeps the exchange time**: a CANCEL_PENDING update is local and does
+      not move ``timestamp``.
+    - **leaving cancel-pending needs news**: CANCEL_PENDING returns to NEW/PARTIAL only on
+      a strictly newer timestamp or a larger ``filled_sz`` (a failed cancel or a fill).
+    - **fills never regress**: ``filled_sz`` may not decrease, nor exceed ``|amount|``.
+    - **identity is fixed**: ``exc``, ``ticker``, ``oid``, ``cloid`` (once known) and the
+      sign of ``amount`` never change.
+    - **duplicates are rejected**: an update that changes nothing is dropped.
+    - **last fill is inferred**: without ``last_fill_sz`` it is set to the increase of
+      ``filled_sz`` (``0`` for an update without a fill); FILLED without ``filled_sz``
+      means ``filled_sz = |amount|``.
+    - **dead orders are removed**: with ``clear_unalived=True`` an order that dies is
+      dropped after its handlers run.
+    - **handlers see every accepted change**: each delta handler gets ``order.as_dict()``.
+    """
+
+    def __init__(
+        self,
+        orders: Iterable[Order | dict[str, Any]] | None = None,
+        delta_handlers: Iterable[DeltaHandler] | None = None,
+        *,
+        max_tombstones: int = 10_000,
+    ) -> None:
+        self._orders: dict[int, Order] = {}
+        self._by_oid: dict[str, int] = {}
+        self._by_cloid: dict[str, int] = {}
+        self._dead: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._next_key = 0
+        self._handlers: list[DeltaHandler] = list(delta_handlers or [])
+        self._max_tombstones = max_tombstones
+        for order in orders or []:
+            self._insert(order if isinstance(order, Order) else Order(**order))
+
+    # ---- queries -------------------------------------------------------------------
+
+    def get_bid_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
+                       copy: bool = True, as_dict: bool = False) -> list[Any]:
+        """Live buy orders of ``ticker``, highest price first (market orders first).
+
+        ``include_pending=False`` leaves out orders not yet acknowledged; ``copy`` returns
+        copies (mutating them does not touch the container); ``as_dict`` returns dicts.
+        Ties keep insertion order.
+        """
+        found = self._select(ticker, 1, include_pending)
+        return self._present(found, 1, sort, copy, as_dict)
+
+    def get_ask_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
+                       copy: bool = True, as_dict: bool = False) -> list[Any]:
+        """Live sell orders of ``ticker``, lowest price first (market orders first)."""
+        found = self._select(ticker, -1, include_pending)
+        return self._present(found, -1, sort, copy, as_dict)
+
+    def pending_bids(self, ticker: str) -> list[Order]:
+        """Unacknowledged (PENDING) buy orders of ``ticker``, best price first."""
+        found = [o for o in self._select(ticker, 1, True) if o.ord_status is OrderStatus.PENDING]
+        return self._present(found, 1, sort=True, copy=True, as_dict=False)
+
+    def pending_asks(self, ticker: str) -> list[Order]:
+        """Unacknowledged (PENDING) sell orders of ``ticker``, best price first."""
+        found = [o for o in self._select(ticker, -1, True) if o.ord_status is OrderStatus.PENDING]
+        return self._present(found, -1, sort=True, copy=True, as_dict=False)
+
+    def bid_level_exists(self, ticker: str, price: Decimal | float | str) -> bool:
+        """True if a live buy order of ``ticker`` (pending included) rests at ``price``."""
+        target = _dec(price)
+        return any(o.price == target for o in self._select(ticker, 1, True))
+
+    def ask_level_exists(self, ticker: str, price: Decimal | float | str) -> bool:
+        """True if a live sell order of ``ticker`` (pending included) rests at ``price``."""
+        target = _dec(price)
+        return any(o.price == target for o in self._select(ticker, -1, True))
+
+    def get_total_bid_amount(self, ticker: str, include_pending: bool = True) -> Decimal:
+        """Unfilled size of the live buy orders of ``ticker`` (non-negative)."""
+        return sum((o.remaining for o in self._select(ticker, 1, include_pending)), Decimal(0))
+
+    def get_total_ask_amount(self, ticker: str, include_pending: bool = True) -> Decimal:
+        """Unfilled size of the live sell orders of ``ticker`` (non-negative, unsigned)."""
+        return sum((o.remaining for o in self._select(ticker, -1, include_pending)), Decimal(0))
+
+    def get_orders(self, ticker: str | None = None, copy: bool = True) -> list[Order]:
+        """Live orders (of ``ticker``, or all), in insertion order."""
+        found = [o for o in self._orders.values()
+                 if o.is_alive() and (ticker is None or o.ticker == ticker)]
+        return [replace(o) for o in found] if copy else found
+
+    def oid_query(self, oid: str) -> Order | None:
+        """The held order with exchange id ``oid``, or ``None``."""
+        key = self._by_oid.get(oid)
+        return None if key is None else self._orders[key]
+
+    def cloid_query(self, cloid: str) -> Order | None:
+        """The held order with client id ``cloid``, or ``None``."""
+        key = self._by_cloid.get(cloid)
+        return None if key is None else self._orders[key]
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        """``{oid: order dict}`` of held orders whose oid is known."""
+        return {o.oid: o.as_dict() for o in self._orders.values() if o.oid is not None}
+
+    def as_list(self) -> list[dict[str, Any]]:
+        """Every held order as a dict, pending ones included."""
+        return [o.as_dict() for o in self._orders.values()]
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def add_delta_handler(self, handler: DeltaHandler) -> None:
+        """Call ``handler(order_dict)`` (sync or async) after every accepted update."""
+        self._handlers.append(handler)
+
+    # ---- updates -------------------------------------------------------------------
+
+    async def upsert_order(self, clear_unalived: bool = True, trigger_handlers: bool = True,
+                           **kwargs: Any) -> Order | None:
+        """Insert or update one order from ``kwargs`` (Order field names).
+
+        Returns the updated order, or ``None`` when the update breaks one of the rules in
+        the class docstring. A field given as ``None`` counts as not reported. Unknown
+        keyword names raise :class:`ConfigError`.
+        """
+        unknown = set(kwargs) - _FIELD_NAMES
+        if unknown:
+            raise ConfigError(f"upsert_order: unknown order fields {sorted(unknown)}")
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        key = self._find(kwargs)
+        if key is None or (key < 0 and kwargs.get("oid") is None and kwargs.get("cloid") is None):
+            return None
+        if key < 0:
+            key, order = self._create(kwargs)
+        else:
+            order = self._update(key, kwargs)
+        if order is None:
+            return None
+        if trigger_handlers:
+            await self._fire(order)
+        if not order.is_alive() and clear_unalived:
+            self._remove(key)
+        return order
+
+    def _find(self, kw: dict[str, Any]) -> int | None:
+        """Key of the order ``kw`` names; ``-1`` if unknown; ``None`` if rejected."""
+        oid, cloid = kw.get("oid"), kw.get("cloid")
+        if ("oid", oid) in self._dead or ("cloid", cloid) in self._dead:
+            return None
+        by_oid = self._by_oid.get(oid) if oid is not None else None
+        by_cloid = self._by_cloid.get(cloid) if cloid is not None else None
+        if by_oid is not None and by_cloid is not None and by_oid != by_cloid:
+            return None
+        found = by_oid if by_oid is not None else by_cloid
+        return -1 if found is None else found
+
+    def _create(self, kw: dict[str, Any]) -> tuple[int, Order | None]:
+        if kw.get("ticker") is None or not kw.get("amount"):
+            return -1, None
+        order = Order(**kw)
+        if order.ord_status is OrderStatus.FILLED and "filled_sz" not in kw:
+            order.filled_sz = abs(order.amount)
+        if order.filled_sz > abs(order.amount):
+            return -1, None
+        if order.last_fill_sz is None and order.filled_sz > 0:
+            order.last_fill_sz = order.filled_sz
+        return self._insert(order), order
+
+    def _update(self, key: int, kw: dict[str, Any]) -> Order | None:
+        old = self._orders[key]
+        new = replace(old, **{"last_fill_sz": None, **kw})
+        if new.ord_status is OrderStatus.FILLED and "filled_sz" not in kw:
+            new.filled_sz = abs(new.amount)
+        if new.ord_status is OrderStatus.CANCEL_PENDING:
+            new.timestamp = old.timestamp
+        if not _acceptable(old, new) or _same(old, new):
+            return None
+        if "last_fill_sz" not in kw:
+            new.last_fill_sz = new.filled_sz - old.filled_sz
+        for f in fields(Order):
+            setattr(old, f.name, getattr(new, f.name))
+        self._index(old, key)
+        return old
+
+    async def _fire(self, order: Order) -> None:
+        for handler in self._handlers:
+            result = handler(order.as_dict())
+            if inspect.isawaitable(result):
+                await result
+
+    # ---- storage -------------------------------------------------------------------
+
+    def _insert(self, order: Order) -> int:
+        if order.oid is None and order.cloid is None:
+            raise ConfigError(f"order on {order.ticker}: needs an oid or a cloid")
+        key = self._next_key
+        self._next_key += 1
+        self._orders[key] = order
+        self._index(order, key)
+        return key
+
+    def _index(self, order: Order, key: int) -> None:
+        if order.oid is not None:
+            self._by_oid[order.oid] = key
+        if order.cloid is not None:
+            self._by_cloid[order.cloid] = key
+
+    def _remove(self, key: int) -> None:
+        order = self._orders.pop(key)
+        for kind, ident, index in (("oid", order.oid, self._by_oid),
+                                   ("cloid", order.cloid, self._by_cloid)):
+            if ident is not None:
+                index.pop(ident, None)
+                self._dead[(kind, ident)] = None
+        while len(self._dead) > self._max_tombstones:
+            self._dead.popitem(last=False)
+
+    def _select(self, ticker: str, side: int, include_pending: bool) -> list[Order]:
+        return [o for o in self._orders.values()
+                if o.ticker == ticker and o.side == side and o.is_alive()
+                and (include_pending or o.ord_status is not OrderStatus.PENDING)]
+
+    @staticmethod
+    def _present(found: list[Order], side: int, sort: bool, copy: bool,
+                 as_dict: bool) -> list[Any]:
+        if sort:
+            inf = Decimal("Infinity")
+            found = sorted(found, key=lambda o: -side * (inf * side if o.price is None
+                                                          else o.price))
+        if as_dict:
+            return [o.as_dict() for o in found]
+        return [replace(o) for o in found] if copy else found
+
+
+def _acceptable(old: Order, new: Order) -> bool:
+    """True if moving from ``old`` to ``new`` breaks none of the :class:`Orders` rules."""
+    return (old.is_alive()
+            and _identity_kept(old, new)
+            and _status_allowed(old, new)
+            and _time_allowed(old, new)
+            and old.filled_sz <= new.filled_sz <= abs(new.amount))
+
+
+def _identity_kept(old: Order, new: Order) -> bool:
+    same_fields = all(getattr(old, n) is None or getattr(old, n) == getattr(new, n)
+                      for n in _IDENTITY)
+    return same_fields and new.side == old.side
+
+
+def _status_allowed(old: Order, new: Order) -> bool:
+    if new.ord_status is OrderStatus.PENDING:
+        return old.ord_status is OrderStatus.PENDING
+    if old.ord_status is OrderStatus.CANCEL_PENDING and new.ord_status in _ACKED_ALIVE - {
+            OrderStatus.CANCEL_PENDING}:
+        newer = (old.timestamp is None or new.timestamp is None
+                 or new.timestamp > old.timestamp)
+        return newer or new.filled_sz > old.filled_sz
+    return True
+
+
+def _time_allowed(old: Order, new: Order) -> bool:
+    if old.ord_status is OrderStatus.PENDING or old.timestamp is None or new.timestamp is None:
+        return True
+    return new.timestamp >= old.timestamp
+
+
+def _same(old: Order, new: Order) -> bool:
+    return all(getattr(old, f.name) == getattr(new, f.name)
+               for f in fields(Order) if f.name != "last_fill_sz")
