@@ -143,3 +143,31 @@ def validate_table(kind: str, table, source: str) -> None:
         check_uncrossed(_levels(table, "bid_price")[:, 0], _levels(table, "ask_price")[:, 0],
                         source=source)
         _check_levels_ordered(table, source)
+
+
+def validate_archive(root) -> list[str]:
+    """Check every hour file of the archive at ``root``; one message per problem found.
+
+    Each file is read through the archive reader (schema, version and corruption checks)
+    and then :func:`validate_table`. An empty list means the archive is sound.
+    """
+    from makerlab.data.archive import archive_paths, list_archive, read_table
+
+    try:
+        listing = list_archive(root)
+    except DataError as error:
+        return [str(error)]
+    problems = []
+    for row in listing.itertuples(index=False):
+        depth = row.depth or None
+        for hour in row.hours:
+            when = f"{row.date}:{hour:02d}"
+            try:
+                [path] = archive_paths(root, row.kind, row.exchange, row.symbol, when, when,
+                                       depth=depth)
+                table = read_table(root, row.kind, row.exchange, row.symbol, when, when,
+                                   depth=depth)
+                validate_table(row.kind, table, path)
+            except DataError as error:
+                problems.append(str(error))
+    return problems

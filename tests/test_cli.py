@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from makerlab.cli import main
+from makerlab.data.archive import archive_paths, write_table
+from makerlab.data.schema import TRADES, schema_for
+
+T0 = 1_723_161_256_322_000_000  # 2024-08-08 23:54:16.322 UTC, ns
+
+
+def _trades(prices, local_offsets=(0, 1, 2)):
+    n = len(prices)
+    return pa.table({
+        "exchange_ts": [T0 + i for i in range(n)],
+        "local_ts": [T0 + o for o in local_offsets[:n]],
+        "price": prices,
+        "size": [0.006] * n,
+        "side": pa.array([1, -1, 1][:n], pa.int8()),
+        "trade_id": [str(5266583935 + i) for i in range(n)],
+    }, schema=schema_for(TRADES))
+
+
+def test_info_lists_what_the_archive_holds(tmp_path, capsys):
+    write_table(tmp_path, TRADES, "binance", "BTCUSDT", _trades([61800.3, 61800.2, 61800.3]))
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trades" in out and "BTCUSDT" in out and "2024-08-08" in out
+
+
+def test_validate_accepts_a_sound_archive(tmp_path, capsys):
+    write_table(tmp_path, TRADES, "binance", "BTCUSDT", _trades([61800.3, 61800.2, 61800.3]))
+    assert main(["validate", str(tmp_path)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_validate_reports_a_truncated_file(tmp_path, capsys):
+    write_table(tmp_path, TRADES, "binance", "BTCUSDT", _trades([61800.3, 61800.2, 61800.3]))
+    [path] = archive_paths(tmp_path, TRADES, "binance", "BTCUSDT")
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR" in out and "23.parquet" in out
+
+
+def test_validate_reports_nan_prices(tmp_path, capsys):
+    write_table(tmp_path, TRADES, "binance", "BTCUSDT", _trades([61800.3, float("nan"), 1.0]))
+    assert main(["validate", str(tmp_path)]) == 1
+    assert "non-finite price" in capsys.readouterr().out
+
+
+def test_unknown_source_is_rejected_by_the_parser(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["convert", "nosuchvenue", "x.gz", "--out", str(tmp_path)])
+
+
+def test_specs_prints_bundled_instruments(capsys):
+    assert main(["specs"]) == 0
+    assert "binance_spot" in capsys.readouterr().out
