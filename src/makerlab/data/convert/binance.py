@@ -1,0 +1,781 @@
+"""Binance raw websocket captures (hftbacktest collector format) -> makerlab tables.
+
+Input: text (optionally gzip) with one ``<local receive timestamp> <raw JSON>`` line per
+message: combined-stream envelopes ``{"stream": ..., "data": ...}`` for ``@depth``,
+``@trade`` and ``@bookTicker`` (other streams are counted and ignored), plus REST depth
+snapshot lines ``{"lastUpdateId": ..., "bids": ..., "asks": ...}``.
+
+Output per symbol (see :mod:`makerlab.data.schema` and docs/convert.md):
+
+- ``book_delta``: the REST snapshot (``FLAG_SNAPSHOT``, ``seq`` = lastUpdateId) followed by
+  every depth diff in sequence (``seq`` = ``u``, ``first_seq`` = ``U``, ``prev_seq`` =
+  ``pu`` or -1 on spot), synchronised by Binance's rules:
+
+  * futures: drop diffs with ``u < lastUpdateId``; the first applied diff has
+    ``U <= lastUpdateId <= u``; then each diff's ``pu`` equals the previous ``u``;
+  * spot: drop diffs with ``u <= lastUpdateId``; the first applied diff has
+    ``U <= lastUpdateId + 1 <= u``; then each ``U`` equals the previous ``u + 1``.
+
+  Diffs received before the snapshot line but applied after it get the snapshot's
+  ``local_ts`` (the moment a live recorder could apply them), keeping ``local_ts`` sorted.
+- ``book_snapshot``: :func:`~makerlab.data.book_builder.materialize` of the deltas.
+- ``trades``: ``X == "MARKET"`` prints only (others counted in ``stats``); ``side`` is the
+  aggressor (``m`` = buyer is maker -> seller aggressed -> -1); ``exchange_ts`` = ``T``.
+- ``bbo``: ``@bookTicker``; ``exchange_ts`` = ``E``. Spot bookTicker has no event time:
+  there ``exchange_ts`` = ``local_ts`` and the schema metadata ``makerlab.clock`` says so.
+
+Several files of one instrument continue one another (files are ordered by their first
+timestamp); sequence continuity is checked across them.
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, repeat
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from tqdm import tqdm
+
+from makerlab.data.book_builder import materialize
+from makerlab.data.convert import Converted, Repairs
+from makerlab.data.schema import (
+    BBO,
+    BBO_SCHEMA,
+    BOOK_DELTA,
+    BOOK_DELTA_SCHEMA,
+    BOOK_SNAPSHOT,
+    FLAG_SNAPSHOT,
+    NO_SEQ,
+    TRADES,
+    TRADES_SCHEMA,
+)
+from makerlab.errors import ConfigError, CrossedBook, DataError, SequenceGap, UnsortedData
+
+__all__ = ["read"]
+
+_CHUNK = 1 << 22  # bytes of decompressed text processed at a time
+_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+_COINM = re.compile(r"^[A-Z0-9]+USD_(PERP|\d{6})$")
+_LOCAL_CLOCK = {b"makerlab.clock": b"local: spot bookTicker has no event time"}
+
+# columns of the integer record arrays
+_D_LOCAL, _D_EX, _D_FIRST, _D_LAST, _D_PREV, _D_NB, _D_NA, _D_SNAP, _D_FILE, _D_LINE = range(10)
+_T_LOCAL, _T_EX, _T_MAKER, _T_FILE, _T_LINE = range(5)
+_B_LOCAL, _B_EX, _B_SEQ, _B_FILE, _B_LINE = range(5)
+
+
+def read(
+    inputs: str | Path | Sequence[str | Path],
+    *,
+    exchange: str | None = None,
+    symbol: str | None = None,
+    depth: int = 20,
+    repair: bool = False,
+    progress: bool = True,
+) -> list[Converted]:
+    """Parse Binance raw websocket captures into one :class:`Converted` per symbol.
+
+    Args:
+        inputs: capture files (``.gz`` or plain text), in any order.
+        exchange: exchange id for every symbol; inferred when None (``binance`` for USD-M
+            futures, ``binance_coinm`` for COIN-M, ``binance_spot`` for spot).
+        symbol: keep only this symbol (e.g. ``"BTCUSDT"``); all symbols when None.
+        depth: levels per side of the materialised ``book_snapshot`` table.
+        repair: repair instead of raising (see docs/convert.md): skip malformed lines,
+            resynchronise after sequence gaps, sort unsorted rows, drop crossed books.
+        progress: show a tqdm bar per file (bytes read).
+
+    Raises:
+        DataError (and its subclasses SequenceGap, UnsortedData, CrossedBook), naming
+        the file and line, unless ``repair`` is set.
+    """
+    paths = [Path(p) for p in ([inputs] if isinstance(inputs, str | Path) else inputs)]
+    if not paths:
+        raise ConfigError("no input files given")
+    paths.sort(key=_first_timestamp)
+    collecting = gc.isenabled()
+    gc.disable()  # parsing creates millions of small lists; cyclic GC passes would dominate
+    try:
+        captures: dict[tuple[str, str], _Capture] = {}  # (market, symbol) -> records
+        for index, path in enumerate(paths):
+            parser = _Parser(path, index, {}, repair=repair, progress=progress)
+            parser.run()
+            for part in parser.captures.values():
+                _merge(captures, part)
+        wanted = sorted(k for k in captures if symbol is None or k[1] == symbol.upper())
+        if not wanted:
+            raise DataError(f"no messages for symbol {symbol!r}",
+                            source=", ".join(map(str, paths)))
+        results = []
+        for key in wanted:
+            results.append(_build(captures.pop(key), paths, exchange, depth, repair))
+        captures.clear()  # free the parsed records before the collector runs again
+        return results
+    finally:
+        if collecting:
+            gc.enable()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _merge(captures: dict[tuple[str, str], _Capture], part: _Capture) -> None:
+    """Append one file's records of a symbol to that market's and symbol's records.
+
+    Spot and futures files share symbols (``BTCUSDT``), so the key includes the market.
+    """
+    key = (_exchange_id(part), part.symbol)
+    whole = captures.get(key)
+    if whole is None:
+        captures[key] = part
+        return
+    for name in ("depth", "levels", "trades", "trade_text", "bbo", "bbo_text"):
+        getattr(whole, name).extend(getattr(part, name))
+    whole.stats.update(part.stats)
+    whole.repairs.counts.update(part.repairs.counts)
+    for kind, example in part.repairs.examples.items():
+        whole.repairs.examples.setdefault(kind, example)
+
+
+def _first_timestamp(path: Path) -> int:
+    """Local timestamp of the file's first line (ordering key; 0 if unreadable)."""
+    try:
+        with _open(path) as f:
+            return _ns(np.array([int(f.readline().split(b" ", 1)[0])]))[0]
+    except (OSError, EOFError, ValueError, zlib.error):
+        return 0
+
+
+def _open(path: Path):
+    """Open ``path`` for binary reading, decompressing gzip transparently."""
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _ns(ts: np.ndarray) -> np.ndarray:
+    """Unix timestamps in s, ms, µs or ns (by digit count) -> int64 ns."""
+    ts = np.asarray(ts, dtype=np.int64)
+    scale = np.where(ts >= 10**17, 1, np.where(ts >= 10**14, 10**3, np.where(
+        ts >= 10**11, 10**6, 10**9)))
+    return ts * scale
+
+
+@dataclass
+class _Capture:
+    """Everything parsed for one symbol, in file order, before conversion to arrays."""
+
+    symbol: str
+    depth: list[tuple] = field(default_factory=list)  # _D_* columns
+    levels: list[list[str]] = field(default_factory=list)  # [price, qty] per level
+    trades: list[tuple] = field(default_factory=list)  # _T_* columns
+    trade_text: list[tuple] = field(default_factory=list)  # (price, qty, id, X)
+    bbo: list[tuple] = field(default_factory=list)  # _B_* columns
+    bbo_text: list[tuple] = field(default_factory=list)  # (bid, bid qty, ask, ask qty)
+    stats: Counter = field(default_factory=Counter)
+    repairs: Repairs = field(default_factory=Repairs)
+    futures: bool = False  # saw a depth diff with pu, a trade with X or a ticker with E
+
+
+class _Parser:
+    """Reads one capture file line by line into per-symbol :class:`_Capture` records."""
+
+    def __init__(self, path, index, captures, *, repair, progress):
+        self.path, self.source, self.index = path, str(path), index
+        self.captures: dict[str, _Capture] = captures
+        self.repair, self.progress = repair, progress
+        self.file_symbols: list[str] = []
+        self.repairs = Repairs()  # file-level repairs, shared by the file's symbols
+        self.snapshots: list[tuple[int, dict, int]] = []  # REST snapshot lines
+        self.ended = False  # end of the decompressed text reached
+        self.handlers = {"depth": self._depth, "trade": self._trade, "bookTicker": self._ticker}
+        self.routes: dict[tuple[str, str], tuple] = {}  # (stream, symbol) -> route
+
+    def run(self) -> None:
+        """Parse every line of the file."""
+        for first_line, lines in self._chunks():
+            pairs = self._parse_chunk(lines)
+            if pairs is None:  # some line is not ``<int> <json>``: find it line by line
+                pairs = [self._parse_line(raw, first_line + k) for k, raw in enumerate(lines)]
+            self._dispatch(pairs, first_line)
+        self._resolve_snapshots()
+        for name in self.file_symbols:
+            target = self.captures[name].repairs
+            target.counts.update(self.repairs.counts)
+            for kind, example in self.repairs.examples.items():
+                target.examples.setdefault(kind, example)
+
+    def _malformed(self, lineno: int, detail: str) -> None:
+        if not self.repair:
+            raise DataError(f"malformed line ({detail}); pass repair=True to skip it",
+                            source=self.source, line=lineno)
+        self.repairs.record("malformed_line", self.source, lineno, detail)
+
+    def _chunks(self) -> Iterator[tuple[int, list[bytes]]]:
+        """(number of the first line, complete lines) per chunk of decompressed text.
+
+        A truncated or corrupt gzip raises DataError (or, repairing, ends the file).
+        """
+        size = self.path.stat().st_size
+        lineno, tail = 1, b""
+        with open(self.path, "rb") as raw, tqdm(
+            total=size, unit="B", unit_scale=True, desc=self.path.name,
+            disable=not self.progress, leave=False,
+        ) as bar:
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+            while not self.ended:
+                chunk = self._read(stream, lineno)
+                bar.update(raw.tell() - bar.n)
+                lines = (tail + chunk).split(b"\n")
+                tail = lines.pop()
+                yield lineno, lines
+                lineno += len(lines)
+        if tail.strip():
+            yield lineno, [tail]
+
+    def _read(self, stream, lineno: int) -> bytes:
+        """Up to about ``_CHUNK`` bytes; at a truncated gzip, what decompressed before it."""
+        parts, size = [], 0
+        while size < _CHUNK and not self.ended:
+            try:
+                part = stream.read1(_CHUNK)
+            except (EOFError, OSError, zlib.error) as e:
+                self.ended = True
+                detail = f"truncated or corrupt gzip after line {lineno - 1} ({e})"
+                if not self.repair:
+                    raise DataError(detail + "; pass repair=True to keep the lines before it",
+                                    source=self.source) from e
+                self.repairs.record("truncated_gzip", self.source, None, detail)
+                break
+            self.ended = not part
+            parts.append(part)
+            size += len(part)
+        return b"".join(parts)
+
+    @staticmethod
+    def _parse_chunk(lines: list[bytes]) -> list | None:
+        """Parse all lines with one orjson call as ``[[ts, message], ...]`` (None on error).
+
+        An empty line becomes ``[]``.
+        """
+        text = b"[[" + b"],[".join([line.replace(b" ", b",", 1) for line in lines]) + b"]]"
+        try:
+            pairs = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        return pairs if len(pairs) == len(lines) else None
+
+    def _parse_line(self, raw: bytes, lineno: int) -> list:
+        """One line as ``[ts, message]``; ``[]`` for an empty or (repairing) bad line."""
+        if not raw.strip():
+            return []
+        try:
+            space = raw.index(b" ")
+            return [int(raw[:space]), orjson.loads(raw[space + 1 :])]
+        except ValueError as e:  # JSONDecodeError is a ValueError
+            self._malformed(lineno, f"{type(e).__name__}: {e}")
+            return []
+
+    def _dispatch(self, pairs: list, first_line: int) -> None:
+        """Group a chunk's messages by stream and hand each group to its handler."""
+        groups: dict[str, list[int]] = {}
+        for k, pair in enumerate(pairs):
+            if not pair:
+                continue
+            try:
+                stream = pair[1].get("stream")
+                if stream is None:
+                    self.snapshots.append((pair[0], pair[1], first_line + k))
+                elif stream in groups:
+                    groups[stream].append(k)
+                else:
+                    groups[stream] = [k]
+            except _MALFORMED as e:
+                self._malformed(first_line + k, f"{type(e).__name__}: {e}")
+        for stream, ks in groups.items():
+            self._group(stream, [pairs[k] for k in ks], [first_line + k for k in ks])
+
+    def _group(self, stream: str, pairs: list, lines: list[int]) -> None:
+        """Records of one stream: in bulk, or message by message if any is malformed."""
+        try:
+            datas = [pair[1]["data"] for pair in pairs]
+            symbols = {d["s"] for d in datas}
+            if len(symbols) == 1:
+                handler, capture = self._route(stream, symbols.pop())
+                handler(capture, [pair[0] for pair in pairs], datas, lines)
+                return
+        except _MALFORMED:
+            pass
+        for pair, line in zip(pairs, lines, strict=True):
+            try:
+                d = pair[1]["data"]
+                handler, capture = self._route(stream, d["s"])
+                handler(capture, [pair[0]], [d], [line])
+            except _MALFORMED as e:
+                self._malformed(line, f"{type(e).__name__}: {e}")
+
+    def _route(self, stream: str, symbol: str) -> tuple:
+        """The (bulk handler, capture) for a stream like ``btcusdt@depth@0ms``."""
+        route = self.routes.get((stream, symbol))
+        if route is None:
+            kind = stream[stream.index("@") + 1 :].split("@", 1)[0]
+            handler = self.handlers.get(kind, self._ignored)
+            route = self.routes[stream, symbol] = (handler, self._capture(symbol))
+        return route
+
+    def _ignored(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+        for d in datas:
+            capture.stats[f"ignored_{d.get('e', 'unknown')}"] += 1
+
+    def _capture(self, symbol: str) -> _Capture:
+        capture = self.captures.get(symbol)
+        if capture is None:
+            capture = self.captures[symbol] = _Capture(symbol)
+        if symbol not in self.file_symbols:
+            self.file_symbols.append(symbol)
+        return capture
+
+    def _depth(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+        rows = []
+        for ts, d, line in zip(local, datas, lines, strict=True):
+            bids, asks, pu = d["b"], d["a"], d.get("pu")
+            rows.append((ts, d["E"], d["U"], d["u"], NO_SEQ if pu is None else pu,
+                         len(bids), len(asks), 0, self.index, line))
+        for d in datas:
+            capture.levels += d["b"]
+            capture.levels += d["a"]
+        capture.depth += rows
+        capture.futures |= any(d.get("pu") is not None for d in datas)
+
+    def _resolve_snapshots(self) -> None:
+        """Attach the file's REST snapshot lines to its (single) symbol."""
+        for local, m, line in self.snapshots:
+            if len(self.file_symbols) != 1:
+                raise DataError(f"REST snapshot line in a file with symbols "
+                                f"{self.file_symbols}: cannot tell its symbol",
+                                source=self.source, line=line)
+            try:
+                bids, asks, last = m["bids"], m["asks"], m["lastUpdateId"]
+                exchange_ts = m.get("T", m.get("E", NO_SEQ))  # spot snapshots carry no time
+            except _MALFORMED as e:
+                self._malformed(line, f"{type(e).__name__}: {e}")
+                continue
+            capture = self.captures[self.file_symbols[0]]
+            capture.depth.append((local, exchange_ts, NO_SEQ, last, NO_SEQ, len(bids),
+                                  len(asks), 1, self.index, line))
+            capture.levels += bids
+            capture.levels += asks
+
+    def _trade(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+        n, file = len(datas), self.index
+        times, makers = [d["T"] for d in datas], [bool(d["m"]) for d in datas]
+        text = [(d["p"], d["q"], str(d["t"]), d.get("X", "MARKET")) for d in datas]
+        capture.trades += zip(local, times, makers, repeat(file, n), lines, strict=True)
+        capture.trade_text += text
+        capture.futures |= "X" in datas[0]
+
+    def _ticker(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+        n, file = len(datas), self.index
+        seq, event = [d["u"] for d in datas], [d.get("E", NO_SEQ) for d in datas]
+        text = [(d["b"], d["B"], d["a"], d["A"]) for d in datas]
+        capture.bbo += zip(local, event, seq, repeat(file, n), lines, strict=True)
+        capture.bbo_text += text
+        capture.futures |= event[0] != NO_SEQ
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _floats(texts: list[str]) -> np.ndarray:
+    """Decimal strings -> float64 in bulk (Arrow's CSV parser); ValueError if any is bad."""
+    if not texts:
+        return np.empty(0)
+    options = pacsv.ConvertOptions(column_types={"x": pa.float64()}, strings_can_be_null=False)
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer("\n".join(texts).encode()),
+            read_options=pacsv.ReadOptions(column_names=["x"], use_threads=False),
+            parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+            convert_options=options,
+        )
+    except (pa.ArrowInvalid, TypeError) as e:
+        raise ValueError(str(e)) from None
+    values = table.column(0).to_numpy()
+    if len(values) != len(texts) or table.column(0).null_count:
+        raise ValueError("number count mismatch")
+    return values
+
+
+def _floats_slow(texts: list) -> np.ndarray:
+    """Per-item parsing (only after the bulk parser failed): NaN for anything but a
+    decimal string."""
+    def number(text) -> float:
+        if not isinstance(text, str) or text != text.strip():
+            return np.nan
+        try:
+            return float(text)
+        except ValueError:
+            return np.nan
+
+    return np.fromiter(map(number, texts), dtype=np.float64, count=len(texts))
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _build(
+    capture: _Capture, paths: list[Path], exchange: str | None, depth: int, repair: bool
+) -> Converted:
+    """Turn one symbol's parsed records into its tables."""
+    repairs = capture.repairs if repair else None
+    ctx = _Context(paths, capture.symbol, repairs)
+    deltas = _book_delta(capture, ctx)
+    tables = {
+        BOOK_DELTA: deltas,
+        BOOK_SNAPSHOT: _snapshots(deltas, depth, ctx),
+        TRADES: _trades(capture, ctx),
+        BBO: _bbo(capture, ctx),
+    }
+    stats = dict(capture.stats) | ctx.stats
+    return Converted(
+        exchange=exchange or _exchange_id(capture),
+        symbol=capture.symbol,
+        tables=tables,
+        depth=depth,
+        repairs=capture.repairs,
+        stats={k: int(v) for k, v in sorted(stats.items())},
+    )
+
+
+def _exchange_id(capture: _Capture) -> str:
+    """``binance`` (USD-M), ``binance_coinm`` (COIN-M) or ``binance_spot``."""
+    if not capture.futures:
+        return "binance_spot"
+    return "binance_coinm" if _COINM.match(capture.symbol) else "binance"
+
+
+@dataclass
+class _Context:
+    """Where rows came from, and where to report problems."""
+
+    paths: list[Path]
+    symbol: str
+    repairs: Repairs | None
+    stats: Counter = field(default_factory=Counter)
+    delta_where: np.ndarray | None = None  # (file, line) of each applied depth message
+    delta_rows: np.ndarray | None = None  # its first row in the book_delta table
+
+    def fail(self, error: type[DataError], where: np.ndarray, message: str, kind: str) -> None:
+        """Raise ``error`` at ``where`` = (file index, line), or record a repair."""
+        source, line = str(self.paths[int(where[0])]), int(where[1])
+        if self.repairs is None:
+            raise error(message, source=source, line=line)
+        self.repairs.record(kind, source, line, message)
+
+
+def _valid_numbers(
+    texts: list[str], owner: np.ndarray, where: np.ndarray, ctx: _Context, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parse ``texts``; return (values, mask of owning records with a bad value).
+
+    ``owner[i]`` is the record index of ``texts[i]``; ``where`` is (file, line) per record.
+    Bad values raise DataError naming the record's line unless repairing.
+    """
+    try:
+        values = _floats(texts)
+    except ValueError:
+        values = _floats_slow(texts)
+    bad = ~np.isfinite(values)
+    bad_records = np.zeros(len(where), dtype=bool)
+    bad_records[owner[bad]] = True
+    if bad.any():
+        first = int(np.argmax(bad))
+        ctx.fail(DataError, where[owner[first]], f"non-numeric or non-finite {what} "
+                 f"{texts[first]!r}; pass repair=True to skip the line", "malformed_line")
+        ctx.stats[f"{what}_records_dropped"] += int(bad_records.sum())
+    return values, bad_records
+
+
+def _order(local: np.ndarray, where: np.ndarray, ctx: _Context, kind: str) -> np.ndarray:
+    """Row order making ``local`` non-decreasing (identity when already sorted)."""
+    back = np.flatnonzero(np.diff(local) < 0)
+    if back.size == 0:
+        return np.arange(len(local))
+    i = int(back[0]) + 1
+    ctx.fail(UnsortedData, where[i], f"{kind} local timestamp {int(local[i])} goes back "
+             f"from {int(local[i - 1])} ({back.size} backward steps); pass repair=True "
+             "to sort", "unsorted")
+    return np.argsort(local, kind="stable")
+
+
+def _trades(capture: _Capture, ctx: _Context) -> pa.Table:
+    if not capture.trades:
+        return TRADES_SCHEMA.empty_table()
+    rec = np.array(capture.trades, dtype=np.int64)
+    price_t, size_t, ids, status = (list(c) for c in zip(*capture.trade_text, strict=True))
+    where = rec[:, [_T_FILE, _T_LINE]]
+    owner = np.arange(len(rec))
+    price, bad_p = _valid_numbers(price_t, owner, where, ctx, "trade")
+    size, bad_s = _valid_numbers(size_t, owner, where, ctx, "trade")
+    market = np.array([x == "MARKET" for x in status], dtype=bool)
+    for name, count in Counter(status[i] for i in np.flatnonzero(~market)).items():
+        ctx.stats[f"trades_skipped_{name}"] += count
+    perm = _file_order(where)
+    keep = perm[(market & ~bad_p & ~bad_s)[perm]]
+    local = _ns(rec[keep, _T_LOCAL])
+    keep = keep[_order(local, where[keep], ctx, "trade")]
+    return pa.Table.from_arrays(
+        [
+            pa.array(rec[keep, _T_EX] * 1_000_000),
+            pa.array(_ns(rec[keep, _T_LOCAL])),
+            pa.array(price[keep]),
+            pa.array(size[keep]),
+            pa.array(np.where(rec[keep, _T_MAKER] != 0, -1, 1).astype(np.int8)),
+            pa.array(np.array(ids, dtype=object)[keep], type=pa.string()),
+        ],
+        schema=TRADES_SCHEMA,
+    )
+
+
+def _bbo(capture: _Capture, ctx: _Context) -> pa.Table:
+    if not capture.bbo:
+        return BBO_SCHEMA.empty_table()
+    rec = np.array(capture.bbo, dtype=np.int64)
+    where = rec[:, [_B_FILE, _B_LINE]]
+    texts = [t for row in capture.bbo_text for t in row]
+    values, bad = _valid_numbers(texts, np.repeat(np.arange(len(rec)), 4), where, ctx, "bbo")
+    values = values.reshape(-1, 4)
+    perm = _file_order(where)
+    keep = perm[~bad[perm]]
+    local = _ns(rec[keep, _B_LOCAL])
+    keep = keep[_order(local, where[keep], ctx, "bbo")]
+    local = _ns(rec[keep, _B_LOCAL])
+    no_event = rec[keep, _B_EX] == NO_SEQ
+    exchange_ts = np.where(no_event, local, rec[keep, _B_EX] * 1_000_000)
+    table = pa.Table.from_arrays(
+        [pa.array(exchange_ts), pa.array(local), pa.array(rec[keep, _B_SEQ])]
+        + [pa.array(values[keep, j]) for j in range(4)],
+        schema=BBO_SCHEMA,
+    )
+    if no_event.any():
+        table = table.replace_schema_metadata(_LOCAL_CLOCK)
+    return table
+
+
+# --------------------------------------------------------------------------- the book
+
+
+def _book_delta(capture: _Capture, ctx: _Context) -> pa.Table:
+    """Synchronise the depth messages and lay the applied ones out as delta rows."""
+    if not capture.depth:
+        return BOOK_DELTA_SCHEMA.empty_table()
+    rec = np.array(capture.depth, dtype=np.int64)  # in the order the levels were stored
+    counts = rec[:, _D_NB] + rec[:, _D_NA]
+    starts = np.cumsum(counts) - counts
+    owner = np.repeat(np.arange(len(rec)), counts)
+    where = rec[:, [_D_FILE, _D_LINE]]
+    texts = list(chain.from_iterable(capture.levels))
+    if len(texts) != 2 * len(capture.levels):  # some level is not a [price, qty] pair
+        texts = list(chain.from_iterable(_pair(level) for level in capture.levels))
+    values, bad = _valid_numbers(texts, np.repeat(owner, 2), where, ctx, "depth level")
+    values = values.reshape(-1, 2)
+    with np.errstate(invalid="ignore"):
+        negative = np.flatnonzero((values[:, 0] <= 0) | (values[:, 1] < 0))
+    if negative.size:
+        ctx.fail(DataError, where[owner[negative[0]]], f"depth level {values[negative[0]]} "
+                 "has a non-positive price or negative size", "malformed_line")
+        bad[owner[negative]] = True
+    perm = _file_order(where)  # REST snapshots were stored at the end of their file
+    rec, counts, starts, bad = rec[perm], counts[perm], starts[perm], bad[perm]
+    applied, local = _Sync(rec, bad, ctx).run()
+    ctx.stats["depth_messages_applied"] = int((rec[applied, _D_SNAP] == 0).sum())
+    ctx.delta_where = rec[applied][:, [_D_FILE, _D_LINE]]
+    ctx.delta_rows = np.cumsum(counts[applied]) - counts[applied]
+    return _delta_rows(rec, values, (starts, counts), applied, local, ctx)
+
+
+def _file_order(where: np.ndarray) -> np.ndarray:
+    """Permutation putting records in (file, line) order."""
+    key = where[:, 0] * (1 << 40) + where[:, 1]
+    if (np.diff(key) >= 0).all():
+        return np.arange(len(key))
+    return np.argsort(key, kind="stable")
+
+
+def _pair(level) -> list:
+    """``level`` if it is a two-item list, else a pair that fails number parsing."""
+    return level if isinstance(level, list) and len(level) == 2 else [None, None]
+
+
+class _Sync:
+    """Binance's depth synchronisation as a state machine over messages in file order.
+
+    States: waiting for a snapshot (diffs are buffered), holding a snapshot that no diff
+    has spanned yet, and live (each diff must continue the previous one).
+    """
+
+    def __init__(self, rec: np.ndarray, bad: np.ndarray, ctx: _Context):
+        self.rec, self.bad, self.ctx = rec, bad, ctx
+        self.spot = not (rec[:, _D_PREV] != NO_SEQ).any()
+        self.pending: list[int] = []
+        self.snapshot: int | None = None  # message index of the unspanned snapshot
+        self.last: int | None = None  # last applied u (live state)
+        self.applied: list[int] = []
+        self.local: list[int] = []
+        self.dropped_after_gap = False
+        self.floor = 0  # minimum local_ts of applied messages while replaying a buffer
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of applied messages (snapshots included) and their local_ts (raw)."""
+        for j in range(len(self.rec)):
+            if self.bad[j]:
+                continue
+            if self.rec[j, _D_SNAP]:
+                self._on_snapshot(j)
+            else:
+                self._on_diff(j)
+        reason = "after_gap" if self.dropped_after_gap else "before_snapshot"
+        self.ctx.stats[f"depth_dropped_{reason}"] += len(self.pending)
+        return np.array(self.applied, dtype=np.int64), np.array(self.local, dtype=np.int64)
+
+    def _on_snapshot(self, j: int) -> None:
+        if self.last is not None:
+            self.ctx.stats["snapshots_ignored_in_sync"] += 1
+            return
+        self.snapshot = j
+        buffered, self.pending = self.pending, []
+        self.floor = int(self.rec[j, _D_LOCAL])  # buffered diffs apply when it arrives
+        for i in buffered:
+            self._on_diff(i)
+        self.floor = 0
+
+    def _on_diff(self, j: int) -> None:
+        if self.last is not None:
+            self._on_live_diff(j)
+        elif self.snapshot is not None:
+            self._on_first_diff(j)
+        else:
+            self.pending.append(j)
+
+    def _on_first_diff(self, j: int) -> None:
+        snap = self.rec[self.snapshot]
+        last_id, first, last = snap[_D_LAST], self.rec[j, _D_FIRST], self.rec[j, _D_LAST]
+        target = last_id + 1 if self.spot else last_id
+        if last < target:
+            self.ctx.stats["depth_dropped_before_snapshot"] += 1
+            return
+        if first > target:
+            rule = "U <= lastUpdateId+1" if self.spot else "U <= lastUpdateId"
+            self._gap(j, f"first diff after the snapshot (lastUpdateId={last_id}) has "
+                      f"U={first}, u={last}: {rule} <= u fails")
+            return
+        self._apply(self.snapshot)
+        self.snapshot = None
+        self._apply(j)
+
+    def _on_live_diff(self, j: int) -> None:
+        first, prev = self.rec[j, _D_FIRST], self.rec[j, _D_PREV]
+        if (first == self.last + 1) if self.spot else (prev == self.last):
+            self._apply(j)
+            return
+        got = f"U={first}" if self.spot else f"pu={prev}"
+        want = f"U={self.last + 1}" if self.spot else f"pu={self.last}"
+        self._gap(j, f"depth diff does not continue the book: expected {want}, got {got} "
+                  f"(u={self.rec[j, _D_LAST]})")
+
+    def _apply(self, j: int) -> None:
+        self.applied.append(j)
+        self.local.append(max(int(self.rec[j, _D_LOCAL]), self.floor))
+        self.last = int(self.rec[j, _D_LAST])
+
+    def _gap(self, j: int, message: str) -> None:
+        """Raise SequenceGap, or (repair) drop the book until the next REST snapshot."""
+        self.ctx.fail(SequenceGap, self.rec[j, [_D_FILE, _D_LINE]], message + "; pass "
+                      "repair=True to drop diffs until the next snapshot", "sequence_gap")
+        self.last, self.snapshot = None, None
+        self.pending = [j]
+        self.dropped_after_gap = True
+
+
+def _delta_rows(
+    rec: np.ndarray, values: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
+    applied: np.ndarray, local: np.ndarray, ctx: _Context,
+) -> pa.Table:
+    """Gather the level rows of the applied messages into a book_delta table.
+
+    ``levels`` holds each message's first row in ``values`` and its number of levels.
+    """
+    if applied.size == 0:
+        return BOOK_DELTA_SCHEMA.empty_table()
+    local = _ns(local)
+    back = np.flatnonzero(np.diff(local) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        ctx.fail(UnsortedData, rec[applied[i], [_D_FILE, _D_LINE]], f"depth local timestamp "
+                 f"{int(local[i])} goes back from {int(local[i - 1])}; pass repair=True to "
+                 "clamp it to the previous message's", "unsorted")
+        local = np.maximum.accumulate(local)
+    starts, counts = levels
+    n = counts[applied]
+    first_row = np.cumsum(n) - n
+    rows = np.repeat(starts[applied] - first_row, n) + np.arange(int(n.sum()))
+    nb = rec[applied, _D_NB]
+    side = np.where(np.arange(len(rows)) - np.repeat(first_row, n) < np.repeat(nb, n), 1, -1)
+    msg = rec[applied]
+    snap = msg[:, _D_SNAP] != 0
+    ctx.stats["level_updates"] = int(n[~snap].sum())
+    ctx.stats["snapshot_levels"] = int(n[snap].sum())
+    exchange_ts = _snapshot_exchange_ts(msg)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.repeat(exchange_ts * 1_000_000, n)),
+            pa.array(np.repeat(local, n)),
+            pa.array(np.repeat(msg[:, _D_LAST], n)),
+            pa.array(np.repeat(msg[:, _D_FIRST], n)),
+            pa.array(np.repeat(msg[:, _D_PREV], n)),
+            pa.array(side.astype(np.int8)),
+            pa.array(values[rows, 0]),
+            pa.array(values[rows, 1]),
+            pa.array(np.repeat(np.where(snap, FLAG_SNAPSHOT, 0).astype(np.uint8), n)),
+        ],
+        schema=BOOK_DELTA_SCHEMA,
+    )
+
+
+def _snapshot_exchange_ts(msg: np.ndarray) -> np.ndarray:
+    """Exchange time (ms) per applied message.
+
+    A spot REST snapshot carries no time: it gets the event time ``E`` of the diff
+    applied right after it (the first diff spanning lastUpdateId, an upper bound).
+    """
+    ts = msg[:, _D_EX].copy()
+    missing = np.flatnonzero(ts == NO_SEQ)
+    later = np.minimum(missing + 1, len(ts) - 1)
+    ts[missing] = ts[later]
+    return ts
+
+
+def _snapshots(deltas: pa.Table, depth: int, ctx: _Context) -> pa.Table:
+    """Materialise the deltas; a crossed book names the delta row's file and line."""
+    source = f"{ctx.symbol} book_delta"
+    try:
+        return materialize(deltas, depth, source=source, repairs=ctx.repairs)
+    except CrossedBook as e:
+        row = int(e.line) - 1
+        k = int(np.searchsorted(ctx.delta_rows, row, side="right")) - 1
+        file, line = ctx.delta_where[k]
+        detail = str(e).split(": ", 1)[1]
+        raise CrossedBook(f"{detail} (book_delta row {row})", source=str(ctx.paths[file]),
+                          line=int(line)) from e

@@ -1,0 +1,89 @@
+"""Tardis incremental_book_L2 -> book_delta + book_snapshot."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from makerlab.data.convert import Repairs
+from makerlab.data.convert.tardis_l2 import read_incremental_book_l2
+from makerlab.data.schema import FLAG_SNAPSHOT
+from makerlab.errors import CrossedBook, DataError, UnsortedData
+
+HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
+ROWS = [
+    "deribit,BTC-PERPETUAL,1000,1100,true,bid,100.0,5",
+    "deribit,BTC-PERPETUAL,1000,1100,true,bid,99.5,2",
+    "deribit,BTC-PERPETUAL,1000,1100,true,ask,100.5,3",
+    "deribit,BTC-PERPETUAL,2000,2100,false,bid,100.0,0",
+    "deribit,BTC-PERPETUAL,2000,2100,false,ask,100.5,4",
+    "deribit,BTC-PERPETUAL,3000,3100,true,bid,90.0,1",
+    "deribit,BTC-PERPETUAL,3000,3100,true,ask,91.0,1",
+]
+
+
+def write(path: Path, rows: list[str]) -> Path:
+    text = "\n".join([HEADER, *rows]) + "\n"
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def read(path: Path, repairs: Repairs | None = None, depth: int = 2):
+    return read_incremental_book_l2(path, exchange="deribit", symbol=None, depth=depth,
+                                    repairs=repairs)
+
+
+def test_synthetic_updates_and_resnapshot(tmp_path):
+    tables = read(write(tmp_path / "l2.csv.gz", ROWS))
+    deltas, snaps = tables["book_delta"], tables["book_snapshot"]
+    assert deltas.num_rows == 7
+    assert deltas.column("local_ts").to_pylist()[0] == 1_100_000
+    assert deltas.column("flags").to_pylist() == [FLAG_SNAPSHOT] * 3 + [0, 0] + [FLAG_SNAPSHOT] * 2
+    assert snaps.column("exchange_ts").to_pylist() == [1_000_000, 2_000_000, 3_000_000]
+    bids = snaps.column("bid_price").to_pylist()
+    assert bids[0] == [100.0, 99.5] and bids[1][0] == 99.5
+    assert bids[2][0] == 90.0 and np.isnan(bids[2][1])  # the snapshot cleared the book
+    assert snaps.column("ask_size").to_pylist()[1][0] == 4.0
+
+
+def test_deribit_sample(shared_data):
+    path = (shared_data / "tardis-format-samples"
+            / "deribit_incremental_book_L2_2020-04-01_BTC-PERPETUAL.sample.csv")
+    snaps = read(path, depth=5)["book_snapshot"]
+    assert snaps.num_rows == 1
+    assert snaps.column("ask_price").to_pylist()[0] == [6421.5, 6422.0, 6422.5, 6423.0, 6423.5]
+
+
+def test_unsorted_rows(tmp_path):
+    rows = [*ROWS[:3], ROWS[5], ROWS[3]]
+    with pytest.raises(UnsortedData, match=r"l2\.csv:6: timestamp"):
+        read(write(tmp_path / "l2.csv", rows))
+    repairs = Repairs()
+    read(write(tmp_path / "l2.csv", rows), repairs)
+    assert repairs.counts["unsorted"] == 1
+
+
+def test_crossed_book_names_the_line(tmp_path):
+    rows = [*ROWS[:3], "deribit,BTC-PERPETUAL,2000,2100,false,bid,101.0,1"]
+    with pytest.raises(CrossedBook, match=r"l2\.csv:5: crossed book"):
+        read(write(tmp_path / "l2.csv", rows))
+    repairs = Repairs()
+    assert read(write(tmp_path / "l2.csv", rows), repairs)["book_snapshot"].num_rows == 1
+    assert repairs.counts["crossed"] == 1
+
+
+def test_bad_rows(tmp_path):
+    with pytest.raises(DataError, match=r"l2\.csv: cannot parse"):
+        read(write(tmp_path / "l2.csv", [*ROWS[:3], "deribit,BTC-PERPETUAL,x,1,true,bid,1,1"]))
+    rows = [*ROWS[:3], "deribit,BTC-PERPETUAL,2000,2100,false,middle,100.0,1"]
+    with pytest.raises(DataError, match=r"l2\.csv:5: non-finite price"):
+        read(write(tmp_path / "l2.csv", rows))
+    repairs = Repairs()
+    assert read(write(tmp_path / "l2.csv", rows), repairs)["book_delta"].num_rows == 3
+    assert repairs.counts["non_finite"] == 1
