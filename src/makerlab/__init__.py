@@ -4,14 +4,65 @@ Record tick data, replay it in a realistic simulator, study fair prices and sign
 and trade live, with one strategy codebase for backtest and production.
 """
 
-from makerlab.errors import ConfigError, CrossedBook, DataError, MakerlabError, SequenceGap
+from makerlab.core.bars import (
+    Bars,
+    DistanceBars,
+    DollarBars,
+    ProbabilisticSignedTickBars,
+    SignedDollarBars,
+    SignedTickBars,
+    SignedVolumeBars,
+    TickBars,
+    TimeBars,
+    VolumeBars,
+)
+from makerlab.core.instruments import InstrumentSpec, get_spec, load_specs
+from makerlab.core.lob import LOB
+from makerlab.core.orders import Order, Orders, OrderStatus
+from makerlab.core.positions import Position, Positions
+from makerlab.core.ringbuffer import RingBuffer
+from makerlab.core.trades import Trades
+from makerlab.errors import (
+    ConfigError,
+    CrossedBook,
+    DataError,
+    MakerlabError,
+    SequenceGap,
+    UnsortedData,
+)
+from makerlab.feed import Feed, FeedCls, FeedType
 
 __version__ = "0.1.0"
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
+    "Bars",
     "ConfigError",
     "CrossedBook",
     "DataError",
+    "DistanceBars",
+    "DollarBars",
+    "Feed",
+    "FeedCls",
+    "FeedType",
+    "InstrumentSpec",
+    "LOB",
     "MakerlabError",
+    "Order",
+    "OrderStatus",
+    "Orders",
+    "Position",
+    "Positions",
+    "ProbabilisticSignedTickBars",
+    "RingBuffer",
     "SequenceGap",
+    "SignedDollarBars",
+    "SignedTickBars",
+    "SignedVolumeBars",
+    "TickBars",
+    "TimeBars",
+    "Trades",
+    "UnsortedData",
+    "VolumeBars",
+    "get_spec",
+    "load_specs",
 ]

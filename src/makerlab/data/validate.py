@@ -62,7 +62,7 @@ def check_finite(
     """
     n = len(next(iter(columns.values())))
     keep = np.ones(n, dtype=bool)
-    for name, values in columns.items():
+    for values in columns.values():
         keep &= np.isfinite(values)
     if keep.all():
         return keep
