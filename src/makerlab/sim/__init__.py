@@ -1,1 +1,7 @@
-"""The replay engine's parts: latency, queue-position and fee models (more to come)."""
+"""The replay engine: timeline, matching, simulated venue, Replayer, and its models
+(latency, queue position, fees)."""
+
+from makerlab.sim.latency import Latencies
+from makerlab.sim.replayer import MockOMS, Replayer
+
+__all__ = ["Latencies", "MockOMS", "Replayer"]

@@ -1,0 +1,352 @@
+"""The simulated exchange's matching engine for one instrument.
+
+Orders are matched at **exchange time** against the replayed depth-N book and trade tape.
+Our orders never change the replayed book (there is no market impact). Sizes are
+:class:`~decimal.Decimal` on the lot grid; book and trade sizes are floats, floored to the
+lot grid before they become fills. Rules, each with a test named after it in
+``tests/sim/test_matching.py``:
+
+- **validate tick, lot and min notional**: a limit price off the tick grid, a size off the
+  lot grid or below ``min_qty``, or a notional (price x size; market orders use the best
+  opposite price) below ``min_notional`` is rejected with a venue-like reason.
+- **post-only rejects when crossing**: a ``GTX``/``ALO`` order whose price reaches the best
+  opposite price on arrival is rejected, never filled.
+- **reduce-only must reduce**: a reduce-only order that would not reduce the venue's
+  position on arrival is rejected; its fills are capped at the position, and it is
+  expired once the position is flat (at once if its taker part flattened it).
+- **takers walk the visible book**: a market order, or a limit order whose price reaches the
+  best opposite price, takes the visible levels best first (up to its limit price) at each
+  level's price, as taker.
+- **consumed liquidity is not taken twice**: what our taker orders took at a level is
+  remembered until the next book update, so our next order at that level sees less.
+- **IOC and market remainders are expired**; **FOK fills in full or not at all**; a GTC
+  limit remainder rests at its price.
+- **resting orders join the queue at the back**: the displayed size at the order's price
+  is ahead of it; the queue model (default :class:`~makerlab.sim.queue.RiskAverseQueue`)
+  then follows trades and level changes at that price.
+- **trades through the price fill**: a taker print strictly through a resting order's price
+  fills it (at its own price, as maker) by up to the print's size; one print's size is
+  shared by our orders best price first.
+- **trades at the price fill through the queue**: a print at the order's price fills only
+  what the queue model says went past the queue ahead.
+- **a crossing book fills**: a book update whose best opposite price reaches a resting
+  order's price fills the order's remainder at its price, as maker. (Since our fills do
+  not change the replayed book, a GTC remainder resting beyond levels it consumed fills
+  this way at the next book update if those levels are still displayed.)
+- **partial fills sum to the order**: an order's fills never exceed its size and it is
+  FILLED exactly when they reach it.
+- **cancels are settled at exchange time**: a cancel removes the order only when it
+  reaches the engine; fills before that stand, and a cancel for an order that is gone
+  fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+
+import numpy as np
+
+from makerlab.core.instruments import InstrumentSpec
+from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
+from makerlab.sim.timeline import BookTape, TradeTape
+
+__all__ = ["MatchResult", "MatchingEngine", "RawFill", "SimOrder"]
+
+ZERO = Decimal(0)
+POST_ONLY = frozenset({"GTX", "ALO", "POST_ONLY"})
+TIFS = frozenset({"GTC", "IOC", "FOK", *POST_ONLY})
+
+REJECT_TICK = "-4014 Price not increased by tick size."
+REJECT_LOT = "-1111 Precision is over the maximum defined for this asset."
+REJECT_MIN_QTY = "-4003 Quantity less than or equal to zero or below the minimum."
+REJECT_NOTIONAL = "-4164 Order's notional must be no smaller than {min} (unless reduce only)."
+REJECT_POST_ONLY = "-5022 Post Only order would be executed immediately as a taker."
+REJECT_REDUCE = "-2022 ReduceOnly Order is rejected."
+REJECT_TIF = "-1115 Invalid timeInForce."
+REJECT_NO_BOOK = "-2010 No market data to price a market order."
+
+
+@dataclass(slots=True)
+class SimOrder:
+    """An order as the simulated exchange holds it (``qty`` unsigned, ``side`` +1/-1)."""
+
+    exc: str
+    ticker: str
+    cloid: str
+    oid: str
+    side: int
+    qty: Decimal
+    price: Decimal | None
+    tif: str = "GTC"
+    reduce_only: bool = False
+    arrival_ns: int = 0
+    filled: Decimal = ZERO
+    queue: QueueState = field(default_factory=QueueState)
+    level_qty: float = 0.0
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled
+
+    @property
+    def px(self) -> float:
+        """The limit price as a float (``nan`` for a market order)."""
+        return float("nan") if self.price is None else float(self.price)
+
+
+@dataclass(frozen=True, slots=True)
+class RawFill:
+    """One fill before fees: ``qty`` unsigned, ``rule`` the matching rule that made it."""
+
+    order: SimOrder
+    qty: Decimal
+    price: Decimal
+    is_maker: bool
+    rule: str
+
+
+@dataclass(slots=True)
+class MatchResult:
+    """What one engine call produced: fills, orders expired and a rejection reason."""
+
+    fills: list[RawFill] = field(default_factory=list)
+    expired: list[SimOrder] = field(default_factory=list)
+    rejected: str | None = None
+
+
+def _dec(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+class MatchingEngine:
+    """Matches one instrument's orders against its replayed book and trades (see module).
+
+    Args:
+        spec: the instrument's contract rules.
+        book: the replayed book (``None``: trades only, no taker fills).
+        trades: the replayed trade tape (unused here; prints are passed to
+            :meth:`on_trade` by row).
+        position: returns the venue's current signed position (for reduce-only).
+        queue_model: queue-position model for orders resting at a visible level.
+    """
+
+    def __init__(self, spec: InstrumentSpec, book: BookTape | None, trades: TradeTape | None,
+                 position: Callable[[], Decimal], queue_model: QueueModel | None = None):
+        self.spec = spec
+        self.book = book
+        self.trades = trades
+        self.position = position
+        self.queue_model = queue_model or RiskAverseQueue()
+        self.row = -1
+        self.resting: dict[str, SimOrder] = {}
+        self._consumed: dict[tuple[int, float], Decimal] = {}
+        self._half_tick = float(spec.tick_size) / 2
+        self._unbooked = ZERO  # signed size filled in the current call, not yet booked
+
+    # -- book access -------------------------------------------------------------------
+
+    def levels(self, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(prices, sizes)`` of the current book's bids (``side=1``) or asks (``-1``)."""
+        if self.book is None or self.row < 0:
+            empty = np.empty(0)
+            return empty, empty
+        if side == 1:
+            return self.book.bid_price[self.row], self.book.bid_size[self.row]
+        return self.book.ask_price[self.row], self.book.ask_size[self.row]
+
+    def best(self, side: int) -> float:
+        """Best bid (``side=1``) or ask (``-1``) price now; ``nan`` if none."""
+        prices, _ = self.levels(side)
+        return float(prices[0]) if len(prices) else float("nan")
+
+    def mid(self) -> float:
+        """Mid of the current book (``nan`` if a side is empty)."""
+        return (self.best(1) + self.best(-1)) / 2
+
+    def level_qty(self, side: int, px: float) -> float:
+        """Displayed size at ``px`` on ``side`` (0 if no such level)."""
+        prices, sizes = self.levels(side)
+        hit = np.flatnonzero(np.abs(prices - px) < self._half_tick)
+        return float(sizes[hit[0]]) if len(hit) else 0.0
+
+    def _crosses(self, order: SimOrder) -> bool:
+        """True if ``order``'s price reaches the best opposite price now."""
+        opposite = self.best(-order.side)
+        if order.price is None:
+            return True
+        if opposite != opposite:  # nan: no opposite side
+            return False
+        return order.side * (order.px - opposite) > -self._half_tick
+
+    # -- order entry -------------------------------------------------------------------
+
+    def submit(self, order: SimOrder) -> MatchResult:
+        """An order arriving at exchange time: validate, take liquidity, rest the rest."""
+        reason = self._reject_reason(order)
+        if reason is not None:
+            return MatchResult(rejected=reason)
+        self._unbooked = ZERO
+        result = MatchResult()
+        if self._crosses(order) and not self._take(order, result):
+            result.expired.append(order)
+        elif order.remaining > 0:
+            if order.price is None or order.tif in ("IOC", "FOK") or (
+                    order.reduce_only and self._reduce_cap(order, order.remaining) <= 0):
+                result.expired.append(order)
+            else:
+                self._rest(order)
+        return result
+
+    def _reject_reason(self, order: SimOrder) -> str | None:
+        spec = self.spec
+        if order.tif not in TIFS:
+            return REJECT_TIF
+        if order.price is not None and order.price % spec.tick_size != 0:
+            return REJECT_TICK
+        if order.qty % spec.lot_size != 0:
+            return REJECT_LOT
+        if order.qty < spec.min_qty or order.qty <= 0:
+            return REJECT_MIN_QTY
+        return self._reject_by_market(order)
+
+    def _reject_by_market(self, order: SimOrder) -> str | None:
+        ref = order.price if order.price is not None else self.best(-order.side)
+        if order.price is None and ref != ref:
+            return REJECT_NO_BOOK
+        if not order.reduce_only and self.spec.notional(_dec(ref), order.qty) < (
+                self.spec.min_notional):
+            return REJECT_NOTIONAL.format(min=self.spec.min_notional)
+        if order.tif in POST_ONLY and self._crosses(order):
+            return REJECT_POST_ONLY
+        if order.reduce_only and order.side * self.position() >= 0:
+            return REJECT_REDUCE
+        return None
+
+    def _take(self, order: SimOrder, result: MatchResult) -> bool:
+        """Walk the visible opposite levels up to the limit price (the taker rule).
+
+        Returns False for a FOK order that cannot fill in full (nothing is filled).
+        """
+        plan = self._walk_plan(order)
+        total = sum((q for _, q, _ in plan), ZERO)
+        if order.tif == "FOK" and total < order.remaining:
+            return False
+        for px, qty, key in plan:
+            qty = self._reduce_cap(order, qty)
+            if qty <= 0:
+                break
+            self._consumed[key] = self._consumed.get(key, ZERO) + qty
+            self._fill(order, qty, _dec(px).quantize(self.spec.tick_size), False, "taker",
+                       result)
+        return True
+
+    def _walk_plan(self, order: SimOrder) -> list[tuple[float, Decimal, tuple[int, float]]]:
+        """``(price, qty, level key)`` our taker order would take, best level first."""
+        prices, sizes = self.levels(-order.side)
+        need, plan = order.remaining, []
+        for px, size in zip(prices.tolist(), sizes.tolist(), strict=True):
+            if need <= 0 or px != px or (order.price is not None and not self._reaches(
+                    order, px)):
+                break
+            key = (-order.side, px)
+            avail = _floor_lot(size, self.spec.lot_size) - self._consumed.get(key, ZERO)
+            qty = min(need, avail)
+            if qty > 0:
+                plan.append((px, qty, key))
+                need -= qty
+        return plan
+
+    def _reaches(self, order: SimOrder, px: float) -> bool:
+        return order.side * (order.px - px) > -self._half_tick
+
+    def _rest(self, order: SimOrder) -> None:
+        order.level_qty = self.level_qty(order.side, order.px)
+        self.queue_model.on_new(order.queue, order.level_qty)
+        self.resting[order.cloid] = order
+
+    def cancel(self, cloid: str) -> SimOrder | None:
+        """Remove a resting order (the cancel reached the engine); ``None`` if it is gone."""
+        return self.resting.pop(cloid, None)
+
+    # -- fills ---------------------------------------------------------------------------
+
+    def _reduce_cap(self, order: SimOrder, qty: Decimal) -> Decimal:
+        if not order.reduce_only:
+            return qty
+        pos = self.position() + self._unbooked
+        if order.side * pos >= 0:
+            return ZERO
+        return min(qty, abs(pos))
+
+    def _fill(self, order: SimOrder, qty: Decimal, price: Decimal, is_maker: bool, rule: str,
+              result: MatchResult) -> None:
+        order.filled += qty
+        self._unbooked += order.side * qty
+        result.fills.append(RawFill(order, qty, price, is_maker, rule))
+        if order.remaining <= 0:
+            self.resting.pop(order.cloid, None)
+
+    def _fill_resting(self, order: SimOrder, qty: Decimal, rule: str,
+                      result: MatchResult) -> Decimal:
+        """Fill up to ``qty`` of a resting order at its price; the size actually filled."""
+        capped = self._reduce_cap(order, min(qty, order.remaining))
+        if order.reduce_only and capped <= 0:
+            self.resting.pop(order.cloid, None)
+            result.expired.append(order)
+            return ZERO
+        if capped > 0:
+            assert order.price is not None
+            self._fill(order, capped, order.price, True, rule, result)
+        return capped
+
+    def on_book(self, row: int) -> MatchResult:
+        """The book moved to ``row`` at exchange time: crossings fill, queues follow."""
+        self.row = row
+        self._consumed.clear()
+        self._unbooked = ZERO
+        result = MatchResult()
+        for order in list(self.resting.values()):
+            if self._crosses(order):
+                self._fill_resting(order, order.remaining, "book_cross", result)
+                continue
+            new_qty = self.level_qty(order.side, order.px)
+            self.queue_model.on_level_change(order.queue, order.level_qty, new_qty)
+            order.level_qty = new_qty
+        return result
+
+    def on_trade(self, price: float, size: float, taker_dir: int) -> MatchResult:
+        """A taker print of ``size`` at ``price``: trade-through and queue fills."""
+        self._unbooked = ZERO
+        result = MatchResult()
+        side = -taker_dir  # the side of our orders this print can hit
+        hit = [o for o in self.resting.values() if o.side == side]
+        if not hit:
+            return result
+        hit.sort(key=lambda o: -side * o.px)
+        left = _floor_lot(size, self.spec.lot_size)
+        for order in hit:
+            gap = side * (order.px - price)
+            if gap > self._half_tick:
+                left -= self._fill_resting(order, left, "trade_through", result)
+            elif gap > -self._half_tick:
+                left -= self._queue_fill(order, size, left, result)
+            if left <= 0:
+                break
+        return result
+
+    def _queue_fill(self, order: SimOrder, size: float, left: Decimal,
+                    result: MatchResult) -> Decimal:
+        model, state = self.queue_model, order.queue
+        model.on_trade(state, size)
+        want = min(_floor_lot(model.fillable(state), self.spec.lot_size), left)
+        filled = self._fill_resting(order, want, "queue", result)
+        if filled > 0:
+            model.consume(state, min(float(filled), model.fillable(state)))
+        return filled
+
+
+def _floor_lot(qty: float, lot: Decimal) -> Decimal:
+    units = (_dec(max(qty, 0.0)) / lot).to_integral_value(rounding=ROUND_FLOOR)
+    return units * lot
