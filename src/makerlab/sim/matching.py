@@ -38,6 +38,12 @@ lot grid before they become fills. Rules, each with a test named after it in
 - **cancels are settled at exchange time**: a cancel removes the order only when it
   reaches the engine; fills before that stand, and a cancel for an order that is gone
   fails.
+- **sizes on the lot grid are not lost to float error**: a float size within 1e-9 lot of
+  a lot multiple counts as that multiple (``0.003 - 0.002`` is one lot, not zero).
+
+The fill model is an option (``fill_model``): :class:`PartialFills` (default, the rules
+above) or :class:`NoPartialFills` (hftbacktest's ``no_partial_fill_exchange``, whose rules
+replace the size-limited ones; tests in ``tests/sim/test_matching_no_partial.py``).
 """
 
 from __future__ import annotations
@@ -52,7 +58,8 @@ from makerlab.core.instruments import InstrumentSpec
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
 from makerlab.sim.timeline import BookTape, TradeTape
 
-__all__ = ["MatchResult", "MatchingEngine", "RawFill", "SimOrder"]
+__all__ = ["FillModel", "MatchResult", "MatchingEngine", "NoPartialFills", "PartialFills",
+           "RawFill", "SimOrder"]
 
 ZERO = Decimal(0)
 POST_ONLY = frozenset({"GTX", "ALO", "POST_ONLY"})
@@ -116,6 +123,36 @@ class MatchResult:
     rejected: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PartialFills:
+    """The default fill model: fills are limited by the sizes printed and displayed (the
+    module's rules)."""
+
+    partial: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NoPartialFills:
+    """Every fill takes the order's whole remainder (hftbacktest's ``no_partial_fill_exchange``).
+
+    - **no-partial trades through fill the whole order**: a print strictly through a
+      resting order's price fills its whole remainder at its price, whatever the print's
+      size; one print can fill several of our orders (its size is not shared).
+    - **no-partial trades at the price fill the whole order past the queue**: once the
+      prints at the order's price went past the queue ahead by at least half a lot, the
+      whole remainder fills.
+    - **no-partial crossing books fill the whole order**: as in the default model.
+    - **no-partial takers fill in full at the best price**: a market or marketable limit
+      order takes its whole size at the best opposite price, whatever is displayed (FOK
+      therefore always fills).
+    """
+
+    partial: bool = False
+
+
+FillModel = PartialFills | NoPartialFills
+
+
 def _dec(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
@@ -130,15 +167,18 @@ class MatchingEngine:
             :meth:`on_trade` by row).
         position: returns the venue's current signed position (for reduce-only).
         queue_model: queue-position model for orders resting at a visible level.
+        fill_model: :class:`PartialFills` (default) or :class:`NoPartialFills`.
     """
 
     def __init__(self, spec: InstrumentSpec, book: BookTape | None, trades: TradeTape | None,
-                 position: Callable[[], Decimal], queue_model: QueueModel | None = None):
+                 position: Callable[[], Decimal], queue_model: QueueModel | None = None,
+                 fill_model: FillModel | None = None):
         self.spec = spec
         self.book = book
         self.trades = trades
         self.position = position
         self.queue_model = queue_model or RiskAverseQueue()
+        self.fill_model = fill_model or PartialFills()
         self.row = -1
         self.resting: dict[str, SimOrder] = {}
         self._consumed: dict[tuple[int, float], Decimal] = {}
@@ -245,6 +285,8 @@ class MatchingEngine:
     def _walk_plan(self, order: SimOrder) -> list[tuple[float, Decimal, tuple[int, float]]]:
         """``(price, qty, level key)`` our taker order would take, best level first."""
         prices, sizes = self.levels(-order.side)
+        if not self.fill_model.partial:
+            return self._whole_plan(order, prices)
         need, plan = order.remaining, []
         for px, size in zip(prices.tolist(), sizes.tolist(), strict=True):
             if need <= 0 or px != px or (order.price is not None and not self._reaches(
@@ -257,6 +299,14 @@ class MatchingEngine:
                 plan.append((px, qty, key))
                 need -= qty
         return plan
+
+    def _whole_plan(self, order: SimOrder, prices: np.ndarray
+                    ) -> list[tuple[float, Decimal, tuple[int, float]]]:
+        """The no-partial taker: the whole remainder at the best opposite price."""
+        if not len(prices) or prices[0] != prices[0]:
+            return []
+        px = float(prices[0])
+        return [(px, order.remaining, (-order.side, px))]
 
     def _reaches(self, order: SimOrder, px: float) -> bool:
         return order.side * (order.px - px) > -self._half_tick
@@ -324,6 +374,8 @@ class MatchingEngine:
         hit = [o for o in self.resting.values() if o.side == side]
         if not hit:
             return result
+        if not self.fill_model.partial:
+            return self._trade_whole(hit, price, size, result)
         hit.sort(key=lambda o: -side * o.px)
         left = _floor_lot(size, self.spec.lot_size)
         for order in hit:
@@ -334,6 +386,20 @@ class MatchingEngine:
                 left -= self._queue_fill(order, size, left, result)
             if left <= 0:
                 break
+        return result
+
+    def _trade_whole(self, hit: list[SimOrder], price: float, size: float,
+                     result: MatchResult) -> MatchResult:
+        """The no-partial trade rules: whole orders, the print's size not shared."""
+        half_lot = float(self.spec.lot_size) / 2
+        for order in hit:
+            gap = order.side * (order.px - price)
+            if gap > self._half_tick:
+                self._fill_resting(order, order.remaining, "trade_through", result)
+            elif gap > -self._half_tick:
+                self.queue_model.on_trade(order.queue, size)
+                if self.queue_model.fillable(order.queue) >= half_lot:
+                    self._fill_resting(order, order.remaining, "queue", result)
         return result
 
     def _queue_fill(self, order: SimOrder, size: float, left: Decimal,
@@ -347,6 +413,10 @@ class MatchingEngine:
         return filled
 
 
+_LOT_EPS = Decimal("1e-9")
+
+
 def _floor_lot(qty: float, lot: Decimal) -> Decimal:
-    units = (_dec(max(qty, 0.0)) / lot).to_integral_value(rounding=ROUND_FLOOR)
+    """``qty`` floored to the lot grid, within ``1e-9`` lot of a multiple counting as it."""
+    units = (_dec(max(qty, 0.0)) / lot + _LOT_EPS).to_integral_value(rounding=ROUND_FLOOR)
     return units * lot
