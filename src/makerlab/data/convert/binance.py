@@ -43,11 +43,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from makerlab.data.book_builder import materialize
 from makerlab.data.convert import Converted, Repairs
+from makerlab.data.convert import _binance_parse as fast
+from makerlab.data.convert._binance_parse import B, Capture, D, T, floats, floats_slow, level_pair
 from makerlab.data.schema import (
     BBO,
     BBO_SCHEMA,
@@ -67,11 +68,9 @@ _CHUNK = 1 << 22  # bytes of decompressed text processed at a time
 _MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 _COINM = re.compile(r"^[A-Z0-9]+USD_(PERP|\d{6})$")
 _LOCAL_CLOCK = {b"makerlab.clock": b"local: spot bookTicker has no event time"}
-
-# columns of the integer record arrays
-_D_LOCAL, _D_EX, _D_FIRST, _D_LAST, _D_PREV, _D_NB, _D_NA, _D_SNAP, _D_FILE, _D_LINE = range(10)
-_T_LOCAL, _T_EX, _T_MAKER, _T_FILE, _T_LINE = range(5)
-_B_LOCAL, _B_EX, _B_SEQ, _B_FILE, _B_LINE = range(5)
+_FAST_BLOCKS = {fast.DEPTH: ("depth_fast", fast.depth_block),  # Capture field, builder
+                fast.TRADE: ("trades_fast", fast.trade_block),
+                fast.TICKER: ("bbo_fast", fast.ticker_block)}
 
 
 def read(
@@ -106,7 +105,7 @@ def read(
     collecting = gc.isenabled()
     gc.disable()  # parsing creates millions of small lists; cyclic GC passes would dominate
     try:
-        captures: dict[tuple[str, str], _Capture] = {}  # (market, symbol) -> records
+        captures: dict[tuple[str, str], Capture] = {}  # (market, symbol) -> records
         for index, path in enumerate(paths):
             parser = _Parser(path, index, {}, repair=repair, progress=progress)
             parser.run()
@@ -129,7 +128,7 @@ def read(
 # --------------------------------------------------------------------------- reading
 
 
-def _merge(captures: dict[tuple[str, str], _Capture], part: _Capture) -> None:
+def _merge(captures: dict[tuple[str, str], Capture], part: Capture) -> None:
     """Append one file's records of a symbol to that market's and symbol's records.
 
     Spot and futures files share symbols (``BTCUSDT``), so the key includes the market.
@@ -139,7 +138,8 @@ def _merge(captures: dict[tuple[str, str], _Capture], part: _Capture) -> None:
     if whole is None:
         captures[key] = part
         return
-    for name in ("depth", "levels", "trades", "trade_text", "bbo", "bbo_text"):
+    for name in ("depth", "levels", "trades", "trade_text", "bbo", "bbo_text", "depth_fast",
+                 "trades_fast", "bbo_fast"):
         getattr(whole, name).extend(getattr(part, name))
     whole.stats.update(part.stats)
     whole.repairs.counts.update(part.repairs.counts)
@@ -171,28 +171,17 @@ def _ns(ts: np.ndarray) -> np.ndarray:
     return ts * scale
 
 
-@dataclass
-class _Capture:
-    """Everything parsed for one symbol, in file order, before conversion to arrays."""
-
-    symbol: str
-    depth: list[tuple] = field(default_factory=list)  # _D_* columns
-    levels: list[list[str]] = field(default_factory=list)  # [price, qty] per level
-    trades: list[tuple] = field(default_factory=list)  # _T_* columns
-    trade_text: list[tuple] = field(default_factory=list)  # (price, qty, id, X)
-    bbo: list[tuple] = field(default_factory=list)  # _B_* columns
-    bbo_text: list[tuple] = field(default_factory=list)  # (bid, bid qty, ask, ask qty)
-    stats: Counter = field(default_factory=Counter)
-    repairs: Repairs = field(default_factory=Repairs)
-    futures: bool = False  # saw a depth diff with pu, a trade with X or a ticker with E
-
-
 class _Parser:
-    """Reads one capture file line by line into per-symbol :class:`_Capture` records."""
+    """Reads one capture file into per-symbol :class:`Capture` records.
+
+    Each chunk goes through the strict numba scanner first; the lines it leaves (REST
+    snapshots, other streams, anything unusual or malformed) take the careful path:
+    orjson, then per-line parsing that reports a bad line by file:line.
+    """
 
     def __init__(self, path, index, captures, *, repair, progress):
         self.path, self.source, self.index = path, str(path), index
-        self.captures: dict[str, _Capture] = captures
+        self.captures: dict[str, Capture] = captures
         self.repair, self.progress = repair, progress
         self.file_symbols: list[str] = []
         self.repairs = Repairs()  # file-level repairs, shared by the file's symbols
@@ -200,14 +189,17 @@ class _Parser:
         self.ended = False  # end of the decompressed text reached
         self.handlers = {"depth": self._depth, "trade": self._trade, "bookTicker": self._ticker}
         self.routes: dict[tuple[str, str], tuple] = {}  # (stream, symbol) -> route
+        self.fast_routes = fast.Routes()  # the scanner's (stream, symbol) numbering
 
     def run(self) -> None:
         """Parse every line of the file."""
-        for first_line, lines in self._chunks():
-            pairs = self._parse_chunk(lines)
-            if pairs is None:  # some line is not ``<int> <json>``: find it line by line
-                pairs = [self._parse_line(raw, first_line + k) for k, raw in enumerate(lines)]
-            self._dispatch(pairs, first_line)
+        for first_line, buf, newlines in self._chunks():
+            found = fast.scan(buf, self.fast_routes, newlines)
+            self._fast(found, first_line)
+            left = np.flatnonzero(found.kind == fast.CAREFUL)
+            if left.size:
+                self._careful([buf[a:b] for a, b in found.bounds[left].tolist()],
+                              (left + first_line).tolist())
         self._resolve_snapshots()
         for name in self.file_symbols:
             target = self.captures[name].repairs
@@ -221,8 +213,27 @@ class _Parser:
                             source=self.source, line=lineno)
         self.repairs.record("malformed_line", self.source, lineno, detail)
 
-    def _chunks(self) -> Iterator[tuple[int, list[bytes]]]:
-        """(number of the first line, complete lines) per chunk of decompressed text.
+    def _careful(self, lines: list[bytes], linenos: list[int]) -> None:
+        """Parse and dispatch the lines the scanner left, numbered ``linenos``."""
+        pairs = self._parse_chunk(lines)
+        if pairs is None:  # some line is not ``<int> <json>``: find it line by line
+            pairs = [self._parse_line(raw, n) for raw, n in zip(lines, linenos, strict=True)]
+        self._dispatch(pairs, linenos)
+
+    def _fast(self, found: fast.Scan, first_line: int) -> None:
+        """Store the scanner's records, one block per (stream, symbol) and chunk."""
+        lines = np.flatnonzero((found.kind != fast.CAREFUL) & (found.kind != fast.EMPTY))
+        routes = found.ints[lines, fast.I_ROUTE]
+        for route in np.unique(routes).tolist():
+            idx = lines[routes == route]
+            capture = self._capture(self.fast_routes.symbol(route))
+            name, block = _FAST_BLOCKS[int(found.kind[idx[0]])]
+            getattr(capture, name).append(block(found, idx, self.index, first_line))
+            flags = found.ints[idx, fast.I_FLAG]  # pu (in any diff), X or E (first message)
+            capture.futures |= bool(flags.any() if name == "depth_fast" else flags[0])
+
+    def _chunks(self) -> Iterator[tuple[int, bytes, int]]:
+        """(first line number, complete lines, their count) per chunk of decompressed text.
 
         A truncated or corrupt gzip raises DataError (or, repairing, ends the file).
         """
@@ -236,14 +247,17 @@ class _Parser:
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
             while not self.ended:
-                chunk = self._read(stream, lineno)
+                chunk = tail + self._read(stream, lineno)
                 bar.update(raw.tell() - bar.n)
-                lines = (tail + chunk).split(b"\n")
-                tail = lines.pop()
-                yield lineno, lines
-                lineno += len(lines)
+                cut = chunk.rfind(b"\n") + 1
+                tail = chunk[cut:]
+                if cut:
+                    body = chunk[:cut]
+                    newlines = fast.newlines(body)
+                    yield lineno, body, newlines
+                    lineno += newlines
         if tail.strip():
-            yield lineno, [tail]
+            yield lineno, tail, 0
 
     def _read(self, stream, lineno: int) -> bytes:
         """Up to about ``_CHUNK`` bytes; at a truncated gzip, what decompressed before it."""
@@ -288,7 +302,7 @@ class _Parser:
             self._malformed(lineno, f"{type(e).__name__}: {e}")
             return []
 
-    def _dispatch(self, pairs: list, first_line: int) -> None:
+    def _dispatch(self, pairs: list, linenos: list[int]) -> None:
         """Group a chunk's messages by stream and hand each group to its handler."""
         groups: dict[str, list[int]] = {}
         for k, pair in enumerate(pairs):
@@ -297,15 +311,15 @@ class _Parser:
             try:
                 stream = pair[1].get("stream")
                 if stream is None:
-                    self.snapshots.append((pair[0], pair[1], first_line + k))
+                    self.snapshots.append((pair[0], pair[1], linenos[k]))
                 elif stream in groups:
                     groups[stream].append(k)
                 else:
                     groups[stream] = [k]
             except _MALFORMED as e:
-                self._malformed(first_line + k, f"{type(e).__name__}: {e}")
+                self._malformed(linenos[k], f"{type(e).__name__}: {e}")
         for stream, ks in groups.items():
-            self._group(stream, [pairs[k] for k in ks], [first_line + k for k in ks])
+            self._group(stream, [pairs[k] for k in ks], [linenos[k] for k in ks])
 
     def _group(self, stream: str, pairs: list, lines: list[int]) -> None:
         """Records of one stream: in bulk, or message by message if any is malformed."""
@@ -335,19 +349,19 @@ class _Parser:
             route = self.routes[stream, symbol] = (handler, self._capture(symbol))
         return route
 
-    def _ignored(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+    def _ignored(self, capture: Capture, local: list, datas: list, lines: list) -> None:
         for d in datas:
             capture.stats[f"ignored_{d.get('e', 'unknown')}"] += 1
 
-    def _capture(self, symbol: str) -> _Capture:
+    def _capture(self, symbol: str) -> Capture:
         capture = self.captures.get(symbol)
         if capture is None:
-            capture = self.captures[symbol] = _Capture(symbol)
+            capture = self.captures[symbol] = Capture(symbol)
         if symbol not in self.file_symbols:
             self.file_symbols.append(symbol)
         return capture
 
-    def _depth(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+    def _depth(self, capture: Capture, local: list, datas: list, lines: list) -> None:
         rows = []
         for ts, d, line in zip(local, datas, lines, strict=True):
             bids, asks, pu = d["b"], d["a"], d.get("pu")
@@ -378,7 +392,7 @@ class _Parser:
             capture.levels += bids
             capture.levels += asks
 
-    def _trade(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+    def _trade(self, capture: Capture, local: list, datas: list, lines: list) -> None:
         n, file = len(datas), self.index
         times, makers = [d["T"] for d in datas], [bool(d["m"]) for d in datas]
         text = [(d["p"], d["q"], str(d["t"]), d.get("X", "MARKET")) for d in datas]
@@ -386,7 +400,7 @@ class _Parser:
         capture.trade_text += text
         capture.futures |= "X" in datas[0]
 
-    def _ticker(self, capture: _Capture, local: list, datas: list, lines: list) -> None:
+    def _ticker(self, capture: Capture, local: list, datas: list, lines: list) -> None:
         n, file = len(datas), self.index
         seq, event = [d["u"] for d in datas], [d.get("E", NO_SEQ) for d in datas]
         text = [(d["b"], d["B"], d["a"], d["A"]) for d in datas]
@@ -395,48 +409,11 @@ class _Parser:
         capture.futures |= event[0] != NO_SEQ
 
 
-# --------------------------------------------------------------------------- numbers
-
-
-def _floats(texts: list[str]) -> np.ndarray:
-    """Decimal strings -> float64 in bulk (Arrow's CSV parser); ValueError if any is bad."""
-    if not texts:
-        return np.empty(0)
-    options = pacsv.ConvertOptions(column_types={"x": pa.float64()}, strings_can_be_null=False)
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer("\n".join(texts).encode()),
-            read_options=pacsv.ReadOptions(column_names=["x"], use_threads=False),
-            parse_options=pacsv.ParseOptions(quote_char=False, ignore_empty_lines=False),
-            convert_options=options,
-        )
-    except (pa.ArrowInvalid, TypeError) as e:
-        raise ValueError(str(e)) from None
-    values = table.column(0).to_numpy()
-    if len(values) != len(texts) or table.column(0).null_count:
-        raise ValueError("number count mismatch")
-    return values
-
-
-def _floats_slow(texts: list) -> np.ndarray:
-    """Per-item parsing (only after the bulk parser failed): NaN for anything but a
-    decimal string."""
-    def number(text) -> float:
-        if not isinstance(text, str) or text != text.strip():
-            return np.nan
-        try:
-            return float(text)
-        except ValueError:
-            return np.nan
-
-    return np.fromiter(map(number, texts), dtype=np.float64, count=len(texts))
-
-
 # --------------------------------------------------------------------------- building
 
 
 def _build(
-    capture: _Capture, paths: list[Path], exchange: str | None, depth: int, repair: bool
+    capture: Capture, paths: list[Path], exchange: str | None, depth: int, repair: bool
 ) -> Converted:
     """Turn one symbol's parsed records into its tables."""
     repairs = capture.repairs if repair else None
@@ -459,7 +436,7 @@ def _build(
     )
 
 
-def _exchange_id(capture: _Capture) -> str:
+def _exchange_id(capture: Capture) -> str:
     """``binance`` (USD-M), ``binance_coinm`` (COIN-M) or ``binance_spot``."""
     if not capture.futures:
         return "binance_spot"
@@ -494,9 +471,9 @@ def _valid_numbers(
     Bad values raise DataError naming the record's line unless repairing.
     """
     try:
-        values = _floats(texts)
+        values = floats(texts)
     except ValueError:
-        values = _floats_slow(texts)
+        values = floats_slow(texts)
     bad = ~np.isfinite(values)
     bad_records = np.zeros(len(where), dtype=bool)
     bad_records[owner[bad]] = True
@@ -520,52 +497,77 @@ def _order(local: np.ndarray, where: np.ndarray, ctx: _Context, kind: str) -> np
     return np.argsort(local, kind="stable")
 
 
-def _trades(capture: _Capture, ctx: _Context) -> pa.Table:
-    if not capture.trades:
+def _trades(capture: Capture, ctx: _Context) -> pa.Table:
+    if not capture.trades and not capture.trades_fast:
         return TRADES_SCHEMA.empty_table()
-    rec = np.array(capture.trades, dtype=np.int64)
-    price_t, size_t, ids, status = (list(c) for c in zip(*capture.trade_text, strict=True))
-    where = rec[:, [_T_FILE, _T_LINE]]
-    owner = np.arange(len(rec))
-    price, bad_p = _valid_numbers(price_t, owner, where, ctx, "trade")
-    size, bad_s = _valid_numbers(size_t, owner, where, ctx, "trade")
-    market = np.array([x == "MARKET" for x in status], dtype=bool)
-    for name, count in Counter(status[i] for i in np.flatnonzero(~market)).items():
-        ctx.stats[f"trades_skipped_{name}"] += count
+    rec, values, bad, market, ids = _trade_records(capture, ctx)
+    where = rec[:, [T.FILE, T.LINE]]
     perm = _file_order(where)
-    keep = perm[(market & ~bad_p & ~bad_s)[perm]]
-    local = _ns(rec[keep, _T_LOCAL])
+    keep = perm[(market & ~bad)[perm]]
+    local = _ns(rec[keep, T.LOCAL])
     keep = keep[_order(local, where[keep], ctx, "trade")]
     return pa.Table.from_arrays(
         [
-            pa.array(rec[keep, _T_EX] * 1_000_000),
-            pa.array(_ns(rec[keep, _T_LOCAL])),
-            pa.array(price[keep]),
-            pa.array(size[keep]),
-            pa.array(np.where(rec[keep, _T_MAKER] != 0, -1, 1).astype(np.int8)),
-            pa.array(np.array(ids, dtype=object)[keep], type=pa.string()),
+            pa.array(rec[keep, T.EX] * 1_000_000),
+            pa.array(_ns(rec[keep, T.LOCAL])),
+            pa.array(values[keep, 0]),
+            pa.array(values[keep, 1]),
+            pa.array(np.where(rec[keep, T.MAKER] != 0, -1, 1).astype(np.int8)),
+            ids.take(pa.array(keep)),
         ],
         schema=TRADES_SCHEMA,
     )
 
 
-def _bbo(capture: _Capture, ctx: _Context) -> pa.Table:
-    if not capture.bbo:
+def _trade_records(capture: Capture, ctx: _Context) -> tuple:
+    """(records, [price, size], bad value, MARKET status, ids) of all trades, fast first."""
+    blocks = capture.trades_fast
+    recs, values = [b[0] for b in blocks], [b[1] for b in blocks]
+    ids = [pa.array(b[2]).cast(pa.string()) for b in blocks]
+    bad = [np.zeros(len(r), dtype=bool) for r in recs]
+    market = [np.ones(len(r), dtype=bool) for r in recs]
+    if capture.trades:
+        rec = np.array(capture.trades, dtype=np.int64)
+        price_t, size_t, id_t, status = (list(c) for c in zip(*capture.trade_text, strict=True))
+        where, owner = rec[:, [T.FILE, T.LINE]], np.arange(len(rec))
+        price, bad_p = _valid_numbers(price_t, owner, where, ctx, "trade")
+        size, bad_s = _valid_numbers(size_t, owner, where, ctx, "trade")
+        is_market = np.array([x == "MARKET" for x in status], dtype=bool)
+        for name, count in Counter(status[i] for i in np.flatnonzero(~is_market)).items():
+            ctx.stats[f"trades_skipped_{name}"] += count
+        recs.append(rec)
+        values.append(np.stack([price, size], axis=1))
+        bad.append(bad_p | bad_s)
+        market.append(is_market)
+        ids.append(pa.array(id_t, type=pa.string()))
+    return (np.concatenate(recs), np.concatenate(values), np.concatenate(bad),
+            np.concatenate(market), pa.concat_arrays(ids))
+
+
+def _bbo(capture: Capture, ctx: _Context) -> pa.Table:
+    if not capture.bbo and not capture.bbo_fast:
         return BBO_SCHEMA.empty_table()
-    rec = np.array(capture.bbo, dtype=np.int64)
-    where = rec[:, [_B_FILE, _B_LINE]]
-    texts = [t for row in capture.bbo_text for t in row]
-    values, bad = _valid_numbers(texts, np.repeat(np.arange(len(rec)), 4), where, ctx, "bbo")
-    values = values.reshape(-1, 4)
+    recs, values = [b[0] for b in capture.bbo_fast], [b[1] for b in capture.bbo_fast]
+    bad = [np.zeros(len(r), dtype=bool) for r in recs]
+    if capture.bbo:
+        recs.append(np.array(capture.bbo, dtype=np.int64))
+        where = recs[-1][:, [B.FILE, B.LINE]]
+        texts = [t for row in capture.bbo_text for t in row]
+        owner = np.repeat(np.arange(len(where)), 4)
+        parsed, bad_c = _valid_numbers(texts, owner, where, ctx, "bbo")
+        values.append(parsed.reshape(-1, 4))
+        bad.append(bad_c)
+    rec, values, bad = np.concatenate(recs), np.concatenate(values), np.concatenate(bad)
+    where = rec[:, [B.FILE, B.LINE]]
     perm = _file_order(where)
     keep = perm[~bad[perm]]
-    local = _ns(rec[keep, _B_LOCAL])
+    local = _ns(rec[keep, B.LOCAL])
     keep = keep[_order(local, where[keep], ctx, "bbo")]
-    local = _ns(rec[keep, _B_LOCAL])
-    no_event = rec[keep, _B_EX] == NO_SEQ
-    exchange_ts = np.where(no_event, local, rec[keep, _B_EX] * 1_000_000)
+    local = _ns(rec[keep, B.LOCAL])
+    no_event = rec[keep, B.EX] == NO_SEQ
+    exchange_ts = np.where(no_event, local, rec[keep, B.EX] * 1_000_000)
     table = pa.Table.from_arrays(
-        [pa.array(exchange_ts), pa.array(local), pa.array(rec[keep, _B_SEQ])]
+        [pa.array(exchange_ts), pa.array(local), pa.array(rec[keep, B.SEQ])]
         + [pa.array(values[keep, j]) for j in range(4)],
         schema=BBO_SCHEMA,
     )
@@ -577,33 +579,54 @@ def _bbo(capture: _Capture, ctx: _Context) -> pa.Table:
 # --------------------------------------------------------------------------- the book
 
 
-def _book_delta(capture: _Capture, ctx: _Context) -> pa.Table:
+def _book_delta(capture: Capture, ctx: _Context) -> pa.Table:
     """Synchronise the depth messages and lay the applied ones out as delta rows."""
-    if not capture.depth:
+    if not capture.depth and not capture.depth_fast:
         return BOOK_DELTA_SCHEMA.empty_table()
-    rec = np.array(capture.depth, dtype=np.int64)  # in the order the levels were stored
-    counts = rec[:, _D_NB] + rec[:, _D_NA]
+    rec, values, bad = _depth_records(capture, ctx)
+    counts = rec[:, D.NB] + rec[:, D.NA]
     starts = np.cumsum(counts) - counts
     owner = np.repeat(np.arange(len(rec)), counts)
-    where = rec[:, [_D_FILE, _D_LINE]]
-    texts = list(chain.from_iterable(capture.levels))
-    if len(texts) != 2 * len(capture.levels):  # some level is not a [price, qty] pair
-        texts = list(chain.from_iterable(_pair(level) for level in capture.levels))
-    values, bad = _valid_numbers(texts, np.repeat(owner, 2), where, ctx, "depth level")
-    values = values.reshape(-1, 2)
+    where = rec[:, [D.FILE, D.LINE]]
     with np.errstate(invalid="ignore"):
         negative = np.flatnonzero((values[:, 0] <= 0) | (values[:, 1] < 0))
     if negative.size:
-        ctx.fail(DataError, where[owner[negative[0]]], f"depth level {values[negative[0]]} "
+        # the first in reading order: by file, its diffs by line, then its REST snapshots
+        order = (rec[:, D.FILE] * 2 + rec[:, D.SNAP]) * (1 << 40) + rec[:, D.LINE]
+        first = negative[np.argmin(order[owner[negative]])]
+        ctx.fail(DataError, where[owner[first]], f"depth level {values[first]} "
                  "has a non-positive price or negative size", "malformed_line")
         bad[owner[negative]] = True
-    perm = _file_order(where)  # REST snapshots were stored at the end of their file
+    perm = _file_order(where)
     rec, counts, starts, bad = rec[perm], counts[perm], starts[perm], bad[perm]
     applied, local = _Sync(rec, bad, ctx).run()
-    ctx.stats["depth_messages_applied"] = int((rec[applied, _D_SNAP] == 0).sum())
-    ctx.delta_where = rec[applied][:, [_D_FILE, _D_LINE]]
+    ctx.stats["depth_messages_applied"] = int((rec[applied, D.SNAP] == 0).sum())
+    ctx.delta_where = rec[applied][:, [D.FILE, D.LINE]]
     ctx.delta_rows = np.cumsum(counts[applied]) - counts[applied]
     return _delta_rows(rec, values, (starts, counts), applied, local, ctx)
+
+
+def _depth_records(capture: Capture, ctx: _Context) -> tuple:
+    """(records, level values [n, 2], bad record) of all depth messages, fast first.
+
+    Each record's levels are contiguous in the values, bids first, in record order.
+    """
+    recs = [b[0] for b in capture.depth_fast]
+    values = [b[1] for b in capture.depth_fast]
+    bad = [np.zeros(len(r), dtype=bool) for r in recs]
+    if capture.depth:
+        rec = np.array(capture.depth, dtype=np.int64)
+        counts = rec[:, D.NB] + rec[:, D.NA]
+        owner = np.repeat(np.arange(len(rec)), counts)
+        texts = list(chain.from_iterable(capture.levels))
+        if len(texts) != 2 * len(capture.levels):  # some level is not a [price, qty] pair
+            texts = list(chain.from_iterable(level_pair(level) for level in capture.levels))
+        where = rec[:, [D.FILE, D.LINE]]
+        parsed, bad_c = _valid_numbers(texts, np.repeat(owner, 2), where, ctx, "depth level")
+        recs.append(rec)
+        values.append(parsed.reshape(-1, 2))
+        bad.append(bad_c)
+    return np.concatenate(recs), np.concatenate(values), np.concatenate(bad)
 
 
 def _file_order(where: np.ndarray) -> np.ndarray:
@@ -612,11 +635,6 @@ def _file_order(where: np.ndarray) -> np.ndarray:
     if (np.diff(key) >= 0).all():
         return np.arange(len(key))
     return np.argsort(key, kind="stable")
-
-
-def _pair(level) -> list:
-    """``level`` if it is a two-item list, else a pair that fails number parsing."""
-    return level if isinstance(level, list) and len(level) == 2 else [None, None]
 
 
 class _Sync:
@@ -628,7 +646,7 @@ class _Sync:
 
     def __init__(self, rec: np.ndarray, bad: np.ndarray, ctx: _Context):
         self.rec, self.bad, self.ctx = rec, bad, ctx
-        self.spot = not (rec[:, _D_PREV] != NO_SEQ).any()
+        self.spot = not (rec[:, D.PREV] != NO_SEQ).any()
         self.pending: list[int] = []
         self.snapshot: int | None = None  # message index of the unspanned snapshot
         self.last: int | None = None  # last applied u (live state)
@@ -642,7 +660,7 @@ class _Sync:
         for j in range(len(self.rec)):
             if self.bad[j]:
                 continue
-            if self.rec[j, _D_SNAP]:
+            if self.rec[j, D.SNAP]:
                 self._on_snapshot(j)
             else:
                 self._on_diff(j)
@@ -656,7 +674,7 @@ class _Sync:
             return
         self.snapshot = j
         buffered, self.pending = self.pending, []
-        self.floor = int(self.rec[j, _D_LOCAL])  # buffered diffs apply when it arrives
+        self.floor = int(self.rec[j, D.LOCAL])  # buffered diffs apply when it arrives
         for i in buffered:
             self._on_diff(i)
         self.floor = 0
@@ -671,7 +689,7 @@ class _Sync:
 
     def _on_first_diff(self, j: int) -> None:
         snap = self.rec[self.snapshot]
-        last_id, first, last = snap[_D_LAST], self.rec[j, _D_FIRST], self.rec[j, _D_LAST]
+        last_id, first, last = snap[D.LAST], self.rec[j, D.FIRST], self.rec[j, D.LAST]
         target = last_id + 1 if self.spot else last_id
         if last < target:
             self.ctx.stats["depth_dropped_before_snapshot"] += 1
@@ -686,23 +704,23 @@ class _Sync:
         self._apply(j)
 
     def _on_live_diff(self, j: int) -> None:
-        first, prev = self.rec[j, _D_FIRST], self.rec[j, _D_PREV]
+        first, prev = self.rec[j, D.FIRST], self.rec[j, D.PREV]
         if (first == self.last + 1) if self.spot else (prev == self.last):
             self._apply(j)
             return
         got = f"U={first}" if self.spot else f"pu={prev}"
         want = f"U={self.last + 1}" if self.spot else f"pu={self.last}"
         self._gap(j, f"depth diff does not continue the book: expected {want}, got {got} "
-                  f"(u={self.rec[j, _D_LAST]})")
+                  f"(u={self.rec[j, D.LAST]})")
 
     def _apply(self, j: int) -> None:
         self.applied.append(j)
-        self.local.append(max(int(self.rec[j, _D_LOCAL]), self.floor))
-        self.last = int(self.rec[j, _D_LAST])
+        self.local.append(max(int(self.rec[j, D.LOCAL]), self.floor))
+        self.last = int(self.rec[j, D.LAST])
 
     def _gap(self, j: int, message: str) -> None:
         """Raise SequenceGap, or (repair) drop the book until the next REST snapshot."""
-        self.ctx.fail(SequenceGap, self.rec[j, [_D_FILE, _D_LINE]], message + "; pass "
+        self.ctx.fail(SequenceGap, self.rec[j, [D.FILE, D.LINE]], message + "; pass "
                       "repair=True to drop diffs until the next snapshot", "sequence_gap")
         self.last, self.snapshot = None, None
         self.pending = [j]
@@ -723,7 +741,7 @@ def _delta_rows(
     back = np.flatnonzero(np.diff(local) < 0)
     if back.size:
         i = int(back[0]) + 1
-        ctx.fail(UnsortedData, rec[applied[i], [_D_FILE, _D_LINE]], f"depth local timestamp "
+        ctx.fail(UnsortedData, rec[applied[i], [D.FILE, D.LINE]], f"depth local timestamp "
                  f"{int(local[i])} goes back from {int(local[i - 1])}; pass repair=True to "
                  "clamp it to the previous message's", "unsorted")
         local = np.maximum.accumulate(local)
@@ -731,10 +749,10 @@ def _delta_rows(
     n = counts[applied]
     first_row = np.cumsum(n) - n
     rows = np.repeat(starts[applied] - first_row, n) + np.arange(int(n.sum()))
-    nb = rec[applied, _D_NB]
+    nb = rec[applied, D.NB]
     side = np.where(np.arange(len(rows)) - np.repeat(first_row, n) < np.repeat(nb, n), 1, -1)
     msg = rec[applied]
-    snap = msg[:, _D_SNAP] != 0
+    snap = msg[:, D.SNAP] != 0
     ctx.stats["level_updates"] = int(n[~snap].sum())
     ctx.stats["snapshot_levels"] = int(n[snap].sum())
     exchange_ts = _snapshot_exchange_ts(msg)
@@ -742,9 +760,9 @@ def _delta_rows(
         [
             pa.array(np.repeat(exchange_ts * 1_000_000, n)),
             pa.array(np.repeat(local, n)),
-            pa.array(np.repeat(msg[:, _D_LAST], n)),
-            pa.array(np.repeat(msg[:, _D_FIRST], n)),
-            pa.array(np.repeat(msg[:, _D_PREV], n)),
+            pa.array(np.repeat(msg[:, D.LAST], n)),
+            pa.array(np.repeat(msg[:, D.FIRST], n)),
+            pa.array(np.repeat(msg[:, D.PREV], n)),
             pa.array(side.astype(np.int8)),
             pa.array(values[rows, 0]),
             pa.array(values[rows, 1]),
@@ -760,7 +778,7 @@ def _snapshot_exchange_ts(msg: np.ndarray) -> np.ndarray:
     A spot REST snapshot carries no time: it gets the event time ``E`` of the diff
     applied right after it (the first diff spanning lastUpdateId, an upper bound).
     """
-    ts = msg[:, _D_EX].copy()
+    ts = msg[:, D.EX].copy()
     missing = np.flatnonzero(ts == NO_SEQ)
     later = np.minimum(missing + 1, len(ts) - 1)
     ts[missing] = ts[later]
