@@ -408,7 +408,10 @@ def _fill_depth(typ, ival, span, out):  # pragma: no cover
         return False
     if typ[K_pu] != _INT and typ[K_pu] != _ABSENT:
         return False
-    out[I_EX], out[I_FIRST], out[I_LAST] = ival[K_E], ival[K_U], ival[K_u]
+    if typ[K_T] != _INT and typ[K_T] != _ABSENT:
+        return False
+    out[I_EX] = ival[K_T] if typ[K_T] == _INT else ival[K_E]  # transaction time, if any
+    out[I_FIRST], out[I_LAST] = ival[K_U], ival[K_u]
     out[I_PREV] = ival[K_pu] if typ[K_pu] == _INT else NO_SEQ
     out[I_FLAG] = typ[K_pu] == _INT
     out[I_OFF_B], out[I_NB] = ival[K_b], span[K_b, 1]
@@ -434,7 +437,9 @@ def _fill_trade(buf, typ, ival, span, out, val):  # pragma: no cover
 def _fill_ticker(buf, typ, ival, span, out, val):  # pragma: no cover
     if typ[K_u] != _INT or (typ[K_E] != _INT and typ[K_E] != _ABSENT):
         return False
-    out[I_EX] = ival[K_E] if typ[K_E] == _INT else NO_SEQ
+    if typ[K_T] != _INT and typ[K_T] != _ABSENT:
+        return False
+    out[I_EX] = ival[K_T] if typ[K_T] == _INT else (ival[K_E] if typ[K_E] == _INT else NO_SEQ)
     out[I_LAST], out[I_FLAG] = ival[K_u], typ[K_E] == _INT
     return _decimals(buf, typ, span, (K_b, K_B, K_a, K_A), val)
 

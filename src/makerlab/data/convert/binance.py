@@ -9,7 +9,8 @@ Output per symbol (see :mod:`makerlab.data.schema` and docs/convert.md):
 
 - ``book_delta``: the REST snapshot (``FLAG_SNAPSHOT``, ``seq`` = lastUpdateId) followed by
   every depth diff in sequence (``seq`` = ``u``, ``first_seq`` = ``U``, ``prev_seq`` =
-  ``pu`` or -1 on spot), synchronised by Binance's rules:
+  ``pu`` or -1 on spot; ``exchange_ts`` = ``T``, the transaction time, on futures and
+  ``E`` on spot, which has no ``T``), synchronised by Binance's rules:
 
   * futures: drop diffs with ``u < lastUpdateId``; the first applied diff has
     ``U <= lastUpdateId <= u``; then each diff's ``pu`` equals the previous ``u``;
@@ -21,7 +22,7 @@ Output per symbol (see :mod:`makerlab.data.schema` and docs/convert.md):
 - ``book_snapshot``: :func:`~makerlab.data.book_builder.materialize` of the deltas.
 - ``trades``: ``X == "MARKET"`` prints only (others counted in ``stats``); ``side`` is the
   aggressor (``m`` = buyer is maker -> seller aggressed -> -1); ``exchange_ts`` = ``T``.
-- ``bbo``: ``@bookTicker``; ``exchange_ts`` = ``E``. Spot bookTicker has no event time:
+- ``bbo``: ``@bookTicker``; ``exchange_ts`` = ``T``. Spot bookTicker has no event time:
   there ``exchange_ts`` = ``local_ts`` and the schema metadata ``makerlab.clock`` says so.
 
 Several files of one instrument continue one another (files are ordered by their first
@@ -365,7 +366,7 @@ class _Parser:
         rows = []
         for ts, d, line in zip(local, datas, lines, strict=True):
             bids, asks, pu = d["b"], d["a"], d.get("pu")
-            rows.append((ts, d["E"], d["U"], d["u"], NO_SEQ if pu is None else pu,
+            rows.append((ts, d.get("T", d["E"]), d["U"], d["u"], NO_SEQ if pu is None else pu,
                          len(bids), len(asks), 0, self.index, line))
         for d in datas:
             capture.levels += d["b"]
@@ -402,7 +403,7 @@ class _Parser:
 
     def _ticker(self, capture: Capture, local: list, datas: list, lines: list) -> None:
         n, file = len(datas), self.index
-        seq, event = [d["u"] for d in datas], [d.get("E", NO_SEQ) for d in datas]
+        seq, event = [d["u"] for d in datas], [d.get("T", d.get("E", NO_SEQ)) for d in datas]
         text = [(d["b"], d["B"], d["a"], d["A"]) for d in datas]
         capture.bbo += zip(local, event, seq, repeat(file, n), lines, strict=True)
         capture.bbo_text += text
