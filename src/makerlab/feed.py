@@ -1,8 +1,31 @@
 """Market-data feeds with the tutorial's interface (quantpylib's ``Feed``).
 
-Only archive loading is implemented so far; live and replay subscriptions join this same
-class later. The tutorial speaks milliseconds: ``ts`` values returned here are exchange
-time in integer epoch milliseconds, while the archive itself stores nanoseconds.
+One :class:`Feed` serves replay and live: it keeps the subscriptions (feed ids, the
+:class:`~makerlab.core.lob.LOB`/:class:`~makerlab.core.trades.Trades`/bars buffers and
+their handlers) and loads archives. What differs between modes is the market-data
+*source* behind it (the :class:`~makerlab.sim.replayer.Replayer` in replay, through
+:class:`~makerlab.sim.mock_feed.MockFeed`; a Gateway connection live, in a later issue),
+which must provide:
+
+- ``check_market(kind, exc, ticker)``: raise :class:`~makerlab.errors.ConfigError` for a
+  market it cannot serve (``kind`` is ``"l2book"`` or ``"trades"``);
+- ``started``: true once data flows (subscriptions are closed then);
+- delivery: the source updates each :class:`Subscription`'s buffer and awaits its
+  handlers at the data's local time (see :meth:`Feed.subscriptions`).
+
+Subscription rules:
+
+- **handlers get the live objects**: a book handler receives the subscription's
+  :class:`~makerlab.core.lob.LOB`, a trade handler the tuple ``(ts_ms, price, size, dir)``,
+  a bars handler each finished bar.
+- **one buffer per feed id**: subscribing twice to the same feed returns the same id and
+  buffer (the larger ``buffer`` wins while nothing is buffered) and adds the handler.
+- **feed ids follow the tutorial**: ``{exc}/{cls}/l2book/{ticker}_depth{depth}``,
+  ``{exc}/{cls}/trades/{ticker}``, ``{exc}/{cls}/{BarClass}/{ticker}``.
+- **subscribe before data flows**: a replay's timeline is built when ``play()`` starts.
+
+The tutorial speaks milliseconds: ``ts`` values returned here are exchange time in integer
+epoch milliseconds, while the archive itself stores nanoseconds.
 
 Exchange names in the archive carry the market class, see :func:`archive_exchange`:
 ``binance`` is Binance USD-M perpetuals (as in the tutorial), ``binance_spot`` Binance spot,
@@ -12,17 +35,25 @@ Exchange names in the archive carry the market class, see :func:`archive_exchang
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
+from makerlab.core.bars import Bars, TimeBars
+from makerlab.core.lob import LOB
+from makerlab.core.trades import Trades
 from makerlab.data import archive
 from makerlab.data.arrays import SnapshotArrays, load_snapshot_arrays, load_trade_arrays
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, TRADES
-from makerlab.errors import DataError
+from makerlab.errors import ConfigError, DataError
 
-__all__ = ["Feed", "FeedCls", "FeedType", "archive_exchange"]
+__all__ = ["Feed", "FeedCls", "FeedType", "Subscription", "archive_exchange"]
+
+Handler = Callable[[Any], Awaitable[Any] | Any]
 
 _NS_PER_MS = 1_000_000
 _DEFAULT_DAYS = 14
@@ -78,8 +109,111 @@ def _hour_text(value: archive.TimeLike) -> str:
     return f"{moment:%Y-%m-%d:%H}"
 
 
+@dataclass(eq=False)
+class Subscription:
+    """One feed: its buffer object and handlers."""
+
+    feed_id: str
+    exc: str
+    ticker: str
+    kind: str  # "l2book" | "trades" | "bars"
+    obj: Any
+    handlers: list[Handler] = field(default_factory=list)
+    last_ts: int = -1  # ms; deliveries never go back in time (local vs exchange order)
+
+
 class Feed:
-    """Market-data feeds. Archive loading works without a gateway (static methods)."""
+    """Market-data feeds over a source (see the module docstring).
+
+    Archive loading works without a gateway or source (static methods).
+
+    Args:
+        gateway: a live Gateway (live feeds are not available yet).
+        source: the market-data source (the Replayer in replay).
+    """
+
+    def __init__(self, gateway: Any = None, *, source: Any = None, **kwargs: Any) -> None:
+        self.gateway, self.source, self.options = gateway, source, kwargs
+        self._subs: dict[str, Subscription] = {}
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def _check(self, kind: str, exc: str, ticker: str) -> None:
+        if self.source is None:
+            raise ConfigError("live feeds are not available yet: use the Replayer's "
+                              "get_feed() for simulation")
+        self.source.check_market(kind, exc, ticker)
+
+    def _add(self, feed_id: str, exc: str, ticker: str, kind: str,
+             make: Callable[[], Any], handler: Handler | None) -> Subscription:
+        if self.source.started:
+            raise ConfigError(f"{feed_id}: subscribe before replayer.play() starts")
+        sub = self._subs.get(feed_id)
+        if sub is None:
+            sub = self._subs[feed_id] = Subscription(feed_id, exc, ticker, kind, make())
+        if handler is not None:
+            sub.handlers.append(handler)
+        return sub
+
+    async def add_l2_book_feed(self, exc: str, ticker: str, handler: Handler | None = None,
+                               depth: int = 20, buffer: int = 100,
+                               feed_cls: FeedCls | str = FeedCls.PERPETUAL,
+                               apply_shadow_depth: bool = False, **kwargs: Any) -> str:
+        """Subscribe to ``exc``/``ticker``'s book; returns the feed id."""
+        self._check("l2book", exc, ticker)  # fails clearly for unknown markets
+        feed_id = f"{exc}/{FeedCls(feed_cls).value}/l2book/{ticker}_depth{depth}"
+        sub = self._add(feed_id, exc, ticker, "l2book",
+                        lambda: LOB(depth=depth, buffer_size=buffer, validate=False), handler)
+        if buffer > sub.obj.buffer_size and sub.obj.buffer_len() == 0:
+            sub.obj = LOB(depth=depth, buffer_size=buffer, validate=False)
+        return feed_id
+
+    async def add_trades_feed(self, exc: str, ticker: str, handler: Handler | None = None,
+                              buffer: int = 100, feed_cls: FeedCls | str = FeedCls.PERPETUAL,
+                              **kwargs: Any) -> str:
+        """Subscribe to ``exc``/``ticker``'s trades; returns the feed id."""
+        self._check("trades", exc, ticker)
+        feed_id = f"{exc}/{FeedCls(feed_cls).value}/trades/{ticker}"
+        sub = self._add(feed_id, exc, ticker, "trades", lambda: Trades(buffer), handler)
+        if buffer > sub.obj._buffer.maxlen and sub.obj.buffer_len() == 0:
+            sub.obj = Trades(buffer)
+        return feed_id
+
+    async def add_sampling_bars_feed(self, exc: str, ticker: str,
+                                     handler: Handler | None = None, buffer: int = 100,
+                                     feed_cls: FeedCls | str = FeedCls.PERPETUAL,
+                                     bar_cls: type[Bars] = TimeBars, **kwargs: Any) -> str:
+        """Bars built from ``exc``/``ticker``'s trades (``kwargs`` go to ``bar_cls``)."""
+        self._check("trades", exc, ticker)
+        feed_id = f"{exc}/{FeedCls(feed_cls).value}/{bar_cls.__name__}/{ticker}"
+        self._add(feed_id, exc, ticker, "bars",
+                  lambda: bar_cls(buffer_size=buffer, **kwargs), handler)
+        return feed_id
+
+    async def add_handler_to_feed(self, feed_id: str, handler: Handler) -> None:
+        self._sub(feed_id).handlers.append(handler)
+
+    def _sub(self, feed_id: str) -> Subscription:
+        try:
+            return self._subs[feed_id]
+        except KeyError:
+            raise ConfigError(f"unknown feed id {feed_id!r}; known: {list(self._subs)}") from None
+
+    def get_feed(self, feed_id: str) -> Any:
+        """The LOB, Trades or Bars object of ``feed_id``."""
+        return self._sub(feed_id).obj
+
+    def get_feed_ids(self) -> list[str]:
+        return list(self._subs)
+
+    def subscriptions(self) -> list[Subscription]:
+        """Every subscription, in subscription order (what the source delivers to)."""
+        return list(self._subs.values())
+
+    async def cleanup(self) -> None:
+        """Close the source's connections (nothing to close in replay)."""
+
+    # -- archives ------------------------------------------------------------------------
 
     @staticmethod
     def load_lob_archives(

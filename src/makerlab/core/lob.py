@@ -101,15 +101,17 @@ def walk_notional(levels: np.ndarray, notional: float) -> float:
         return NAN
     if notional <= 0:
         return float(levels[0, 0])
-    prices, sizes = levels[:, 0], levels[:, 1]
-    cum_notional = np.cumsum(prices * sizes)
-    k = int(np.searchsorted(cum_notional, notional, side="left"))
-    if k == 0:  # filled inside the best level
-        return float(prices[0])
-    if k >= len(levels):
-        return float(cum_notional[-1] / sizes.sum())
-    partial = (notional - cum_notional[k - 1]) / prices[k]
-    return float(notional / (sizes[:k].sum() + partial))
+    # The running notional in Python floats, stopping at the level that completes the
+    # order: the same IEEE sums as ``np.cumsum(prices * sizes)`` and ``searchsorted``.
+    taken = 0.0
+    for k, (price, size) in enumerate(levels.tolist()):
+        before, taken = taken, taken + price * size
+        if taken >= notional:
+            if k == 0:  # filled inside the best level
+                return price
+            partial = (notional - before) / price
+            return float(notional / (levels[:k, 1].sum() + partial))
+    return float(taken / levels[:, 1].sum())
 
 
 def _unpadded(levels: np.ndarray) -> np.ndarray:
@@ -199,6 +201,29 @@ class LOB:
             self._check_uncrossed(new_bids, new_asks, timestamp)
         self._bids, self._asks, self.timestamp = new_bids, new_asks, timestamp
         self._record()
+
+    def _load_snapshot(self, timestamp: int, bids: np.ndarray, asks: np.ndarray,
+                       padded_bids: np.ndarray, padded_asks: np.ndarray, mid: float) -> None:
+        """Trusted snapshot from data the replay engine already validated.
+
+        ``bids``/``asks`` are read-only ``(k, 2)`` arrays already in book order, without
+        padding or zero sizes, cut to ``safe_depth``; ``padded_*`` the same levels as
+        ``(depth, 2)`` NaN-padded rows for the history buffers; ``mid`` their mid. The
+        result is what :meth:`update` gives for the same snapshot with ``is_sorted=True``,
+        without re-checking the levels (the time order and, with ``validate``, crossing
+        are still checked).
+        """
+        if timestamp < self.timestamp:
+            raise UnsortedData(f"book update at {timestamp} ms is older than the book "
+                               f"({self.timestamp} ms); feed updates in time order")
+        if self.validate:
+            self._check_uncrossed(bids, asks, timestamp)
+        self._bids, self._asks, self.timestamp = bids, asks, timestamp
+        if self.buffer_size:
+            self.timestamps_buffer._push(timestamp)
+            self.bids_buffer._push(padded_bids)
+            self.asks_buffer._push(padded_asks)
+            self.mids_buffer._push(mid)
 
     def _next_side(self, book: np.ndarray, raw: ArrayLike | None, sign: int,
                    is_snapshot: bool, is_sorted: bool) -> np.ndarray:

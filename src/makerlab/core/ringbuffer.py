@@ -53,6 +53,24 @@ class RingBuffer:
         self._write((self._start + self._len) % self._capacity, value)
         self._len += 1
 
+    def _push(self, value: Any) -> None:
+        """:meth:`append` for a value the caller guarantees has the element shape.
+
+        The trusted fast path of the replay engine (no shape check); same result.
+        """
+        cap, start = self._capacity, self._start
+        if self._len == cap:
+            start = self._start = start + 1 if start + 1 < cap else 0
+            slot = start + cap - 1
+        else:
+            slot = start + self._len
+            self._len += 1
+        if slot >= cap:
+            slot -= cap
+        data = self._data
+        data[slot] = value
+        data[slot + cap] = value
+
     def appendleft(self, value: ArrayLike) -> None:
         """Add ``value`` as the oldest element, dropping the newest one if full."""
         if self._len == self._capacity:

@@ -1,120 +1,215 @@
-"""Feed subscriptions in replay: the tutorial's ``add_l2_book_feed``/``add_trades_feed``.
+"""The replayed market as a :class:`~makerlab.feed.Feed` source, and its delivery paths.
 
-Rules:
+:class:`MockFeed` is the one :class:`~makerlab.feed.Feed` (subscriptions, feed ids,
+buffers, handlers) over the :class:`~makerlab.sim.replayer.Replayer` as market-data source.
+:class:`BookDelivery` and :class:`TradeDelivery` deliver one tape's rows to its
+subscriptions at local time. Rules:
 
-- **handlers get the live objects**: a book handler receives the subscription's
-  :class:`~makerlab.core.lob.LOB`, a trade handler the tuple ``(ts_ms, price, size, dir)``,
-  a bars handler each finished bar.
 - **delivery at local time**: the LOB and Trades buffers are updated, then handlers run,
-  at the data's local time (recorded, or exchange time + FEED_PUBLIC).
-- **one buffer per feed id**: subscribing twice to the same feed returns the same id and
-  buffer (the larger ``buffer`` wins) and adds the handler.
-- **feed ids follow the tutorial**: ``{exc}/{cls}/l2book/{ticker}_depth{depth}``,
-  ``{exc}/{cls}/trades/{ticker}``, ``{exc}/{cls}/{BarClass}/{ticker}``.
-- **subscribe before play**: the replay timeline is built when ``play()`` starts.
+  at the data's local time (recorded, or exchange time + FEED_PUBLIC), stamped with the
+  row's exchange time in ms, never earlier than the subscription's last delivery.
+- **validated once, trusted per row**: each block of rows is checked with numpy (levels
+  best first, strictly ordered, NaN padding only at the end, positive finite prices and
+  sizes; trades with positive finite price and size and ``dir`` +/-1). Clean rows reach
+  ``LOB._load_snapshot``/``Trades._append_row`` as ready numpy rows; any other row takes
+  the public, validating ``update``/``append`` exactly as before (same result or error).
+- **bounded memory**: rows are prepared in blocks of :attr:`BLOCK` rows, so delivery
+  needs memory in proportion to the block, not to the tape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import inspect
 from typing import Any
 
-from makerlab.core.bars import Bars, TimeBars
-from makerlab.core.lob import LOB
-from makerlab.core.trades import Trades
-from makerlab.errors import ConfigError
-from makerlab.feed import Feed, FeedCls
+import numpy as np
 
-__all__ = ["MockFeed", "Subscription"]
+from makerlab.feed import Feed, Subscription
+from makerlab.sim.timeline import NS_PER_MS, BookTape, TradeTape
 
-Handler = Callable[[Any], Awaitable[Any] | Any]
+__all__ = ["BLOCK", "BookDelivery", "MockFeed", "TradeDelivery", "deliveries"]
 
-
-@dataclass
-class Subscription:
-    """One feed: its buffer object and handlers."""
-
-    feed_id: str
-    exc: str
-    ticker: str
-    kind: str  # "l2book" | "trades" | "bars"
-    obj: Any
-    handlers: list[Handler] = field(default_factory=list)
-    last_ts: int = -1  # ms; deliveries never go back in time (local vs exchange order)
+BLOCK = 4096  # rows prepared at once
 
 
 class MockFeed(Feed):
-    """The tutorial's Feed over the replayed market (see module docstring)."""
+    """The tutorial's Feed over the replayed market (``market`` is the Replayer)."""
 
     def __init__(self, market: Any) -> None:
-        self._market = market
-        self._subs: dict[str, Subscription] = {}
+        super().__init__(source=market)
 
-    def _add(self, feed_id: str, exc: str, ticker: str, kind: str,
-             make: Callable[[], Any], handler: Handler | None) -> Subscription:
-        if self._market.started:
-            raise ConfigError(f"{feed_id}: subscribe before replayer.play() starts")
-        sub = self._subs.get(feed_id)
-        if sub is None:
-            sub = self._subs[feed_id] = Subscription(feed_id, exc, ticker, kind, make())
-        if handler is not None:
-            sub.handlers.append(handler)
-        return sub
 
-    async def add_l2_book_feed(self, exc: str, ticker: str, handler: Handler | None = None,
-                               depth: int = 20, buffer: int = 100,
-                               feed_cls: FeedCls | str = FeedCls.PERPETUAL,
-                               apply_shadow_depth: bool = False, **kwargs: Any) -> str:
-        """Subscribe to ``exc``/``ticker``'s book; returns the feed id."""
-        self._market.book_tape(exc, ticker)  # fails clearly for unknown markets
-        feed_id = f"{exc}/{FeedCls(feed_cls).value}/l2book/{ticker}_depth{depth}"
-        sub = self._add(feed_id, exc, ticker, "l2book",
-                        lambda: LOB(depth=depth, buffer_size=buffer, validate=False), handler)
-        if buffer > sub.obj.buffer_size and sub.obj.buffer_len() == 0:
-            sub.obj = LOB(depth=depth, buffer_size=buffer, validate=False)
-        return feed_id
+async def _handle(handlers: list[Any], msg: Any) -> None:
+    for handler in handlers:
+        result = handler(msg)
+        if inspect.isawaitable(result):
+            await result
 
-    async def add_trades_feed(self, exc: str, ticker: str, handler: Handler | None = None,
-                              buffer: int = 100, feed_cls: FeedCls | str = FeedCls.PERPETUAL,
-                              **kwargs: Any) -> str:
-        """Subscribe to ``exc``/``ticker``'s trades; returns the feed id."""
-        self._market.trade_tape(exc, ticker)
-        feed_id = f"{exc}/{FeedCls(feed_cls).value}/trades/{ticker}"
-        sub = self._add(feed_id, exc, ticker, "trades", lambda: Trades(buffer), handler)
-        if buffer > sub.obj._buffer.maxlen and sub.obj.buffer_len() == 0:
-            sub.obj = Trades(buffer)
-        return feed_id
 
-    async def add_sampling_bars_feed(self, exc: str, ticker: str,
-                                     handler: Handler | None = None, buffer: int = 100,
-                                     feed_cls: FeedCls | str = FeedCls.PERPETUAL,
-                                     bar_cls: type[Bars] = TimeBars, **kwargs: Any) -> str:
-        """Bars built from ``exc``/``ticker``'s trades (``kwargs`` go to ``bar_cls``)."""
-        self._market.trade_tape(exc, ticker)
-        feed_id = f"{exc}/{FeedCls(feed_cls).value}/{bar_cls.__name__}/{ticker}"
-        self._add(feed_id, exc, ticker, "bars",
-                  lambda: bar_cls(buffer_size=buffer, **kwargs), handler)
-        return feed_id
+def _clean_side(prices: np.ndarray, sizes: np.ndarray, sign: int) -> tuple[np.ndarray, ...]:
+    """Per row: whether the side is trusted-clean, and its number of levels."""
+    present = ~np.isnan(prices)
+    ok = (present[:, 1:] <= present[:, :-1]).all(axis=1)  # padding only at the end
+    good = (prices > 0) & (prices < np.inf) & (sizes > 0) & (sizes < np.inf)
+    ok &= np.where(present, good, True).all(axis=1)
+    step = sign * (prices[:, 1:] - prices[:, :-1]) > 0
+    ok &= np.where(present[:, 1:], step, True).all(axis=1)
+    return ok, present.sum(axis=1)
 
-    async def add_handler_to_feed(self, feed_id: str, handler: Handler) -> None:
-        self._sub(feed_id).handlers.append(handler)
 
-    def _sub(self, feed_id: str) -> Subscription:
-        try:
-            return self._subs[feed_id]
-        except KeyError:
-            raise ConfigError(f"unknown feed id {feed_id!r}; known: {list(self._subs)}") from None
+def _stacked(prices: np.ndarray, sizes: np.ndarray, depth: int) -> np.ndarray:
+    """Read-only ``(n, max(D, depth), 2)`` levels, NaN-padded (price and size)."""
+    n, d = prices.shape
+    out = np.full((n, max(d, depth), 2), np.nan)
+    out[:, :d, 0] = prices
+    out[:, :d, 1] = np.where(np.isnan(prices), np.nan, sizes)
+    out.flags.writeable = False
+    return out
 
-    def get_feed(self, feed_id: str) -> Any:
-        """The LOB, Trades or Bars object of ``feed_id``."""
-        return self._sub(feed_id).obj
 
-    def get_feed_ids(self) -> list[str]:
-        return list(self._subs)
+class _BookBlock:
+    """Rows ``[lo, hi)`` of a book tape prepared for trusted delivery."""
 
-    def subscriptions(self) -> list[Subscription]:
-        return list(self._subs.values())
+    def __init__(self, tape: BookTape, lo: int, hi: int, depths: set[int]) -> None:
+        bp, bs = tape.bid_price[lo:hi], tape.bid_size[lo:hi]
+        ap, az = tape.ask_price[lo:hi], tape.ask_size[lo:hi]
+        ok_b, nb = _clean_side(bp, bs, -1)
+        ok_a, na = _clean_side(ap, az, 1)
+        self.clean = (ok_b & ok_a).tolist()
+        self.nb, self.na = nb.tolist(), na.tolist()
+        self.mid = ((bp[:, 0] + ap[:, 0]) / 2).tolist()
+        self.bids = {d: _stacked(bp, bs, d) for d in depths}
+        self.asks = {d: _stacked(ap, az, d) for d in depths}
 
-    async def cleanup(self) -> None:
-        """Nothing to close in replay."""
+
+class BookDelivery:
+    """Delivers a book tape's rows to its ``l2book`` subscriptions."""
+
+    def __init__(self, tape: BookTape, subs: list[Subscription]) -> None:
+        self.tape, self.subs = tape, subs
+        self.ms = tape.exchange_ts // NS_PER_MS
+        self._depths = {sub.obj.depth for sub in subs}
+        self.quiet = not any(sub.handlers for sub in subs)  # no handler: push() will do
+        self._lo, self._hi, self._block = 0, 0, None
+
+    def _block_of(self, row: int) -> _BookBlock:
+        if not self._lo <= row < self._hi or self._block is None:
+            self._lo = row - row % BLOCK
+            self._hi = min(self._lo + BLOCK, len(self.tape))
+            self._block = _BookBlock(self.tape, self._lo, self._hi, self._depths)
+        return self._block
+
+    def push(self, row: int) -> None:
+        """Update every subscription's LOB with ``row`` (only when :attr:`quiet`)."""
+        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        for sub in self.subs:
+            self._update(sub, block, k, row, ts)
+
+    async def deliver(self, row: int) -> None:
+        """Update each subscription's LOB with ``row``, then run its handlers."""
+        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        for sub in self.subs:
+            self._update(sub, block, k, row, ts)
+            if sub.handlers:
+                await _handle(sub.handlers, sub.obj)
+
+    def _update(self, sub: Subscription, block: _BookBlock, k: int, row: int,
+                ts: int) -> None:
+        lob = sub.obj
+        if ts > sub.last_ts:
+            sub.last_ts = ts
+        if not block.clean[k]:
+            bids, asks = self.tape.levels(row)
+            lob.update(sub.last_ts, bids, asks, is_snapshot=True, is_sorted=True)
+            return
+        nb, na = block.nb[k], block.na[k]
+        depth, cap = lob.depth, lob.safe_depth
+        bids, asks = block.bids[depth][k], block.asks[depth][k]
+        lob._load_snapshot(sub.last_ts, bids[:nb if cap is None else min(nb, cap)],
+                           asks[:na if cap is None else min(na, cap)], bids[:depth],
+                           asks[:depth], block.mid[k])
+
+
+class _TradeBlock:
+    """Rows ``[lo, hi)`` of a trade tape as ``(ts_ms, price, size, dir)`` float rows."""
+
+    def __init__(self, tape: TradeTape, lo: int, hi: int) -> None:
+        rows = np.empty((hi - lo, 4))
+        rows[:, 0] = tape.exchange_ts[lo:hi] // NS_PER_MS
+        rows[:, 1], rows[:, 2] = tape.price[lo:hi], tape.size[lo:hi]
+        rows[:, 3] = tape.side[lo:hi]
+        price, size = rows[:, 1], rows[:, 2]
+        clean = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
+        clean &= np.abs(rows[:, 3]) == 1
+        rows.flags.writeable = False
+        self.rows, self.clean = rows, clean.tolist()
+
+
+class TradeDelivery:
+    """Delivers a trade tape's rows to its ``trades`` and ``bars`` subscriptions."""
+
+    def __init__(self, tape: TradeTape, subs: list[Subscription]) -> None:
+        self.tape, self.subs = tape, subs
+        self.ms = tape.exchange_ts // NS_PER_MS
+        self._lo, self._hi, self._block = 0, 0, None
+        self.quiet = all(sub.kind == "trades" and not sub.handlers for sub in subs)
+
+    def _block_of(self, row: int) -> _TradeBlock:
+        if not self._lo <= row < self._hi or self._block is None:
+            self._lo = row - row % BLOCK
+            self._hi = min(self._lo + BLOCK, len(self.tape))
+            self._block = _TradeBlock(self.tape, self._lo, self._hi)
+        return self._block
+
+    def _tuple(self, row: int, ts: int) -> tuple[int, float, float, int]:
+        tape = self.tape
+        return ts, float(tape.price[row]), float(tape.size[row]), int(tape.side[row])
+
+    def push(self, row: int) -> None:
+        """Append ``row`` to every subscription's Trades (only when :attr:`quiet`)."""
+        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        for sub in self.subs:
+            self._append(sub, block, k, row, ts)
+
+    async def deliver(self, row: int) -> None:
+        """Append ``row`` to each subscription's buffer, then run its handlers."""
+        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        for sub in self.subs:
+            if sub.kind == "trades":
+                trade = self._append(sub, block, k, row, ts)
+                if sub.handlers:
+                    await _handle(sub.handlers, trade or self._tuple(row, sub.last_ts))
+                continue
+            sub.last_ts = max(ts, sub.last_ts)
+            msg = sub.obj.update(self._tuple(row, sub.last_ts))
+            if msg is not None:
+                await _handle(sub.handlers, msg)
+
+    def _append(self, sub: Subscription, block: _TradeBlock, k: int, row: int,
+                ts: int) -> tuple[int, float, float, int] | None:
+        """Append to a ``trades`` subscription; the tuple if it was built."""
+        if block.clean[k] and ts >= sub.last_ts:
+            sub.last_ts = ts
+            sub.obj._append_row(block.rows[k])
+            return None
+        sub.last_ts = max(ts, sub.last_ts)
+        trade = self._tuple(row, sub.last_ts)
+        sub.obj.append(trade)
+        return trade
+
+
+def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape]
+               ) -> tuple[dict[int, BookDelivery], dict[int, TradeDelivery]]:
+    """``({book tape index: delivery}, {trade tape index: delivery})`` for the tapes
+    ``feed`` has subscriptions on (others are never delivered)."""
+    subs = feed.subscriptions()
+
+    def matching(tape: Any, kinds: tuple[str, ...]) -> list[Subscription]:
+        return [s for s in subs if s.kind in kinds and (s.exc, s.ticker) == (tape.exc,
+                                                                              tape.ticker)]
+
+    book_out = {i: BookDelivery(t, found) for i, t in enumerate(books)
+                if (found := matching(t, ("l2book",)))}
+    trade_out = {i: TradeDelivery(t, found) for i, t in enumerate(trades)
+                 if (found := matching(t, ("trades", "bars")))}
+    return book_out, trade_out

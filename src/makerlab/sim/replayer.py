@@ -7,6 +7,18 @@ It builds one :class:`~makerlab.sim.matching.MatchingEngine` per instrument, a
 time to subscribed feeds; scheduled events (orders, acks, fills, timers, custom events)
 interleave by time. The tutorial API speaks ms; everything inside is ns.
 
+How the loop stays cheap (the ordering rules are :mod:`makerlab.sim.timeline`'s):
+
+- **only subscribed rows are iterated**: the loop walks the merged local-time rows of
+  subscribed tapes, the event queue, and the exchange-time rows of engines that hold
+  resting orders ("stepping" engines). Any other engine is caught up lazily, with a
+  ``searchsorted``, whenever the venue reads it (order arrival, marks, ``get_mid``).
+- **flat and idle stamps are written in bulk**: while no position is open, no engine
+  steps and nothing else is scheduled, the equity stamps up to the next event are
+  appended at once.
+- :attr:`Replayer.ROW_BY_ROW` turns both off (every engine steps through every row), as
+  the reference the tests compare the fast path with.
+
 Records kept for analytics (the analytics issue builds on them):
 
 - ``fills``: one dict per fill (exchange time ``ts`` ns, price, size, dir, is_maker, fee,
@@ -22,6 +34,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -39,14 +52,16 @@ from makerlab.sim.latency import (
     latency_models_by_exchange,
 )
 from makerlab.sim.matching import MatchingEngine
-from makerlab.sim.mock_feed import MockFeed, Subscription
+from makerlab.sim.mock_feed import MockFeed, deliveries
 from makerlab.sim.queue import QueueModel
 from makerlab.sim.stats import statistics
 from makerlab.sim.timeline import (
+    BOOK_EXCH,
     NS_PER_MS,
+    TRADE_LOCAL,
     BookTape,
+    EngineRows,
     EventQueue,
-    IdleSkipper,
     TradeTape,
     merge_market,
 )
@@ -70,6 +85,9 @@ class MockOMS(OMS):
 class Replayer:
     """Replay books and trades with the tutorial's constructor (all times in ms).
 
+    The Replayer is also the market-data source of its :class:`MockFeed` (see
+    :mod:`makerlab.feed`): :meth:`check_market` and :attr:`started`.
+
     Args:
         l2_data: ``{exc: {ticker: [{'ts', 'b', 'a'}, ...]}}`` book snapshots (``ts`` ms).
         trade_data: ``{exc: {ticker: [(ts, price, size, dir), ...] or N x 4 array}}``.
@@ -88,6 +106,8 @@ class Replayer:
             carry their own seeds).
         queue_model: the queue-position model (default risk-averse).
     """
+
+    ROW_BY_ROW = False  # step every engine through every row (the reference path)
 
     def __init__(self, l2_data: Mapping[str, Mapping[str, Any]],
                  trade_data: Mapping[str, Mapping[str, Any]], maker_fees: float = 0.0001,
@@ -133,9 +153,27 @@ class Replayer:
                 books.append(BookTape.from_arrays(exc, t, snap))
                 trades.append(TradeTape.from_arrays(exc, t, load_trade_arrays(
                     path, exc, t, start, end)))
+        self = cls.from_tapes(books, trades, recorded_local_time, maker_fees, taker_fees,
+                              latencies, exchange_latencies, **kwargs)
+        self.config.update({"path": str(path), "start": str(start), "end": str(end),
+                            "depth": depth})
+        return self
+
+    @classmethod
+    def from_tapes(cls, books: Sequence[BookTape], trades: Sequence[TradeTape],
+                   recorded_local_time: bool = True, maker_fees: float = 0.0001,
+                   taker_fees: float = 0.0003, latencies: Any = None,
+                   exchange_latencies: Mapping[str, Any] | None = None,
+                   **kwargs: Any) -> Replayer:
+        """Replay columnar tapes already in memory (``kwargs`` as the constructor's).
+
+        The tapes are trusted to be in exchange-time order per market (as archives are).
+        """
         self = cls.__new__(cls)
-        self.latency_models = latency_models_by_exchange(list(markets), latencies,
+        names = list(dict.fromkeys(t.exc for t in [*books, *trades]))
+        self.latency_models = latency_models_by_exchange(names, latencies,
                                                          exchange_latencies)
+        books, trades = list(books), list(trades)
         if not recorded_local_time:
             books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
             trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
@@ -144,8 +182,7 @@ class Replayer:
         self._setup(books, trades, fees, kwargs.pop("exchanges", None),
                     kwargs.pop("stamp_cycle", 1000), False, kwargs.pop("balance", 10_000),
                     kwargs.pop("seed", 0), kwargs.pop("queue_model", None))
-        self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees, "path": str(path),
-                       "start": str(start), "end": str(end), "depth": depth}
+        self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees}
         return self
 
     # -- construction ------------------------------------------------------------------
@@ -175,8 +212,6 @@ class Replayer:
     def _build_engines(self, queue_model: QueueModel | None) -> None:
         specs = load_specs()
         markets = dict.fromkeys([(t.exc, t.ticker) for t in [*self.books, *self.trades]])
-        self._book_engine: list[MatchingEngine | None] = []
-        self._trade_engine: list[MatchingEngine | None] = []
         for exc, ticker in markets:
             spec = specs.get((exc, ticker))
             if spec is None or (self._traded is not None and exc not in self._traded):
@@ -187,9 +222,6 @@ class Replayer:
             engine = MatchingEngine(spec, book, trade,
                                     _position_getter(account, ticker), queue_model)
             self.venue.add_engine(engine)
-        get = self.venue.engines.get
-        self._book_engine = [get((b.exc, b.ticker)) for b in self.books]
-        self._trade_engine = [get((t.exc, t.ticker)) for t in self.trades]
 
     def _set_times(self) -> None:
         firsts = [int(tape.exchange_ts.min()) for tape in [*self.books, *self.trades]
@@ -201,6 +233,13 @@ class Replayer:
         self.start_ns, self.end_ns = min(firsts), max(lasts)
         self.clock.ns = self.start_ns
         self.venue.end_ns = self.end_ns
+
+    def check_market(self, kind: str, exc: str, ticker: str) -> None:
+        """The Feed source seam: fail clearly if ``kind`` data of the market is absent."""
+        if kind == "l2book":
+            self.book_tape(exc, ticker)
+        else:
+            self.trade_tape(exc, ticker)
 
     def book_tape(self, exc: str, ticker: str) -> BookTape:
         return _find(self.books, exc, ticker, "book")
@@ -270,15 +309,37 @@ class Replayer:
         """Per exchange statistics (see :func:`makerlab.sim.stats.statistics`)."""
         return statistics(self)
 
-    def _stamp(self, _: Any = None) -> None:
+    def _stamp_values(self) -> list[tuple[str, float, float, float]]:
+        out = []
         for exc, account in self.venue.accounts.items():
             marks = self.venue.marks(exc)
             inventory = sum(float(p.amount) * marks.get(t, float("nan"))
                             for t, p in account.positions.items() if p.amount)
-            self.stamps.append((self.clock.ns, exc, account.equity(marks),
-                                float(account.balance), inventory))
-        if self.clock.ns + self.stamp_cycle_ns <= self.end_ns:
-            self.queue.push(self.clock.ns + self.stamp_cycle_ns, self._stamp)
+            out.append((exc, account.equity(marks), float(account.balance), inventory))
+        return out
+
+    def _stamp(self, _: Any = None) -> None:
+        now = self.clock.ns
+        self.stamps.extend((now, *values) for values in self._stamp_values())
+        if now + self.stamp_cycle_ns <= self.end_ns:
+            self.queue.push(now + self.stamp_cycle_ns, self._stamp, _STAMP)
+
+    def _bulk_stamps(self, limit_ns: int) -> None:
+        """Every stamp due up to ``limit_ns`` at once, while nothing can change them: no
+        position open, no engine stepping, nothing else scheduled before ``limit_ns``."""
+        t0 = self.queue.pop()[0]
+        cycle = self.stamp_cycle_ns
+        last = t0 + (limit_ns - t0) // cycle * cycle
+        self.clock.ns = t0
+        values = self._stamp_values()
+        self.stamps.extend((t, *v) for t in range(t0, last + 1, cycle) for v in values)
+        self.clock.ns = last
+        if last + cycle <= self.end_ns:
+            self.queue.push(last + cycle, self._stamp, _STAMP)
+
+    def _flat(self) -> bool:
+        return not any(p.amount for account in self.venue.accounts.values()
+                       for p in account.positions.values())
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -287,140 +348,211 @@ class Replayer:
         if self.started:
             raise ConfigError("Replayer.play() runs once; build a new Replayer to replay again")
         self.started = True
-        subs = self._feed.subscriptions()
-        self._book_subs = _subs_by_tape(subs, "l2book", self.books)
-        self._trade_subs = _subs_by_tape(subs, "trades", self.trades, "bars")
-        timeline = merge_market(self.books, self.trades, set(self._book_subs),
-                                set(self._trade_subs))
-        self.n_events = len(timeline)
-        self.queue.push(self.start_ns, self._stamp)
-        with tqdm(total=len(timeline), disable=not progress, unit="ev",
-                  mininterval=0.5) as bar:
-            await self._drain(timeline, bar)
+        self._books_out, self._trades_out = deliveries(self._feed, self.books, self.trades)
+        local = merge_market(self.books, self.trades, set(self._books_out),
+                             set(self._trades_out), exchange_rows=False)
+        self.n_events = sum(len(t) for t in [*self.books, *self.trades]) + len(local)
+        self._make_lanes()
+        self.queue.push(self.start_ns, self._stamp, _STAMP)
+        if progress:
+            with tqdm(total=self.n_events, unit="ev", mininterval=0.5) as bar:
+                await self._drain(local, bar)
+                bar.update(self.n_events - bar.n)
+        else:
+            await self._drain(local, _NoBar())
+        last = [int(tape.exchange_ts.max()) for tape in [*self.books, *self.trades] if len(tape)]
+        self.clock.ns = max([self.clock.ns, *last, *local.t[-1:].tolist()])
+        self._synced_ns = None
+        self._sync_engines()
 
-    async def _drain(self, timeline: Any, bar: Any) -> None:
-        ts, kinds = timeline.t.tolist(), timeline.kind.tolist()
-        streams, rows = timeline.stream.tolist(), timeline.row.tolist()
-        exch = (self._trade_exch, self._book_exch)
-        local = (self._trade_local, self._book_local)
-        heap, clock, n = self.queue._heap, self.clock, len(ts)
-        skipper, checked_until, i = IdleSkipper(timeline), 0, 0
-        while i < n:
-            t = ts[i]
-            while heap and heap[0][0] < t:
-                await self._run_next()
-            kind = kinds[i]
-            if kind < 2:
-                if i >= checked_until and not self._any_resting():
-                    checked_until = skipper.run_end(i, heap[0][0] if heap else None)
-                    if checked_until - i >= skipper.MIN_RUN:
-                        i = self._skip(skipper, i, checked_until, ts, bar)
-                        continue
+    def _make_lanes(self) -> None:
+        self._lanes: list[_Lane] = []
+        self._active: list[_Lane] = []
+        self._synced_ns: int | None = None
+        for engine in self.venue.engines.values():
+            rows = EngineRows(engine.book, engine.trades, _index(self.books, engine.book),
+                              _index(self.trades, engine.trades))
+            self._lanes.append(_Lane(engine, rows))
+        self.venue.sync = self._sync_engines
+        if self.ROW_BY_ROW:
+            for lane in self._lanes:
+                self._activate(lane, self.start_ns - 1)
+
+    def _sync_engines(self) -> None:
+        """Bring every engine that is not stepping to its book row at the current time."""
+        now = self.clock.ns
+        if now == self._synced_ns:
+            return
+        self._synced_ns = now
+        for lane in self._lanes:
+            if not lane.active:
+                engine, row = lane.engine, lane.rows.row_at(now)
+                if row != engine.row:
+                    engine.row = row
+                    engine._consumed.clear()
+
+    def _activate(self, lane: _Lane, after_ns: int) -> None:
+        t, lane.kind, lane.stream, lane.row = lane.rows.steps()
+        lane.t, lane.n = t, len(t)
+        lane.pos = lane.rows.first_after(after_ns)
+        lane.done = lane.pos >= lane.n
+        if not lane.done:
+            lane.active = True
+            self._active.append(lane)
+            self._synced_ns = None
+
+    def _deactivate(self, lane: _Lane) -> None:
+        lane.active = False
+        self._active.remove(lane)
+        self._synced_ns = None
+
+    def _refresh_lanes(self) -> None:
+        """After a scheduled event: engines that now hold orders start stepping."""
+        for lane in self._lanes:
+            lane.bounds = None
+            if lane.active:
+                if not lane.engine.resting and not self.ROW_BY_ROW:
+                    self._deactivate(lane)
+            elif lane.engine.resting and not lane.done:
+                self._activate(lane, self.clock.ns)
+
+    def _first_lane(self) -> _Lane:
+        def key(lane: _Lane) -> tuple[int, int, int, int]:
+            k = lane.pos
+            return lane.t[k], lane.kind[k], lane.stream[k], lane.row[k]
+
+        return min(self._active, key=key)
+
+    async def _drain(self, local: Any, bar: Any) -> None:
+        lt, lk = local.t.tolist(), local.kind.tolist()
+        ls, lr = local.stream.tolist(), local.row.tolist()
+        heap, clock, end, active = self.queue._heap, self.clock, self.end_ns, self._active
+        books, trades = self._books_out, self._trades_out
+        n, i = len(lt), 0
+        while True:
+            t = lt[i] if i < n else _NEVER
+            lane, te = None, _NEVER
+            if active:
+                lane = active[0] if len(active) == 1 else self._first_lane()
+                te = lane.t[lane.pos]
+            first = te if te < t else t
+            if heap and heap[0][0] < first and heap[0][0] <= end:
+                if (heap[0][3] is _STAMP and len(heap) == 1 and not active
+                        and not self.ROW_BY_ROW and self._flat()):
+                    self._bulk_stamps(min(first - 1, end))
+                else:
+                    await self._run_next()
+                    self._refresh_lanes()
+                continue
+            if lane is not None and te <= t:
+                self._step(lane)
+            elif i < n:
                 clock.ns = t
-                exch[kind](streams[i], rows[i])
+                out = trades[ls[i]] if lk[i] == TRADE_LOCAL else books[ls[i]]
+                if out.quiet:
+                    out.push(lr[i])
+                else:
+                    await out.deliver(lr[i])
+                i += 1
+                if not i & 0x3FFF:
+                    self._progress(bar, t)
             else:
-                clock.ns = t
-                await local[kind - 2](streams[i], rows[i])
-            i += 1
-            if not i & 0x3FFF:
-                bar.update(i - bar.n)
-        bar.update(n - bar.n)
-        while heap and heap[0][0] <= self.end_ns:
-            await self._run_next()
+                return
 
-    def _any_resting(self) -> bool:
-        return any(engine.resting for engine in self.venue.engines.values())
+    def _progress(self, bar: Any, t: int) -> None:
+        span = max(self.end_ns - self.start_ns, 1)
+        bar.update(int(self.n_events * (t - self.start_ns) / span) - bar.n)
 
-    def _skip(self, skipper: IdleSkipper, i: int, j: int, ts: list[int], bar: Any) -> int:
-        """Apply the idle run ``[i, j)`` at once (see :class:`IdleSkipper`); returns ``j``."""
-        for stream, row in skipper.last_book_rows(i, j).items():
-            engine = self._book_engine[stream]
-            if engine is not None:
+    def _step(self, lane: _Lane) -> None:
+        """One exchange-time row of a stepping engine."""
+        k = lane.pos
+        lane.pos = k + 1
+        self.clock.ns = lane.t[k]
+        engine, row = lane.engine, lane.row[k]
+        if lane.kind[k] == BOOK_EXCH:
+            if engine.resting:
+                self._settle(engine, engine.on_book(row))
+                lane.bounds = None
+            else:
                 engine.row = row
-                engine._consumed.clear()
-        self.clock.ns = ts[j - 1]
-        if (j >> 14) != (i >> 14):
-            bar.update(j - bar.n)
-        return j
+                if engine._consumed:
+                    engine._consumed.clear()
+        elif engine.resting:
+            tape = engine.trades
+            price, taker = float(tape.price[row]), int(tape.side[row])
+            if self.ROW_BY_ROW or _touches(lane, price, taker):
+                self._settle(engine, engine.on_trade(price, float(tape.size[row]), taker))
+                lane.bounds = None
+        if lane.pos == lane.n:
+            self._deactivate(lane)
+            lane.done = True
+        elif not engine.resting and not self.ROW_BY_ROW:
+            self._deactivate(lane)
+
+    def _settle(self, engine: MatchingEngine, result: Any) -> None:
+        if result.fills or result.expired:
+            self.venue.settle(engine.spec.exchange, result)
 
     async def _run_next(self) -> None:
         t, callback, payload = self.queue.pop()
         self.clock.ns = t
+        self._sync_engines()  # callbacks may read engines directly (tests, custom events)
         result = callback(payload)
         if inspect.isawaitable(result):
             await result
 
-    def _trade_exch(self, stream: int, row: int) -> None:
-        engine = self._trade_engine[stream]
-        if engine is None or not engine.resting:
-            return
-        tape = self.trades[stream]
-        result = engine.on_trade(float(tape.price[row]), float(tape.size[row]),
-                                 int(tape.side[row]))
-        if result.fills or result.expired:
-            self.venue.settle(tape.exc, result)
-
-    def _book_exch(self, stream: int, row: int) -> None:
-        engine = self._book_engine[stream]
-        if engine is None:
-            return
-        if not engine.resting:
-            engine.row = row
-            if engine._consumed:
-                engine._consumed.clear()
-            return
-        result = engine.on_book(row)
-        if result.fills or result.expired:
-            self.venue.settle(engine.spec.exchange, result)
-
-    async def _trade_local(self, stream: int, row: int) -> None:
-        tape = self.trades[stream]
-        ts = int(tape.exchange_ts[row]) // NS_PER_MS
-        trade = (ts, float(tape.price[row]), float(tape.size[row]), int(tape.side[row]))
-        for sub in self._trade_subs[stream]:
-            msg = _deliver_trade(sub, trade)
-            if msg is not None:
-                for handler in sub.handlers:
-                    await _call(handler, msg)
-
-    async def _book_local(self, stream: int, row: int) -> None:
-        tape = self.books[stream]
-        ts = int(tape.exchange_ts[row]) // NS_PER_MS
-        bids, asks = tape.levels(row)
-        for sub in self._book_subs[stream]:
-            sub.last_ts = max(ts, sub.last_ts)
-            sub.obj.update(sub.last_ts, bids, asks, is_snapshot=True, is_sorted=True)
-            for handler in sub.handlers:
-                await _call(handler, sub.obj)
-
 
 # -- helpers -----------------------------------------------------------------------------
 
-async def _call(handler: Callable[[Any], Any], msg: Any) -> None:
-    result = handler(msg)
-    if inspect.isawaitable(result):
-        await result
+_NEVER = 1 << 62  # later than any replayed time
+_STAMP = object()  # payload marking the equity stamp on the event queue
 
 
-def _deliver_trade(sub: Subscription, trade: tuple[int, float, float, int]) -> Any:
-    """Update ``sub``'s buffer with ``trade``; the message its handlers get (or None)."""
-    sub.last_ts = max(trade[0], sub.last_ts)
-    trade = (sub.last_ts, *trade[1:])
-    if sub.kind == "trades":
-        sub.obj.append(trade)
-        return trade
-    return sub.obj.update(trade)
+@dataclass(eq=False)
+class _Lane:
+    """A matching engine and where it is in its exchange-time rows."""
+
+    engine: MatchingEngine
+    rows: EngineRows
+    active: bool = False
+    done: bool = False
+    pos: int = 0
+    n: int = 0
+    t: list[int] = field(default_factory=list)
+    kind: list[int] = field(default_factory=list)
+    stream: list[int] = field(default_factory=list)
+    row: list[int] = field(default_factory=list)
+    bounds: tuple[float | None, float | None] | None = None  # best resting bid, ask
 
 
-def _subs_by_tape(subs: list[Subscription], kind: str, tapes: Sequence[Any],
-                  other: str | None = None) -> dict[int, list[Subscription]]:
-    out: dict[int, list[Subscription]] = {}
-    for i, tape in enumerate(tapes):
-        found = [s for s in subs if s.kind in (kind, other)
-                 and (s.exc, s.ticker) == (tape.exc, tape.ticker)]
-        if found:
-            out[i] = found
-    return out
+
+def _touches(lane: _Lane, price: float, taker_dir: int) -> bool:
+    """Whether a print can reach a resting order (at or through its price, the only
+    prints the matching rules act on); the same float test as ``on_trade``'s."""
+    if lane.bounds is None:
+        resting = lane.engine.resting.values()
+        bids = [o.px for o in resting if o.side == 1]
+        asks = [o.px for o in resting if o.side == -1]
+        lane.bounds = (max(bids) if bids else None, min(asks) if asks else None)
+    half = lane.engine._half_tick
+    if taker_dir == 1:
+        ask = lane.bounds[1]
+        return ask is not None and -(ask - price) > -half
+    bid = lane.bounds[0]
+    return bid is not None and taker_dir == -1 and bid - price > -half
+
+
+class _NoBar:
+    """Stands in for the progress bar (tqdm costs milliseconds to set up)."""
+
+    n = 0
+
+    def update(self, k: int) -> None:
+        self.n += k
+
+
+def _index(tapes: Sequence[Any], tape: Any) -> int:
+    return next((i for i, t in enumerate(tapes) if t is tape), -1)
 
 
 def _find(tapes: Sequence[Any], exc: str, ticker: str, what: str) -> Any:

@@ -18,11 +18,15 @@ Ordering rules (deterministic, no wall clock involved):
   events at equal time run in the order they were scheduled (a sequence number).
 
 Market rows live in numpy arrays and are never turned into Python objects unless a
-strategy subscribed to them or the matching engine has resting orders to check.
+strategy subscribed to them or the matching engine has resting orders to check: the
+timeline the replayer iterates holds only the subscribed local-time rows
+(:func:`merge_market` with no exchange-time tapes), and each engine's exchange-time rows
+are stepped through only while it holds resting orders (:class:`EngineRows`).
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections.abc import Callable, Sequence
@@ -39,8 +43,8 @@ __all__ = [
     "TRADE_EXCH",
     "TRADE_LOCAL",
     "BookTape",
+    "EngineRows",
     "EventQueue",
-    "IdleSkipper",
     "MarketTimeline",
     "TradeTape",
     "merge_market",
@@ -162,17 +166,21 @@ class MarketTimeline:
 
 
 def merge_market(books: Sequence[BookTape], trades: Sequence[TradeTape],
-                 deliver_books: set[int], deliver_trades: set[int]) -> MarketTimeline:
+                 deliver_books: set[int], deliver_trades: set[int],
+                 exchange_rows: bool = True) -> MarketTimeline:
     """The merged market timeline (ordering rules in the module docstring).
 
-    Exchange-time rows are always included (the engine may need them); local-time rows only
-    for tapes whose index is in ``deliver_books``/``deliver_trades`` (subscribed feeds).
+    Exchange-time rows are included unless ``exchange_rows`` is false (the replayer steps
+    them per engine, see :class:`EngineRows`); local-time rows only for tapes whose index
+    is in ``deliver_books``/``deliver_trades`` (subscribed feeds).
     """
     parts = []
     for kind, tapes, clock, wanted in (
             (TRADE_EXCH, trades, "exchange_ts", None), (BOOK_EXCH, books, "exchange_ts", None),
             (TRADE_LOCAL, trades, "local_ts", deliver_trades),
             (BOOK_LOCAL, books, "local_ts", deliver_books)):
+        if wanted is None and not exchange_rows:
+            continue
         for i, tape in enumerate(tapes):
             if wanted is None or i in wanted:
                 parts.append(_part(getattr(tape, clock), kind, i))
@@ -190,41 +198,65 @@ def _part(ts: np.ndarray, kind: int, stream: int) -> tuple[np.ndarray, ...]:
             np.arange(n, dtype=np.int64))
 
 
-class IdleSkipper:
-    """Finds runs of exchange-time rows that need no Python work, and their net effect.
+class EngineRows:
+    """One matching engine's exchange-time rows, for stepping or for lazy catching up.
 
-    While no engine has resting orders, an exchange-time trade changes nothing and a
-    book row only moves its engine's current row; so a run of such rows up to the next
-    local-time row or scheduled event collapses to "each book stream ends at its last row
-    in the run" (computed with numpy, no per-row Python).
+    While its engine holds no resting order, no row of an instrument needs Python: the
+    engine only has to know its current book row when something reads it, and that is
+    :meth:`row_at` (a ``searchsorted``). While it holds orders, the replayer steps through
+    :meth:`steps` (its book and trade rows merged in timeline order) one row at a time.
+
+    Args:
+        book, trades: the engine's tapes (either may be ``None``).
+        book_stream, trade_stream: their tape indices (the timeline's ``stream``).
     """
 
-    MIN_RUN = 64  # shorter runs are cheaper row by row
+    def __init__(self, book: BookTape | None, trades: TradeTape | None, book_stream: int,
+                 trade_stream: int) -> None:
+        self.book, self.trades = book, trades
+        self.book_stream, self.trade_stream = book_stream, trade_stream
+        self._t = self._rows = None
+        if book is not None and len(book):
+            ets = np.asarray(book.exchange_ts, np.int64)
+            order = None if bool(np.all(ets[1:] >= ets[:-1])) else np.argsort(ets,
+                                                                               kind="stable")
+            self._t = ets if order is None else ets[order]
+            self._rows = order
+        self._steps: tuple[list[int], ...] | None = None
+        self._valid = (0, -1, -1)  # [from, until) ns where the cached row holds, the row
 
-    def __init__(self, timeline: MarketTimeline) -> None:
-        self.timeline = timeline
-        self._local = np.flatnonzero(timeline.kind >= TRADE_LOCAL)
+    def row_at(self, t_ns: int) -> int:
+        """The engine's book row after every exchange-time row at or before ``t_ns``."""
+        lo, hi, row = self._valid
+        if lo <= t_ns < hi:
+            return row
+        if self._t is None:
+            return -1
+        times = self._t
+        k = int(np.searchsorted(times, t_ns, "right")) - 1
+        row = k if k < 0 or self._rows is None else int(self._rows[k])
+        lo = int(times[k]) if k >= 0 else -(1 << 62)
+        hi = int(times[k + 1]) if k + 1 < len(times) else 1 << 62
+        self._valid = (lo, hi, row)
+        return row
 
-    def run_end(self, i: int, next_scheduled_ns: int | None) -> int:
-        """End (exclusive) of the idle run starting at ``i``: before the next local row and
-        before any row later than ``next_scheduled_ns``."""
-        k = int(np.searchsorted(self._local, i))
-        end = int(self._local[k]) if k < len(self._local) else len(self.timeline)
-        if next_scheduled_ns is not None:
-            end = min(end, int(np.searchsorted(self.timeline.t, next_scheduled_ns, "right")))
-        return end
+    def steps(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        """``(t, kind, stream, row)`` lists of every row in timeline order (built once)."""
+        if self._steps is None:
+            parts = []
+            if self.trades is not None:
+                parts.append(_part(self.trades.exchange_ts, TRADE_EXCH, self.trade_stream))
+            if self.book is not None:
+                parts.append(_part(self.book.exchange_ts, BOOK_EXCH, self.book_stream))
+            t, kind, stream, row = (np.concatenate([p[k] for p in parts]) if parts
+                                    else np.empty(0, np.int64) for k in range(4))
+            order = np.lexsort((row, stream, kind, t))
+            self._steps = tuple(a[order].tolist() for a in (t, kind, stream, row))
+        return self._steps  # type: ignore[return-value]
 
-    def last_book_rows(self, i: int, j: int) -> dict[int, int]:
-        """``{book stream: last row}`` among the BOOK_EXCH rows in ``[i, j)``."""
-        tl = self.timeline
-        books = np.flatnonzero(tl.kind[i:j] == BOOK_EXCH) + i
-        if not len(books):
-            return {}
-        streams = tl.stream[books]
-        out = {}
-        for s in np.unique(streams).tolist():
-            out[s] = int(tl.row[books[streams == s][-1]])
-        return out
+    def first_after(self, t_ns: int) -> int:
+        """Index in :meth:`steps` of the first row later than ``t_ns``."""
+        return bisect.bisect_right(self.steps()[0], t_ns)
 
 
 class EventQueue:

@@ -14,6 +14,10 @@ carries every message between the OMS and the engines over the latency channels:
   :func:`~makerlab.core.positions.apply_fill` and the fee model, so reduce-only checks and
   equity stamps see the venue's position, not the OMS's lagging mirror.
 
+- **engines are read current**: an engine that is not being stepped row by row is brought
+  to the clock (``sync``, installed by the replayer) whenever the venue reads it: order
+  arrival, :meth:`SimVenue.engine`, marks and balances.
+
 Times are ns inside; the OMS-facing payloads carry ms timestamps as the tutorial does.
 """
 
@@ -105,6 +109,10 @@ class SimAccount:
         return eq
 
 
+def _no_sync() -> None:
+    """Engines are kept current by whoever drives them (the default)."""
+
+
 class SimVenue:
     """Matching engines, accounts and latency-delayed messaging for every exchange.
 
@@ -128,6 +136,7 @@ class SimVenue:
         self.fills: list[dict[str, Any]] = []
         self._oids = itertools.count(1)
         self.end_ns = 0  # last market-data time; timers stop there
+        self.sync: Callable[[], None] = _no_sync  # brings lazy engines to the clock
 
     # -- setup -------------------------------------------------------------------------
 
@@ -143,6 +152,8 @@ class SimVenue:
         return self.accounts[exc]
 
     def engine(self, exc: str, ticker: str) -> MatchingEngine:
+        """The engine of ``exc``/``ticker``, its book row brought up to the clock."""
+        self.sync()
         try:
             return self.engines[(exc, ticker)]
         except KeyError:
@@ -150,7 +161,8 @@ class SimVenue:
             raise ConfigError(f"no replayed market {exc}/{ticker}; known: {known}") from None
 
     def spec(self, exc: str, ticker: str) -> InstrumentSpec:
-        return self.engine(exc, ticker).spec
+        engine = self.engines.get((exc, ticker))
+        return engine.spec if engine is not None else self.engine(exc, ticker).spec
 
     def attach(self, listener: VenueListener) -> None:
         self.listener = listener
@@ -276,6 +288,7 @@ class SimVenue:
 
     def marks(self, exc: str) -> dict[str, float]:
         """Mid of each of ``exc``'s instruments at the current exchange time."""
+        self.sync()
         return {t: eng.mid() for (e, t), eng in self.engines.items() if e == exc}
 
     def balance(self, exc: str) -> dict[str, Any]:

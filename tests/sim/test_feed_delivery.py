@@ -1,0 +1,77 @@
+"""Feed subscriptions over the replayed market: trusted and checked delivery agree."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from replay_scenarios import EXC, TICKER, book, random_market, replayer
+
+from makerlab.errors import ConfigError, DataError
+from makerlab.feed import Feed
+from makerlab.sim import mock_feed
+from makerlab.sim.mock_feed import MockFeed
+
+
+def _record(books, trades, monkeypatch=None, block=None):
+    if monkeypatch is not None:
+        monkeypatch.setattr(mock_feed, "BLOCK", block)
+    rep = replayer(books, trades)
+    feed, seen = rep.get_feed(), []
+
+    async def main():
+        lid = await feed.add_l2_book_feed(EXC, TICKER, depth=2, buffer=7,
+                                          handler=lambda lob: seen.append(
+                                              (lob.timestamp, lob.get_bids().tolist(),
+                                               lob.get_asks().tolist())))
+        tid = await feed.add_trades_feed(EXC, TICKER, buffer=5, handler=seen.append)
+        await rep.play(progress=False)
+        lob, tape = feed.get_feed(lid), feed.get_feed(tid)
+        return lob.get_bids_buffer(), lob.get_mids_buffer(), tape.get_buffer()
+
+    return seen, asyncio.run(main())
+
+
+def test_trusted_delivery_matches_checked_delivery(monkeypatch):
+    books, trades = random_market(5, n=60)
+    fast_seen, fast_buffers = _record(books, trades)
+    original = mock_feed._clean_side
+    monkeypatch.setattr(mock_feed, "_clean_side",
+                        lambda p, s, sign: (np.zeros(len(p), bool), original(p, s, sign)[1]))
+    slow_seen, slow_buffers = _record(books, trades, monkeypatch, 7)  # small blocks too
+    assert fast_seen == slow_seen
+    for fast, slow in zip(fast_buffers, slow_buffers, strict=True):
+        np.testing.assert_array_equal(fast, slow)
+
+
+def test_unclean_rows_take_the_checked_path():
+    books = [book(1_000, 60000.0, 60000.1), book(1_100, 60000.0, 60000.1)]
+    books[1]["b"][1][1] = 0.0  # a zero-size level is dropped, as LOB.update does
+    seen, _ = _record(books, [])
+    assert seen[1][1] == [[60000.0, 1.0], [59999.8, 1.0]]
+    books[1]["a"] = books[1]["a"][::-1]  # not best first: LOB.update's error
+    with pytest.raises(DataError):
+        _record(books, [])
+
+
+def test_feed_ids_and_buffers_are_shared():
+    books, trades = random_market(1, n=5)
+    rep = replayer(books, trades)
+    feed = rep.get_feed()
+    assert isinstance(feed, MockFeed) and isinstance(feed, Feed) and feed.source is rep
+
+    async def main():
+        a = await feed.add_l2_book_feed(EXC, TICKER, depth=3)
+        b = await feed.add_l2_book_feed(EXC, TICKER, depth=3, handler=print)
+        t = await feed.add_trades_feed(EXC, TICKER)
+        return a, b, t
+
+    a, b, t = asyncio.run(main())
+    assert a == b == f"{EXC}/perp/l2book/{TICKER}_depth3" and t == f"{EXC}/perp/trades/{TICKER}"
+    assert feed.get_feed_ids() == [a, t] and feed.subscriptions()[0].handlers == [print]
+
+
+def test_feed_without_source_is_live_and_not_available():
+    with pytest.raises(ConfigError, match="live feeds"):
+        asyncio.run(Feed(gateway=None).add_trades_feed(EXC, TICKER))
