@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+	MAKERLAB_ARCHIVE=logs/demo/archive MPLBACKEND=Agg $(BIN)/python examples/market_maker.py 0
+	@echo "Report: $$(ls -t logs/reports/*.pdf | head -1)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -2,8 +2,10 @@
 
 Changes from the tutorial script: the import lines; the market (quote Binance USD-M
 BTCUSDT, reference Binance spot BTCUSDT, on the bundled archive's 2024-08-08 23:00 hour);
-the archive ``path``; the two broken ``except`` clauses; and ``sim_report``, which prints
-``replayer.statistics()`` until the analytics issue brings the plots and ``pdf_snapshot``.
+the archive ``path``; ``run_dir`` in the replayer configs (so ``makerlab report`` can
+rebuild the report later); the two broken ``except`` clauses; the report file name's nested quotes (a syntax
+error before Python 3.12; the modelling script already wrote it this way). ``show`` is False so the
+script runs headless; the report lands in ``logs/reports/``.
 
     python examples/market_maker.py 0     # backtest (1 would trade live: not available yet)
 
@@ -25,9 +27,9 @@ from datetime import datetime
 from makerlab.oms import OMS
 from makerlab.feed import Feed
 from makerlab.gateway import Gateway
-from makerlab.utils import _time
+from makerlab.utils import _time,pdf_snapshot
 
-show = True
+show = False
 parser = argparse.ArgumentParser(description="Parse script mode.")
 parser.add_argument('mode', type=lambda arg:int(arg), help="Set script mode.")
 args = parser.parse_args()
@@ -47,7 +49,8 @@ stream_data = {
 reference = {
     'BTCUSDT':('binance_spot','BTCUSDT'),
 }
-archive_path = os.environ.get("MAKERLAB_ARCHIVE", "data/archive")
+archive_path = os.environ.get(
+    "MAKERLAB_ARCHIVE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "archive"))
 
 run = None
 time = None
@@ -70,6 +73,7 @@ if simulated:
         "maker_fees":0.000,
         "taker_fees":0.000,
         "latencies":latencies,
+        "run_dir":"./logs/runs",
     }
 
 else:
@@ -275,10 +279,54 @@ async def quote_markets(replayer,oms,feed,ticker):
     )
 
 async def sim_report(replayer):
-    # The tutorial's plots, markouts and pdf_snapshot report come with the analytics
-    # issue; for now the report is the statistics dict.
+    folder = './logs/reports'
+    exchange_plot = f'{folder}/exchange.png'
+    markouts_plot = f'{folder}/markouts.png'
+    prices_plot = '{folder}/prices_{ticker}.png'
+    counterparty_plot = f'{folder}/counterparty_pnl.png'
+    fairprices_plot = f'{folder}/fairprices.png'
+
+    #see plots and reports
+    report_data = []
+    report_data.append((
+        'configs',
+        {
+            'exc':exc,
+            'tickers':tickers,
+            '_start':start,
+            '_end':end,
+            'params':replayer_configs,
+        },
+        'dict'
+    ))
+
     statistics = replayer.statistics()
     pprint(statistics)
+    report_data.append(('stats',statistics,'dict'))
+
+    df_exchange = replayer.df_exchange(exc=exc,save=exchange_plot,show=show)
+    report_data.append(('perf[inventory]',df_exchange,'df'))
+    report_data.append(('perf[inventory]',exchange_plot,'img'))
+
+    df_markouts = replayer.df_markouts(save=markouts_plot,show=show)
+    report_data.append(('markouts',markouts_plot,'img'))
+
+    for ticker in tickers:
+        save = prices_plot.format(folder=folder,ticker=ticker)
+        df_prices = replayer.df_prices(
+            ticker=ticker,exc=exc,show=show,save=save
+        )
+        report_data.append(('fills',save,'img'))
+
+    norm_pnls = replayer.df_counterparty_pnl(exc_tickers=stream_data,save=counterparty_plot,show=show)
+    report_data.append(('counterparty_pnl',counterparty_plot,'img'))
+
+    pdf_snapshot(
+        save=f'{folder}/{datetime.now().strftime("%Y-%m-%d %H-%M-%S")}.pdf',
+        code_file=__file__,
+        report_data=report_data,
+        include_comments=False
+    )
 
 if __name__ == '__main__':
     asyncio.run(main())

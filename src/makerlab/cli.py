@@ -5,6 +5,7 @@
     makerlab convert SOURCE INPUT... --out DIR   convert real captures into an archive
     makerlab info ARCHIVE                        what an archive holds
     makerlab validate ARCHIVE                    check every file of an archive
+    makerlab report RUN_DIR                      rebuild a saved run's simulation report
     makerlab specs                               the bundled instrument specs
 """
 
@@ -63,6 +64,26 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from makerlab.analytics.record import RunRecord
+    from makerlab.analytics.report import CODE_FILE, simulation_report
+
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        print(f"makerlab: error: {run} is not a saved run (no config.json); save one with "
+              "Replayer(..., run_dir=...) or replayer.save(dir)", file=sys.stderr)
+        return 2
+    code = run / CODE_FILE
+    written = simulation_report(RunRecord.load(run), args.out or run / "report",
+                                code_file=code if code.is_file() else None,
+                                html=not args.no_html)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
 def _specs(args: argparse.Namespace) -> int:
     from makerlab.core.instruments import load_specs
 
@@ -90,18 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="repair bad input (every repair is counted and logged) "
                            "instead of stopping at the first problem")
     conv.add_argument("--quiet", action="store_true", help="no progress bar")
-    conv.set_defaults(run=_convert)
+    conv.set_defaults(handler=_convert)
 
     info = sub.add_parser("info", help="list what an archive holds")
     info.add_argument("archive")
-    info.set_defaults(run=_info)
+    info.set_defaults(handler=_info)
 
     val = sub.add_parser("validate", help="check every file of an archive")
     val.add_argument("archive")
-    val.set_defaults(run=_validate)
+    val.set_defaults(handler=_validate)
+
+    rep = sub.add_parser("report", help="rebuild the simulation report of a saved run")
+    rep.add_argument("run", help="a run folder saved by Replayer(run_dir=...) or .save()")
+    rep.add_argument("--out", help="output folder (default: RUN/report)")
+    rep.add_argument("--no-html", action="store_true", help="PDF only")
+    rep.set_defaults(handler=_report)
 
     specs = sub.add_parser("specs", help="print the bundled instrument specs")
-    specs.set_defaults(run=_specs)
+    specs.set_defaults(handler=_specs)
     return parser
 
 
@@ -110,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.run(args)
+        return args.handler(args)
     except MakerlabError as error:
         print(f"makerlab: error: {error}", file=sys.stderr)
         return 2

@@ -1,10 +1,13 @@
-"""Small helpers the tutorial's scripts import."""
+"""Small helpers the tutorial's scripts import (``from makerlab.utils import _time,
+pdf_snapshot``)."""
 
 from __future__ import annotations
 
 import time
 
-__all__ = ["_time"]
+from makerlab.research.report import pdf_snapshot
+
+__all__ = ["_time", "pdf_snapshot"]
 
 
 def _time() -> int:

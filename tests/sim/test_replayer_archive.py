@@ -24,13 +24,17 @@ pytestmark = pytest.mark.skipif(
     not (ARCHIVE / "kind=book_snapshot").is_dir(), reason="bundled archive data/archive absent")
 
 
-def test_market_maker_example_runs_and_trades():
-    env = {**os.environ, "MAKERLAB_ARCHIVE": str(ARCHIVE)}
+def test_market_maker_example_runs_trades_and_leaves_its_report(tmp_path):
+    env = {**os.environ, "MAKERLAB_ARCHIVE": str(ARCHIVE), "MPLBACKEND": "Agg"}
     out = subprocess.run([sys.executable, str(REPO / "examples" / "market_maker.py"), "0"],
-                         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
                          check=True).stdout
     trades = re.search(r"'binance': \{'#trades': (\d+)", out)
     assert trades is not None and int(trades.group(1)) > 0, out
+    [pdf] = (tmp_path / "logs" / "reports").glob("*.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF")
+    [run] = (tmp_path / "logs" / "runs").iterdir()
+    assert (run / "config.json").is_file()
 
 
 def quoting_run() -> Replayer:

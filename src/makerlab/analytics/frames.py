@@ -133,7 +133,16 @@ def bootstrap_mean_ci(values: np.ndarray, n: int = 1000, ci: float = 0.95, seed:
         sample = values[rng.integers(0, rows, rows)]
         means[b] = _col_nanmean(sample)
     tail = (1 - ci) / 2 * 100
-    return np.nanpercentile(means, tail, axis=0), np.nanpercentile(means, 100 - tail, axis=0)
+    return _col_nanpercentile(means, tail), _col_nanpercentile(means, 100 - tail)
+
+
+def _col_nanpercentile(values: np.ndarray, q: float) -> np.ndarray:
+    """Per-column percentile ignoring NaNs; NaN (no warning) for an all-NaN column."""
+    out = np.full(values.shape[1], np.nan)
+    some = np.isfinite(values).any(axis=0)
+    if some.any():
+        out[some] = np.nanpercentile(values[:, some], q, axis=0)
+    return out
 
 
 def _col_nanmean(values: np.ndarray) -> np.ndarray:

@@ -230,6 +230,7 @@ class GeneticRegression:
         figures = {name: draw(results) for name, (wanted, _, draw) in plans.items() if wanted}
         for name, fig in figures.items():
             if plans[name][1] is not None:
+                Path(plans[name][1]).parent.mkdir(parents=True, exist_ok=True)
                 fig.savefig(plans[name][1], dpi=120, bbox_inches="tight")
         _show_and_release(list(figures.values()), show)
         return figures

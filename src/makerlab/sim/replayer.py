@@ -32,15 +32,23 @@ Records kept for analytics (the analytics issue builds on them):
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import shutil
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from makerlab.analytics import frames, metrics, research
+from makerlab.analytics.record import RunRecord
+from makerlab.analytics.report import CODE_FILE
 from makerlab.core.instruments import load_specs
 from makerlab.errors import ConfigError
 from makerlab.oms import OMS
@@ -51,10 +59,9 @@ from makerlab.sim.latency import (
     LatencyModel,
     latency_models_by_exchange,
 )
-from makerlab.sim.matching import MatchingEngine
+from makerlab.sim.matching import FillModel, MatchingEngine
 from makerlab.sim.mock_feed import MockFeed, deliveries
 from makerlab.sim.queue import QueueModel
-from makerlab.sim.stats import statistics
 from makerlab.sim.timeline import (
     BOOK_EXCH,
     NS_PER_MS,
@@ -68,6 +75,8 @@ from makerlab.sim.timeline import (
 from makerlab.sim.venue import Clock, SimVenue
 
 __all__ = ["MockOMS", "Replayer"]
+
+log = logging.getLogger(__name__)
 
 
 class MockOMS(OMS):
@@ -105,6 +114,13 @@ class Replayer:
         seed: seed of :attr:`rng`, for custom random models (the built-in latency models
             carry their own seeds).
         queue_model: the queue-position model (default risk-averse).
+        fill_model: :class:`~makerlab.sim.matching.PartialFills` (default) or
+            :class:`~makerlab.sim.matching.NoPartialFills`.
+        feed_cls: accepted for compatibility; the exchange id names the product
+            (``binance`` perpetuals, ``binance_spot``, ...).
+        run_dir: if given, :meth:`play` saves the run's record under
+            ``run_dir/<UTC time>/`` when it ends (``makerlab report`` rebuilds reports
+            from it).
     """
 
     ROW_BY_ROW = False  # step every engine through every row (the reference path)
@@ -116,7 +132,8 @@ class Replayer:
                  exchange_fees: Mapping[str, Mapping[str, Any]] | None = None,
                  exchange_latencies: Mapping[str, Any] | None = None, stamp_cycle: int = 1000,
                  validate_data: bool = True, balance: float = 10_000, seed: int = 0,
-                 queue_model: QueueModel | None = None, **kwargs: Any) -> None:
+                 queue_model: QueueModel | None = None, fill_model: FillModel | None = None,
+                 run_dir: str | os.PathLike | None = None, feed_cls: Any = None) -> None:
         books = [BookTape.from_records(e, t, recs) for e, d in l2_data.items()
                  for t, recs in d.items()]
         trades = [TradeTape.from_rows(e, t, rows) for e, d in trade_data.items()
@@ -127,9 +144,13 @@ class Replayer:
         trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
         fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
         self._setup(books, trades, fees, exchanges, stamp_cycle, validate_data, balance, seed,
-                    queue_model)
+                    queue_model, fill_model)
+        self.run_dir = run_dir
         self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
-                       "stamp_cycle": stamp_cycle, "balance": balance, "seed": seed}
+                       "exchange_fees": exchange_fees, "latencies": _plain(latencies),
+                       "exchange_latencies": _plain(exchange_latencies),
+                       "stamp_cycle": stamp_cycle, "balance": balance, "seed": seed,
+                       "queue_model": repr(queue_model), "fill_model": repr(fill_model)}
 
     @classmethod
     def from_archive(cls, markets: Mapping[str, Sequence[str]], start: Any, end: Any,
@@ -174,6 +195,7 @@ class Replayer:
         self.latency_models = latency_models_by_exchange(names, latencies,
                                                          exchange_latencies)
         books, trades = list(books), list(trades)
+        offsets = _align_local_clocks(books, trades) if recorded_local_time else {}
         if not recorded_local_time:
             books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
             trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
@@ -181,15 +203,22 @@ class Replayer:
                                                                            None))
         self._setup(books, trades, fees, kwargs.pop("exchanges", None),
                     kwargs.pop("stamp_cycle", 1000), False, kwargs.pop("balance", 10_000),
-                    kwargs.pop("seed", 0), kwargs.pop("queue_model", None))
-        self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees}
+                    kwargs.pop("seed", 0), kwargs.pop("queue_model", None),
+                    kwargs.pop("fill_model", None))
+        self.run_dir = kwargs.pop("run_dir", None)
+        if kwargs:
+            raise ConfigError(f"unknown Replayer arguments: {', '.join(sorted(kwargs))}")
+        self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
+                       "latencies": _plain(latencies), "recorded_local_time": recorded_local_time,
+                       "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in offsets.items()}}
         return self
 
     # -- construction ------------------------------------------------------------------
 
     def _setup(self, books: list[BookTape], trades: list[TradeTape], fees: FeeSchedule,
                exchanges: Sequence[str] | None, stamp_cycle: int, validate: bool,
-               balance: float, seed: int, queue_model: QueueModel | None) -> None:
+               balance: float, seed: int, queue_model: QueueModel | None,
+               fill_model: FillModel | None = None) -> None:
         if validate:
             books = [_checked(b) for b in books]
             trades = [_checked(t) for t in trades]
@@ -200,7 +229,7 @@ class Replayer:
         self.venue = SimVenue(self.queue, self.clock, self.latency_models, fees,
                               Decimal(str(balance)))
         self._traded = set(exchanges) if exchanges is not None else None
-        self._build_engines(queue_model)
+        self._build_engines(queue_model, fill_model)
         self._set_times()
         self.stamps: list[tuple[int, str, float, float, float]] = []
         self.declarations: list[dict[str, Any]] = []
@@ -209,7 +238,8 @@ class Replayer:
         self._oms = MockOMS(venue=self.venue)
         self._feed = MockFeed(self)
 
-    def _build_engines(self, queue_model: QueueModel | None) -> None:
+    def _build_engines(self, queue_model: QueueModel | None,
+                       fill_model: FillModel | None) -> None:
         specs = load_specs()
         markets = dict.fromkeys([(t.exc, t.ticker) for t in [*self.books, *self.trades]])
         for exc, ticker in markets:
@@ -219,8 +249,8 @@ class Replayer:
             book = next((b for b in self.books if (b.exc, b.ticker) == (exc, ticker)), None)
             trade = next((t for t in self.trades if (t.exc, t.ticker) == (exc, ticker)), None)
             account = self.venue.account(exc)
-            engine = MatchingEngine(spec, book, trade,
-                                    _position_getter(account, ticker), queue_model)
+            engine = MatchingEngine(spec, book, trade, _position_getter(account, ticker),
+                                    queue_model, fill_model)
             self.venue.add_engine(engine)
 
     def _set_times(self) -> None:
@@ -305,9 +335,59 @@ class Replayer:
     def actions(self) -> list[dict[str, Any]]:
         return self.venue.actions
 
-    def statistics(self) -> dict[str, dict[str, Any] | None]:
-        """Per exchange statistics (see :func:`makerlab.sim.stats.statistics`)."""
-        return statistics(self)
+    # -- analytics (definitions: docs/analytics.md, makerlab.analytics) -----------------
+
+    def record(self) -> RunRecord:
+        """This run's records as a :class:`~makerlab.analytics.record.RunRecord`."""
+        return RunRecord.from_replayer(self)
+
+    def save(self, path: str | os.PathLike, code_file: str | os.PathLike | None = None) -> Path:
+        """Save the run's record under ``path`` for ``makerlab report`` to rebuild reports,
+        with a copy of the script that ran it (``code_file``, default: the ``__main__``
+        script unless it is an installed tool such as pytest)."""
+        folder = self.record().save(path)
+        script = code_file or _main_script()
+        if script is not None:
+            shutil.copyfile(script, folder / CODE_FILE)
+        return folder
+
+    def statistics(self, **kwargs: Any) -> dict[str, dict[str, Any] | None]:
+        """``{exc: statistics or None}`` (:func:`makerlab.analytics.metrics.statistics`)."""
+        return metrics.statistics(self.record(), **kwargs)
+
+    def statistics_exc(self, exc: str, **kwargs: Any) -> dict[str, Any] | None:
+        return metrics.statistics_exc(self.record(), exc, **kwargs)
+
+    def df_exchange(self, exc: str, **kwargs: Any) -> Any:
+        return frames.df_exchange(self.record(), exc, **kwargs)
+
+    def df_portfolio(self, **kwargs: Any) -> Any:
+        return frames.df_portfolio(self.record(), **kwargs)
+
+    def df_markouts(self, **kwargs: Any) -> Any:
+        return frames.df_markouts(self.record(), **kwargs)
+
+    def df_prices(self, ticker: str, exc: str, **kwargs: Any) -> Any:
+        return frames.df_prices(self.record(), ticker, exc, **kwargs)
+
+    def df_fills(self, ticker: str, exc: str, **kwargs: Any) -> Any:
+        return frames.df_fills(self.record(), ticker, exc, **kwargs)
+
+    def df_actions(self, exc: str | None = None, ticker: str | None = None) -> Any:
+        return frames.df_actions(self.record(), exc, ticker)
+
+    def df_counterparty_pnl(self, exc_tickers: Mapping[str, Sequence[str]],
+                            **kwargs: Any) -> Any:
+        return frames.df_counterparty_pnl(self.record(), exc_tickers, **kwargs)
+
+    def df_declarations(self, **kwargs: Any) -> Any:
+        return research.df_declarations(self.record(), **kwargs)
+
+    def augment_forward_prices(self, df: Any, **kwargs: Any) -> Any:
+        return research.augment_forward_prices(self.record(), df, **kwargs)
+
+    def df_fairprices(self, group: str, **kwargs: Any) -> Any:
+        return research.df_fairprices(self.record(), group, **kwargs)
 
     def _stamp_values(self) -> list[tuple[str, float, float, float]]:
         out = []
@@ -364,6 +444,8 @@ class Replayer:
         self.clock.ns = max([self.clock.ns, *last, *local.t[-1:].tolist()])
         self._synced_ns = None
         self._sync_engines()
+        if self.run_dir is not None:
+            self.save(Path(self.run_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
 
     def _make_lanes(self) -> None:
         self._lanes: list[_Lane] = []
@@ -589,3 +671,43 @@ def _checked(tape: Any) -> Any:
     warnings.warn(f"{tape.exc}/{tape.ticker}: data not in time order; sorted it (stable)",
                   stacklevel=3)
     return tape.sorted_by_exchange_time()
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able copy of a config value (latency dicts keyed by channel enums)."""
+    if isinstance(value, Mapping):
+        return {str(getattr(k, "value", k)): _plain(v) for k, v in value.items()}
+    return value if value is None or isinstance(value, int | float | str) else repr(value)
+
+
+def _align_local_clocks(books: list[BookTape], trades: list[TradeTape]) -> dict[str, int]:
+    """Shift each exchange's recorded local clock so no row is received before it happened.
+
+    A recorder whose clock runs behind the venue's (the bundled Binance captures: about
+    1.27 s) stamps receive times *before* exchange times; replayed as they are, the strategy
+    would see every book before the matching engine does. Like hftbacktest's converter,
+    the shift is the smallest ``local_ts - exchange_ts`` of the exchange's rows, so the
+    fastest row arrives with zero latency and every other keeps its recorded delay.
+    Returns the shift applied per exchange, in ns.
+    """
+    shifts: dict[str, int] = {}
+    for tape in [*books, *trades]:
+        if len(tape):
+            low = int((tape.local_ts - tape.exchange_ts).min())
+            shifts[tape.exc] = min(shifts.get(tape.exc, 0), low)
+    for tape in [*books, *trades]:
+        if shifts.get(tape.exc):
+            tape.local_ts = tape.local_ts - shifts[tape.exc]
+    for exc, shift in shifts.items():
+        if shift:
+            log.info("%s: recorded local clock behind exchange time; shifted by %.3f ms",
+                     exc, -shift / NS_PER_MS)
+    return {exc: -shift for exc, shift in shifts.items() if shift}
+
+
+def _main_script() -> str | None:
+    """The running script's path, unless it is an installed tool (pytest, ipython...)."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main is None or not main.endswith(".py") or "site-packages" in main:
+        return None
+    return main
