@@ -165,3 +165,31 @@ def test_bbo_arrays(tmp_path):
     bbo = load_bbo_arrays(tmp_path, "binance", "BTCUSDT")
     assert len(bbo) == 3 and bbo.bid_size.tolist() == [1.5, 1.2, 0.9]
     assert bbo.nbytes == 3 * 6 * 8
+
+
+def test_snapshots_rebuilt_from_deltas_equal_the_archived_snapshots():
+    from pathlib import Path
+
+    from makerlab.data.arrays import load_snapshot_arrays_from_deltas
+
+    archive = Path(__file__).resolve().parents[2] / "data" / "archive"
+    if not (archive / "kind=book_delta").is_dir():
+        pytest.skip("bundled archive absent")
+    hour = "2024-08-08:23"
+    rebuilt = load_snapshot_arrays_from_deltas(archive, "binance", "BTCUSDT", 20, hour, hour)
+    stored = load_snapshot_arrays(archive, "binance", "BTCUSDT", 20, hour, hour)
+    assert len(rebuilt) == len(stored) > 6000
+    for name in ("exchange_ts", "local_ts", "bid_price", "bid_size", "ask_price", "ask_size"):
+        np.testing.assert_array_equal(getattr(rebuilt, name), getattr(stored, name))
+
+
+def test_deltas_without_a_snapshot_cannot_be_rebuilt(tmp_path):
+    from makerlab.data.arrays import load_snapshot_arrays_from_deltas
+    from makerlab.errors import DataError
+
+    table = delta_table([1, 2, 3])
+    flags = pa.array(np.zeros(table.num_rows, np.uint8))
+    table = table.set_column(table.schema.get_field_index("flags"), "flags", flags)
+    write_table(tmp_path, "book_delta", "binance", "BTCUSDT", table)
+    with pytest.raises(DataError, match="no book snapshot"):
+        load_snapshot_arrays_from_deltas(tmp_path, "binance", "BTCUSDT", 5)

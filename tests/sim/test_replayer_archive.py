@@ -37,11 +37,11 @@ def test_market_maker_example_runs_trades_and_leaves_its_report(tmp_path):
     assert (run / "config.json").is_file()
 
 
-def quoting_run() -> Replayer:
+def quoting_run(books: str = "snapshot") -> Replayer:
     """A minimal quoter on the archive: join the best bid and ask every second."""
     rep = Replayer.from_archive(MARKETS, HOUR, HOUR, path=ARCHIVE, maker_fees=-0.00005,
-                                latencies={"req_private": 5, "ack_private": 5,
-                                           "feed_private": 2})
+                                books=books, latencies={"req_private": 5, "ack_private": 5,
+                                                        "feed_private": 2})
     oms = rep.get_oms()
     engine = rep.venue.engine("binance", "BTCUSDT")
 
@@ -69,3 +69,15 @@ def test_from_archive_is_deterministic_and_books_rebates():
     assert all(f["fee"] < 0 for f in first.fills)  # a negative maker fee is a rebate
     stats = first.statistics()["binance"]
     assert stats["#trades"] == len(first.fills) and stats["fees"] < 0
+
+
+def test_replaying_deltas_gives_the_same_fills_as_the_snapshots_built_from_them():
+    assert fill_records(quoting_run("delta")) == fill_records(quoting_run("snapshot"))
+
+
+def test_recorded_local_clock_behind_the_venue_is_shifted_so_nothing_arrives_early():
+    rep = quoting_run()
+    shifts = rep.config["local_clock_shift_ms"]
+    assert 1_000 < shifts["binance"] < 1_400  # the collector ran ~1.27 s behind
+    for tape in [*rep.books, *rep.trades]:
+        assert (tape.local_ts >= tape.exchange_ts).all()

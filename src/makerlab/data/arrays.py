@@ -23,6 +23,7 @@ import pyarrow as pa
 from makerlab.data import archive
 from makerlab.data.archive import TimeLike
 from makerlab.data.schema import BBO, BOOK_DELTA, BOOK_SNAPSHOT, TRADES
+from makerlab.errors import DataError
 
 __all__ = [
     "BboArrays",
@@ -166,6 +167,36 @@ def load_snapshot_arrays(root: str | os.PathLike, exchange: str, symbol: str, de
     if cols["bid_price"].ndim == 1:  # no rows: give the level arrays their (0, depth) shape
         cols.update({name: np.empty((0, depth), np.float64) for name in names})
     return SnapshotArrays(**cols)
+
+
+def load_snapshot_arrays_from_deltas(root: str | os.PathLike, exchange: str, symbol: str,
+                                     depth: int, start: TimeLike = None, end: TimeLike = None,
+                                     *, filesystem: Any = None) -> SnapshotArrays:
+    """Depth-``depth`` book states rebuilt from the ``book_delta`` archive, one per message.
+
+    The book is replayed from the archive's first snapshot (before ``start`` if need be:
+    a delta only means something on a known book), then cut to [start, end]. Raises
+    :class:`~makerlab.errors.DataError` when the deltas up to ``end`` hold no snapshot.
+    """
+    from makerlab.data.book_builder import materialize
+
+    deltas = archive.read_table(root, BOOK_DELTA, exchange, symbol, None, end,
+                                filesystem=filesystem)
+    books = materialize(deltas, depth, source=f"{exchange}/{symbol} book_delta")
+    if deltas.num_rows and not books.num_rows:
+        raise DataError(f"{exchange}/{symbol}: no book snapshot in the book_delta archive "
+                        "up to the requested end; a delta stream needs one to start from")
+    lo, hi = archive._bounds(start, end)
+    ets = books.column("exchange_ts").to_numpy()
+    keep = np.ones(len(ets), bool) if lo is None else ets >= lo
+    if hi is not None:
+        keep &= ets < hi
+    books = books.filter(pa.array(keep))
+    names = ["bid_price", "bid_size", "ask_price", "ask_size"]
+    cols = _sorted(books)
+    if books.num_rows == 0:
+        cols.update({name: np.empty((0, depth), np.float64) for name in names})
+    return SnapshotArrays(**{k: cols[k] for k in ("exchange_ts", "local_ts", *names)})
 
 
 def load_trade_arrays(root: str | os.PathLike, exchange: str, symbol: str,

@@ -155,29 +155,39 @@ class Replayer:
     @classmethod
     def from_archive(cls, markets: Mapping[str, Sequence[str]], start: Any, end: Any,
                      path: str | os.PathLike = "data/archive", depth: int = 20,
-                     recorded_local_time: bool = True, maker_fees: float = 0.0001,
-                     taker_fees: float = 0.0003, latencies: Any = None,
+                     books: str = "snapshot", recorded_local_time: bool = True,
+                     maker_fees: float = 0.0001, taker_fees: float = 0.0003,
+                     latencies: Any = None,
                      exchange_latencies: Mapping[str, Any] | None = None,
                      **kwargs: Any) -> Replayer:
         """Replay ``{exc: [tickers]}`` from an archive, as numpy arrays (no per-row objects).
 
-        ``start``/``end`` as in :func:`makerlab.data.arrays.load_snapshot_arrays`; with
-        ``recorded_local_time`` the strategy sees data at its recorded receive time,
-        otherwise at exchange time + FEED_PUBLIC latency.
+        ``start``/``end`` as in :func:`makerlab.data.arrays.load_snapshot_arrays`. ``books``
+        picks the book source: ``"snapshot"`` (the archived depth-``depth`` snapshots) or
+        ``"delta"`` (the book rebuilt from the archived deltas after every venue message,
+        :func:`makerlab.data.arrays.load_snapshot_arrays_from_deltas`). With
+        ``recorded_local_time`` the strategy sees data at its recorded receive time
+        (corrected when the recorder's clock ran behind, see docs/replay.md), otherwise at
+        exchange time + FEED_PUBLIC latency.
         """
-        from makerlab.data.arrays import load_snapshot_arrays, load_trade_arrays
+        from makerlab.data import arrays
 
+        loaders = {"snapshot": arrays.load_snapshot_arrays,
+                   "delta": arrays.load_snapshot_arrays_from_deltas}
+        if books not in loaders:
+            raise ConfigError(f"books must be 'snapshot' or 'delta', got {books!r}")
+        load_books, source = loaders[books], books
         books, trades = [], []
         for exc, tickers in markets.items():
             for t in tickers:
-                snap = load_snapshot_arrays(path, exc, t, depth, start, end)
+                snap = load_books(path, exc, t, depth, start, end)
                 books.append(BookTape.from_arrays(exc, t, snap))
-                trades.append(TradeTape.from_arrays(exc, t, load_trade_arrays(
+                trades.append(TradeTape.from_arrays(exc, t, arrays.load_trade_arrays(
                     path, exc, t, start, end)))
         self = cls.from_tapes(books, trades, recorded_local_time, maker_fees, taker_fees,
                               latencies, exchange_latencies, **kwargs)
         self.config.update({"path": str(path), "start": str(start), "end": str(end),
-                            "depth": depth})
+                            "depth": depth, "books": source})
         return self
 
     @classmethod
