@@ -16,7 +16,7 @@ def test_report_rebuilds_pdf_and_html_from_a_saved_run(record, tmp_path, capsys)
         assert section in text
     assert "print('quote')" in text and "the strategy" not in text  # comments stripped
     html = (run / "report" / "report.html").read_text()
-    assert "data:image/png;base64," in html
+    assert "Plotly.newPlot" in html and "<script src=\"http" not in html
 
 
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
