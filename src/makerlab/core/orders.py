@@ -25,9 +25,10 @@ from __future__ import annotations
 import inspect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 from makerlab.errors import ConfigError
@@ -119,7 +120,8 @@ class Order:
         self.filled_sz = _dec(self.filled_sz) or Decimal(0)
         self.last_fill_sz = _dec(self.last_fill_sz)
         self.avg_fill_price = _dec(self.avg_fill_price)
-        self.ord_status = OrderStatus(self.ord_status)
+        if type(self.ord_status) is not OrderStatus:  # a member converts to itself
+            self.ord_status = OrderStatus(self.ord_status)
         if self.filled_sz < 0:
             raise ConfigError(f"order {self.cloid or self.oid}: filled_sz must be >= 0")
 
@@ -139,15 +141,46 @@ class Order:
 
     def as_dict(self) -> dict[str, Any]:
         """The order's fields by name; ``ord_status`` as its string value."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = dict(zip(_NAMES, _values(self), strict=True))
         out["ord_status"] = self.ord_status.value
         return out
+
+    def __copy__(self) -> Order:
+        """A shallow copy (``copy.copy``), without re-validating the fields."""
+        return _copy_into(object.__new__(Order), self)
+
+
+def _copy_into(dst: Order, src: Order) -> Order:
+    """Every field of ``src`` set on ``dst`` (the fields listed one by one: the cheap way
+    to copy a slots object; :func:`_check_copy` proves the list complete at import)."""
+    dst.exc, dst.oid, dst.cloid, dst.ticker = src.exc, src.oid, src.cloid, src.ticker
+    dst.amount, dst.price, dst.tif, dst.ord_type = src.amount, src.price, src.tif, src.ord_type
+    dst.reduce_only, dst.ord_status, dst.filled_sz = src.reduce_only, src.ord_status, src.filled_sz
+    dst.last_fill_sz, dst.timestamp = src.last_fill_sz, src.timestamp
+    dst.avg_fill_price, dst.reject_reason = src.avg_fill_price, src.reject_reason
+    return dst
 
 
 DeltaHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 _IDENTITY = ("exc", "ticker", "oid", "cloid")
-_FIELD_NAMES = frozenset(f.name for f in fields(Order))
+_NAMES = tuple(f.name for f in fields(Order))
+_FIELD_NAMES = frozenset(_NAMES)
+_values = attrgetter(*_NAMES)  # the fields' values as a tuple, in field order
+_compared = attrgetter(*(n for n in _NAMES if n != "last_fill_sz"))
+_INF = Decimal("Infinity")
+
+
+def _check_copy() -> None:
+    """Fail at import if :func:`_copy_into` misses a field of :class:`Order`."""
+    src, dst = object.__new__(Order), object.__new__(Order)
+    for k, name in enumerate(_NAMES):
+        setattr(src, name, k)
+    if _values(_copy_into(dst, src)) != tuple(range(len(_NAMES))):
+        raise RuntimeError("orders._copy_into does not copy every Order field")
+
+
+_check_copy()
 
 
 class Orders:
@@ -252,7 +285,7 @@ class Orders:
         """Live orders (of ``ticker``, or all), in insertion order."""
         found = [o for o in self._orders.values()
                  if o.is_alive() and (ticker is None or o.ticker == ticker)]
-        return [replace(o) for o in found] if copy else found
+        return [o.__copy__() for o in found] if copy else found
 
     def oid_query(self, oid: str) -> Order | None:
         """The held order with exchange id ``oid``, or ``None``."""
@@ -289,7 +322,7 @@ class Orders:
         the class docstring. A field given as ``None`` counts as not reported. Unknown
         keyword names raise :class:`ConfigError`.
         """
-        unknown = set(kwargs) - _FIELD_NAMES
+        unknown = None if _FIELD_NAMES.issuperset(kwargs) else set(kwargs) - _FIELD_NAMES
         if unknown:
             raise ConfigError(f"upsert_order: unknown order fields {sorted(unknown)}")
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
@@ -334,7 +367,7 @@ class Orders:
 
     def _update(self, key: int, kw: dict[str, Any]) -> Order | None:
         old = self._orders[key]
-        new = replace(old, **{"last_fill_sz": None, **kw})
+        new = _replaced(old, kw)
         if new.ord_status is OrderStatus.FILLED and "filled_sz" not in kw:
             new.filled_sz = abs(new.amount)
         if new.ord_status is OrderStatus.CANCEL_PENDING:
@@ -343,8 +376,7 @@ class Orders:
             return None
         if "last_fill_sz" not in kw:
             new.last_fill_sz = new.filled_sz - old.filled_sz
-        for f in fields(Order):
-            setattr(old, f.name, getattr(new, f.name))
+        _copy_into(old, new)
         self._index(old, key)
         return old
 
@@ -389,13 +421,29 @@ class Orders:
     @staticmethod
     def _present(found: list[Order], side: int, sort: bool, copy: bool,
                  as_dict: bool) -> list[Any]:
-        if sort:
-            inf = Decimal("Infinity")
-            found = sorted(found, key=lambda o: -side * (inf * side if o.price is None
-                                                          else o.price))
+        if sort and len(found) > 1:  # best first; the sort is stable, reversed or not
+            found = sorted(found, key=_bid_key if side == 1 else _ask_key, reverse=side == 1)
         if as_dict:
             return [o.as_dict() for o in found]
-        return [replace(o) for o in found] if copy else found
+        return [o.__copy__() for o in found] if copy else found
+
+
+def _bid_key(order: Order) -> Decimal:
+    return _INF if order.price is None else order.price  # market orders first
+
+
+def _ask_key(order: Order) -> Decimal:
+    return -_INF if order.price is None else order.price
+
+
+def _replaced(old: Order, kw: dict[str, Any]) -> Order:
+    """``dataclasses.replace(old, last_fill_sz=None, **kw)``, without its overhead."""
+    new = _copy_into(object.__new__(Order), old)
+    new.last_fill_sz = None
+    for name, value in kw.items():
+        setattr(new, name, value)
+    new.__post_init__()
+    return new
 
 
 def _acceptable(old: Order, new: Order) -> bool:
@@ -431,5 +479,4 @@ def _time_allowed(old: Order, new: Order) -> bool:
 
 
 def _same(old: Order, new: Order) -> bool:
-    return all(getattr(old, f.name) == getattr(new, f.name)
-               for f in fields(Order) if f.name != "last_fill_sz")
+    return all(a == b for a, b in zip(_compared(old), _compared(new), strict=True))

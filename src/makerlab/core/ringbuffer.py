@@ -118,6 +118,11 @@ class RingBuffer:
         out.flags.writeable = False
         return out
 
+    def tail(self, n: int) -> np.ndarray:
+        """A copy of the newest ``n`` elements (all if fewer), oldest first."""
+        start, end = self._start, self._start + self._len
+        return self._data[max(start, end - n) : end].copy()
+
     def __getitem__(self, key: Any) -> Any:
         return self._copy(self.view()[key])
 

@@ -82,6 +82,8 @@ class Trades:
     def get_sample(self, n: int | None = None, tau: float | None = None,
                    T: float | None = None) -> np.ndarray:
         """The selected trades as an ``(N, 4)`` array of rows ``(ts, price, size, dir)``."""
+        if tau is None and T is None and type(n) is int and n >= 0:  # the last n trades
+            return self._buffer.tail(n)
         return np.array(self._buffer.view()[self._window(n, tau, T)])
 
     def sample_len(self, n: int | None = None, tau: float | None = None,

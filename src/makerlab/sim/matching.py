@@ -153,6 +153,9 @@ class NoPartialFills:
 FillModel = PartialFills | NoPartialFills
 
 
+SPAN_BLOCK = 4096  # book rows whose price spans are computed at once
+
+
 def _dec(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
@@ -184,6 +187,10 @@ class MatchingEngine:
         self._consumed: dict[tuple[int, float], Decimal] = {}
         self._half_tick = float(spec.tick_size) / 2
         self._unbooked = ZERO  # signed size filled in the current call, not yet booked
+        self._lists_of: tuple[BookTape | None, int] | None = None  # (book, row) of ``_lists``
+        self._lists: dict[int, tuple[list[float], list[float]]] = {}
+        self._span_of: tuple[BookTape | None, int] | None = None  # (book, block) of ``_span``
+        self._span: dict[int, tuple[list[float], list[float]]] = {}
 
     # -- book access -------------------------------------------------------------------
 
@@ -196,6 +203,32 @@ class MatchingEngine:
             return self.book.bid_price[self.row], self.book.bid_size[self.row]
         return self.book.ask_price[self.row], self.book.ask_size[self.row]
 
+    def level_lists(self, side: int) -> tuple[list[float], list[float]]:
+        """:meth:`levels` as Python lists (the same float64 values), made once per book row:
+        scanning twenty levels in Python is cheaper than a numpy call per order."""
+        if self._lists_of is None or self._lists_of[1] != self.row or (
+                self._lists_of[0] is not self.book):
+            self._lists_of = (self.book, self.row)
+            self._lists = {s: (p.tolist(), q.tolist())
+                           for s, (p, q) in ((1, self.levels(1)), (-1, self.levels(-1)))}
+        return self._lists[side]
+
+    def _price_span(self, side: int) -> tuple[float, float]:
+        """Lowest and highest price of ``side`` in the current row (``nan`` if none),
+        computed with numpy for a block of rows at a time."""
+        assert self.book is not None
+        block = self.row // SPAN_BLOCK
+        if self._span_of is None or self._span_of[1] != block or (
+                self._span_of[0] is not self.book):
+            self._span_of = (self.book, block)
+            rows = slice(block * SPAN_BLOCK, (block + 1) * SPAN_BLOCK)
+            self._span = {s: (np.fmin.reduce(p[rows], axis=1, initial=np.nan).tolist(),
+                              np.fmax.reduce(p[rows], axis=1, initial=np.nan).tolist())
+                          for s, p in ((1, self.book.bid_price), (-1, self.book.ask_price))}
+        low, high = self._span[side]
+        k = self.row - block * SPAN_BLOCK
+        return low[k], high[k]
+
     def best(self, side: int) -> float:
         """Best bid (``side=1``) or ask (``-1``) price now; ``nan`` if none."""
         prices, _ = self.levels(side)
@@ -207,18 +240,28 @@ class MatchingEngine:
 
     def level_qty(self, side: int, px: float) -> float:
         """Displayed size at ``px`` on ``side`` (0 if no such level)."""
-        prices, sizes = self.levels(side)
-        hit = np.flatnonzero(np.abs(prices - px) < self._half_tick)
-        return float(sizes[hit[0]]) if len(hit) else 0.0
+        if self.book is None or self.row < 0:
+            return 0.0
+        half = self._half_tick
+        # ``price - px`` rounds monotonically in ``price``: no level is within half a tick
+        # when the lowest is half a tick above px or the highest half a tick below
+        low, high = self._price_span(side)
+        if not (low - px < half and high - px > -half):
+            return 0.0
+        for price, size in zip(*self.level_lists(side), strict=True):
+            if abs(price - px) < half:  # the first level within half a tick
+                return size
+        return 0.0
 
-    def _crosses(self, order: SimOrder) -> bool:
-        """True if ``order``'s price reaches the best opposite price now."""
+    def _crosses(self, order: SimOrder, px: float | None = None) -> bool:
+        """True if ``order``'s price (``px``: its float, if known) reaches the best opposite
+        price now."""
         opposite = self.best(-order.side)
         if order.price is None:
             return True
         if opposite != opposite:  # nan: no opposite side
             return False
-        return order.side * (order.px - opposite) > -self._half_tick
+        return order.side * ((order.px if px is None else px) - opposite) > -self._half_tick
 
     # -- order entry -------------------------------------------------------------------
 
@@ -358,10 +401,11 @@ class MatchingEngine:
         self._unbooked = ZERO
         result = MatchResult()
         for order in list(self.resting.values()):
-            if self._crosses(order):
+            px = order.px
+            if self._crosses(order, px):
                 self._fill_resting(order, order.remaining, "book_cross", result)
                 continue
-            new_qty = self.level_qty(order.side, order.px)
+            new_qty = self.level_qty(order.side, px)
             self.queue_model.on_level_change(order.queue, order.level_qty, new_qty)
             order.level_qty = new_qty
         return result

@@ -76,6 +76,7 @@ class _BookBlock:
         ok_b, nb = _clean_side(bp, bs, -1)
         ok_a, na = _clean_side(ap, az, 1)
         self.clean = (ok_b & ok_a).tolist()
+        self.ms = (tape.exchange_ts[lo:hi] // NS_PER_MS).tolist()
         self.nb, self.na = nb.tolist(), na.tolist()
         self.mid = ((bp[:, 0] + ap[:, 0]) / 2).tolist()
         self.bids = {d: _stacked(bp, bs, d) for d in depths}
@@ -87,7 +88,6 @@ class BookDelivery:
 
     def __init__(self, tape: BookTape, subs: list[Subscription]) -> None:
         self.tape, self.subs = tape, subs
-        self.ms = tape.exchange_ts // NS_PER_MS
         self._depths = {sub.obj.depth for sub in subs}
         self.quiet = not any(sub.handlers for sub in subs)  # no handler: push() will do
         self._lo, self._hi, self._block = 0, 0, None
@@ -101,13 +101,17 @@ class BookDelivery:
 
     def push(self, row: int) -> None:
         """Update every subscription's LOB with ``row`` (only when :attr:`quiet`)."""
-        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        block = self._block_of(row)
+        k = row - self._lo
+        ts = block.ms[k]
         for sub in self.subs:
             self._update(sub, block, k, row, ts)
 
     async def deliver(self, row: int) -> None:
         """Update each subscription's LOB with ``row``, then run its handlers."""
-        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        block = self._block_of(row)
+        k = row - self._lo
+        ts = block.ms[k]
         for sub in self.subs:
             self._update(sub, block, k, row, ts)
             if sub.handlers:
@@ -143,6 +147,7 @@ class _TradeBlock:
         clean &= np.abs(rows[:, 3]) == 1
         rows.flags.writeable = False
         self.rows, self.clean = rows, clean.tolist()
+        self.ms = (tape.exchange_ts[lo:hi] // NS_PER_MS).tolist()
 
 
 class TradeDelivery:
@@ -150,7 +155,6 @@ class TradeDelivery:
 
     def __init__(self, tape: TradeTape, subs: list[Subscription]) -> None:
         self.tape, self.subs = tape, subs
-        self.ms = tape.exchange_ts // NS_PER_MS
         self._lo, self._hi, self._block = 0, 0, None
         self.quiet = all(sub.kind == "trades" and not sub.handlers for sub in subs)
 
@@ -167,13 +171,17 @@ class TradeDelivery:
 
     def push(self, row: int) -> None:
         """Append ``row`` to every subscription's Trades (only when :attr:`quiet`)."""
-        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        block = self._block_of(row)
+        k = row - self._lo
+        ts = block.ms[k]
         for sub in self.subs:
             self._append(sub, block, k, row, ts)
 
     async def deliver(self, row: int) -> None:
         """Append ``row`` to each subscription's buffer, then run its handlers."""
-        block, k, ts = self._block_of(row), row - self._lo, int(self.ms[row])
+        block = self._block_of(row)
+        k = row - self._lo
+        ts = block.ms[k]
         for sub in self.subs:
             if sub.kind == "trades":
                 trade = self._append(sub, block, k, row, ts)
