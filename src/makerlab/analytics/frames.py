@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from makerlab.analytics._plot import BUY, SELL, finish, new_figure, time_axis
 from makerlab.analytics.metrics import DEFAULT_INTERVALS_MS, markout_table, ticker_inventory
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.research import df_declarations
+from makerlab.plotting import BUY, SELL, finish, new_figure, time_axis
 
 __all__ = [
     "bootstrap_mean_ci",

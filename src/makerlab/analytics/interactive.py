@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from makerlab.analytics import frames
-from makerlab.analytics._plot import BUY, SELL
 from makerlab.analytics.metrics import DEFAULT_INTERVALS_MS
 from makerlab.analytics.record import RunRecord
+from makerlab.plotting import BUY, SELL
 
 __all__ = ["counterparty_figure", "exchange_figure", "markouts_figure", "prices_figure"]
 

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from makerlab.analytics._plot import finish, new_figure
 from makerlab.analytics.record import RunRecord
 from makerlab.core.weights import rolling_vol
+from makerlab.plotting import finish, new_figure
 
 __all__ = [
     "DEFAULT_FORWARD_S",

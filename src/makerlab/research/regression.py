@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -33,12 +32,12 @@ from statsmodels.regression.linear_model import RegressionResults
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 
 from makerlab.errors import ConfigError
+from makerlab.plotting import interactive
 from makerlab.research.formula import design_terms, parse_formula_expressions
 
 __all__ = ["Bin", "GeneticRegression", "influence_measures", "winsorised_mean"]
 
 Aggregator = Callable[[pd.Series], float]
-_NON_INTERACTIVE = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
 class Bin(enum.Enum):
@@ -449,13 +448,9 @@ def _plot_leverage(results: RegressionResults, labels: int = 10) -> Figure:
     return fig
 
 
-def _interactive_backend() -> bool:
-    return matplotlib.get_backend().lower() not in _NON_INTERACTIVE
-
-
 def _show_and_release(figures: list[Figure], show: bool) -> None:
     """Show under an interactive backend only, then detach the figures from pyplot."""
-    if show and figures and _interactive_backend():
+    if show and figures and interactive():
         plt.show()
     for fig in figures:
         plt.close(fig)

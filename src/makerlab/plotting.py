@@ -1,4 +1,5 @@
-"""Matplotlib plumbing shared by the analytics plots: headless-safe figures, time axes.
+"""Matplotlib plumbing shared by the analytics and research plots: headless-safe figures,
+time axes.
 
 Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot state, no display
 needed) unless ``show=True`` under an interactive backend, where pyplot creates them so
