@@ -120,6 +120,19 @@ def test_corrupt_json_line(samples, tmp_path):
     assert c.repairs.counts["malformed_line"] == 1
 
 
+@pytest.mark.parametrize("stream, field", [("@trade", b'"T":'), ("@bookTicker", b'"u":'),
+                                           ("@depth", b'"U":')])
+def test_integer_too_large_for_int64_names_the_line(samples, tmp_path, stream, field):
+    lines = lines_of(samples / USDM)
+    i = next(k for k, line in enumerate(lines) if stream.encode() in line[:60])
+    lines[i] = lines[i].replace(field, field + b"99999999", 1)
+    path = write(tmp_path / "big.gz", lines)
+    with pytest.raises(DataError, match=rf"big\.gz:{i + 1}: malformed line"):
+        binance.read([path], progress=False)
+    (c,) = binance.read([path], repair=True, progress=False)
+    assert c.repairs.counts["malformed_line"] == 1
+
+
 def test_non_numeric_price_names_the_line(samples, tmp_path):
     lines = lines_of(samples / USDM)
     i = depth_lines(lines)[10]

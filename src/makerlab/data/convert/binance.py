@@ -67,6 +67,15 @@ __all__ = ["read"]
 
 _CHUNK = 1 << 22  # bytes of decompressed text processed at a time
 _MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
+_INT64 = range(-(2**63), 2**63)
+
+
+def _int64s(*columns: list) -> None:
+    """Raise ValueError unless every value is an int that fits int64 (ids, times)."""
+    for column in columns:
+        for value in column:
+            if type(value) is not int or value not in _INT64:
+                raise ValueError(f"expected an int64 integer, got {value!r}")
 _COINM = re.compile(r"^[A-Z0-9]+USD_(PERP|\d{6})$")
 _LOCAL_CLOCK = {b"makerlab.clock": b"local: spot bookTicker has no event time"}
 _FAST_BLOCKS = {fast.DEPTH: ("depth_fast", fast.depth_block),  # Capture field, builder
@@ -366,6 +375,7 @@ class _Parser:
         rows = []
         for ts, d, line in zip(local, datas, lines, strict=True):
             bids, asks, pu = d["b"], d["a"], d.get("pu")
+            _int64s([ts, d.get("T", d["E"]), d["U"], d["u"], NO_SEQ if pu is None else pu])
             rows.append((ts, d.get("T", d["E"]), d["U"], d["u"], NO_SEQ if pu is None else pu,
                          len(bids), len(asks), 0, self.index, line))
         for d in datas:
@@ -396,6 +406,7 @@ class _Parser:
     def _trade(self, capture: Capture, local: list, datas: list, lines: list) -> None:
         n, file = len(datas), self.index
         times, makers = [d["T"] for d in datas], [bool(d["m"]) for d in datas]
+        _int64s(local, times)
         text = [(d["p"], d["q"], str(d["t"]), d.get("X", "MARKET")) for d in datas]
         capture.trades += zip(local, times, makers, repeat(file, n), lines, strict=True)
         capture.trade_text += text
@@ -404,6 +415,7 @@ class _Parser:
     def _ticker(self, capture: Capture, local: list, datas: list, lines: list) -> None:
         n, file = len(datas), self.index
         seq, event = [d["u"] for d in datas], [d.get("T", d.get("E", NO_SEQ)) for d in datas]
+        _int64s(local, seq, event)
         text = [(d["b"], d["B"], d["a"], d["A"]) for d in datas]
         capture.bbo += zip(local, event, seq, repeat(file, n), lines, strict=True)
         capture.bbo_text += text
