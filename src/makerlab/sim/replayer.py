@@ -245,6 +245,8 @@ class Replayer:
         self.declarations: list[dict[str, Any]] = []
         self._callbacks: dict[Any, Callable[[Any], Any]] = {}
         self.started = False
+        self.finished = False
+        self._final_record: RunRecord | None = None  # built once, after play() ends
         self._oms = MockOMS(venue=self.venue)
         self._feed = MockFeed(self)
 
@@ -348,8 +350,13 @@ class Replayer:
     # -- analytics (definitions: docs/analytics.md, makerlab.analytics) -----------------
 
     def record(self) -> RunRecord:
-        """This run's records as a :class:`~makerlab.analytics.record.RunRecord`."""
-        return RunRecord.from_replayer(self)
+        """This run's records as a :class:`~makerlab.analytics.record.RunRecord` (built
+        once when :meth:`play` has ended; a snapshot so far while it is running)."""
+        if not self.finished:
+            return RunRecord.from_replayer(self)
+        if self._final_record is None:
+            self._final_record = RunRecord.from_replayer(self)
+        return self._final_record
 
     def save(self, path: str | os.PathLike, code_file: str | os.PathLike | None = None) -> Path:
         """Save the run's record under ``path`` for ``makerlab report`` to rebuild reports,
@@ -454,6 +461,7 @@ class Replayer:
         self.clock.ns = max([self.clock.ns, *last, *local.t[-1:].tolist()])
         self._synced_ns = None
         self._sync_engines()
+        self.finished = True
         if self.run_dir is not None:
             self.save(Path(self.run_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
 
