@@ -59,3 +59,13 @@ def test_unknown_source_is_rejected_by_the_parser(tmp_path):
 def test_specs_prints_bundled_instruments(capsys):
     assert main(["specs"]) == 0
     assert "binance_spot" in capsys.readouterr().out
+
+
+def test_validate_reports_every_corrupt_file_once(tmp_path, capsys):
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        write_table(tmp_path, TRADES, "binance", symbol, _trades([61800.3, 61800.2, 61800.3]))
+        [path] = archive_paths(tmp_path, TRADES, "binance", symbol)
+        Path(path).write_bytes(b"not parquet at all")
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("ERROR") == 2 and "BTCUSDT" in out and "ETHUSDT" in out

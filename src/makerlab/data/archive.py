@@ -544,8 +544,12 @@ def _clip(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
 # --------------------------------------------------------------------------- listing
 
 
-def list_archive(root: str | os.PathLike, *, filesystem: Any = None):
+def list_archive(root: str | os.PathLike, *, filesystem: Any = None,
+                 problems: list[str] | None = None):
     """One row per (kind, exchange, symbol, depth, date) in the archive.
+
+    An unreadable file raises :class:`DataError`, unless ``problems`` is given: then its
+    error message is appended there and the file is listed with 0 rows.
 
     Returns:
         ``pandas.DataFrame`` with columns kind, exchange, symbol, depth (0 unless
@@ -561,7 +565,13 @@ def list_archive(root: str | os.PathLike, *, filesystem: Any = None):
         key = _listing_key(info, arc.base)
         if key is None:
             continue
-        rows = _count_rows(arc, info.path)
+        try:
+            rows = _count_rows(arc, info.path)
+        except DataError as error:
+            if problems is None:
+                raise
+            problems.append(str(error))
+            rows = 0
         entry = groups.setdefault(key[:5], [[], 0, 0])
         entry[0].append(key[5])
         entry[1] += rows

@@ -153,10 +153,7 @@ def validate_archive(root) -> list[str]:
     """
     from makerlab.data.archive import archive_paths, list_archive, read_table
 
-    try:
-        listing = list_archive(root)
-    except DataError as error:
-        return [str(error)]
+    listing = list_archive(root, problems=[])  # unreadable files: reported when read below
     problems = []
     for row in listing.itertuples(index=False):
         depth = row.depth or None
