@@ -11,8 +11,8 @@ from replay_scenarios import EXC, TICKER, book, flat_market, replayer, zero_late
 
 from makerlab.core.lob import LOB
 from makerlab.core.orders import OrderStatus
-from makerlab.errors import ConfigError
-from makerlab.sim import Latencies
+from makerlab.errors import ConfigError, DataError
+from makerlab.sim import Latencies, Replayer
 
 D = Decimal
 
@@ -220,3 +220,23 @@ def test_sampling_bars_feed():
 
     assert asyncio.run(go()) == f"{EXC}/perp/TickBars/{TICKER}"
     assert len(bars) == 3 and bars[0][6] == 3  # n_ticks column
+
+
+@pytest.mark.parametrize("books, trades, error", [
+    ([book(1_000, 60000.0, 60000.1), book(1_100, 60000.2, 60000.1)], [],
+     r"BTCUSDT book data:2: crossed book"),
+    ([book(1_000, 60000.0, 60000.1)], [(1_050, float("nan"), 1.0, 1)],
+     r"BTCUSDT trade data:1: non-finite price"),
+    ([book(1_000, 60000.0, 60000.1)], [(1_050, 60000.1, -1.0, 1)],
+     r"BTCUSDT trade data:1: trade with price 60000.1 and size -1.0"),
+])
+def test_bad_input_records_are_rejected_naming_market_and_record(books, trades, error):
+    with pytest.raises(DataError, match=error):
+        replayer(books, trades)
+
+
+def test_levels_out_of_book_order_are_rejected():
+    bad = {"ts": 1_000, "b": np.array([[60000.0, 1.0], [60000.05, 1.0]]),
+           "a": np.array([[60000.1, 1.0]])}
+    with pytest.raises(DataError, match=r"book data:1: bid levels out of book order"):
+        Replayer({EXC: {TICKER: [bad]}}, {}, latencies=zero_latencies())

@@ -54,10 +54,12 @@ def check_finite(
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
+    hint: str | None = None,
 ) -> np.ndarray:
     """Boolean mask of rows whose every column is finite (not NaN/inf).
 
-    Without ``repairs`` the first bad row raises :class:`DataError`; with ``repairs``
+    Without ``repairs`` the first bad row raises :class:`DataError` (its message ends with
+    ``hint``, by default how to repair); with ``repairs``
     the mask drops bad rows and they are counted.
     """
     n = len(next(iter(columns.values())))
@@ -69,7 +71,8 @@ def check_finite(
     i = int(np.flatnonzero(~keep)[0])
     bad = [name for name, values in columns.items() if not np.isfinite(values[i])]
     if repairs is None:
-        raise DataError(f"non-finite {', '.join(bad)}; pass repair=True to drop such rows",
+        hint = hint or "pass repair=True to drop such rows"
+        raise DataError(f"non-finite {', '.join(bad)}; {hint}",
                         source=source, line=_line(lines, i, first_line))
     repairs.record("non_finite", source, _line(lines, i, first_line),
                    f"{int((~keep).sum())} rows with NaN/inf dropped")
@@ -85,12 +88,14 @@ def check_uncrossed(
     first_line: int = 1,
     repairs: Repairs | None = None,
     allow_locked: bool = False,
+    hint: str | None = None,
 ) -> np.ndarray:
     """Boolean mask of rows whose best bid is below the best ask.
 
     A row with one side empty (NaN) is fine. ``allow_locked`` accepts bid == ask (some
     venues' snapshots lock briefly). Without ``repairs`` the first crossed row raises
-    :class:`CrossedBook`; with ``repairs`` such rows are dropped and counted.
+    :class:`CrossedBook` (its message ends with ``hint``, by default how to repair); with
+    ``repairs`` such rows are dropped and counted.
     """
     with np.errstate(invalid="ignore"):
         crossed = best_bid > best_ask if allow_locked else best_bid >= best_ask
@@ -99,7 +104,8 @@ def check_uncrossed(
     i = int(np.flatnonzero(crossed)[0])
     detail = f"best bid {best_bid[i]} >= best ask {best_ask[i]}"
     if repairs is None:
-        raise CrossedBook(f"crossed book: {detail}; pass repair=True to drop crossed rows",
+        hint = hint or "pass repair=True to drop crossed rows"
+        raise CrossedBook(f"crossed book: {detail}; {hint}",
                           source=source, line=_line(lines, i, first_line))
     repairs.record("crossed", source, _line(lines, i, first_line),
                    f"{int(crossed.sum())} crossed rows dropped (first: {detail})")
@@ -112,16 +118,18 @@ def _levels(table, column: str) -> np.ndarray:
     return values.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
 
 
-def _check_levels_ordered(table, source: str) -> None:
-    """Snapshot rows must list bids strictly descending and asks strictly ascending."""
-    for column, sign in (("bid_price", -1), ("ask_price", 1)):
-        prices = _levels(table, column)
+def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source: str,
+                         lines: np.ndarray | None = None, first_line: int = 1) -> None:
+    """Book rows (``(n, depth)`` arrays, best first, NaN padding) must list bids strictly
+    descending and asks strictly ascending; :class:`DataError` at the first row that does
+    not."""
+    for name, prices, sign in (("bid", bid_price, -1), ("ask", ask_price, 1)):
         with np.errstate(invalid="ignore"):
             bad = np.diff(prices, axis=1) * sign <= 0
         rows = np.flatnonzero(bad.any(axis=1))
         if rows.size:
-            raise DataError(f"{column} levels out of order in a snapshot row",
-                            source=source, line=int(rows[0]) + 1)
+            raise DataError(f"{name} levels out of book order in a book row",
+                            source=source, line=_line(lines, int(rows[0]), first_line))
 
 
 def validate_table(kind: str, table, source: str) -> None:
@@ -140,9 +148,9 @@ def validate_table(kind: str, table, source: str) -> None:
         check_uncrossed(table.column("bid_price").to_numpy(), table.column("ask_price").to_numpy(),
                         source=source)
     elif kind == BOOK_SNAPSHOT:
-        check_uncrossed(_levels(table, "bid_price")[:, 0], _levels(table, "ask_price")[:, 0],
-                        source=source)
-        _check_levels_ordered(table, source)
+        bids, asks = _levels(table, "bid_price"), _levels(table, "ask_price")
+        check_uncrossed(bids[:, 0], asks[:, 0], source=source)
+        check_levels_ordered(bids, asks, source=source)
 
 
 def validate_archive(root) -> list[str]:

@@ -50,7 +50,8 @@ from makerlab.analytics import frames, metrics, research
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.report import CODE_FILE
 from makerlab.core.instruments import load_specs
-from makerlab.errors import ConfigError
+from makerlab.data.validate import check_finite, check_levels_ordered, check_uncrossed
+from makerlab.errors import ConfigError, DataError
 from makerlab.oms import OMS
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import (
@@ -680,7 +681,20 @@ def _with_feed_latency(tape: Any, model: LatencyModel) -> Any:
 
 
 def _checked(tape: Any) -> Any:
-    """``tape`` sorted by exchange time if it is not (a warning says so)."""
+    """``tape`` checked for bad values, and sorted by exchange time if it is not (a warning
+    says so).
+
+    Raises :class:`~makerlab.errors.DataError` naming the market and the 1-based record:
+    a crossed book or levels out of book order; a trade with a non-finite or non-positive
+    price or size (``dir`` is checked when the records are read).
+    """
+    source = f"{tape.exc}/{tape.ticker} {'book' if isinstance(tape, BookTape) else 'trade'} data"
+    if isinstance(tape, BookTape):
+        check_uncrossed(tape.bid_price[:, 0], tape.ask_price[:, 0], source=source,
+                        hint=_FIX_INPUT)
+        check_levels_ordered(tape.bid_price, tape.ask_price, source=source)
+    else:
+        _check_trades(tape, source)
     ets = tape.exchange_ts
     if len(ets) < 2 or not np.any(ets[1:] < ets[:-1]):
         return tape
@@ -690,6 +704,18 @@ def _checked(tape: Any) -> Any:
                   stacklevel=3)
     return tape.sorted_by_exchange_time()
 
+
+_FIX_INPUT = ("fix the input (archives converted by makerlab are checked and repaired at "
+              "conversion: `makerlab convert --repair`)")
+
+
+def _check_trades(tape: TradeTape, source: str) -> None:
+    check_finite({"price": tape.price, "size": tape.size}, source=source, hint=_FIX_INPUT)
+    bad = np.flatnonzero((tape.price <= 0) | (tape.size <= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"trade with price {tape.price[i]} and size {tape.size[i]}: both must "
+                        f"be positive; {_FIX_INPUT}", source=source, line=i + 1)
 
 def _plain(value: Any) -> Any:
     """A JSON-able copy of a config value (latency dicts keyed by channel enums)."""
