@@ -110,7 +110,10 @@ class Replayer:
         exchange_fees: ``{exc: {'maker': .., 'taker': ..}}`` overrides.
         exchange_latencies: ``{exc: latencies}`` overrides.
         stamp_cycle: ms between equity/inventory stamps.
-        validate_data: sort unsorted input (stable, by exchange time) after checking it.
+        validate_data: reject crossed books, levels out of book order and non-finite or
+            non-positive trade prices/sizes (:class:`~makerlab.errors.DataError` naming the
+            market and record), and sort unsorted input (stable, by exchange time, with a
+            warning). ``False`` trusts the input as given.
         balance: starting balance per exchange, quote currency.
         seed: seed of :attr:`rng`, for custom random models (the built-in latency models
             carry their own seeds).
