@@ -381,3 +381,16 @@ def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
         write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(8, MIDNIGHT))
     assert Path(path).read_bytes() == before
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["00.parquet"]
+
+
+def test_rows_repeated_within_written_data_are_stored_once_and_logged(tmp_path, caplog):
+    table = trades_table(3)
+    doubled = pa.concat_tables([table, table.slice(0, 1)])
+    with caplog.at_level("WARNING", logger="makerlab.data.archive"):
+        write_table(tmp_path, "trades", "binance", "BTCUSDT", doubled)
+    assert "1 rows repeat earlier rows exactly" in caplog.text
+    assert read_table(tmp_path, "trades", "binance", "BTCUSDT").num_rows == 3
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="makerlab.data.archive"):
+        write_table(tmp_path, "trades", "binance", "BTCUSDT", table)  # re-conversion: silent
+    assert caplog.text == ""

@@ -32,6 +32,7 @@ The root is a local path, a URL (``file://``, ``s3://``, ``memory://``, anything
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import uuid
@@ -48,6 +49,8 @@ import pyarrow.parquet as pq
 
 from makerlab.data.schema import BOOK_SNAPSHOT, KINDS, SCHEMA_VERSION, schema_for, snapshot_depth
 from makerlab.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "HOUR_NS",
@@ -260,7 +263,8 @@ def write_table(
     The table must match :func:`makerlab.data.schema.schema_for` (``book_snapshot`` takes
     its depth from the list size). An hour file that already exists is merged: rows are
     concatenated, stably sorted by ``local_ts`` and exact duplicate rows dropped, so writing
-    the same data twice changes nothing. Every file is written to a temporary name and then
+    the same data twice changes nothing. Rows repeated *within* ``table`` are stored once
+    too, with a logged warning (give genuinely identical records distinct ids first). Every file is written to a temporary name and then
     renamed. Not safe for two writers on the same hour at once.
 
     Returns:
@@ -275,6 +279,7 @@ def write_table(
     written = []
     for hour, part in _split_hours(table):
         path = f"{folder}/{hour_file(hour)}"
+        _warn_inner_duplicates(part, arc.show(path))
         metadata = _metadata(given, kind, exchange, symbol, depth)
         if arc.fs.get_file_info(path).type == pafs.FileType.File:
             old = _read_file(arc, path, part.schema, None)
@@ -323,6 +328,19 @@ def _sort_order(local_ts: np.ndarray) -> np.ndarray | None:
     if local_ts.size < 2 or not np.any(local_ts[1:] < local_ts[:-1]):
         return None
     return np.argsort(local_ts, kind="stable")
+
+
+def _warn_inner_duplicates(table: pa.Table, where: str) -> None:
+    """Log when the data being written repeats rows exactly: only one of each is kept, so a
+    source with genuinely identical records should give them distinct ids first."""
+    import polars as pl
+
+    frame = pl.from_arrow(table, rechunk=False)
+    if isinstance(frame, pl.DataFrame):
+        extra = frame.height - frame.n_unique()
+        if extra:
+            log.warning("%s: %d rows repeat earlier rows exactly and are stored once", where,
+                        extra)
 
 
 def _dedupe(table: pa.Table) -> pa.Table:
