@@ -11,6 +11,7 @@ indexed by a UTC ``DatetimeIndex`` named ``ts``; the tutorial's tables (``df_act
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from makerlab.analytics.research import df_declarations
 from makerlab.plotting import BUY, SELL, finish, new_figure, time_axis
 
 __all__ = [
+    "MarkoutSummary",
     "bootstrap_mean_ci",
     "df_actions",
     "df_counterparty_pnl",
@@ -32,6 +34,8 @@ __all__ = [
     "df_markouts",
     "df_portfolio",
     "df_prices",
+    "markout_summary",
+    "plot_markouts",
 ]
 
 Save = str | Path | None
@@ -110,13 +114,39 @@ def df_markouts(record: RunRecord, ticker: str | None = None, exc: str | None = 
     time): ``Tick`` (the next book state) then one column per horizon in ``intervals`` (ms,
     labelled ``'1s'``...). ``None`` filters aggregate across tickers/exchanges. The plot
     shows the mean in bps with a ``ci`` percentile bootstrap band (``bootstrap`` resamples
-    of the fills, seeded)."""
+    of the fills, seeded): :func:`markout_summary`, drawn by :func:`plot_markouts`."""
     fills = record.fills_of(exc, ticker)
     df = markout_table(record, fills, intervals)
     if plot:
-        label = f"{exc or 'all exchanges'}, {ticker or 'all tickers'}"
-        _plot_markouts(df, intervals, bootstrap, ci, seed, label, show, save)
+        summary = markout_summary(df, intervals, bootstrap, ci, seed, exc, ticker)
+        plot_markouts(summary, show, save)
     return df
+
+
+@dataclass(frozen=True)
+class MarkoutSummary:
+    """What the markout plots draw: per horizon (seconds, the next tick first at x = 0)
+    the mean markout and its bootstrap band, in bps."""
+
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    fills: int
+    bootstrap: int
+    ci: float
+    label: str
+
+
+def markout_summary(df: pd.DataFrame, intervals: Sequence[float] = DEFAULT_INTERVALS_MS,
+                    bootstrap: int = 1000, ci: float = 0.95, seed: int = 0,
+                    exc: str | None = None, ticker: str | None = None) -> MarkoutSummary:
+    """Mean markouts of a :func:`df_markouts` frame with their percentile bootstrap band."""
+    values = df.to_numpy(float) * 1e4
+    low, high = bootstrap_mean_ci(values, bootstrap, ci, seed)
+    return MarkoutSummary(np.array([ms / 1000 for ms in intervals]), _col_nanmean(values),
+                          low, high, len(df), bootstrap, ci,
+                          f"{exc or 'all exchanges'}, {ticker or 'all tickers'}")
 
 
 def bootstrap_mean_ci(values: np.ndarray, n: int = 1000, ci: float = 0.95, seed: int = 0
@@ -152,24 +182,21 @@ def _col_nanmean(values: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def _plot_markouts(df: pd.DataFrame, intervals: Sequence[float], bootstrap: int, ci: float,
-                   seed: int, label: str, show: bool, save: Save) -> None:
-    x = np.array([ms / 1000 for ms in intervals])
-    values = df.to_numpy(float) * 1e4
-    mean = _col_nanmean(values)
-    low, high = bootstrap_mean_ci(values, bootstrap, ci, seed)
+def plot_markouts(summary: MarkoutSummary, show: bool = False, save: Save = None) -> None:
+    """The markout plot (matplotlib) of a :class:`MarkoutSummary`."""
+    m = summary
     fig, ax = new_figure(show, figsize=(10, 4.8), layout="constrained")
-    if bootstrap > 0 and len(df):
-        ax.fill_between(x, low[1:], high[1:], alpha=0.25, color="tab:blue",
-                        label=f"{ci:.0%} bootstrap CI ({bootstrap} resamples)")
-        ax.vlines(0.0, low[0], high[0], color="tab:orange", lw=1.5)
-        ax.hlines([low[0], high[0]], -1.0, 1.0, color="tab:orange", lw=1.5)
-    ax.plot(x, mean[1:], marker="o", ms=3, color="tab:blue",
-            label=f"mean markout at horizon ({len(df)} fills)")
-    ax.plot([0.0], mean[:1], marker="D", ms=6, color="tab:orange", ls="none",
+    if m.bootstrap > 0 and m.fills:
+        ax.fill_between(m.x, m.low[1:], m.high[1:], alpha=0.25, color="tab:blue",
+                        label=f"{m.ci:.0%} bootstrap CI ({m.bootstrap} resamples)")
+        ax.vlines(0.0, m.low[0], m.high[0], color="tab:orange", lw=1.5)
+        ax.hlines([m.low[0], m.high[0]], -1.0, 1.0, color="tab:orange", lw=1.5)
+    ax.plot(m.x, m.mean[1:], marker="o", ms=3, color="tab:blue",
+            label=f"mean markout at horizon ({m.fills} fills)")
+    ax.plot([0.0], m.mean[:1], marker="D", ms=6, color="tab:orange", ls="none",
             label="mean markout at the next tick (x = 0)")
     ax.axhline(0, color="grey", lw=0.8, ls=":")
-    ax.set(title=f"Fill markouts: {label}", xlabel="horizon after the fill [s]",
+    ax.set(title=f"Fill markouts: {m.label}", xlabel="horizon after the fill [s]",
            ylabel="markout [bps of fill price]")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")

@@ -21,7 +21,8 @@ from makerlab.analytics.metrics import DEFAULT_INTERVALS_MS
 from makerlab.analytics.record import RunRecord
 from makerlab.plotting import BUY, SELL
 
-__all__ = ["counterparty_figure", "exchange_figure", "markouts_figure", "prices_figure"]
+__all__ = ["counterparty_figure", "exchange_figure", "markouts_figure", "prices_figure",
+           "summary_figure"]
 
 QUOTE = "quote ccy"
 POSITION = "#7b3294"  # the position line and its axis
@@ -87,22 +88,24 @@ def markouts_figure(record: RunRecord, ticker: str | None = None, exc: str | Non
     next-tick markout at x = 0 with its band as an error bar (arguments as
     :func:`~makerlab.analytics.frames.df_markouts`)."""
     df = frames.df_markouts(record, ticker, exc, intervals, plot=False)
-    bps = df.astype(float) * 1e4
-    mean = bps.mean().to_numpy(float)  # NaN-skipping, silent on empty columns
-    low, high = frames.bootstrap_mean_ci(bps.to_numpy(float), bootstrap, ci, seed)
-    x = np.array([ms / 1000 for ms in intervals])
+    return summary_figure(frames.markout_summary(df, intervals, bootstrap, ci, seed, exc,
+                                                 ticker))
+
+
+def summary_figure(m: frames.MarkoutSummary) -> go.Figure:
+    """The interactive markout plot of a :class:`~makerlab.analytics.frames.MarkoutSummary`."""
     fig = go.Figure()
-    if bootstrap > 0 and len(df):
-        _band(fig, x, low[1:], high[1:], f"{ci:.0%} bootstrap CI ({bootstrap} resamples)")
-    fig.add_trace(go.Scatter(x=x, y=mean[1:], name=f"mean markout at horizon ({len(df)} fills)",
+    if m.bootstrap > 0 and m.fills:
+        _band(fig, m.x, m.low[1:], m.high[1:],
+              f"{m.ci:.0%} bootstrap CI ({m.bootstrap} resamples)")
+    fig.add_trace(go.Scatter(x=m.x, y=m.mean[1:], name=f"mean markout at horizon ({m.fills} fills)",
                              mode="lines+markers", line={"color": "#1f77b4"},
                              hovertemplate="%{x:g} s: %{y:.2f} bps"))
-    fig.add_trace(_tick_marker(mean[0], low[0], high[0]))
+    fig.add_trace(_tick_marker(m.mean[0], m.low[0], m.high[0]))
     _zero(fig)
     fig.update_xaxes(title_text="horizon after the fill [s]")
     fig.update_yaxes(title_text="markout [bps of fill price]")
-    label = f"{exc or 'all exchanges'}, {ticker or 'all tickers'}"
-    return _style(fig, f"Fill markouts: {label}", 480)
+    return _style(fig, f"Fill markouts: {m.label}", 480)
 
 
 def _band(fig: go.Figure, x: np.ndarray, low: np.ndarray, high: np.ndarray, name: str) -> None:

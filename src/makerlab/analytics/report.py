@@ -57,8 +57,7 @@ def _sections(record: RunRecord, folder: Path) -> list[Section]:
     for exc in traded:
         data += _exchange_sections(record, exc, folder)
     if traded:
-        png = _saved(frames.df_markouts, folder / "markouts.png", record)
-        data.append(("markouts", png, "img", lambda: interactive.markouts_figure(record)))
+        data.append(_markouts_section(record, folder))
     for exc, ticker in _traded_markets(record, traded):
         data.append(_prices_section(record, exc, ticker, folder))
     data += _counterparty_section(record, folder)
@@ -77,6 +76,14 @@ def _exchange_sections(record: RunRecord, exc: str, folder: Path) -> list[Sectio
     return [(f"perf[inventory] {exc}", table, "df", None),
             (f"perf[inventory] {exc}", path, "img",
              lambda: interactive.exchange_figure(record, exc))]
+
+
+def _markouts_section(record: RunRecord, folder: Path) -> Section:
+    """One markout summary (the bootstrap runs once) drawn as PNG and as plotly figure."""
+    summary = frames.markout_summary(frames.df_markouts(record, plot=False))
+    frames.plot_markouts(summary, save=folder / "markouts.png")
+    return ("markouts", folder / "markouts.png", "img",
+            lambda: interactive.summary_figure(summary))
 
 
 def _prices_section(record: RunRecord, exc: str, ticker: str, folder: Path) -> Section:
