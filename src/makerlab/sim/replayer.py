@@ -142,28 +142,20 @@ class Replayer:
                  for t, recs in d.items()]
         trades = [TradeTape.from_rows(e, t, rows) for e, d in trade_data.items()
                   for t, rows in d.items()]
-        names = list(dict.fromkeys([*l2_data, *trade_data]))
-        self.latency_models = latency_models_by_exchange(names, latencies, exchange_latencies)
-        books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
-        trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
-        fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
-        self._setup(books, trades, fees, exchanges, stamp_cycle, validate_data, balance, seed,
-                    queue_model, fill_model)
-        self.run_dir = run_dir
-        self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
-                       "exchange_fees": exchange_fees, "latencies": _plain(latencies),
-                       "exchange_latencies": _plain(exchange_latencies),
-                       "stamp_cycle": stamp_cycle, "balance": balance, "seed": seed,
-                       "queue_model": repr(queue_model), "fill_model": repr(fill_model)}
+        if validate_data:
+            books = [_checked(b) for b in books]
+            trades = [_checked(t) for t in trades]
+        self._configure(books, trades, recorded_local_time=False, maker_fees=maker_fees,
+                        taker_fees=taker_fees, exchanges=exchanges, latencies=latencies,
+                        exchange_fees=exchange_fees, exchange_latencies=exchange_latencies,
+                        stamp_cycle=stamp_cycle, balance=balance, seed=seed,
+                        queue_model=queue_model, fill_model=fill_model, run_dir=run_dir)
 
     @classmethod
     def from_archive(cls, markets: Mapping[str, Sequence[str]], start: Any, end: Any,
                      path: str | os.PathLike = "data/archive", depth: int = 20,
                      books: str = "snapshot", recorded_local_time: bool = True,
-                     maker_fees: float = 0.0001, taker_fees: float = 0.0003,
-                     latencies: Any = None,
-                     exchange_latencies: Mapping[str, Any] | None = None,
-                     **kwargs: Any) -> Replayer:
+                     **options: Any) -> Replayer:
         """Replay ``{exc: [tickers]}`` from an archive, as numpy arrays (no per-row objects).
 
         ``start``/``end`` as in :func:`makerlab.data.arrays.load_snapshot_arrays`. ``books``
@@ -172,7 +164,8 @@ class Replayer:
         :func:`makerlab.data.arrays.load_snapshot_arrays_from_deltas`). With
         ``recorded_local_time`` the strategy sees data at its recorded receive time
         (corrected when the recorder's clock ran behind, see docs/replay.md), otherwise at
-        exchange time + FEED_PUBLIC latency.
+        exchange time + FEED_PUBLIC latency. ``options`` as the constructor's (fees,
+        latencies, balance, models, ...).
         """
         from makerlab.data import arrays
 
@@ -188,54 +181,59 @@ class Replayer:
                 books.append(BookTape.from_arrays(exc, t, snap))
                 trades.append(TradeTape.from_arrays(exc, t, arrays.load_trade_arrays(
                     path, exc, t, start, end)))
-        self = cls.from_tapes(books, trades, recorded_local_time, maker_fees, taker_fees,
-                              latencies, exchange_latencies, **kwargs)
+        self = cls.from_tapes(books, trades, recorded_local_time, **options)
         self.config.update({"path": str(path), "start": str(start), "end": str(end),
                             "depth": depth, "books": source})
         return self
 
     @classmethod
     def from_tapes(cls, books: Sequence[BookTape], trades: Sequence[TradeTape],
-                   recorded_local_time: bool = True, maker_fees: float = 0.0001,
-                   taker_fees: float = 0.0003, latencies: Any = None,
-                   exchange_latencies: Mapping[str, Any] | None = None,
-                   **kwargs: Any) -> Replayer:
-        """Replay columnar tapes already in memory (``kwargs`` as the constructor's).
+                   recorded_local_time: bool = True, **options: Any) -> Replayer:
+        """Replay columnar tapes already in memory (``options`` as the constructor's).
 
         The tapes are trusted to be in exchange-time order per market (as archives are).
         """
         self = cls.__new__(cls)
-        names = list(dict.fromkeys(t.exc for t in [*books, *trades]))
-        self.latency_models = latency_models_by_exchange(names, latencies,
-                                                         exchange_latencies)
-        books, trades = list(books), list(trades)
-        offsets = _align_local_clocks(books, trades) if recorded_local_time else {}
-        if not recorded_local_time:
-            books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
-            trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
-        fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, kwargs.pop("exchange_fees",
-                                                                           None))
-        self._setup(books, trades, fees, kwargs.pop("exchanges", None),
-                    kwargs.pop("stamp_cycle", 1000), False, kwargs.pop("balance", 10_000),
-                    kwargs.pop("seed", 0), kwargs.pop("queue_model", None),
-                    kwargs.pop("fill_model", None))
-        self.run_dir = kwargs.pop("run_dir", None)
-        if kwargs:
-            raise ConfigError(f"unknown Replayer arguments: {', '.join(sorted(kwargs))}")
-        self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
-                       "latencies": _plain(latencies), "recorded_local_time": recorded_local_time,
-                       "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in offsets.items()}}
+        self._configure(list(books), list(trades), recorded_local_time=recorded_local_time,
+                        **options)
         return self
 
     # -- construction ------------------------------------------------------------------
 
+    def _configure(self, books: list[BookTape], trades: list[TradeTape], *,
+                   recorded_local_time: bool, maker_fees: float = 0.0001,
+                   taker_fees: float = 0.0003, exchanges: Sequence[str] | None = None,
+                   latencies: Any = None,
+                   exchange_fees: Mapping[str, Mapping[str, Any]] | None = None,
+                   exchange_latencies: Mapping[str, Any] | None = None,
+                   stamp_cycle: int = 1000, balance: float = 10_000, seed: int = 0,
+                   queue_model: QueueModel | None = None, fill_model: FillModel | None = None,
+                   run_dir: str | os.PathLike | None = None) -> None:
+        """Set up the venue and records for ``books``/``trades`` (the one place every
+        construction path goes through; the defaults are the constructor's)."""
+        names = list(dict.fromkeys(t.exc for t in [*books, *trades]))
+        self.latency_models = latency_models_by_exchange(names, latencies, exchange_latencies)
+        if recorded_local_time:
+            shifts = _align_local_clocks(books, trades)
+        else:
+            shifts = {}
+            books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
+            trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
+        fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
+        self._setup(books, trades, fees, exchanges, stamp_cycle, balance, seed, queue_model,
+                    fill_model)
+        self.run_dir = run_dir
+        self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
+                       "exchange_fees": exchange_fees, "latencies": _plain(latencies),
+                       "exchange_latencies": _plain(exchange_latencies),
+                       "stamp_cycle": stamp_cycle, "balance": balance, "seed": seed,
+                       "queue_model": repr(queue_model), "fill_model": repr(fill_model),
+                       "recorded_local_time": recorded_local_time,
+                       "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()}}
+
     def _setup(self, books: list[BookTape], trades: list[TradeTape], fees: FeeSchedule,
-               exchanges: Sequence[str] | None, stamp_cycle: int, validate: bool,
-               balance: float, seed: int, queue_model: QueueModel | None,
-               fill_model: FillModel | None = None) -> None:
-        if validate:
-            books = [_checked(b) for b in books]
-            trades = [_checked(t) for t in trades]
+               exchanges: Sequence[str] | None, stamp_cycle: int, balance: float, seed: int,
+               queue_model: QueueModel | None, fill_model: FillModel | None) -> None:
         self.books, self.trades = books, trades
         self.rng = np.random.default_rng(seed)
         self.stamp_cycle_ns = int(stamp_cycle) * NS_PER_MS
