@@ -264,8 +264,9 @@ def write_table(
     its depth from the list size). An hour file that already exists is merged: rows are
     concatenated, stably sorted by ``local_ts`` and exact duplicate rows dropped, so writing
     the same data twice changes nothing. Rows repeated *within* ``table`` are stored once
-    too, with a logged warning (give genuinely identical records distinct ids first). Every file is written to a temporary name and then
-    renamed. Not safe for two writers on the same hour at once.
+    too, with a logged warning (give genuinely identical records distinct ids first). Every
+    file is written to a temporary name and then renamed. Not safe for two writers on the
+    same hour at once.
 
     Returns:
         The written files, under ``root`` as given.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from makerlab.data.convert import Repairs
+from makerlab.data.convert import Repairs, reject
 from makerlab.errors import CrossedBook, DataError, UnsortedData
 
 
@@ -35,15 +35,11 @@ def check_sorted(
     if back.size == 0:
         return np.arange(ts.size)
     i = int(back[0]) + 1
-    if repairs is None:
-        raise UnsortedData(
-            f"timestamp {int(ts[i])} goes back from {int(ts[i - 1])} "
-            f"({back.size} backward steps in total); pass repair=True to sort",
-            source=source,
-            line=_line(lines, i, first_line),
-        )
-    repairs.record("unsorted", source, _line(lines, i, first_line),
-                   f"{back.size} backward timestamp steps, rows sorted")
+    reject(repairs, "unsorted",
+           f"timestamp {int(ts[i])} goes back from {int(ts[i - 1])} "
+           f"({back.size} backward steps in total); pass repair=True to sort",
+           f"{back.size} backward timestamp steps, rows sorted",
+           source=source, line=_line(lines, i, first_line), error=UnsortedData)
     return np.argsort(ts, kind="stable")
 
 
@@ -70,12 +66,10 @@ def check_finite(
         return keep
     i = int(np.flatnonzero(~keep)[0])
     bad = [name for name, values in columns.items() if not np.isfinite(values[i])]
-    if repairs is None:
-        hint = hint or "pass repair=True to drop such rows"
-        raise DataError(f"non-finite {', '.join(bad)}; {hint}",
-                        source=source, line=_line(lines, i, first_line))
-    repairs.record("non_finite", source, _line(lines, i, first_line),
-                   f"{int((~keep).sum())} rows with NaN/inf dropped")
+    reject(repairs, "non_finite",
+           f"non-finite {', '.join(bad)}; {hint or 'pass repair=True to drop such rows'}",
+           f"{int((~keep).sum())} rows with NaN/inf dropped",
+           source=source, line=_line(lines, i, first_line))
     return keep
 
 
@@ -103,12 +97,10 @@ def check_uncrossed(
         return ~crossed
     i = int(np.flatnonzero(crossed)[0])
     detail = f"best bid {best_bid[i]} >= best ask {best_ask[i]}"
-    if repairs is None:
-        hint = hint or "pass repair=True to drop crossed rows"
-        raise CrossedBook(f"crossed book: {detail}; {hint}",
-                          source=source, line=_line(lines, i, first_line))
-    repairs.record("crossed", source, _line(lines, i, first_line),
-                   f"{int(crossed.sum())} crossed rows dropped (first: {detail})")
+    reject(repairs, "crossed",
+           f"crossed book: {detail}; {hint or 'pass repair=True to drop crossed rows'}",
+           f"{int(crossed.sum())} crossed rows dropped (first: {detail})",
+           source=source, line=_line(lines, i, first_line), error=CrossedBook)
     return ~crossed
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from makerlab.errors import ConfigError
+from makerlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,16 @@ class Repairs:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+def reject(repairs: Repairs | None, kind: str, message: str, repaired: str, *, source: str,
+           line: int | None, error: type[DataError] = DataError) -> None:
+    """The one rule for bad input: without ``repairs`` raise ``error(message)`` naming
+    ``source`` and ``line``; with ``repairs`` record a repair of ``kind`` (``repaired`` says
+    what was done) and let the caller repair."""
+    if repairs is None:
+        raise error(message, source=source, line=line)
+    repairs.record(kind, source, line, repaired)
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from makerlab.data import schema
-from makerlab.data.convert import Converted, Repairs
+from makerlab.data.convert import Converted, Repairs, reject
 from makerlab.data.validate import check_finite, check_sorted, check_uncrossed
 from makerlab.errors import ConfigError, DataError
 
@@ -224,11 +224,11 @@ def _null_ints(table: pa.Table, types: dict[str, pa.DataType]) -> np.ndarray:
 def _report_malformed(problems: dict[int, str], source: str, repairs: Repairs | None) -> None:
     """Raise at the first malformed line, or count them all as repaired."""
     first = min(problems)
-    if repairs is None:
-        raise DataError(f"malformed row: {problems[first]} ({len(problems)} malformed rows in "
-                        "total); pass repair=True to drop them", source=source, line=first)
-    repairs.record("malformed", source, first,
-                   f"{len(problems)} malformed rows dropped (first: {problems[first]})")
+    reject(repairs, "malformed",
+           f"malformed row: {problems[first]} ({len(problems)} malformed rows in total); "
+           "pass repair=True to drop them",
+           f"{len(problems)} malformed rows dropped (first: {problems[first]})",
+           source=source, line=first)
 
 
 def column(table: pa.Table, name: str) -> np.ndarray:
@@ -264,11 +264,10 @@ def trade_sides(rows: Rows, repairs: Repairs | None) -> np.ndarray:
     if odd.any():
         i = int(np.flatnonzero(odd)[0])
         detail = f"unknown trade side {rows.cols['side'][i]!r}"
-        if repairs is None:
-            raise DataError(f"{detail}; pass repair=True to mark such sides unknown (0)",
-                            source=rows.source, line=int(rows.lines[i]))
-        repairs.record("unknown_side", rows.source, int(rows.lines[i]),
-                       f"{int(odd.sum())} rows set to side 0 (first: {detail})")
+        reject(repairs, "unknown_side",
+               f"{detail}; pass repair=True to mark such sides unknown (0)",
+               f"{int(odd.sum())} rows set to side 0 (first: {detail})",
+               source=rows.source, line=int(rows.lines[i]))
     return side
 
 
@@ -314,11 +313,10 @@ def check_book(rows: Rows, repairs: Repairs | None) -> np.ndarray:
     i = int(np.flatnonzero(bad)[0])
     detail = next(reason for fault, reason in reasons if fault[i])
     line = int(rows.lines[i])
-    if repairs is None:
-        raise DataError(f"bad book levels ({detail}); pass repair=True to drop such rows",
-                        source=rows.source, line=line)
-    repairs.record("bad_levels", rows.source, line,
-                   f"{int(bad.sum())} rows with bad book levels dropped (first: {detail})")
+    reject(repairs, "bad_levels",
+           f"bad book levels ({detail}); pass repair=True to drop such rows",
+           f"{int(bad.sum())} rows with bad book levels dropped (first: {detail})",
+           source=rows.source, line=line)
     return ~bad
 
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from makerlab.data import schema
-from makerlab.data.convert import Converted, Repairs
+from makerlab.data.convert import Converted, Repairs, reject
 from makerlab.data.convert._csv import (
     Group,
     Rows,
@@ -243,10 +243,8 @@ def _problem(rows: Rows, bad: np.ndarray, kind: str, detail: str,
              repairs: Repairs | None) -> None:
     """Raise :class:`DataError` at the first ``bad`` row, or record the repair."""
     line = int(rows.lines[np.flatnonzero(bad)[0]])
-    if repairs is None:
-        raise DataError(f"{detail}; pass repair=True to drop such rows",
-                        source=rows.source, line=line)
-    repairs.record(kind, rows.source, line, f"{int(bad.sum())} rows dropped: {detail}")
+    reject(repairs, kind, f"{detail}; pass repair=True to drop such rows",
+           f"{int(bad.sum())} rows dropped: {detail}", source=rows.source, line=line)
 
 
 _READERS = {"orderbooks": _read_book, "trades": _read_trades, "prices": _read_prices}

@@ -46,7 +46,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from makerlab.data import schema
-from makerlab.data.convert import Converted, Repairs
+from makerlab.data.convert import Converted, Repairs, reject
 from makerlab.data.convert._csv import (
     Group,
     Rows,
@@ -232,11 +232,9 @@ def _checked_messages(rows: Rows, repairs: Repairs | None) -> Rows:
     detail = (f"event type {rows.cols['type'][i]} / direction {rows.cols['direction'][i]} "
               "not in 1..7 / ±1")
     line = int(rows.lines[i])
-    if repairs is None:
-        raise DataError(f"{detail}; pass repair=True to drop such messages",
-                        source=rows.source, line=line)
-    repairs.record("bad_message", rows.source, line,
-                   f"{int((~known).sum())} messages dropped (first: {detail})")
+    reject(repairs, "bad_message", f"{detail}; pass repair=True to drop such messages",
+           f"{int((~known).sum())} messages dropped (first: {detail})",
+           source=rows.source, line=line)
     return rows.take(known)
 
 
