@@ -50,12 +50,12 @@ from makerlab.data import archive
 from makerlab.data.arrays import SnapshotArrays, load_snapshot_arrays, load_trade_arrays
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, TRADES
 from makerlab.errors import ConfigError, DataError
+from makerlab.units import NS_PER_MS
 
 __all__ = ["Feed", "FeedCls", "FeedType", "Subscription", "archive_exchange"]
 
 Handler = Callable[[Any], Awaitable[Any] | Any]
 
-_NS_PER_MS = 1_000_000
 _DEFAULT_DAYS = 14
 _SUFFIXES = ("_spot", "_perp", "_futures", "_options", "_coinm", "_usdm")
 
@@ -269,7 +269,7 @@ class Feed:
             return archive.archive_paths(path, TRADES, exchange, ticker, lo, hi)
         trades = load_trade_arrays(path, exchange, ticker, lo, hi)
         out = np.empty((len(trades), 4), np.float64)
-        out[:, 0] = trades.exchange_ts // _NS_PER_MS
+        out[:, 0] = trades.exchange_ts // NS_PER_MS
         out[:, 1] = trades.price
         out[:, 2] = trades.size
         out[:, 3] = trades.side
@@ -295,7 +295,7 @@ def _lob_records(books: SnapshotArrays, depth: int) -> list[dict]:
     asks = np.stack([books.ask_price[:, :depth], books.ask_size[:, :depth]], axis=2)
     n_bid = _present(books.bid_price[:, :depth]).tolist()
     n_ask = _present(books.ask_price[:, :depth]).tolist()
-    ts = (books.exchange_ts // _NS_PER_MS).tolist()
+    ts = (books.exchange_ts // NS_PER_MS).tolist()
     return [
         {"ts": t, "b": bids[i, :nb], "a": asks[i, :na]}
         for i, (t, nb, na) in enumerate(zip(ts, n_bid, n_ask, strict=True))

@@ -23,6 +23,7 @@ from makerlab.analytics.metrics import DEFAULT_INTERVALS_MS, markout_table, tick
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.research import df_declarations
 from makerlab.plotting import BUY, SELL, finish, new_figure, time_axis
+from makerlab.units import NS_PER_MS
 
 __all__ = [
     "MarkoutSummary",
@@ -293,7 +294,7 @@ def _draw_declared(ax: Axes, record: RunRecord, ticker: str, exc: str, key: str 
         target.set_ylabel(f"declared {key or group} [declared units]")
     colors = ["tab:blue", "tab:orange", "tab:cyan", "tab:olive", "tab:brown", "tab:pink"]
     for i, (name, rows) in enumerate(decl.groupby("key", sort=True)):
-        target.plot(_utc(rows.ts.to_numpy(np.int64) * 1_000_000), rows.value.astype(float),
+        target.plot(_utc(rows.ts.to_numpy(np.int64) * NS_PER_MS), rows.value.astype(float),
                     lw=0.9, alpha=0.75, color=colors[i % len(colors)], label=str(name))
 
 
@@ -329,7 +330,7 @@ def df_actions(record: RunRecord, exc: str | None = None, ticker: str | None = N
     is_maker, exc, ticker."""
     fills = record.fills_of(exc, ticker)
     out = fills[["ts", "price", "size", "dir", "is_maker", "exc", "ticker"]].copy()
-    out["ts"] = out.ts.astype(np.int64) // 1_000_000
+    out["ts"] = out.ts.astype(np.int64) // NS_PER_MS
     return out.reset_index(drop=True)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from makerlab.analytics.record import RunRecord
+from makerlab.units import NS_PER_MS
 
 __all__ = [
     "DEFAULT_INTERVALS_MS",
@@ -308,7 +309,7 @@ def fill_markouts(record: RunRecord, fills: pd.DataFrame, horizon_ms: float | No
     if horizon_ms is None:
         mids = _fill_mids(record, fills, ts, after=True)
     else:
-        mids = _fill_mids(record, fills, ts + round(horizon_ms * 1e6))
+        mids = _fill_mids(record, fills, ts + round(horizon_ms * NS_PER_MS))
     price = fills.price.to_numpy(float)
     return fills.dir.to_numpy(float) * (mids - price) / price
 

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from makerlab.units import NS_PER_MS
+
 __all__ = ["Market", "RunRecord"]
 
 Market = tuple[str, str]
@@ -191,7 +193,7 @@ def _replayer_parts(replayer: Any) -> dict[str, Any]:
         "config": {
             "start_balance": float(venue.start_balance),
             "start_ns": int(replayer.start_ns), "end_ns": int(replayer.end_ns),
-            "stamp_cycle_ms": int(replayer.stamp_cycle_ns // 1_000_000),
+            "stamp_cycle_ms": int(replayer.stamp_cycle_ns // NS_PER_MS),
             "fees": _fees_json(venue.fees), "latencies": _latencies_json(replayer),
             "replayer": _jsonable(getattr(replayer, "config", {})),
         },

@@ -22,6 +22,7 @@ from scipy.optimize import least_squares
 from makerlab.analytics.record import RunRecord
 from makerlab.core.weights import rolling_vol
 from makerlab.plotting import finish, new_figure
+from makerlab.units import NS_PER_MS
 
 __all__ = [
     "DEFAULT_FORWARD_S",
@@ -68,7 +69,7 @@ def augment_forward_prices(record: RunRecord, df: pd.DataFrame,
     for a market without books; ``dropna`` drops those rows (as the tutorial's output) and
     renumbers."""
     out = df.copy()
-    ts_ns = out.ts.to_numpy(np.int64) * 1_000_000
+    ts_ns = out.ts.to_numpy(np.int64) * NS_PER_MS
     for h in forward_intervals:
         out[_label(h)] = np.nan
     for (exc, ticker), rows in out.groupby(["exc", "ticker"], sort=False).indices.items():

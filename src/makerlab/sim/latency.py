@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from makerlab.errors import ConfigError
+from makerlab.units import NS_PER_MS
 
 __all__ = [
     "DEFAULT_LATENCIES_MS",
@@ -34,7 +35,6 @@ __all__ = [
     "latency_models_by_exchange",
 ]
 
-NS_PER_MS = 1_000_000
 
 
 class Latencies(StrEnum):

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from makerlab.feed import Feed, Subscription
-from makerlab.sim.timeline import NS_PER_MS, BookTape, TradeTape
+from makerlab.sim.timeline import BookTape, TradeTape
+from makerlab.units import NS_PER_MS
 
 __all__ = ["BLOCK", "BookDelivery", "MockFeed", "TradeDelivery", "deliveries"]
 

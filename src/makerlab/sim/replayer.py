@@ -65,7 +65,6 @@ from makerlab.sim.mock_feed import MockFeed, deliveries
 from makerlab.sim.queue import QueueModel
 from makerlab.sim.timeline import (
     BOOK_EXCH,
-    NS_PER_MS,
     TRADE_LOCAL,
     BookTape,
     EngineRows,
@@ -74,6 +73,7 @@ from makerlab.sim.timeline import (
     merge_market,
 )
 from makerlab.sim.venue import Clock, SimVenue
+from makerlab.units import NS_PER_MS
 
 __all__ = ["MockOMS", "Replayer"]
 

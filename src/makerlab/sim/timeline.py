@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from makerlab.errors import DataError
+from makerlab.units import NS_PER_MS
 
 __all__ = [
     "BOOK_EXCH",
@@ -50,7 +51,6 @@ __all__ = [
     "merge_market",
 ]
 
-NS_PER_MS = 1_000_000
 TRADE_EXCH, BOOK_EXCH, TRADE_LOCAL, BOOK_LOCAL = 0, 1, 2, 3
 
 

@@ -37,7 +37,8 @@ from makerlab.errors import ConfigError
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import Latencies, LatencyModel
 from makerlab.sim.matching import MatchingEngine, MatchResult, RawFill, SimOrder
-from makerlab.sim.timeline import NS_PER_MS, EventQueue
+from makerlab.sim.timeline import EventQueue
+from makerlab.units import NS_PER_MS
 
 __all__ = ["Clock", "SimAccount", "SimVenue", "VenueListener"]
 

@@ -62,6 +62,7 @@ from makerlab.data.schema import (
     TRADES_SCHEMA,
 )
 from makerlab.errors import ConfigError, CrossedBook, DataError, SequenceGap, UnsortedData
+from makerlab.units import NS_PER_MS
 
 __all__ = ["read"]
 
@@ -521,7 +522,7 @@ def _trades(capture: Capture, ctx: _Context) -> pa.Table:
     keep = keep[_order(local, where[keep], ctx, "trade")]
     return pa.Table.from_arrays(
         [
-            pa.array(rec[keep, T.EX] * 1_000_000),
+            pa.array(rec[keep, T.EX] * NS_PER_MS),
             pa.array(_ns(rec[keep, T.LOCAL])),
             pa.array(values[keep, 0]),
             pa.array(values[keep, 1]),
@@ -578,7 +579,7 @@ def _bbo(capture: Capture, ctx: _Context) -> pa.Table:
     keep = keep[_order(local, where[keep], ctx, "bbo")]
     local = _ns(rec[keep, B.LOCAL])
     no_event = rec[keep, B.EX] == NO_SEQ
-    exchange_ts = np.where(no_event, local, rec[keep, B.EX] * 1_000_000)
+    exchange_ts = np.where(no_event, local, rec[keep, B.EX] * NS_PER_MS)
     table = pa.Table.from_arrays(
         [pa.array(exchange_ts), pa.array(local), pa.array(rec[keep, B.SEQ])]
         + [pa.array(values[keep, j]) for j in range(4)],
@@ -771,7 +772,7 @@ def _delta_rows(
     exchange_ts = _snapshot_exchange_ts(msg)
     return pa.Table.from_arrays(
         [
-            pa.array(np.repeat(exchange_ts * 1_000_000, n)),
+            pa.array(np.repeat(exchange_ts * NS_PER_MS, n)),
             pa.array(np.repeat(local, n)),
             pa.array(np.repeat(msg[:, D.LAST], n)),
             pa.array(np.repeat(msg[:, D.FIRST], n)),

@@ -54,6 +54,7 @@ from makerlab.data.convert._csv import (
     trades_table,
 )
 from makerlab.errors import DataError
+from makerlab.units import NS_PER_MS
 
 __all__ = ["read"]
 
@@ -65,7 +66,6 @@ TRADES_HEADER = ["timestamp", "price", "size", "side", "trade_id", "exchange_tim
 PRICES_HEADER = ["timestamp", "price", "size", "side", "exchange_timestamp"]
 BOOK_HEADER = ["timestamp", "sequence", "exchange_timestamp"]
 LEVEL_FIELDS = ("bid_price", "bid_size", "ask_price", "ask_size")
-MS = 1_000_000  # ns per millisecond
 
 
 def read(
@@ -136,7 +136,7 @@ def _book_header(path: Path) -> tuple[list[str], int]:
 
 
 def _times(table: pa.Table) -> dict[str, np.ndarray]:
-    return {"exchange_ts": column(table, "exchange_timestamp") * MS,
+    return {"exchange_ts": column(table, "exchange_timestamp") * NS_PER_MS,
             "local_ts": local_ns(column(table, "timestamp"))}
 
 

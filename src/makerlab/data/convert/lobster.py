@@ -63,6 +63,7 @@ from makerlab.data.convert._csv import (
 )
 from makerlab.data.validate import check_finite
 from makerlab.errors import ConfigError, DataError
+from makerlab.units import NS_PER_S
 
 __all__ = ["read", "utc_ns"]
 
@@ -79,7 +80,6 @@ DUMMY_PRICE = 9_999_999_999
 EXECUTIONS = {4: "executions_visible", 5: "executions_hidden"}
 OTHER_COUNTS = {6: "cross_trades", 7: "halts"}
 CLOCK = {b"makerlab.clock": b"exchange: LOBSTER has one clock, the NASDAQ message time"}
-SECOND = 1_000_000_000
 
 
 def read(
@@ -146,8 +146,8 @@ def utc_ns(day: date | str, seconds: np.ndarray) -> np.ndarray:
     day = date.fromisoformat(day) if isinstance(day, str) else day
     offset = datetime.combine(day, time(12), tzinfo=NEW_YORK).utcoffset()
     midnight = datetime.combine(day, time(0), tzinfo=UTC) - offset
-    start = int(midnight.timestamp()) * SECOND
-    return start + np.round(np.asarray(seconds, dtype=np.float64) * SECOND).astype(np.int64)
+    start = int(midnight.timestamp()) * NS_PER_S
+    return start + np.round(np.asarray(seconds, dtype=np.float64) * NS_PER_S).astype(np.int64)
 
 
 def count_lines(path: Path) -> int:

@@ -53,6 +53,7 @@ from makerlab.data.convert._csv import (
     trades_table,
 )
 from makerlab.errors import DataError
+from makerlab.units import NS_PER_US
 
 __all__ = ["EXCHANGES", "read", "tardis_exchange"]
 
@@ -67,7 +68,6 @@ EXCHANGES = {
     "deribit": "deribit",
 }
 
-US = 1_000  # ns per microsecond
 BASE = ["exchange", "symbol", "timestamp", "local_timestamp"]
 TRADES_HEADER = [*BASE, "id", "side", "price", "amount"]
 QUOTES_HEADER = [*BASE, "ask_amount", "ask_price", "bid_price", "bid_amount"]
@@ -211,8 +211,8 @@ def _rows(table: pa.Table, lines: np.ndarray, index: np.ndarray, source: str, ki
     """Numpy columns of the rows ``index`` of a parsed tardis table."""
     part = table.take(pa.array(index))
     cols = {
-        "exchange_ts": column(part, "timestamp") * US,
-        "local_ts": column(part, "local_timestamp") * US,
+        "exchange_ts": column(part, "timestamp") * NS_PER_US,
+        "local_ts": column(part, "local_timestamp") * NS_PER_US,
     }
     if kind == "book_snapshot":
         for side, out in (("asks", "ask"), ("bids", "bid")):
