@@ -30,6 +30,7 @@ __all__ = [
     "DeltaArrays",
     "SnapshotArrays",
     "TradeArrays",
+    "column_numpy",
     "load_bbo_arrays",
     "load_delta_arrays",
     "load_snapshot_arrays",
@@ -140,7 +141,7 @@ def _load(root: str | os.PathLike, kind: str, exchange: str, symbol: str,
     return _sorted(archive._read_range(arc, kind, exchange, symbol, depth, start, end, columns))
 
 
-def _numpy(column: pa.ChunkedArray) -> np.ndarray:
+def column_numpy(column: pa.ChunkedArray) -> np.ndarray:
     """A column as numpy; fixed-size lists become (n, size) without copying one chunk."""
     if not pa.types.is_fixed_size_list(column.type):
         return column.to_numpy()
@@ -237,14 +238,14 @@ def load_delta_arrays(root: str | os.PathLike, exchange: str, symbol: str,
     # Sorted already (the usual case): the clocks and seq are only gathered at message
     # heads, chunk by chunk, instead of being concatenated whole.
     offsets, heads = _chunked_heads(*keys)
-    cols = {name: _numpy(table.column(name)) for name in levels}
+    cols = {name: column_numpy(table.column(name)) for name in levels}
     return DeltaArrays(exchange_ts=heads[0], local_ts=heads[1], seq=heads[2],
                        offsets=offsets, **cols)
 
 
 def _sorted(table: pa.Table) -> dict[str, np.ndarray]:
     """Every column of ``table`` as numpy, rows stably sorted by ``local_ts``."""
-    arrays = {name: _numpy(table.column(name)) for name in table.column_names}
+    arrays = {name: column_numpy(table.column(name)) for name in table.column_names}
     order = archive._sort_order(arrays["local_ts"])
     return arrays if order is None else {k: v[order] for k, v in arrays.items()}
 

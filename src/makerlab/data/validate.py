@@ -104,12 +104,6 @@ def check_uncrossed(
     return ~crossed
 
 
-def _levels(table, column: str) -> np.ndarray:
-    values = table.column(column).combine_chunks()
-    width = values.type.list_size
-    return values.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-
-
 def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source: str,
                          lines: np.ndarray | None = None, first_line: int = 1) -> None:
     """Book rows (``(n, depth)`` arrays, best first, NaN padding) must list bids strictly
@@ -140,7 +134,9 @@ def validate_table(kind: str, table, source: str) -> None:
         check_uncrossed(table.column("bid_price").to_numpy(), table.column("ask_price").to_numpy(),
                         source=source)
     elif kind == BOOK_SNAPSHOT:
-        bids, asks = _levels(table, "bid_price"), _levels(table, "ask_price")
+        from makerlab.data.arrays import column_numpy
+
+        bids, asks = (column_numpy(table.column(c)) for c in ("bid_price", "ask_price"))
         check_uncrossed(bids[:, 0], asks[:, 0], source=source)
         check_levels_ordered(bids, asks, source=source)
 
