@@ -32,6 +32,7 @@ from makerlab.errors import (
 )
 from makerlab.gateway import Gateway
 from makerlab.oms import OMS
+from makerlab.sweep import params
 from makerlab.trading.feed import Feed, FeedCls, FeedType
 
 __version__ = "0.1.0"
@@ -69,4 +70,5 @@ __all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
     "VolumeBars",
     "get_spec",
     "load_specs",
+    "params",
 ]

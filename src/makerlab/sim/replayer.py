@@ -73,6 +73,7 @@ from makerlab.sim.timeline import (
     merge_market,
 )
 from makerlab.sim.venue import Clock, SimVenue
+from makerlab.sweep.context import sweepable
 from makerlab.units import NS_PER_MS
 
 __all__ = ["MockOMS", "Replayer"]
@@ -201,6 +202,7 @@ class Replayer:
 
     # -- construction ------------------------------------------------------------------
 
+    @sweepable  # in a sweep configuration, its Replayer arguments replace these
     def _configure(self, books: list[BookTape], trades: list[TradeTape], *,
                    recorded_local_time: bool, maker_fees: float = 0.0001,
                    taker_fees: float = 0.0003, exchanges: Sequence[str] | None = None,
