@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from makerlab.sweep.backends import Backend
     from makerlab.sweep.runner import SweepResult
 
-__all__ = ["plot_summary", "write_summary"]
+__all__ = ["plot_kind", "plot_summary", "write_summary"]
 
 _GRID_VALUES = 25  # more distinct values than this: a scatter, not a grid
 _KEY_STATS = ("pnl", "sharpe", "#trades", "maxdd(%)", "fill_ratio")
@@ -110,14 +110,25 @@ def plot_summary(table: pd.DataFrame, params: list[str], objective: str,
     if not varying:
         return None
     fig, ax = new_figure(False, figsize=(7, 4.8), layout="constrained")
-    if len(varying) == 1:
-        _line(ax, ok, varying[0], objective)
-    elif any(ok[p].nunique() > _GRID_VALUES for p in varying[:2]):
-        _scatter(fig, ax, ok, varying[:2], objective)
+    kind = plot_kind(ok, varying)
+    if kind == "line":
+        _line(ax, ok, varying[0], column)
+    elif kind == "scatter":
+        _scatter(fig, ax, ok, varying[:2], column)
     else:
-        _heatmap(fig, ax, ok, varying, objective)
+        _heatmap(fig, ax, ok, varying, column)
     finish(fig, save=save)
     return save
+
+
+def plot_kind(table: pd.DataFrame, varying: list[str]) -> str:
+    """``line`` over one parameter, ``heatmap`` over two with a few values each, else
+    ``scatter``."""
+    if len(varying) == 1:
+        return "line"
+    if any(table[p].nunique() > _GRID_VALUES for p in varying[:2]):
+        return "scatter"
+    return "heatmap"
 
 
 def _line(ax: Any, ok: pd.DataFrame, x: str, objective: str) -> None:
