@@ -1,18 +1,10 @@
-"""Sweep tests run small scripts in scripts/ on the bundled archive."""
+"""Fixtures of the sweep tests (paths to their scripts: sweep_scripts.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-SCRIPTS = Path(__file__).resolve().parent / "scripts"
-QUOTER = SCRIPTS / "quoter.py"
-REPO = Path(__file__).resolve().parents[2]
-ARCHIVE = REPO / "data" / "archive"
-
-needs_archive = pytest.mark.skipif(not (ARCHIVE / "kind=book_snapshot").is_dir(),
-                                   reason="bundled archive data/archive absent")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ the seed, so equal statistics also mean the seed reached each worker's Replayer.
 
 import pandas as pd
 import pytest
-from conftest import QUOTER, needs_archive
+from sweep_scripts import QUOTER, needs_archive
 
 from makerlab.sweep import sweep
 from makerlab.sweep.backends import PoolBackend, failed_row

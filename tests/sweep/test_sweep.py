@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from conftest import QUOTER, REPO, needs_archive
+from sweep_scripts import QUOTER, REPO, needs_archive
 
 from makerlab.analytics.record import RunRecord
 from makerlab.cli import main
