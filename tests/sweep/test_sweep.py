@@ -100,6 +100,16 @@ def test_bad_sweep_settings_are_refused(tmp_path, kwargs, message):
         sweep(QUOTER, {"interval_ms": [1000]}, out=tmp_path, **kwargs)
 
 
+def test_values_may_be_any_iterable_and_an_old_sweep_is_not_overwritten(tmp_path):
+    import numpy as np
+
+    result = sweep(QUOTER, {"interval_ms": np.array([1500]), "size": 0.002}, args=["0"],
+                   out=tmp_path, backend="serial", progress=False, report=False)
+    assert result.table[["interval_ms", "size"]].values.tolist() == [[1500, 0.002]]
+    with pytest.raises(ConfigError, match="already holds a sweep"):
+        sweep(QUOTER, {"interval_ms": [1000]}, out=tmp_path)
+
+
 def test_parameter_names_may_not_be_result_columns(tmp_path):
     with pytest.raises(ConfigError, match="result columns"):
         sweep(QUOTER, {"status": [1]}, out=tmp_path)

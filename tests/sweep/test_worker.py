@@ -77,6 +77,12 @@ def test_a_script_that_exits_quotes_its_last_output(script, tmp_path):
     assert row["error"].startswith("SystemExit: the script exited with status 2 (s: error:")
 
 
+def test_a_script_that_exits_with_status_0_ended_normally(script, tmp_path):
+    body = TINY.replace("asyncio.run(main())", "asyncio.run(main())\n    raise SystemExit(0)")
+    row = run_configuration(task(script(body), tmp_path, {}))
+    assert row["status"] == "ok" and row["binance.#trades"] == 1
+
+
 def test_strategy_parameters_need_a_params_call(script, tmp_path):
     body = TINY.replace('PARAMS = params(size=0.002, crash=False)',
                         'PARAMS = {"size": 0.01, "crash": False}')
@@ -103,5 +109,5 @@ def test_flatten_names_columns_by_exchange_and_makes_cells():
                          ["0s", "1s"], "fills_excluded": {"Tick Markouts": 2}},
              "binance_spot": None}
     assert flatten(stats) == {"binance.pnl": 1.5, "binance.volume": 12.3,
-                              "binance.interval_quartiles": "0s, 1s",
+                              "binance.interval_quartiles": "0s | 1s",
                               "binance.fills_excluded.Tick Markouts": 2}

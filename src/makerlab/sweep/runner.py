@@ -78,6 +78,8 @@ def sweep(script: str | Path, params: Mapping[str, Any], *, out: str | Path,
     source = _search(space, search, trials, objective, seed)
     runner = make_backend(backend or ("ray" if address else "local"), workers, address)
     out = Path(out).resolve()
+    if (out / "runs").exists():
+        raise ConfigError(f"{out} already holds a sweep; give another --out or remove it")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rows = _run(runner, source, path, tuple(args), out, progress)
@@ -94,8 +96,7 @@ def sweep(script: str | Path, params: Mapping[str, Any], *, out: str | Path,
 
 
 def _space(params: Mapping[str, Any], start: str | None, end: str | None) -> Space:
-    space: Space = {name: v if isinstance(v, Range | list) else
-                    list(v) if isinstance(v, tuple) else [v] for name, v in params.items()}
+    space: Space = {name: _values(v) for name, v in params.items()}
     for name, value in (("start", start), ("end", end)):
         if value is not None:
             if name in space:
@@ -108,6 +109,15 @@ def _space(params: Mapping[str, Any], start: str | None, end: str | None) -> Spa
         raise ConfigError("a sweep needs at least one parameter (--param NAME=V1,V2)")
     _check_replayer_values(space)
     return space
+
+
+def _values(value: Any) -> list[Any] | Range:
+    """A parameter's values: a Range, a list (of any iterable but text), or one value."""
+    if isinstance(value, Range):
+        return value
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        return [value]
+    return [v.item() if hasattr(v, "item") else v for v in value]
 
 
 def _check_replayer_values(space: Space) -> None:

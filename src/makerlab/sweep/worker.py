@@ -83,7 +83,7 @@ def _run(task: Task) -> dict[str, Any]:
     run = ActiveRun(strategy, replayer_options(replayer_values), reserved_names())
     task.folder.mkdir(parents=True, exist_ok=True)
     with activated(run), _inside(task.folder), _argv([task.script, *task.args]):
-        runpy.run_path(task.script, run_name="__main__")
+        _run_script(task.script)
     replayer = _played(run)
     stats = replayer.statistics()
     replayer.save(task.folder / RECORD_DIR, code_file=task.script)
@@ -91,6 +91,15 @@ def _run(task: Task) -> dict[str, Any]:
         {"config": task.id, "values": task.values, "script": task.script,
          "args": list(task.args)}, indent=2, default=str))
     return flatten(stats)
+
+
+def _run_script(path: str) -> None:
+    """The script as ``__main__``; ``sys.exit(0)`` at its end is a normal end."""
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as end:
+        if end.code not in (0, None):
+            raise
 
 
 def _played(run: ActiveRun) -> Any:
@@ -142,7 +151,7 @@ def _describe(error: BaseException, task: Task) -> str:
 def flatten(stats: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{exc: {key: value}}`` → ``{'exc.key': cell}``: nested dicts join with ``.``,
     ``None`` (an exchange without fills) gives no columns, and values become Parquet
-    cells (Decimal → float, lists → ``'a, b'`` text)."""
+    cells (Decimal → float, lists → ``'a | b'`` text)."""
     out: dict[str, Any] = {}
     for key, value in stats.items():
         name = f"{prefix}{key}"
@@ -159,7 +168,7 @@ def _cell(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, list | tuple):
-        return ", ".join(map(str, value))
+        return " | ".join(map(str, value))
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
