@@ -66,6 +66,8 @@ def test_an_error_in_the_script_is_the_row_result(script, tmp_path):
     assert row["status"] == "error"
     assert row["error"] == "RuntimeError: crashed in a handler"
     assert "quote" in row["traceback"] and row["wall_s"] > 0
+    log = (tmp_path / "out" / "runs" / "07" / "log.txt").read_text()
+    assert "configuration 07 failed" in log and "RuntimeError: crashed in a handler" in log
 
 
 def test_a_script_that_exits_quotes_its_last_output(script, tmp_path):

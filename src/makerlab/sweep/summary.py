@@ -159,7 +159,9 @@ def _heatmap(fig: Any, ax: Any, ok: pd.DataFrame, varying: list[str], objective:
     fig.colorbar(image, ax=ax, label=objective)
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.3g}", ha="center", va="center", color="white", fontsize=8)
+            light = image.norm(v) > 0.6  # viridis turns yellow: dark text there
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8,
+                    color="black" if light else "white")
     _ticks(ax, "x", grid.columns, always=True)
     _ticks(ax, "y", grid.index, always=True)
     ax.set_xlabel(x)

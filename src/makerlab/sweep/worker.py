@@ -72,6 +72,7 @@ def run_configuration(task: Task) -> dict[str, Any]:
         row.update(_run(task))
     except (Exception, SystemExit) as error:  # the script's failure is this row's result
         row.update(status="error", error=_describe(error, task), traceback=traceback.format_exc())
+        _log_failure(task, row["traceback"])
     row["wall_s"] = time.perf_counter() - started
     gc.collect()  # a Replayer holds reference cycles: free its tapes before the next task
     return row
@@ -136,6 +137,13 @@ def _argv(argv: list[str]) -> Iterator[None]:
         yield
     finally:
         sys.argv = saved
+
+
+def _log_failure(task: Task, trace: str) -> None:
+    """Append the traceback to the configuration's log (when its folder exists)."""
+    if task.folder.is_dir():
+        with open(task.folder / LOG_FILE, "a", encoding="utf-8") as log:
+            log.write(f"\nmakerlab sweep: configuration {task.id} failed\n{trace}")
 
 
 def _describe(error: BaseException, task: Task) -> str:
