@@ -115,6 +115,14 @@ def test_parameter_names_may_not_be_result_columns(tmp_path):
         sweep(QUOTER, {"status": [1]}, out=tmp_path)
 
 
+def test_the_table_does_not_depend_on_the_order_configurations_finish():
+    from makerlab.sweep.runner import _table
+
+    rows = [{"config": "0", "a": 1, "status": "ok", "x.1s Markouts": 0.1},
+            {"config": "1", "a": 2, "status": "ok", "x.6s Markouts": 0.2}]
+    pd.testing.assert_frame_equal(_table(rows, {"a": [1, 2]}), _table(rows[::-1], {"a": [1, 2]}))
+
+
 def test_the_summary_plot_fits_the_parameters(tmp_path):
     grid = pd.DataFrame({"a": [1, 1, 2, 2], "b": [5, 6, 5, 6], "c": [0, 0, 0, 1],
                          "status": "ok", "x.pnl": [1.0, 2.0, 3.0, 4.0]})

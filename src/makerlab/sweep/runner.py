@@ -171,8 +171,9 @@ def _run(backend: Backend, search: Search, script: Path, args: tuple[str, ...], 
 
 def _table(rows: list[dict[str, Any]], space: Space) -> pd.DataFrame:
     """Rows by config id; columns: config, the parameters, status and the run's fixed
-    columns, then the statistics."""
-    table = pd.DataFrame(rows).sort_values("config", kind="stable").reset_index(drop=True)
+    columns, then the statistics in the order the configurations first report them (so
+    the table does not depend on the order the configurations finished in)."""
+    table = pd.DataFrame(sorted(rows, key=lambda row: row["config"]))
     first = ["config", *space, *[c for c in FIXED_COLUMNS if c != "config"]]
     rest = [c for c in table.columns if c not in first]
     return table[[c for c in first if c in table.columns] + rest]
