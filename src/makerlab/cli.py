@@ -167,7 +167,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("script", help="the backtest script (it plays one Replayer)")
     sw.add_argument("script_args", nargs="*", metavar="ARGS",
                     help="the script's own arguments, right after it (0: the tutorial's "
-                         "backtest mode); after -- if one starts with -")
+                         "backtest mode; options starting with - need the Python API's args=)")
     sw.add_argument("--param", action="append", default=[], metavar="NAME=VALUES",
                     help="V1,V2,... or a range LOW:HIGH[:STEP|:log]; repeat per parameter")
     sw.add_argument("--start", help="the script's start parameter, e.g. 2024-08-08:23")
