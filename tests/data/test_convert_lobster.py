@@ -122,12 +122,22 @@ def test_deltas_replay_to_every_snapshot(converted):
 
 def test_dummy_prices_become_nan(tmp_path, folder):
     messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
-    books[10] = "9999999999,0," + books[10].split(",", 2)[2]  # ask side empty
+    ask, ask_size, bid, bid_size = books[-2].split(",")
+    messages[-1] = f"{messages[-1].split(',')[0]},3,1,{ask_size},{ask},-1"  # empties the asks
+    books[-1] = f"9999999999,0,{bid},{bid_size}"
     converted = lobster.read(write_pair(tmp_path, messages, books), progress=False)[0]
-    row = converted.tables[BOOK_SNAPSHOT].slice(10, 1).to_pylist()[0]
+    row = converted.tables[BOOK_SNAPSHOT].slice(59, 1).to_pylist()[0]
     assert np.isnan(row["ask_price"][0]) and np.isnan(row["ask_size"][0])
     deltas = converted.tables[BOOK_DELTA].to_pandas()
-    assert ((deltas["seq"] == 11) & (deltas["side"] == -1) & (deltas["size"] == 0)).any()
+    assert ((deltas["seq"] == 60) & (deltas["side"] == -1) & (deltas["size"] == 0)).any()
+
+
+def test_a_dummy_price_with_a_size_is_a_price(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    books[10] = "9999999999,100," + books[10].split(",", 2)[2]
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:11: the order book row "
+                                        "does not follow"):
+        lobster.read(write_pair(tmp_path, messages, books), progress=False)
 
 
 def test_file_names_and_pairs(tmp_path, folder):
@@ -163,16 +173,29 @@ def test_malformed_message_row(tmp_path, folder):
     assert 8 not in converted.tables[BOOK_SNAPSHOT].column("seq").to_pylist()
 
 
-def test_unsorted_times(tmp_path, folder):
+def test_decreasing_time_is_clamped_in_file_order(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    time, rest = messages[31].split(",", 1)
+    messages[31] = f"{float(time) - 0.5:.9f},{rest}"  # half a second before line 31
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(UnsortedData, match=r"message_1\.subset\.csv:32: timestamp"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    snapshots = converted.tables[BOOK_SNAPSHOT]
+    assert snapshots.column("seq").to_pylist()[30:33] == [31, 32, 33]
+    assert snapshots["local_ts"][31] == snapshots["local_ts"][30]
+    assert converted.repairs.counts["unsorted"] == 1
+
+
+def test_rows_swapped_with_their_books_are_refused(tmp_path, folder):
     messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
     messages[30], messages[31] = messages[31], messages[30]
     books[30], books[31] = books[31], books[30]
     path = write_pair(tmp_path, messages, books)
     with pytest.raises(UnsortedData, match=r"message_1\.subset\.csv:32: timestamp"):
         lobster.read(path, progress=False)
-    converted = lobster.read(path, repair=True, progress=False)[0]
-    assert converted.tables[BOOK_SNAPSHOT].column("seq").to_pylist()[30:32] == [32, 31]
-    assert converted.repairs.counts["unsorted"] == 1
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:31: .* shifted against"):
+        lobster.read(path, repair=True, progress=False)
 
 
 def test_nan_price_and_bad_event_type(tmp_path, folder):

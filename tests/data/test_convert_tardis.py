@@ -17,6 +17,7 @@ TRADES_FILE = "binance-futures_trades_2020-02-22_BTCUSDT.csv.gz"
 QUOTES_FILE = "binance-futures_quotes_2020-02-22_BTCUSDT.csv.gz"
 BOOK_FILE = "binance-futures_book_snapshot_25_2020-09-01_BTCUSDT.sample.csv"
 L2_FILE = "deribit_incremental_book_L2_2020-04-01_BTC-PERPETUAL.sample.csv"
+T0 = 1_582_329_600_000_000  # 2020-02-22 in µs
 
 
 @pytest.fixture
@@ -106,15 +107,16 @@ def test_files_of_one_instrument_form_one_converted(folder):
 ])
 def test_exchange_ids_are_mapped(tmp_path, venue, ours):
     path = write(tmp_path, "t.csv", [",".join(tardis.TRADES_HEADER),
-                                     f"{venue},BTCUSDT,1,2,7,sell,10.5,2"])
+                                     f"{venue},BTCUSDT,{T0 + 1},{T0 + 2},7,sell,10.5,2"])
     converted = only(tardis.read([path], progress=False))
     assert converted.exchange == ours
     assert converted.tables[TRADES].column("side").to_pylist() == [-1]
 
 
 def test_overrides_and_multi_symbol_files(tmp_path):
-    lines = [",".join(tardis.TRADES_HEADER), "bybit,BTCUSD,1,2,a,buy,10,1",
-             "bybit,ETHUSD,3,4,b,unknown,5,1", "bybit,BTCUSD,5,6,c,sell,11,2"]
+    lines = [",".join(tardis.TRADES_HEADER), f"bybit,BTCUSD,{T0 + 1},{T0 + 2},a,buy,10,1",
+             f"bybit,ETHUSD,{T0 + 3},{T0 + 4},b,unknown,5,1",
+             f"bybit,BTCUSD,{T0 + 5},{T0 + 6},c,sell,11,2"]
     path = write(tmp_path, "t.csv", lines)
     results = {c.symbol: c for c in tardis.read(path, progress=False)}
     assert results["BTCUSD"].tables[TRADES].column("trade_id").to_pylist() == ["a", "c"]
@@ -167,7 +169,7 @@ def test_non_numeric_value_names_the_line(tmp_path, trades_lines):
 
 
 def test_unsorted_timestamps(tmp_path, trades_lines):
-    trades_lines[20], trades_lines[30] = trades_lines[30], trades_lines[20]
+    trades_lines[20], trades_lines[21] = trades_lines[21], trades_lines[20]  # 0.5 s apart
     path = write(tmp_path, "t.csv", trades_lines)
     with pytest.raises(UnsortedData, match=r"t\.csv:22: timestamp"):
         tardis.read([path], progress=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,10 +24,19 @@ import pyarrow.csv as pacsv
 
 from makerlab.data import schema
 from makerlab.data.convert import Converted, Repairs, reject
-from makerlab.data.validate import check_finite, check_sorted, check_uncrossed
+from makerlab.data.validate import (
+    Plausibility,
+    check_finite,
+    check_sorted,
+    check_times,
+    check_uncrossed,
+    check_values,
+)
 from makerlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+
+READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError)
 
 
 @dataclass
@@ -121,12 +131,26 @@ def open_text(path: Path):
     return open(path, encoding="utf-8-sig", newline="")
 
 
+def unreadable(path: Path, error: Exception) -> DataError:
+    """The :class:`DataError` for a file whose bytes cannot be read or decompressed, at the
+    first line that could not be recovered (after the last one for a failed gzip check)."""
+    lines = 0
+    try:
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
+            while chunk := f.read1(1 << 16):
+                lines += chunk.count(b"\n")
+    except READ_ERRORS:
+        pass
+    return DataError(f"cannot read the file (corrupt or truncated?): {error}",
+                     source=path.name, line=lines + 1)
+
+
 def read_header(path: Path) -> list[str]:
     """Column names on the first line of a CSV file (CRLF and BOM tolerated)."""
     try:
         with open_text(path) as f:
             line = f.readline()
-    except (OSError, UnicodeDecodeError) as e:
+    except READ_ERRORS as e:
         raise DataError(f"cannot read the header: {e}", source=path.name, line=1) from e
     return [name.strip() for name in line.rstrip("\r\n").split(",")]
 
@@ -142,9 +166,11 @@ def read_csv_checked(
     """Read a CSV file into Arrow with ``types``, and the 1-based file line of each row.
 
     Rows with the wrong number of fields, values that do not parse as their column's type
-    or empty integer fields are malformed: the first raises :class:`DataError` naming its
-    line, or with ``repairs`` all are dropped and counted as ``malformed``. Empty or
-    ``NaN`` float fields become NaN (checked later by the converters).
+    (or text that is not UTF-8) or empty integer fields are malformed: the first raises
+    :class:`DataError` naming its line, or with ``repairs`` all are dropped and counted as
+    ``malformed``. Empty or ``NaN`` float fields become NaN (checked later by the
+    converters). A file without data rows is ``empty_file`` (the table has no rows when
+    repairing); one that cannot be decompressed raises :func:`unreadable`.
     """
     invalid: dict[int, str] = {}
 
@@ -155,7 +181,7 @@ def read_csv_checked(
     options = {
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=int(header),
                                           use_threads=False),
-        "parse_options": pacsv.ParseOptions(invalid_row_handler=on_invalid,
+        "parse_options": pacsv.ParseOptions(invalid_row_handler=on_invalid, quote_char=False,
                                             ignore_empty_lines=False),
     }
     try:
@@ -165,6 +191,9 @@ def read_csv_checked(
         invalid.clear()
         table, bad = _read_as_strings(path, names, types, options)
     lines = _file_lines(table.num_rows + len(invalid), sorted(invalid), int(header))
+    if table.num_rows + len(invalid) == 0:
+        reject(repairs, "empty_file", "no data rows", "file without data rows skipped",
+               source=path.name, line=1 + int(header))
     bad |= _null_ints(table, types)
     problems = {**invalid, **{int(n): "a value is missing or not a number" for n in lines[bad]}}
     if not problems:
@@ -178,32 +207,54 @@ def _read_typed(path: Path, types: dict[str, pa.DataType], options: dict) -> pa.
     convert = pacsv.ConvertOptions(column_types=types)
     try:
         return pacsv.read_csv(path, convert_options=convert, **options)
-    except (OSError, EOFError) as e:
-        raise DataError(f"cannot read the file: {e}", source=path.name) from e
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from e
 
 
 def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType],
                      options: dict) -> tuple[pa.Table, np.ndarray]:
-    """Read every column as text, then convert; also the mask of unparseable rows."""
-    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
+    """Read every column as bytes, then convert; also the mask of unparseable rows."""
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
     try:
         raw = pacsv.read_csv(path, convert_options=convert, **options)
-    except pa.ArrowInvalid as e:
-        raise DataError(f"not a valid CSV file: {e}", source=path.name) from e
-    frame = pl.from_arrow(raw)
+    except pa.ArrowInvalid:  # Arrow's "Empty CSV file": not a byte to read
+        empty = {name: pa.array([], types.get(name, pa.string())) for name in names}
+        return pa.table(empty), np.zeros(0, dtype=bool)
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from e
     bad = np.zeros(raw.num_rows, dtype=bool)
     columns = {}
     for name in names:
+        text, not_text = _utf8(raw.column(name))
+        bad |= not_text
         target = types.get(name, pa.string())
         if target == pa.string():
-            columns[name] = raw.column(name)
+            columns[name] = text
             continue
-        text = frame[name].str.strip_chars()
+        text = pl.from_arrow(text).str.strip_chars()
         values = text.cast(pl.Int64 if target == pa.int64() else pl.Float64, strict=False)
         nullish = text.is_in(["", "NaN", "nan", "NA", "null", "NULL"])
         bad |= (values.is_null() & ~nullish).to_numpy()
         columns[name] = values.to_arrow()
     return pa.table(columns), bad
+
+
+def _utf8(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
+    """A binary column as strings (invalid UTF-8 becomes empty) and the invalid rows."""
+    column = column.combine_chunks()
+    try:
+        return column.cast(pa.string()), np.zeros(len(column), dtype=bool)
+    except pa.ArrowInvalid:
+        pass
+    values = column.to_pylist()
+    bad = np.zeros(len(values), dtype=bool)
+    for i, value in enumerate(values):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            bad[i] = True
+            values[i] = b""
+    return pa.array(values, pa.binary()).cast(pa.string()), bad
 
 
 def _file_lines(count: int, skipped: list[int], header: int) -> np.ndarray:
@@ -271,32 +322,47 @@ def trade_sides(rows: Rows, repairs: Repairs | None) -> np.ndarray:
     return side
 
 
-def checked_trades(rows: Rows, repairs: Repairs | None) -> Rows:
-    """Trades with finite price and size, sorted by local_ts (or raise)."""
-    keep = check_finite({k: rows.cols[k] for k in ("price", "size")}, source=rows.source,
-                        lines=rows.lines, repairs=repairs)
-    return sort_rows(rows.take(keep), repairs)
+def checked_trades(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
+    """Trades with finite, plausible price and size (both > 0) and plausible timestamps,
+    sorted by local_ts (or raise)."""
+    values = {k: rows.cols[k] for k in ("price", "size")}
+    rows = rows.take(check_finite(values, source=rows.source, lines=rows.lines,
+                                  repairs=repairs))
+    rows = rows.take(check_values({"price": rows.cols["price"]}, {"size": rows.cols["size"]},
+                                  source=rows.source, lines=rows.lines, repairs=repairs,
+                                  limits=limits))
+    return checked_times(rows, repairs, limits)
 
 
-def sort_rows(rows: Rows, repairs: Repairs | None, key: str = "local_ts") -> Rows:
-    """``rows`` in non-decreasing ``key`` order (raise :class:`UnsortedData` otherwise)."""
-    order = check_sorted(rows.cols[key], source=rows.source, lines=rows.lines, repairs=repairs)
+def checked_times(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
+    """Rows with plausible timestamps (:func:`~makerlab.data.validate.check_times`) in
+    non-decreasing local_ts order (raise :class:`UnsortedData` otherwise)."""
+    rows = rows.take(check_times(rows.cols["exchange_ts"], rows.cols["local_ts"],
+                                 source=rows.source, lines=rows.lines, repairs=repairs,
+                                 limits=limits))
+    order = check_sorted(rows.cols["local_ts"], source=rows.source, lines=rows.lines,
+                         repairs=repairs, max_backstep=limits.max_backstep_ns)
     return rows if (np.diff(order) == 1).all() else rows.take(order)
 
 
-def checked_book(rows: Rows, repairs: Repairs | None) -> Rows:
-    """Book rows whose levels are consistent and uncrossed, sorted by local_ts.
+def checked_book(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
+    """Book rows whose levels are consistent, plausible and uncrossed, with plausible
+    timestamps, sorted by local_ts.
 
-    Per side, a level is either a finite price with a finite size ≥ 0 or both NaN
-    (missing); missing levels only follow present ones; bid prices strictly descend and
-    ask prices strictly ascend. Violations raise :class:`DataError` (``CrossedBook`` for
-    best bid ≥ best ask) or, repairing, drop the row.
+    Per side, a level is either a finite price with a finite size or both NaN (missing);
+    missing levels only follow present ones; bid prices strictly descend and ask prices
+    strictly ascend; prices and sizes are > 0 and within ``limits``. Violations raise
+    :class:`DataError` (``CrossedBook`` for best bid ≥ best ask) or, repairing, drop the
+    row.
     """
-    keep = check_book(rows, repairs)
-    rows = rows.take(keep)
+    rows = rows.take(check_book(rows, repairs))
+    sides = {kind: {name: rows.cols[name] for name in (f"bid_{kind}", f"ask_{kind}")}
+             for kind in ("price", "size")}
+    rows = rows.take(check_values(sides["price"], sides["size"], source=rows.source,
+                                  lines=rows.lines, repairs=repairs, limits=limits))
     keep = check_uncrossed(rows.cols["bid_price"][:, 0], rows.cols["ask_price"][:, 0],
                            source=rows.source, lines=rows.lines, repairs=repairs)
-    return sort_rows(rows.take(keep), repairs)
+    return checked_times(rows.take(keep), repairs, limits)
 
 
 def check_book(rows: Rows, repairs: Repairs | None) -> np.ndarray:
