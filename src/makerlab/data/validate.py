@@ -3,7 +3,9 @@
 Each check either raises :class:`~makerlab.errors.DataError` naming the source and the
 first offending row, or (with ``repairs`` given) repairs the data and records how many
 rows it touched. Rows are numbered from ``first_line`` so messages can point at the
-line of the original file. :class:`Plausibility` holds every bound the checks apply.
+line of the original file, or carry their ``lines``; ``source`` is the file name, or an
+array of one per row when rows come from several files. :class:`Plausibility` holds every
+bound the checks apply.
 """
 
 from __future__ import annotations
@@ -51,14 +53,35 @@ class Plausibility:
 
 
 DEFAULT_PLAUSIBILITY = Plausibility()
+_NS_BOUND = 2**62  # far outside any plausible time, and from int64 overflow
 
 
-def _line(rows: np.ndarray, index: int, first_line: int) -> int:
-    return int(rows[index]) if rows is not None else first_line + index
+def to_ns(values: np.ndarray, unit_ns: int) -> np.ndarray:
+    """Timestamps counted in units of ``unit_ns`` → int64 ns. Values whose ns would not
+    fit int64 (a time times 10**6, 1e300) and NaN are clamped to ±2**62 ns, which stays
+    implausible, instead of wrapping around to some plausible-looking time."""
+    bound = _NS_BOUND // unit_ns
+    if values.dtype.kind == "f":
+        values = np.where(np.isnan(values), -bound, values)
+    return np.clip(values, -bound, bound).astype(np.int64) * unit_ns
+
+
+Source = str | np.ndarray  # a file name, or one per row
+
+
+def _at(source: Source, lines: np.ndarray | None, index: int, first_line: int) -> dict:
+    """``source=`` and ``line=`` naming row ``index``."""
+    line = int(lines[index]) if lines is not None else first_line + index
+    return {"source": source if isinstance(source, str) else str(source[index]), "line": line}
+
+
+def _part(source: Source, index: np.ndarray) -> Source:
+    """The sources of the rows ``index``."""
+    return source if isinstance(source, str) else source[index]
 
 
 def reject_rows(bad: np.ndarray, kind: str, detail: Callable[[int], str], what: str, *,
-                source: str, lines: np.ndarray | None = None, first_line: int = 1,
+                source: Source, lines: np.ndarray | None = None, first_line: int = 1,
                 repairs: Repairs | None = None,
                 error: type[DataError] = DataError) -> np.ndarray:
     """Mask of the rows to keep: :func:`~makerlab.data.convert.reject` at the first ``bad``
@@ -70,14 +93,14 @@ def reject_rows(bad: np.ndarray, kind: str, detail: Callable[[int], str], what: 
     text = detail(i)
     reject(repairs, kind, f"{text}; pass repair=True to drop such rows",
            f"{int(bad.sum())} {what} dropped (first: {text})",
-           source=source, line=_line(lines, i, first_line), error=error)
+           **_at(source, lines, i, first_line), error=error)
     return ~bad
 
 
 def check_sorted(
     ts: np.ndarray,
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -100,7 +123,7 @@ def check_sorted(
 def check_sequence_times(
     ts: np.ndarray,
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -120,7 +143,7 @@ def check_sequence_times(
     return ts
 
 
-def _backsteps(ts: np.ndarray, verb: str, repaired: str, *, source: str,
+def _backsteps(ts: np.ndarray, verb: str, repaired: str, *, source: Source,
                lines: np.ndarray | None, first_line: int, repairs: Repairs | None,
                max_backstep: int | None) -> bool:
     """Whether ``ts`` steps back; raise (or record the repair) as the callers describe."""
@@ -130,23 +153,21 @@ def _backsteps(ts: np.ndarray, verb: str, repaired: str, *, source: str,
         return False
     far = back[-steps[back] > max_backstep] if max_backstep is not None else back[:0]
     i = int((far if far.size else back)[0]) + 1
-    line = _line(lines, i, first_line)
+    where = _at(source, lines, i, first_line)
     detail = f"timestamp {int(ts[i])} goes back from {int(ts[i - 1])}"
     if far.size:
         raise UnsortedData(f"{detail}, by more than {max_backstep} ns: not a reordering "
-                           "a repair could undo; fix or remove the rows", source=source,
-                           line=line)
+                           "a repair could undo; fix or remove the rows", **where)
     reject(repairs, "unsorted",
            f"{detail} ({back.size} backward steps in total); pass repair=True to {verb}",
-           f"{back.size} backward timestamp steps, {repaired}",
-           source=source, line=line, error=UnsortedData)
+           f"{back.size} backward timestamp steps, {repaired}", **where, error=UnsortedData)
     return True
 
 
 def check_finite(
     columns: dict[str, np.ndarray],
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -169,7 +190,7 @@ def check_finite(
     reject(repairs, "non_finite",
            f"non-finite {', '.join(bad)}; {hint or 'pass repair=True to drop such rows'}",
            f"{int((~keep).sum())} rows with NaN/inf dropped",
-           source=source, line=_line(lines, i, first_line))
+           **_at(source, lines, i, first_line))
     return keep
 
 
@@ -177,7 +198,7 @@ def check_values(
     prices: dict[str, np.ndarray],
     sizes: dict[str, np.ndarray],
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -193,16 +214,12 @@ def check_values(
     fails. The first bad row raises :class:`DataError` (``implausible_value``), or with
     ``repairs`` bad rows are dropped and counted.
     """
-    zero_ok = np.asarray(zero_size)
     faults = []
     for name, values, high, zero in [
         *((name, values, limits.max_price, False) for name, values in prices.items()),
-        *((name, values, limits.max_size, zero_ok) for name, values in sizes.items()),
+        *((name, values, limits.max_size, zero_size) for name, values in sizes.items()),
     ]:
-        zero = np.reshape(zero, np.shape(zero) + (1,) * (values.ndim - np.ndim(zero)))
-        with np.errstate(invalid="ignore"):
-            inside = ((values > 0) | (zero & (values == 0))) & (values <= high)
-        bad = ~(inside | np.isnan(values))
+        bad = implausible(values, high, zero)
         faults.append((name, values, bad if bad.ndim == 1 else bad.any(axis=1)))
     bad = np.logical_or.reduce([fault for _, _, fault in faults])
 
@@ -216,10 +233,21 @@ def check_values(
                    source=source, lines=lines, first_line=first_line, repairs=repairs)
 
 
+def implausible(values: np.ndarray, high: float,
+                zero_ok: bool | np.ndarray = False) -> np.ndarray:
+    """Entries of ``values`` outside (0, ``high``] (0 allowed where ``zero_ok``, a bool or
+    one per row); NaN, an absent level, is not implausible (±inf is)."""
+    zero_ok = np.asarray(zero_ok)
+    zero_ok = np.reshape(zero_ok, zero_ok.shape + (1,) * (values.ndim - zero_ok.ndim))
+    with np.errstate(invalid="ignore"):
+        inside = ((values > 0) | (zero_ok & (values == 0))) & (values <= high)
+    return ~(inside | np.isnan(values))
+
+
 def check_time_window(
     columns: dict[str, np.ndarray],
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -247,7 +275,7 @@ def check_clock_offset(
     exchange_ts: np.ndarray,
     local_ts: np.ndarray,
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -271,7 +299,7 @@ def check_clock_offset(
 def check_time_outliers(
     ts: np.ndarray,
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -312,7 +340,7 @@ def check_times(
     exchange_ts: np.ndarray,
     local_ts: np.ndarray,
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -321,14 +349,14 @@ def check_times(
     """Mask of rows with plausible timestamps: :func:`check_time_window`, then
     :func:`check_clock_offset`, then :func:`check_time_outliers` of ``local_ts`` on the
     rows the earlier checks kept (each bad row is counted once, by its first fault)."""
-    where = {"source": source, "repairs": repairs, "limits": limits}
+    lines = _lines(lines, first_line, exchange_ts.size)
     keep = check_time_window({"exchange_ts": exchange_ts, "local_ts": local_ts},
-                             lines=_lines(lines, first_line, exchange_ts.size), **where)
+                             source=source, lines=lines, repairs=repairs, limits=limits)
     for check, args in ((check_clock_offset, (exchange_ts, local_ts)),
                         (check_time_outliers, (local_ts,))):
         index = np.flatnonzero(keep)
-        keep[index] = check(*(a[index] for a in args),
-                            lines=_lines(lines, first_line, exchange_ts.size)[index], **where)
+        keep[index] = check(*(a[index] for a in args), source=_part(source, index),
+                            lines=lines[index], repairs=repairs, limits=limits)
     return keep
 
 
@@ -340,7 +368,7 @@ def check_uncrossed(
     best_bid: np.ndarray,
     best_ask: np.ndarray,
     *,
-    source: str,
+    source: Source,
     lines: np.ndarray | None = None,
     first_line: int = 1,
     repairs: Repairs | None = None,
@@ -363,11 +391,11 @@ def check_uncrossed(
     reject(repairs, "crossed",
            f"crossed book: {detail}; {hint or 'pass repair=True to drop crossed rows'}",
            f"{int(crossed.sum())} crossed rows dropped (first: {detail})",
-           source=source, line=_line(lines, i, first_line), error=CrossedBook)
+           **_at(source, lines, i, first_line), error=CrossedBook)
     return ~crossed
 
 
-def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source: str,
+def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source: Source,
                          lines: np.ndarray | None = None, first_line: int = 1) -> None:
     """Book rows (``(n, depth)`` arrays, best first, NaN padding) must list bids strictly
     descending and asks strictly ascending; :class:`DataError` at the first row that does
@@ -378,7 +406,7 @@ def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source
         rows = np.flatnonzero(bad.any(axis=1))
         if rows.size:
             raise DataError(f"{name} levels out of book order in a book row",
-                            source=source, line=_line(lines, int(rows[0]), first_line))
+                            **_at(source, lines, int(rows[0]), first_line))
 
 
 def book_ticker_agreement(
@@ -396,16 +424,18 @@ def book_ticker_agreement(
     <= u* (best bid price, bid size, ask price, ask size: the ``(n, 4)`` ``*_top``
     arrays). A book state is compared when such a ticker exists and is valid
     (``ticker_valid``: tickers dropped as bad still take their place in the id order, so a
-    book state is never compared with a stale ticker). Returns ``(compared, agrees)``.
+    book state is never compared with a stale ticker). Returns ``(compared, agrees,
+    latest)``, ``latest`` being the index of that ticker per book state.
     """
     order = np.argsort(ticker_seq, kind="stable")
     k = np.searchsorted(ticker_seq[order], book_seq, side="right") - 1
     compared = k >= 0
-    latest = order[np.maximum(k, 0)]
+    latest = order[np.maximum(k, 0)] if order.size else np.zeros(book_seq.size, np.int64)
     if ticker_valid is not None:
         compared &= ticker_valid[latest]
-    agrees = compared & (book_top == ticker_top[latest]).all(axis=1)
-    return compared, agrees
+    agrees = compared & (book_top == ticker_top[latest]).all(axis=1) if order.size \
+        else compared
+    return compared, agrees, latest
 
 
 def validate_table(kind: str, table, source: str,

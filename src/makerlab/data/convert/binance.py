@@ -36,7 +36,7 @@ import gzip
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
@@ -46,10 +46,11 @@ import orjson
 import pyarrow as pa
 from tqdm import tqdm
 
-from makerlab.data.book_builder import materialize
+from makerlab.data.arrays import column_numpy
 from makerlab.data.convert import Converted, Repairs
 from makerlab.data.convert import _binance_parse as fast
 from makerlab.data.convert._binance_parse import B, Capture, D, T, floats, floats_slow, level_pair
+from makerlab.data.convert._book import StateCheck, replay_checked
 from makerlab.data.schema import (
     BBO,
     BBO_SCHEMA,
@@ -60,9 +61,21 @@ from makerlab.data.schema import (
     NO_SEQ,
     TRADES,
     TRADES_SCHEMA,
+    book_snapshot_schema,
 )
-from makerlab.errors import ConfigError, CrossedBook, DataError, SequenceGap, UnsortedData
-from makerlab.units import NS_PER_MS
+from makerlab.data.validate import (
+    Plausibility,
+    book_ticker_agreement,
+    check_sequence_times,
+    check_sorted,
+    check_times,
+    check_uncrossed,
+    check_values,
+    implausible,
+    to_ns,
+)
+from makerlab.errors import ConfigError, CrossedBook, DataError, SequenceGap
+from makerlab.units import NS_PER_MS, NS_PER_S, NS_PER_US
 
 __all__ = ["read"]
 
@@ -92,6 +105,7 @@ def read(
     depth: int = 20,
     repair: bool = False,
     progress: bool = True,
+    plausibility: Plausibility | None = None,
 ) -> list[Converted]:
     """Parse Binance raw websocket captures into one :class:`Converted` per symbol.
 
@@ -101,14 +115,19 @@ def read(
             futures, ``binance_coinm`` for COIN-M, ``binance_spot`` for spot).
         symbol: keep only this symbol (e.g. ``"BTCUSDT"``); all symbols when None.
         depth: levels per side of the materialised ``book_snapshot`` table.
-        repair: repair instead of raising (see docs/convert.md): skip malformed lines,
-            resynchronise after sequence gaps, sort unsorted rows, drop crossed books.
+        repair: repair instead of raising (see docs/convert.md): skip malformed and
+            implausible lines, resynchronise after sequence gaps, sort slightly unsorted
+            rows, drop the book from a wrong state (crossed, or not as bookTicker) up to
+            the next snapshot.
         progress: show a tqdm bar per file (bytes read).
+        plausibility: the bounds every row must respect (timestamps, prices, sizes; the
+            defaults of :class:`~makerlab.data.validate.Plausibility` when None).
 
     Raises:
         DataError (and its subclasses SequenceGap, UnsortedData, CrossedBook), naming
         the file and line, unless ``repair`` is set.
     """
+    limits = plausibility or Plausibility()
     paths = [Path(p) for p in ([inputs] if isinstance(inputs, str | Path) else inputs)]
     if not paths:
         raise ConfigError("no input files given")
@@ -125,10 +144,10 @@ def read(
         wanted = sorted(k for k in captures if symbol is None or k[1] == symbol.upper())
         if not wanted:
             raise DataError(f"no messages for symbol {symbol!r}",
-                            source=", ".join(map(str, paths)))
+                            source=", ".join(map(str, paths)), line=1)
         results = []
         for key in wanted:
-            results.append(_build(captures.pop(key), paths, exchange, depth, repair))
+            results.append(_build(captures.pop(key), paths, exchange, depth, repair, limits))
         captures.clear()  # free the parsed records before the collector runs again
         return results
     finally:
@@ -175,11 +194,13 @@ def _open(path: Path):
 
 
 def _ns(ts: np.ndarray) -> np.ndarray:
-    """Unix timestamps in s, ms, µs or ns (by digit count) -> int64 ns."""
+    """Unix timestamps in s, ms, µs or ns (by digit count) -> int64 ns (see ``to_ns`` for
+    values that do not fit)."""
     ts = np.asarray(ts, dtype=np.int64)
-    scale = np.where(ts >= 10**17, 1, np.where(ts >= 10**14, 10**3, np.where(
-        ts >= 10**11, 10**6, 10**9)))
-    return ts * scale
+    ns = to_ns(ts, NS_PER_S)
+    for digits, unit in ((11, NS_PER_MS), (14, NS_PER_US), (17, 1)):
+        ns = np.where(ts >= 10**digits, to_ns(ts, unit), ns)
+    return ns
 
 
 class _Parser:
@@ -278,11 +299,12 @@ class _Parser:
                 part = stream.read1(_CHUNK)
             except (EOFError, OSError, zlib.error) as e:
                 self.ended = True
-                detail = f"truncated or corrupt gzip after line {lineno - 1} ({e})"
+                line = lineno + sum(part.count(b"\n") for part in parts)
+                detail = f"truncated or corrupt gzip after line {line - 1} ({e})"
                 if not self.repair:
                     raise DataError(detail + "; pass repair=True to keep the lines before it",
-                                    source=self.source) from e
-                self.repairs.record("truncated_gzip", self.source, None, detail)
+                                    source=self.source, line=line) from e
+                self.repairs.record("truncated_gzip", self.source, line, detail)
                 break
             self.ended = not part
             parts.append(part)
@@ -426,19 +448,15 @@ class _Parser:
 # --------------------------------------------------------------------------- building
 
 
-def _build(
-    capture: Capture, paths: list[Path], exchange: str | None, depth: int, repair: bool
-) -> Converted:
+def _build(capture: Capture, paths: list[Path], exchange: str | None, depth: int,
+           repair: bool, limits: Plausibility) -> Converted:
     """Turn one symbol's parsed records into its tables."""
     repairs = capture.repairs if repair else None
-    ctx = _Context(paths, capture.symbol, repairs)
-    deltas = _book_delta(capture, ctx)
-    tables = {
-        BOOK_DELTA: deltas,
-        BOOK_SNAPSHOT: _snapshots(deltas, depth, ctx),
-        TRADES: _trades(capture, ctx),
-        BBO: _bbo(capture, ctx),
-    }
+    ctx = _Context(paths, capture.symbol, repairs, limits)
+    bbo, ticker = _bbo(capture, ctx)
+    deltas, snapshots = _book(capture, depth, ctx, ticker)
+    tables = {BOOK_DELTA: deltas, BOOK_SNAPSHOT: snapshots, TRADES: _trades(capture, ctx),
+              BBO: bbo}
     stats = dict(capture.stats) | ctx.stats
     return Converted(
         exchange=exchange or _exchange_id(capture),
@@ -459,14 +477,13 @@ def _exchange_id(capture: Capture) -> str:
 
 @dataclass
 class _Context:
-    """Where rows came from, and where to report problems."""
+    """Where rows came from, where to report problems, and the plausibility bounds."""
 
     paths: list[Path]
     symbol: str
     repairs: Repairs | None
+    limits: Plausibility
     stats: Counter = field(default_factory=Counter)
-    delta_where: np.ndarray | None = None  # (file, line) of each applied depth message
-    delta_rows: np.ndarray | None = None  # its first row in the book_delta table
 
     def fail(self, error: type[DataError], where: np.ndarray, message: str, kind: str) -> None:
         """Raise ``error`` at ``where`` = (file index, line), or record a repair."""
@@ -474,6 +491,16 @@ class _Context:
         if self.repairs is None:
             raise error(message, source=source, line=line)
         self.repairs.record(kind, source, line, message)
+
+    def rows(self, where: np.ndarray) -> dict:
+        """``source=``, ``lines=`` and ``repairs=`` for a check of the rows at ``where``."""
+        names = np.array([str(path) for path in self.paths], dtype=object)
+        source = names[0] if len(names) == 1 else names[where[:, 0]]
+        return {"source": source, "lines": where[:, 1], "repairs": self.repairs}
+
+    def locate(self, where: np.ndarray) -> Callable[[int], tuple[str, int]]:
+        """(file, line) of message ``k`` of ``where``."""
+        return lambda k: (str(self.paths[int(where[k, 0])]), int(where[k, 1]))
 
 
 def _valid_numbers(
@@ -499,16 +526,15 @@ def _valid_numbers(
     return values, bad_records
 
 
-def _order(local: np.ndarray, where: np.ndarray, ctx: _Context, kind: str) -> np.ndarray:
-    """Row order making ``local`` non-decreasing (identity when already sorted)."""
-    back = np.flatnonzero(np.diff(local) < 0)
-    if back.size == 0:
-        return np.arange(len(local))
-    i = int(back[0]) + 1
-    ctx.fail(UnsortedData, where[i], f"{kind} local timestamp {int(local[i])} goes back "
-             f"from {int(local[i - 1])} ({back.size} backward steps); pass repair=True "
-             "to sort", "unsorted")
-    return np.argsort(local, kind="stable")
+def _ordered(keep: np.ndarray, where: np.ndarray, times: tuple[np.ndarray, np.ndarray],
+             ctx: _Context) -> np.ndarray:
+    """The rows ``keep`` with plausible timestamps (``times``: exchange and local ns of
+    every record), in non-decreasing local_ts order."""
+    exchange_ts, local_ts = times
+    keep = keep[check_times(exchange_ts[keep], local_ts[keep], limits=ctx.limits,
+                            **ctx.rows(where[keep]))]
+    return keep[check_sorted(local_ts[keep], max_backstep=ctx.limits.max_backstep_ns,
+                             **ctx.rows(where[keep]))]
 
 
 def _trades(capture: Capture, ctx: _Context) -> pa.Table:
@@ -518,12 +544,14 @@ def _trades(capture: Capture, ctx: _Context) -> pa.Table:
     where = rec[:, [T.FILE, T.LINE]]
     perm = _file_order(where)
     keep = perm[(market & ~bad)[perm]]
-    local = _ns(rec[keep, T.LOCAL])
-    keep = keep[_order(local, where[keep], ctx, "trade")]
+    keep = keep[check_values({"price": values[keep, 0]}, {"size": values[keep, 1]},
+                             limits=ctx.limits, **ctx.rows(where[keep]))]
+    local = _ns(rec[:, T.LOCAL])
+    keep = _ordered(keep, where, (to_ns(rec[:, T.EX], NS_PER_MS), local), ctx)
     return pa.Table.from_arrays(
         [
             pa.array(rec[keep, T.EX] * NS_PER_MS),
-            pa.array(_ns(rec[keep, T.LOCAL])),
+            pa.array(local[keep]),
             pa.array(values[keep, 0]),
             pa.array(values[keep, 1]),
             pa.array(np.where(rec[keep, T.MAKER] != 0, -1, 1).astype(np.int8)),
@@ -558,9 +586,38 @@ def _trade_records(capture: Capture, ctx: _Context) -> tuple:
             np.concatenate(market), pa.concat_arrays(ids))
 
 
-def _bbo(capture: Capture, ctx: _Context) -> pa.Table:
+def _bbo(capture: Capture, ctx: _Context) -> tuple[pa.Table, tuple | None]:
+    """The ``bbo`` table, and every parsed bookTicker as ``(u, [b, B, a, A], kept)`` for
+    the check of the rebuilt book (None without any)."""
     if not capture.bbo and not capture.bbo_fast:
-        return BBO_SCHEMA.empty_table()
+        return BBO_SCHEMA.empty_table(), None
+    rec, values, bad = _ticker_records(capture, ctx)
+    where = rec[:, [B.FILE, B.LINE]]
+    perm = _file_order(where)
+    keep = perm[~bad[perm]]
+    named = ctx.rows(where[keep])
+    keep = keep[check_values({"bid_price": values[keep, 0], "ask_price": values[keep, 2]},
+                             {"bid_size": values[keep, 1], "ask_size": values[keep, 3]},
+                             limits=ctx.limits, **named)]
+    keep = keep[check_uncrossed(values[keep, 0], values[keep, 2], **ctx.rows(where[keep]))]
+    local = _ns(rec[:, B.LOCAL])
+    no_event = rec[:, B.EX] == NO_SEQ
+    exchange_ts = np.where(no_event, local, to_ns(rec[:, B.EX], NS_PER_MS))
+    keep = _ordered(keep, where, (exchange_ts, local), ctx)
+    table = pa.Table.from_arrays(
+        [pa.array(exchange_ts[keep]), pa.array(local[keep]), pa.array(rec[keep, B.SEQ])]
+        + [pa.array(values[keep, j]) for j in range(4)],
+        schema=BBO_SCHEMA,
+    )
+    if no_event[keep].any():
+        table = table.replace_schema_metadata(_LOCAL_CLOCK)
+    kept = np.zeros(len(rec), dtype=bool)
+    kept[keep] = True
+    return table, (rec[:, B.SEQ], values, kept)
+
+
+def _ticker_records(capture: Capture, ctx: _Context) -> tuple:
+    """(records, [b, B, a, A], bad record) of all bookTicker messages, fast first."""
     recs, values = [b[0] for b in capture.bbo_fast], [b[1] for b in capture.bbo_fast]
     bad = [np.zeros(len(r), dtype=bool) for r in recs]
     if capture.bbo:
@@ -571,53 +628,96 @@ def _bbo(capture: Capture, ctx: _Context) -> pa.Table:
         parsed, bad_c = _valid_numbers(texts, owner, where, ctx, "bbo")
         values.append(parsed.reshape(-1, 4))
         bad.append(bad_c)
-    rec, values, bad = np.concatenate(recs), np.concatenate(values), np.concatenate(bad)
-    where = rec[:, [B.FILE, B.LINE]]
-    perm = _file_order(where)
-    keep = perm[~bad[perm]]
-    local = _ns(rec[keep, B.LOCAL])
-    keep = keep[_order(local, where[keep], ctx, "bbo")]
-    local = _ns(rec[keep, B.LOCAL])
-    no_event = rec[keep, B.EX] == NO_SEQ
-    exchange_ts = np.where(no_event, local, rec[keep, B.EX] * NS_PER_MS)
-    table = pa.Table.from_arrays(
-        [pa.array(exchange_ts), pa.array(local), pa.array(rec[keep, B.SEQ])]
-        + [pa.array(values[keep, j]) for j in range(4)],
-        schema=BBO_SCHEMA,
-    )
-    if no_event.any():
-        table = table.replace_schema_metadata(_LOCAL_CLOCK)
-    return table
+    return np.concatenate(recs), np.concatenate(values), np.concatenate(bad)
 
 
 # --------------------------------------------------------------------------- the book
 
 
-def _book_delta(capture: Capture, ctx: _Context) -> pa.Table:
-    """Synchronise the depth messages and lay the applied ones out as delta rows."""
+def _book(capture: Capture, depth: int, ctx: _Context,
+          ticker: tuple | None) -> tuple[pa.Table, pa.Table]:
+    """``book_delta`` and ``book_snapshot``: the depth messages synchronised, checked and
+    replayed; every book state must agree with the recorded bookTicker."""
     if not capture.depth and not capture.depth_fast:
-        return BOOK_DELTA_SCHEMA.empty_table()
+        return BOOK_DELTA_SCHEMA.empty_table(), book_snapshot_schema(depth).empty_table()
     rec, values, bad = _depth_records(capture, ctx)
     counts = rec[:, D.NB] + rec[:, D.NA]
     starts = np.cumsum(counts) - counts
-    owner = np.repeat(np.arange(len(rec)), counts)
-    where = rec[:, [D.FILE, D.LINE]]
-    with np.errstate(invalid="ignore"):
-        negative = np.flatnonzero((values[:, 0] <= 0) | (values[:, 1] < 0))
-    if negative.size:
-        # the first in reading order: by file, its diffs by line, then its REST snapshots
-        order = (rec[:, D.FILE] * 2 + rec[:, D.SNAP]) * (1 << 40) + rec[:, D.LINE]
-        first = negative[np.argmin(order[owner[negative]])]
-        ctx.fail(DataError, where[owner[first]], f"depth level {values[first]} "
-                 "has a non-positive price or negative size", "malformed_line")
-        bad[owner[negative]] = True
-    perm = _file_order(where)
+    bad |= _implausible_levels(rec, values, (starts, counts), ctx)
+    perm = _file_order(rec[:, [D.FILE, D.LINE]])
     rec, counts, starts, bad = rec[perm], counts[perm], starts[perm], bad[perm]
+    bad |= _bad_snapshots(rec, values, (starts, counts), bad, ctx)
+    bad |= ~_plausible_times(rec, bad, ctx)
     applied, local = _Sync(rec, bad, ctx).run()
     ctx.stats["depth_messages_applied"] = int((rec[applied, D.SNAP] == 0).sum())
-    ctx.delta_where = rec[applied][:, [D.FILE, D.LINE]]
-    ctx.delta_rows = np.cumsum(counts[applied]) - counts[applied]
-    return _delta_rows(rec, values, (starts, counts), applied, local, ctx)
+    deltas, origins = _delta_rows(rec, values, (starts, counts), applied, local, ctx)
+    check = None
+    if ticker is not None:
+        check = _agrees_with_ticker(ticker, spot=not capture.futures, stats=ctx.stats)
+    return replay_checked(deltas, depth, origins=origins, repairs=ctx.repairs, check=check,
+                          locate=ctx.locate(rec[applied][:, [D.FILE, D.LINE]]))
+
+
+def _implausible_levels(rec: np.ndarray, values: np.ndarray, levels: tuple,
+                        ctx: _Context) -> np.ndarray:
+    """Mask of depth records with an implausible level (a size 0 deletes a level in a diff,
+    but is no level of a REST snapshot)."""
+    bad = np.zeros(len(rec), dtype=bool)
+    snap = np.flatnonzero(rec[:, D.SNAP] != 0)
+    in_snap = fast.level_rows(levels[0][snap], levels[1][snap])
+    top = ctx.limits
+    if (values[:, 0].min(initial=1) > 0 and values[:, 0].max(initial=0) <= top.max_price
+            and values[:, 1].min(initial=0) >= 0 and values[:, 1].max(initial=0) <= top.max_size
+            and values[in_snap, 1].min(initial=1) > 0):
+        return bad  # the common case, decided without a mask per level (NaN fails here)
+    owner = np.repeat(np.arange(len(rec)), levels[1])
+    wrong = np.flatnonzero(implausible(values[:, 0], top.max_price)
+                           | implausible(values[:, 1], top.max_size, rec[owner, D.SNAP] == 0))
+    if wrong.size:
+        # the first in reading order: by file, its diffs by line, then its REST snapshots
+        order = (rec[:, D.FILE] * 2 + rec[:, D.SNAP]) * (1 << 40) + rec[:, D.LINE]
+        first = wrong[np.argmin(order[owner[wrong]])]
+        ctx.fail(DataError, rec[owner[first], [D.FILE, D.LINE]], f"depth level "
+                 f"{values[first].tolist()} is implausible (prices in (0, "
+                 f"{top.max_price:g}], sizes in (0, {top.max_size:g}], 0 only to delete a "
+                 "level in a diff)", "implausible_value")
+        bad[owner[wrong]] = True
+    return bad
+
+
+def _bad_snapshots(rec: np.ndarray, values: np.ndarray, levels: tuple, bad: np.ndarray,
+                   ctx: _Context) -> np.ndarray:
+    """Mask of REST snapshots whose bids do not strictly descend, asks strictly ascend, or
+    whose best bid is at or above the best ask: the book they would start is wrong, so a
+    repair drops them (and with them the diffs that had no other snapshot to start on)."""
+    wrong = np.zeros(len(rec), dtype=bool)
+    for j in np.flatnonzero((rec[:, D.SNAP] != 0) & ~bad):
+        first, nb, na = levels[0][j], rec[j, D.NB], rec[j, D.NA]
+        bids, asks = values[first : first + nb, 0], values[first + nb : first + nb + na, 0]
+        problem = None
+        if (np.diff(bids) >= 0).any() or (np.diff(asks) <= 0).any():
+            problem = "REST snapshot levels out of book order"
+        elif nb and na and bids[0] >= asks[0]:
+            problem = f"crossed REST snapshot: best bid {bids[0]} >= best ask {asks[0]}"
+        if problem:
+            ctx.fail(CrossedBook if "crossed" in problem else DataError,
+                     rec[j, [D.FILE, D.LINE]], f"{problem}; pass repair=True to drop it and "
+                     "the diffs up to the next snapshot", "bad_snapshot")
+            wrong[j] = True
+    return wrong
+
+
+def _plausible_times(rec: np.ndarray, bad: np.ndarray, ctx: _Context) -> np.ndarray:
+    """Mask of depth records (in file order) with plausible timestamps; a bad record is
+    not judged (it is skipped anyway). A REST snapshot without a time is judged by its
+    local time alone."""
+    judged = np.flatnonzero(~bad)
+    local = _ns(rec[judged, D.LOCAL])
+    exchange = np.where(rec[judged, D.EX] == NO_SEQ, local, to_ns(rec[judged, D.EX], NS_PER_MS))
+    keep = np.ones(len(rec), dtype=bool)
+    keep[judged] = check_times(exchange, local, limits=ctx.limits,
+                               **ctx.rows(rec[judged][:, [D.FILE, D.LINE]]))
+    return keep
 
 
 def _depth_records(capture: Capture, ctx: _Context) -> tuple:
@@ -744,35 +844,29 @@ class _Sync:
 def _delta_rows(
     rec: np.ndarray, values: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
     applied: np.ndarray, local: np.ndarray, ctx: _Context,
-) -> pa.Table:
-    """Gather the level rows of the applied messages into a book_delta table.
+) -> tuple[pa.Table, np.ndarray]:
+    """Gather the level rows of the applied messages into a book_delta table; and per row,
+    the index in ``applied`` of its message.
 
     ``levels`` holds each message's first row in ``values`` and its number of levels.
     """
     if applied.size == 0:
-        return BOOK_DELTA_SCHEMA.empty_table()
-    local = _ns(local)
-    back = np.flatnonzero(np.diff(local) < 0)
-    if back.size:
-        i = int(back[0]) + 1
-        ctx.fail(UnsortedData, rec[applied[i], [D.FILE, D.LINE]], f"depth local timestamp "
-                 f"{int(local[i])} goes back from {int(local[i - 1])}; pass repair=True to "
-                 "clamp it to the previous message's", "unsorted")
-        local = np.maximum.accumulate(local)
+        return BOOK_DELTA_SCHEMA.empty_table(), np.zeros(0, dtype=np.int64)
+    msg = rec[applied]
+    local = check_sequence_times(_ns(local), max_backstep=ctx.limits.max_backstep_ns,
+                                 **ctx.rows(msg[:, [D.FILE, D.LINE]]))
     starts, counts = levels
     n = counts[applied]
     first_row = np.cumsum(n) - n
     rows = np.repeat(starts[applied] - first_row, n) + np.arange(int(n.sum()))
-    nb = rec[applied, D.NB]
-    side = np.where(np.arange(len(rows)) - np.repeat(first_row, n) < np.repeat(nb, n), 1, -1)
-    msg = rec[applied]
+    side = np.where(np.arange(len(rows)) - np.repeat(first_row, n) < np.repeat(msg[:, D.NB], n),
+                    1, -1)
     snap = msg[:, D.SNAP] != 0
     ctx.stats["level_updates"] = int(n[~snap].sum())
     ctx.stats["snapshot_levels"] = int(n[snap].sum())
-    exchange_ts = _snapshot_exchange_ts(msg)
-    return pa.Table.from_arrays(
+    table = pa.Table.from_arrays(
         [
-            pa.array(np.repeat(exchange_ts * NS_PER_MS, n)),
+            pa.array(np.repeat(_exchange_ns(msg, local), n)),
             pa.array(np.repeat(local, n)),
             pa.array(np.repeat(msg[:, D.LAST], n)),
             pa.array(np.repeat(msg[:, D.FIRST], n)),
@@ -784,30 +878,66 @@ def _delta_rows(
         ],
         schema=BOOK_DELTA_SCHEMA,
     )
+    return table, np.repeat(np.arange(len(applied)), n)
 
 
-def _snapshot_exchange_ts(msg: np.ndarray) -> np.ndarray:
-    """Exchange time (ms) per applied message.
+def _exchange_ns(msg: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Exchange time (ns) per applied message.
 
     A spot REST snapshot carries no time: it gets the event time ``E`` of the diff
-    applied right after it (the first diff spanning lastUpdateId, an upper bound).
+    applied right after it (the first diff spanning lastUpdateId, an upper bound), or its
+    own local time when no diff follows.
     """
-    ts = msg[:, D.EX].copy()
-    missing = np.flatnonzero(ts == NO_SEQ)
-    later = np.minimum(missing + 1, len(ts) - 1)
-    ts[missing] = ts[later]
+    ts = to_ns(msg[:, D.EX], NS_PER_MS)
+    missing = np.flatnonzero(msg[:, D.EX] == NO_SEQ)
+    later = missing + 1
+    follows = later < len(ts)
+    ts[missing[follows]] = ts[later[follows]]
+    ts[missing[~follows]] = local[missing[~follows]]
     return ts
 
 
-def _snapshots(deltas: pa.Table, depth: int, ctx: _Context) -> pa.Table:
-    """Materialise the deltas; a crossed book names the delta row's file and line."""
-    source = f"{ctx.symbol} book_delta"
-    try:
-        return materialize(deltas, depth, source=source, repairs=ctx.repairs)
-    except CrossedBook as e:
-        row = int(e.line) - 1
-        k = int(np.searchsorted(ctx.delta_rows, row, side="right")) - 1
-        file, line = ctx.delta_where[k]
-        detail = str(e).split(": ", 1)[1]
-        raise CrossedBook(f"{detail} (book_delta row {row})", source=str(ctx.paths[file]),
-                          line=int(line)) from e
+def _agrees_with_ticker(ticker: tuple, *, spot: bool, stats: Counter) -> StateCheck:
+    """The check of each rebuilt book state against the recorded bookTicker (see
+    :func:`~makerlab.data.validate.book_ticker_agreement` and docs/convert.md).
+
+    On spot, one isolated kind of disagreement is Binance's, not ours (docs/convert.md):
+    bookTicker shows a better price on one side than the 100 ms diff delivered, and the
+    next book state agrees again. It is not refused but counted in
+    ``stats["bookticker_spot_boundary"]``.
+    """
+    ticker_u, quotes, kept = ticker
+
+    def check(snapshots: pa.Table) -> tuple[int, str] | None:
+        top = np.column_stack([column_numpy(snapshots.column(name))[:, 0] for name in
+                               ("bid_price", "bid_size", "ask_price", "ask_size")])
+        book_u = snapshots.column("seq").to_numpy()
+        compared, agrees, latest = book_ticker_agreement(book_u, top, ticker_u, quotes, kept)
+        wrong = compared & ~agrees
+        if spot:
+            boundary = wrong & _spot_boundary(top, quotes[latest], agrees)
+            stats["bookticker_spot_boundary"] = int(boundary.sum())
+            wrong &= ~boundary
+        if not wrong.any():
+            return None
+        m = int(np.argmax(wrong))
+        k = latest[m]
+        return m, (f"the rebuilt book after this depth message (u={book_u[m]}) disagrees "
+                   f"with the latest bookTicker (u={ticker_u[k]}): book bid/ask "
+                   f"{_quote(top[m])}, bookTicker {_quote(quotes[k])}")
+
+    return check
+
+
+def _spot_boundary(book: np.ndarray, ticker: np.ndarray, agrees: np.ndarray) -> np.ndarray:
+    """Book states showing spot's known boundary inconsistency: one side as bookTicker, the
+    other worse than bookTicker's price, and the next state in agreement."""
+    bid_same = (book[:, :2] == ticker[:, :2]).all(axis=1)
+    ask_same = (book[:, 2:] == ticker[:, 2:]).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        missed = (ask_same & (ticker[:, 0] > book[:, 0])) | (bid_same & (ticker[:, 2] < book[:, 2]))
+    return missed & np.r_[agrees[1:], False]
+
+
+def _quote(top: np.ndarray) -> str:
+    return f"{top[0]:g} x {top[1]:g} / {top[2]:g} x {top[3]:g}"

@@ -53,9 +53,9 @@ from makerlab.data.convert._csv import (
     trade_sides,
     trades_table,
 )
-from makerlab.data.validate import Plausibility
+from makerlab.data.validate import Plausibility, to_ns
 from makerlab.errors import DataError
-from makerlab.units import NS_PER_MS
+from makerlab.units import NS_PER_MS, NS_PER_US
 
 __all__ = ["read"]
 
@@ -122,7 +122,7 @@ def parse_name(path: Path) -> tuple[str, str]:
 
 def local_ns(seconds: np.ndarray) -> np.ndarray:
     """Unix float seconds → int64 ns, rounded to the microsecond (see module docstring)."""
-    return np.round(seconds * 1e6).astype(np.int64) * 1_000
+    return to_ns(np.round(seconds * 1e6), NS_PER_US)
 
 
 def _check_header(path: Path, expected: list[str]) -> list[str]:
@@ -142,7 +142,7 @@ def _book_header(path: Path) -> tuple[list[str], int]:
 
 
 def _times(table: pa.Table) -> dict[str, np.ndarray]:
-    return {"exchange_ts": column(table, "exchange_timestamp") * NS_PER_MS,
+    return {"exchange_ts": to_ns(column(table, "exchange_timestamp"), NS_PER_MS),
             "local_ts": local_ns(column(table, "timestamp"))}
 
 

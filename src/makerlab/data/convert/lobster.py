@@ -69,6 +69,7 @@ from makerlab.data.validate import (
     check_times,
     check_values,
     reject_rows,
+    to_ns,
 )
 from makerlab.errors import ConfigError, DataError
 from makerlab.units import NS_PER_S
@@ -162,7 +163,7 @@ def utc_ns(day: date | str, seconds: np.ndarray) -> np.ndarray:
     offset = datetime.combine(day, time(12), tzinfo=NEW_YORK).utcoffset()
     midnight = datetime.combine(day, time(0), tzinfo=UTC) - offset
     start = int(midnight.timestamp()) * NS_PER_S
-    return start + np.round(np.asarray(seconds, dtype=np.float64) * NS_PER_S).astype(np.int64)
+    return start + to_ns(np.round(np.asarray(seconds, dtype=np.float64) * NS_PER_S), 1)
 
 
 def count_lines(path: Path) -> int:

@@ -51,7 +51,7 @@ from makerlab.data.convert._csv import (
     trade_sides,
     trades_table,
 )
-from makerlab.data.validate import Plausibility
+from makerlab.data.validate import Plausibility, to_ns
 from makerlab.errors import DataError
 from makerlab.units import NS_PER_US
 
@@ -215,8 +215,8 @@ def _rows(table: pa.Table, lines: np.ndarray, index: np.ndarray, source: str, ki
     """Numpy columns of the rows ``index`` of a parsed tardis table."""
     part = table.take(pa.array(index))
     cols = {
-        "exchange_ts": column(part, "timestamp") * NS_PER_US,
-        "local_ts": column(part, "local_timestamp") * NS_PER_US,
+        "exchange_ts": to_ns(column(part, "timestamp"), NS_PER_US),
+        "local_ts": to_ns(column(part, "local_timestamp"), NS_PER_US),
     }
     if kind == "book_snapshot":
         for side, out in (("asks", "ask"), ("bids", "bid")):

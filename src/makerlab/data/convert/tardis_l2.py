@@ -23,7 +23,7 @@ from makerlab.data.convert import Repairs, reject
 from makerlab.data.convert._book import replay_checked
 from makerlab.data.convert._csv import Rows, checked_times, read_csv_checked, read_header
 from makerlab.data.schema import BOOK_DELTA, BOOK_DELTA_SCHEMA, BOOK_SNAPSHOT, FLAG_SNAPSHOT, NO_SEQ
-from makerlab.data.validate import Plausibility, check_finite, check_values
+from makerlab.data.validate import Plausibility, check_finite, check_values, to_ns
 from makerlab.errors import DataError
 from makerlab.units import NS_PER_US
 
@@ -104,8 +104,8 @@ def _rows(table: pa.Table, lines: np.ndarray, source: str) -> Rows:
     side = table.column("side").to_numpy(zero_copy_only=False)
     snapshot = table.column("is_snapshot").to_numpy(zero_copy_only=False)
     return Rows(source, lines, {
-        "exchange_ts": table.column("timestamp").to_numpy() * NS_PER_US,
-        "local_ts": table.column("local_timestamp").to_numpy() * NS_PER_US,
+        "exchange_ts": to_ns(table.column("timestamp").to_numpy(), NS_PER_US),
+        "local_ts": to_ns(table.column("local_timestamp").to_numpy(), NS_PER_US),
         "side": np.select([side == "bid", side == "ask"], [1, -1], 0).astype(np.int8),
         "flags": np.select([snapshot == "true", snapshot == "false"], [FLAG_SNAPSHOT, 0],
                            255).astype(np.uint8),
