@@ -124,13 +124,6 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path], pattern: str) -> li
     return paths
 
 
-def open_text(path: Path):
-    """Open a (possibly gzip-compressed) text file."""
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
 def unreadable(path: Path, error: Exception) -> DataError:
     """The :class:`DataError` for a file whose bytes cannot be read or decompressed, at the
     first line that could not be recovered (after the last one for a failed gzip check)."""
@@ -148,8 +141,8 @@ def unreadable(path: Path, error: Exception) -> DataError:
 def read_header(path: Path) -> list[str]:
     """Column names on the first line of a CSV file (CRLF and BOM tolerated)."""
     try:
-        with open_text(path) as f:
-            line = f.readline()
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
+            line = f.readline().decode("utf-8-sig")
     except READ_ERRORS as e:
         raise DataError(f"cannot read the header: {e}", source=path.name, line=1) from e
     return [name.strip() for name in line.rstrip("\r\n").split(",")]
@@ -166,11 +159,12 @@ def read_csv_checked(
     """Read a CSV file into Arrow with ``types``, and the 1-based file line of each row.
 
     Rows with the wrong number of fields, values that do not parse as their column's type
-    (or text that is not UTF-8) or empty integer fields are malformed: the first raises
-    :class:`DataError` naming its line, or with ``repairs`` all are dropped and counted as
-    ``malformed``. Empty or ``NaN`` float fields become NaN (checked later by the
-    converters). A file without data rows is ``empty_file`` (the table has no rows when
-    repairing); one that cannot be decompressed raises :func:`unreadable`.
+    (or text that is not UTF-8), empty integer fields, or a last line without a line end
+    (the file was cut short) are malformed: the first raises :class:`DataError` naming
+    its line, or with ``repairs`` all are dropped and counted as ``malformed``. Empty or
+    ``NaN`` float fields become NaN (checked later by the converters). A file without
+    data rows is ``empty_file`` (the table has no rows when repairing); one that cannot be
+    decompressed raises :func:`unreadable`.
     """
     invalid: dict[int, str] = {}
 
@@ -185,17 +179,22 @@ def read_csv_checked(
                                             ignore_empty_lines=False),
     }
     try:
-        table = _read_typed(path, types, options)
+        table, watched = _read(path, pacsv.ConvertOptions(column_types=types), options)
         bad = np.zeros(table.num_rows, dtype=bool)
     except pa.ArrowInvalid:
         invalid.clear()
-        table, bad = _read_as_strings(path, names, types, options)
-    lines = _file_lines(table.num_rows + len(invalid), sorted(invalid), int(header))
-    if table.num_rows + len(invalid) == 0:
+        table, bad, watched = _read_as_strings(path, names, types, options)
+    invalid.update(dict.fromkeys(watched.not_text, "not UTF-8 text"))
+    count = table.num_rows + len(invalid)
+    lines = _file_lines(count, sorted(invalid), int(header))
+    if count == 0:
         reject(repairs, "empty_file", "no data rows", "file without data rows skipped",
                source=path.name, line=1 + int(header))
     bad |= _null_ints(table, types)
     problems = {**invalid, **{int(n): "a value is missing or not a number" for n in lines[bad]}}
+    if watched.cut and count:
+        problems[count + int(header)] = "the file ends inside this line (cut short?)"
+        bad[-1:] |= lines[-1:] == count + int(header)
     if not problems:
         return table, lines
     _report_malformed(problems, path.name, repairs)
@@ -203,58 +202,95 @@ def read_csv_checked(
     return table.filter(pa.array(keep)), lines[keep]
 
 
-def _read_typed(path: Path, types: dict[str, pa.DataType], options: dict) -> pa.Table:
-    convert = pacsv.ConvertOptions(column_types=types)
+class _Watched:
+    """A binary file as Arrow's CSV reader reads it: each line that is not UTF-8 text is
+    passed on empty (so it is a malformed row at its own line) and remembered; and whether
+    the file ends inside a line (without a line end: cut short)."""
+
+    def __init__(self, raw):
+        self.raw, self.closed = raw, False
+        self.lines = 0  # complete lines passed on
+        self.not_text: list[int] = []
+        self.carry = b""  # the start of a line whose end has not been read yet
+        self.cut = False
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            chunk = self.raw.read(size)
+            data, self.carry = self.carry + chunk, b""
+            if not chunk:  # the end of the file: what is left has no line end
+                self.cut |= bool(data)
+                return self._text(data)
+            end = data.rfind(b"\n") + 1
+            if end:
+                self.carry = data[end:]
+                return self._text(data[:end])
+            self.carry = data
+
+    def _text(self, data: bytes) -> bytes:
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            data = self._text_lines(data)
+        self.lines += data.count(b"\n")
+        return data
+
+    def _text_lines(self, data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        for i, line in enumerate(lines):
+            try:
+                line.decode()
+            except UnicodeDecodeError:
+                self.not_text.append(self.lines + i + 1)
+                lines[i] = b""
+        return b"\n".join(lines)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _read(path: Path, convert: pacsv.ConvertOptions, options: dict) -> tuple[pa.Table, _Watched]:
+    """The table and what the reading saw (lines that are not text, a cut last line).
+
+    A gzip file is decompressed by Python's gzip, which also checks its CRC.
+    """
     try:
-        return pacsv.read_csv(path, convert_options=convert, **options)
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as raw:
+            watched = _Watched(raw)
+            table = pacsv.read_csv(pa.PythonFile(watched, mode="r"), convert_options=convert,
+                                   **options)
     except READ_ERRORS as e:
         raise unreadable(path, e) from e
+    return table, watched
 
 
 def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType],
-                     options: dict) -> tuple[pa.Table, np.ndarray]:
-    """Read every column as bytes, then convert; also the mask of unparseable rows."""
-    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.binary()))
+                     options: dict) -> tuple[pa.Table, np.ndarray, _Watched]:
+    """Read every column as text, then convert; also the mask of unparseable rows and
+    what the reading saw."""
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
     try:
-        raw = pacsv.read_csv(path, convert_options=convert, **options)
+        raw, watched = _read(path, convert, options)
     except pa.ArrowInvalid:  # Arrow's "Empty CSV file": not a byte to read
         empty = {name: pa.array([], types.get(name, pa.string())) for name in names}
-        return pa.table(empty), np.zeros(0, dtype=bool)
-    except READ_ERRORS as e:
-        raise unreadable(path, e) from e
+        return pa.table(empty), np.zeros(0, dtype=bool), _Watched(None)
+    frame = pl.from_arrow(raw)
     bad = np.zeros(raw.num_rows, dtype=bool)
     columns = {}
     for name in names:
-        text, not_text = _utf8(raw.column(name))
-        bad |= not_text
         target = types.get(name, pa.string())
         if target == pa.string():
-            columns[name] = text
+            columns[name] = raw.column(name)
             continue
-        text = pl.from_arrow(text).str.strip_chars()
+        text = frame[name].str.strip_chars()
         values = text.cast(pl.Int64 if target == pa.int64() else pl.Float64, strict=False)
         nullish = text.is_in(["", "NaN", "nan", "NA", "null", "NULL"])
         bad |= (values.is_null() & ~nullish).to_numpy()
         columns[name] = values.to_arrow()
-    return pa.table(columns), bad
-
-
-def _utf8(column: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:
-    """A binary column as strings (invalid UTF-8 becomes empty) and the invalid rows."""
-    column = column.combine_chunks()
-    try:
-        return column.cast(pa.string()), np.zeros(len(column), dtype=bool)
-    except pa.ArrowInvalid:
-        pass
-    values = column.to_pylist()
-    bad = np.zeros(len(values), dtype=bool)
-    for i, value in enumerate(values):
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            bad[i] = True
-            values[i] = b""
-    return pa.array(values, pa.binary()).cast(pa.string()), bad
+    return pa.table(columns), bad, watched
 
 
 def _file_lines(count: int, skipped: list[int], header: int) -> np.ndarray:
