@@ -243,3 +243,68 @@ def test_full_sample(shared_data):
     assert converted.repairs.total == 0
     # distinct hidden prints in one nanosecond stay distinct rows
     assert not pl.from_arrow(trades).is_duplicated().any()
+
+
+@pytest.mark.parametrize("time", ["44571091351.892", "0", "-44571.09"])
+def test_a_time_outside_the_files_range_is_implausible(tmp_path, folder, time):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    messages[13] = time + "," + messages[13].split(",", 1)[1]
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"message_1\.subset\.csv:14: time .* outside the "
+                                        "file's range 44553..57600"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    assert converted.repairs.counts == {"implausible_time": 1}
+    assert converted.tables[BOOK_SNAPSHOT].num_rows == 59
+
+
+def test_a_message_an_hour_late_inside_the_range_is_a_time_outlier(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    time, rest = messages[13].split(",", 1)
+    messages[13] = f"{float(time) + 3600:.9f},{rest}"
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"message_1\.subset\.csv:14: timestamp .* both"):
+        lobster.read(path, progress=False)
+
+
+def test_an_order_book_price_of_1e12_is_no_empty_level(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    books[20] = "1000000000000," + books[20].split(",", 1)[1]
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:21: the order book row "):
+        lobster.read(write_pair(tmp_path, messages, books), progress=False)
+
+
+def test_order_book_rows_shifted_by_one_line_are_refused(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    path = write_pair(tmp_path, messages, [*books[1:], books[-1]])
+    for repair in (False, True):
+        with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:\d+: the order book "
+                                            "row does not follow .* shifted against"):
+            lobster.read(path, repair=repair, progress=False)
+
+
+def test_one_wrong_order_book_row_is_dropped_with_its_neighbour(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    ask, ask_size, rest = books[8].split(",", 2)
+    books[8] = f"{ask},{int(ask_size) + 7},{rest}"  # a size no message explains
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:9: the order book row "
+                                        r"does not follow .* \(type 1,"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    assert converted.repairs.counts == {"misaligned": 1}
+    seq = converted.tables[BOOK_SNAPSHOT]["seq"].to_pylist()
+    assert seq[6:9] == [7, 11, 12]  # rows 8, 9 and 10 (either may be the wrong one) dropped
+
+
+def test_a_message_whose_size_its_book_row_does_not_show(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    fields = messages[13].split(",")  # 44571.091351892,4,148356933,100,2235300,1
+    fields[3] = "70"
+    messages[13] = ",".join(fields)
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:14: .* size 70.0"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    assert 148356933 not in [int(t) for t in converted.tables[TRADES]["trade_id"].to_pylist()
+                             if ":" not in t]

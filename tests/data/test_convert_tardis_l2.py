@@ -90,3 +90,43 @@ def test_bad_rows(tmp_path):
     repairs = Repairs()
     assert read(write(tmp_path / "l2.csv", rows), repairs)["book_delta"].num_rows == 3
     assert repairs.counts["malformed"] == 1
+
+
+def test_an_empty_timestamp_is_a_malformed_row(tmp_path):
+    rows = [*ROWS[:3], f"deribit,BTC-PERPETUAL,,{T0 + 2100},false,bid,100.0,1"]
+    with pytest.raises(DataError, match=r"l2\.csv:5: malformed row: a value is missing"):
+        read(write(tmp_path / "l2.csv", rows))
+
+
+def test_zero_size_deletes_in_a_delta_but_is_no_snapshot_level(tmp_path):
+    rows = [*ROWS[:2], f"deribit,BTC-PERPETUAL,{T0 + 1000},{T0 + 1100},true,ask,100.5,0"]
+    with pytest.raises(DataError, match=r"l2\.csv:4: implausible size 0.0"):
+        read(write(tmp_path / "l2.csv", rows))
+    read(write(tmp_path / "l2.csv", ROWS))  # ROWS[3] deletes a bid with size 0
+
+
+def test_a_crossed_book_drops_the_deltas_up_to_the_next_snapshot(tmp_path):
+    crossing = f"deribit,BTC-PERPETUAL,{T0 + 2000},{T0 + 2100},false,bid,101.0,1"
+    rows = [*ROWS[:3], crossing, *ROWS[5:]]
+    repairs = Repairs()
+    tables = read(write(tmp_path / "l2.csv", rows), repairs)
+    assert tables["book_delta"]["flags"].to_pylist() == [FLAG_SNAPSHOT] * 5
+    assert tables["book_snapshot"]["exchange_ts"].to_pylist() == [(T0 + 1000) * 1000,
+                                                                  (T0 + 3000) * 1000]
+    assert repairs.counts == {"crossed": 1}
+    assert "1 messages dropped" in repairs.examples["crossed"]
+
+
+def test_an_exchange_timestamp_an_hour_late_is_a_clock_offset(tmp_path):
+    late = f"deribit,BTC-PERPETUAL,{T0 + 2000 + 3600 * 10**6},{T0 + 2100},false,bid,100.0,0"
+    rows = [*ROWS[:3], late, *ROWS[4:]]
+    with pytest.raises(DataError, match=r"l2\.csv:5: exchange_ts .* 3600 s apart"):
+        read(write(tmp_path / "l2.csv", rows))
+
+
+def test_a_message_split_by_a_changed_timestamp_is_refused(tmp_path):
+    odd = ROWS[1].replace(f"{T0 + 1000},", f"{T0 + 1002},", 1)  # inside the snapshot
+    rows = [ROWS[0], odd, *ROWS[2:]]
+    for repairs in (None, Repairs()):
+        with pytest.raises(DataError, match=r"l2\.csv:4: rows of one message .* split"):
+            read(write(tmp_path / "l2.csv", rows), repairs)

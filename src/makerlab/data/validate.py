@@ -58,7 +58,7 @@ _NS_BOUND = 2**62  # far outside any plausible time, and from int64 overflow
 
 def to_ns(values: np.ndarray, unit_ns: int) -> np.ndarray:
     """Timestamps counted in units of ``unit_ns`` → int64 ns. Values whose ns would not
-    fit int64 (a time times 10**6, 1e300) and NaN are clamped to ±2**62 ns, which stays
+    fit int64 (a time times 10**6, 1e300) and NaN are clamped to about ±2**62 ns, which stays
     implausible, instead of wrapping around to some plausible-looking time."""
     bound = _NS_BOUND // unit_ns
     if values.dtype.kind == "f":
@@ -330,9 +330,11 @@ def _time_spikes(ts: np.ndarray, limit: int) -> np.ndarray:
     step = np.diff(ts[starts])
     up, down = np.r_[step > limit, False], np.r_[step < -limit, False]
     after_up, after_down = np.r_[False, up[:-1]], np.r_[False, down[:-1]]
-    spike = (after_up & down) | (after_down & up)
-    spike[0] |= down[0]
-    spike[-1] |= after_down[-1]
+    inner = (after_up & down) | (after_down & up)
+    spike = inner.copy()
+    if spike.size > 1:  # an edge run far from its one neighbour, unless that one sticks out
+        spike[0] |= down[0] & ~inner[1]
+        spike[-1] |= after_down[-1] & ~inner[-2]
     return np.repeat(spike, np.diff(np.r_[starts, ts.size]))
 
 

@@ -129,26 +129,25 @@ def _book_faults(levels: dict[str, np.ndarray], base: Baseline) -> list[str]:
 
 
 def replay_faults(deltas: pa.Table, snapshots: pa.Table) -> list[str]:
-    """Replay the deltas with a plain sorted-list book. Each snapshot row must be the book
-    after the delta message with its (exchange_ts, local_ts, seq), or, where no message has
-    them (LOBSTER: a message that changed nothing visible), after the last message before
-    it; and each replayed message must have its snapshot row."""
+    """Replay the deltas with a plain sorted-list book. Walking both in order, each
+    snapshot row must be the book after the next delta message when it has that message's
+    (exchange_ts, local_ts, seq), else (LOBSTER: a message that changed nothing visible)
+    the book after the last one; and every replayed message must meet its row."""
     depth = snapshots.schema.field("bid_price").type.list_size
     replayed = _replay(deltas, depth)
-    states = dict(replayed)
-    order = [(key[1], key[2]) for key, _ in replayed]  # (local_ts, seq), replay order
-    keys = list(zip(*(snapshots[n].to_pylist() for n in ("exchange_ts", "local_ts", "seq")),
-                    strict=True))
-    missing = set(states) - set(keys)
-    if missing:
-        return [f"no snapshot row for the delta message {min(missing)}"]
+    keys = zip(*(snapshots[n].to_pylist() for n in ("exchange_ts", "local_ts", "seq")),
+               strict=True)
     expected = np.stack([_levels(snapshots, name) for name in LEVELS], axis=1)
+    applied = 0
     for row, key in enumerate(keys):
-        k = bisect.bisect_right(order, (key[1], key[2])) - 1
-        state = states.get(key, replayed[k][1] if k >= 0 else None)
+        if applied < len(replayed) and replayed[applied][0] == key:
+            applied += 1
+        state = replayed[applied - 1][1] if applied else None
         if state is None or not np.array_equal(np.array(state, dtype=np.float64),
                                                expected[row], equal_nan=True):
             return [f"replaying the deltas does not give snapshot row {row}"]
+    if applied < len(replayed):
+        return [f"no snapshot row for the delta message {replayed[applied][0]}"]
     return []
 
 

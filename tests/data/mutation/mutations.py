@@ -140,12 +140,31 @@ nan_value = _field_mutation(VALUES, lambda f, rng: "NaN")
 zero_value = _field_mutation(VALUES, lambda f, rng: "0")
 negative_value = _field_mutation(VALUES, lambda f, rng: "-" + f.value.lstrip("-"))
 huge_value = _field_mutation(VALUES, lambda f, rng: rng.choice(["1e20", "1e300"]))
+# plausible but wrong: only a consistency check (a book against its top of book, a LOBSTER
+# book row against its message) can tell
+changed_size = _field_mutation(("size",), lambda f, rng: repr(float(f.value) * 3))
 time_x1000 = _field_mutation(("time",), lambda f, rng: _times(f.value, lambda v: v * 1000))
 time_zero = _field_mutation(("time",), lambda f, rng: "0")
 time_negative = _field_mutation(("time",), lambda f, rng: _times(f.value, lambda v: -v))
 # an edge row shifted in its only clock is indistinguishable from a real gap: shift inside
 time_plus_1h = _field_mutation(("time",), _plus_hour, interior=True)
 id_gap = _field_mutation(("id",), lambda f, rng: _times(f.value, lambda v: v + 7))
+
+
+def row_plus_1h(capture: Capture, rng: random.Random) -> dict | None:
+    """Every clock of one line an hour late: the row is far from both its neighbours."""
+    files = [f for f in capture.files if len(f.data_lines) > 2]
+    for _ in range(200):
+        file = rng.choice(files)
+        i = rng.choice(_interior(file))
+        lines = list(file.lines)
+        count = sum(f.role == "time" for f in capture.fields(file, i))
+        for k in range(count):  # each put gives the whole line: read the fields again
+            field = [f for f in capture.fields(file.with_lines(lines), i) if f.role == "time"][k]
+            lines[i] = field.put(_plus_hour(field, rng))
+        if count:
+            return _files(capture, file.with_lines(lines))
+    return None
 
 
 # --------------------------------------------------------------------------- books
@@ -226,7 +245,8 @@ MUTATIONS: dict[str, Mutation] = {
     "truncate": truncate, "corrupt_byte": corrupt_byte, "header_only": header_only,
     "blank_line": blank_line, "binary_line": binary_line,
     "nan_value": nan_value, "zero_value": zero_value, "negative_value": negative_value,
-    "huge_value": huge_value,
+    "huge_value": huge_value, "changed_size": changed_size,
     "time_x1000": time_x1000, "time_zero": time_zero, "time_negative": time_negative,
-    "time_plus_1h": time_plus_1h, "id_gap": id_gap, "crossed": crossed, "misalign": misalign,
+    "time_plus_1h": time_plus_1h, "row_plus_1h": row_plus_1h, "id_gap": id_gap,
+    "crossed": crossed, "misalign": misalign,
 }

@@ -299,17 +299,26 @@ class _Parser:
                 part = stream.read1(_CHUNK)
             except (EOFError, OSError, zlib.error) as e:
                 self.ended = True
-                line = lineno + sum(part.count(b"\n") for part in parts)
-                detail = f"truncated or corrupt gzip after line {line - 1} ({e})"
-                if not self.repair:
-                    raise DataError(detail + "; pass repair=True to keep the lines before it",
-                                    source=self.source, line=line) from e
-                self.repairs.record("truncated_gzip", self.source, line, detail)
+                self._broken(e, lineno + sum(part.count(b"\n") for part in parts))
                 break
             self.ended = not part
             parts.append(part)
             size += len(part)
         return b"".join(parts)
+
+    def _broken(self, error: Exception, line: int) -> None:
+        """A gzip cut short keeps the (intact) lines before the cut when repairing; a
+        corrupt one (bad data or checksum) raises: garbage may have come out before zlib
+        noticed, so not even the lines before can be trusted."""
+        if not isinstance(error, EOFError):
+            raise DataError(f"corrupt gzip, noticed after line {line - 1} ({error}); what "
+                            "decompressed before cannot be trusted either",
+                            source=self.source, line=line) from error
+        detail = f"truncated gzip after line {line - 1} ({error})"
+        if not self.repair:
+            raise DataError(detail + "; pass repair=True to keep the lines before it",
+                            source=self.source, line=line) from error
+        self.repairs.record("truncated_gzip", self.source, line, detail)
 
     @staticmethod
     def _parse_chunk(lines: list[bytes]) -> list | None:

@@ -78,6 +78,7 @@ def read_incremental_book_l2(
                                     repairs=repairs)
     table, lines = _select_symbol(table, lines, symbol, str(path))
     rows = _checked_rows(_rows(table, lines, str(path)), repairs, limits or Plausibility())
+    _check_contiguous(rows)
     deltas = _delta_table(rows)
     deltas, snapshots = replay_checked(deltas, depth, origins=rows.lines,
                                        locate=lambda line: (rows.source, line),
@@ -131,6 +132,24 @@ def _checked_rows(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> 
                                   lines=rows.lines, limits=limits, zero_size=delete_ok,
                                   **where))
     return checked_times(rows, repairs, limits)
+
+
+def _check_contiguous(rows: Rows) -> None:
+    """Raise :class:`DataError` where a message (a run of rows with equal timestamps)
+    resumes after another one: a timestamp inside it was changed, and the one message
+    would replay as several (a snapshot as several snapshots, each clearing the book).
+    Which rows are wrong is unknown, so it is refused even when repairing."""
+    exchange, local = rows.cols["exchange_ts"], rows.cols["local_ts"]
+    starts = np.flatnonzero(np.r_[True, (exchange[1:] != exchange[:-1])
+                                  | (local[1:] != local[:-1])])
+    order = np.lexsort((starts, exchange[starts], local[starts]))
+    again = (np.diff(local[starts][order]) == 0) & (np.diff(exchange[starts][order]) == 0)
+    if again.any():
+        row = int(starts[order[1:][again]].min())
+        raise DataError(f"rows of one message (timestamp {exchange[row] // NS_PER_US}, "
+                        f"local_timestamp {local[row] // NS_PER_US}) are split by other rows; "
+                        "was a timestamp inside the message changed?", source=rows.source,
+                        line=int(rows.lines[row]))
 
 
 def _delta_table(rows: Rows) -> pa.Table:
