@@ -19,8 +19,8 @@ from makerlab.data.convert import Repairs
 from makerlab.data.schema import FLAG_SNAPSHOT
 from makerlab.errors import CrossedBook, DataError
 
-#: ``check(snapshots) -> None or (book_snapshot row, problem)`` run on each replay.
-StateCheck = Callable[[pa.Table], tuple[int, str] | None]
+#: ``check(deltas, snapshots) -> None or (book_snapshot row, problem)``, run on each replay.
+StateCheck = Callable[[pa.Table, pa.Table], tuple[int, str] | None]
 
 
 def replay_checked(
@@ -43,7 +43,7 @@ def replay_checked(
     while True:
         try:
             snapshots = materialize(deltas, depth, source="book_delta")
-            found = check(snapshots) if check is not None else None
+            found = check(deltas, snapshots) if check is not None else None
             if found is None:
                 return deltas, snapshots
             row, problem = _delta_row(deltas, found[0]), found[1]

@@ -911,20 +911,20 @@ def _agrees_with_ticker(ticker: tuple, *, spot: bool, stats: Counter) -> StateCh
     :func:`~makerlab.data.validate.book_ticker_agreement` and docs/convert.md).
 
     On spot, one isolated kind of disagreement is Binance's, not ours (docs/convert.md):
-    bookTicker shows a better price on one side than the 100 ms diff delivered, and the
-    next book state agrees again. It is not refused but counted in
-    ``stats["bookticker_spot_boundary"]``.
+    bookTicker shows a better price on one side than the book, a level the 100 ms diff
+    does not mention, and the next book state agrees again. It is not refused but counted
+    in ``stats["bookticker_spot_boundary"]``.
     """
     ticker_u, quotes, kept = ticker
 
-    def check(snapshots: pa.Table) -> tuple[int, str] | None:
+    def check(deltas: pa.Table, snapshots: pa.Table) -> tuple[int, str] | None:
         top = np.column_stack([column_numpy(snapshots.column(name))[:, 0] for name in
                                ("bid_price", "bid_size", "ask_price", "ask_size")])
         book_u = snapshots.column("seq").to_numpy()
         compared, agrees, latest = book_ticker_agreement(book_u, top, ticker_u, quotes, kept)
         wrong = compared & ~agrees
         if spot:
-            boundary = wrong & _spot_boundary(top, quotes[latest], agrees)
+            boundary = _spot_boundary(deltas, book_u, top, quotes[latest], wrong, agrees)
             stats["bookticker_spot_boundary"] = int(boundary.sum())
             wrong &= ~boundary
         if not wrong.any():
@@ -938,14 +938,22 @@ def _agrees_with_ticker(ticker: tuple, *, spot: bool, stats: Counter) -> StateCh
     return check
 
 
-def _spot_boundary(book: np.ndarray, ticker: np.ndarray, agrees: np.ndarray) -> np.ndarray:
-    """Book states showing spot's known boundary inconsistency: one side as bookTicker, the
-    other worse than bookTicker's price, and the next state in agreement."""
+def _spot_boundary(deltas: pa.Table, book_u: np.ndarray, book: np.ndarray,
+                   ticker: np.ndarray, wrong: np.ndarray, agrees: np.ndarray) -> np.ndarray:
+    """Book states showing spot's known boundary inconsistency: one side as bookTicker, on
+    the other bookTicker's price is better, a level the depth message does not mention,
+    and the next state agrees."""
     bid_same = (book[:, :2] == ticker[:, :2]).all(axis=1)
     ask_same = (book[:, 2:] == ticker[:, 2:]).all(axis=1)
     with np.errstate(invalid="ignore"):
-        missed = (ask_same & (ticker[:, 0] > book[:, 0])) | (bid_same & (ticker[:, 2] < book[:, 2]))
-    return missed & np.r_[agrees[1:], False]
+        better_bid = ask_same & (ticker[:, 0] > book[:, 0])
+        better_ask = bid_same & (ticker[:, 2] < book[:, 2])
+    found = wrong & (better_bid | better_ask) & np.r_[agrees[1:], False]
+    seq, side, price = (deltas.column(name).to_numpy() for name in ("seq", "side", "price"))
+    for m in np.flatnonzero(found):
+        level = (1, ticker[m, 0]) if better_bid[m] else (-1, ticker[m, 2])
+        found[m] = not ((seq == book_u[m]) & (side == level[0]) & (price == level[1])).any()
+    return found
 
 
 def _quote(top: np.ndarray) -> str:
