@@ -16,7 +16,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from makerlab.data import archive
 from makerlab.data.archive import archive_paths, list_archive, read_table, write_table
 from makerlab.data.schema import (
     BBO_SCHEMA,
@@ -360,27 +359,30 @@ def test_snapshot_needs_depth_when_ambiguous(tmp_path):
 
 
 def test_newer_schema_version_says_upgrade(tmp_path):
-    path = write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(5, MIDNIGHT))[0]
-    table = pq.read_table(path)
-    meta = {**table.schema.metadata, b"makerlab.schema_version": b"99"}
-    pq.write_table(table.replace_schema_metadata(meta), path)
+    # A file from a newer makerlab copied into an archive without a manifest.
+    path = tmp_path / "kind=trades/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet"
+    path.parent.mkdir(parents=True)
+    meta = {b"makerlab.schema_version": b"99"}
+    pq.write_table(trades_table(5, MIDNIGHT).replace_schema_metadata(meta), path)
     with pytest.raises(DataError, match="upgrade makerlab"):
         read_table(tmp_path, "trades", "binance", "BTCUSDT")
 
 
-def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    table = trades_table(5, MIDNIGHT)
-    path = write_table(tmp_path, "trades", "binance", "BTCUSDT", table)[0]
-    before = Path(path).read_bytes()
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (hidden and manifest files included) with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
 
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
 
-    monkeypatch.setattr(archive.pq, "write_table", fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(8, MIDNIGHT))
-    assert Path(path).read_bytes() == before
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["00.parquet"]
+def test_failed_write_leaves_the_archive_as_it_was(tmp_path, full_disk):
+    write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(5, MIDNIGHT))
+    before = tree(tmp_path)
+    # The second hour file of the write finds the disk full.
+    with pytest.raises(DataError, match=r"00\.parquet.*No space left on device"):
+        write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(),
+                    filesystem=full_disk(1))
+    assert tree(tmp_path) == before
+    assert not list(tmp_path.glob("**/date=2024-08-08"))  # the new directory is gone too
 
 
 def test_rows_repeated_within_written_data_are_stored_once_and_logged(tmp_path, caplog):
