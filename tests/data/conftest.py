@@ -4,6 +4,7 @@ cannot make a directory read-only)."""
 from __future__ import annotations
 
 import errno
+import uuid
 
 import fsspec
 import pytest
@@ -58,3 +59,13 @@ def read_only_memory():
 def full_disk():
     """``full_disk(room)``: a local filesystem that fails after ``room`` file writes."""
     return lambda room: FullDisk(room, skip_instance_cache=True)
+
+
+@pytest.fixture
+def memory_root():
+    """A fresh memory:// root, removed afterwards (fsspec's memory store is global)."""
+    name = f"archive-{uuid.uuid4().hex}"
+    yield f"memory://{name}"
+    fs = fsspec.filesystem("memory")
+    if fs.exists(f"/{name}"):
+        fs.rm(f"/{name}", recursive=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,16 +83,6 @@ def assert_same(got: pa.Table, want: pa.Table) -> None:
     for name in want.column_names:
         np.testing.assert_array_equal(np.array(got.column(name).to_pylist()),
                                       np.array(want.column(name).to_pylist()), err_msg=name)
-
-
-@pytest.fixture
-def memory_root():
-    """A fresh memory:// root, removed afterwards (fsspec's memory store is global)."""
-    name = f"archive-{uuid.uuid4().hex}"
-    yield f"memory://{name}"
-    fs = fsspec.filesystem("memory")
-    if fs.exists(f"/{name}"):
-        fs.rm(f"/{name}", recursive=True)
 
 
 # --------------------------------------------------------------------------- layout

@@ -43,8 +43,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -55,9 +54,20 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from makerlab.data import manifest
+from makerlab.data.layout import (
+    EPOCH,
+    HourPath,
+    check_kind,
+    classify,
+    dataset_dir,
+    day_of,
+    hour_file,
+    hour_files,
+    hour_label,
+)
 from makerlab.data.manifest import META_DIR, Manifest
-from makerlab.data.schema import BOOK_SNAPSHOT, KINDS, SCHEMA_VERSION, schema_for, snapshot_depth
-from makerlab.data.storage import Root, resolve, staged_commit
+from makerlab.data.schema import BOOK_SNAPSHOT, SCHEMA_VERSION, schema_for, snapshot_depth
+from makerlab.data.storage import Root, resolve
 from makerlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -65,17 +75,14 @@ log = logging.getLogger(__name__)
 __all__ = [
     "HOUR_NS",
     "ArchiveWriter",
-    "HourPath",
-    "StagedPath",
-    "StrayPath",
     "TimeLike",
     "archive_paths",
     "check_hour",
     "check_writable",
-    "classify",
     "list_archive",
     "read_hour_bytes",
     "read_table",
+    "table_dataset",
     "write_table",
 ]
 
@@ -85,182 +92,9 @@ HOUR_NS = 3_600_000_000_000
 TimeLike = datetime | np.datetime64 | str | int | None
 """A range bound: see the module docstring."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
-_HOUR_FILE = re.compile(r"^([01][0-9]|2[0-3])\.parquet$")
-_DEPTH = re.compile(r"^[1-9][0-9]*$")
 _ROW_GROUP_BYTES = 64 << 20
 _MAX_ROW_GROUP = 1 << 20
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _META_PREFIX = "makerlab."
-
-
-# --------------------------------------------------------------------------- naming
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-
-
-def _check_name(what: str, value: str) -> None:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ConfigError(
-            f"{what} {value!r} cannot be an archive directory name: use letters, digits "
-            "and . _ @ - only (map e.g. 'PURR/USDC' to 'PURR-USDC' first)"
-        )
-
-
-def dataset_dir(kind: str, exchange: str, symbol: str, depth: int | None = None) -> str:
-    """Path of one instrument's dataset relative to the archive root."""
-    _check_kind(kind)
-    _check_name("exchange", exchange)
-    _check_name("symbol", symbol)
-    if kind == BOOK_SNAPSHOT:
-        if not isinstance(depth, int) or depth < 1:
-            raise ConfigError(f"book_snapshot needs a positive integer depth, got {depth!r}")
-        return f"kind={kind}/depth={depth}/exchange={exchange}/symbol={symbol}"
-    return f"kind={kind}/exchange={exchange}/symbol={symbol}"
-
-
-def table_dataset(kind: str, exchange: str, symbol: str, table: pa.Table) -> str:
-    """The dataset directory ``table`` of ``kind`` would be written to (checks the names,
-    and for ``book_snapshot`` the depth, without writing anything)."""
-    _check_kind(kind)
-    return dataset_dir(kind, exchange, symbol, _table_depth(kind, table))
-
-
-def hour_file(hour: int) -> str:
-    """Path of the file of epoch hour ``hour`` (``exchange_ts // HOUR_NS``) in a dataset."""
-    day = _EPOCH + timedelta(hours=int(hour))
-    return f"date={day:%Y-%m-%d}/{day:%H}.parquet"
-
-
-def _hour_label(hour: int) -> str:
-    return f"{_EPOCH + timedelta(hours=int(hour)):%Y-%m-%d %H:00}"
-
-
-def _day(hour: int | None) -> str | None:
-    return None if hour is None else f"{_EPOCH + timedelta(hours=int(hour)):%Y-%m-%d}"
-
-
-# --------------------------------------------------------------------------- layout
-
-
-@dataclass(frozen=True)
-class HourPath:
-    """A path that follows the layout: the hour file of one dataset."""
-
-    rel: str
-    dataset: str
-    kind: str
-    exchange: str
-    symbol: str
-    depth: int | None
-    hour: int
-
-    @property
-    def date(self) -> str:
-        return f"{_EPOCH + timedelta(hours=self.hour):%Y-%m-%d}"
-
-
-@dataclass(frozen=True)
-class StagedPath:
-    """A hidden file written before a commit moves it to ``final`` (see manifest)."""
-
-    rel: str
-    final: str
-    commit: str
-
-
-@dataclass(frozen=True)
-class StrayPath:
-    """The first component of a path that breaks the layout, and why."""
-
-    rel: str
-    reason: str
-
-
-def _valid_date(value: str) -> bool:
-    try:
-        return date.fromisoformat(value).isoformat() == value
-    except ValueError:
-        return False
-
-
-_LEVEL_CHECKS = {
-    "kind": (lambda v: v in KINDS, f"unknown kind (expected one of {', '.join(KINDS)})"),
-    "depth": (lambda v: bool(_DEPTH.match(v)), "depth is not a positive integer"),
-    "exchange": (lambda v: bool(_NAME.match(v)), "not a valid exchange name"),
-    "symbol": (lambda v: bool(_NAME.match(v)), "not a valid symbol name"),
-    "date": (_valid_date, "not a calendar date (expected date=YYYY-MM-DD)"),
-}
-
-
-def _levels(parts: list[str]) -> tuple[str, ...]:
-    if parts[0] == f"kind={BOOK_SNAPSHOT}":
-        return ("kind", "depth", "exchange", "symbol", "date")
-    return ("kind", "exchange", "symbol", "date")
-
-
-def _bad_level(key: str, part: str) -> str | None:
-    name, sep, value = part.partition("=")
-    if name != key or not sep:
-        return f"unexpected directory (expected {key}=...)"
-    check, reason = _LEVEL_CHECKS[key]
-    return None if check(value) else reason
-
-
-def classify(rel: str, *, is_dir: bool = False) -> HourPath | StagedPath | StrayPath | None:
-    """What the path ``rel`` (relative to the archive root) is in the layout.
-
-    Returns None for a directory that belongs to the layout and for anything under
-    ``_makerlab/`` (the manifest's own files).
-    """
-    parts = rel.split("/")
-    if parts[0] == META_DIR:
-        return None
-    levels = _levels(parts)
-    dirs = parts if is_dir else parts[:-1]
-    for i, part in enumerate(dirs):
-        if i >= len(levels):
-            return StrayPath("/".join(parts[:i + 1]), "unexpected directory inside a date "
-                             "directory")
-        reason = _bad_level(levels[i], part)
-        if reason is not None:
-            return StrayPath("/".join(parts[:i + 1]), reason)
-    if is_dir:
-        return None
-    if len(dirs) != len(levels):
-        return StrayPath(rel, "unexpected file (hour files live in date=YYYY-MM-DD/)")
-    return _leaf(rel, parts)
-
-
-def _leaf(rel: str, parts: list[str]) -> HourPath | StagedPath | StrayPath:
-    staged = staged_commit(parts[-1])
-    if staged is not None and _HOUR_FILE.match(staged[0]):
-        return StagedPath(rel, f"{rel.rsplit('/', 1)[0]}/{staged[0]}", staged[1])
-    name = _HOUR_FILE.match(parts[-1])
-    if name is None:
-        return StrayPath(rel, "not an hour file (expected HH.parquet, 00 to 23)")
-    pairs = dict(p.split("=", 1) for p in parts[:-1])
-    days = (date.fromisoformat(pairs["date"]) - date(1970, 1, 1)).days
-    depth = int(pairs["depth"]) if "depth" in pairs else None
-    return HourPath(rel, "/".join(parts[:-2]), pairs["kind"], pairs["exchange"],
-                    pairs["symbol"], depth, days * 24 + int(name.group(1)))
-
-
-def _hour_files(arc: Root, folder: str) -> dict[str, tuple[HourPath, pafs.FileInfo]]:
-    """Hour files below ``folder`` by root-relative path; stray paths are logged once."""
-    found, warned = {}, set()
-    for info in arc.listing(folder):
-        what = classify(arc.rel(info.path), is_dir=info.type == pafs.FileType.Directory)
-        if isinstance(what, HourPath):
-            found[what.rel] = (what, info)
-        elif isinstance(what, StrayPath) and what.rel not in warned:
-            warned.add(what.rel)
-            log.warning("%s: ignored, %s (see `makerlab validate`)",
-                        arc.show(arc.path(what.rel)), what.reason)
-    return found
 
 
 # --------------------------------------------------------------------------- time bounds
@@ -274,7 +108,7 @@ def _to_ns(value: TimeLike, *, end: bool) -> int | None:
         return _parse_str(value, end=end)
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        micros = (aware - _EPOCH) // timedelta(microseconds=1)
+        micros = (aware - EPOCH) // timedelta(microseconds=1)
         return micros * 1000 + int(getattr(value, "nanosecond", 0))
     if isinstance(value, np.datetime64):
         return int(value.astype("datetime64[ns]").astype(np.int64))
@@ -292,7 +126,7 @@ def _parse_str(text: str, *, end: bool) -> int:
             continue
         if end:
             moment += step
-        return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+        return (moment - EPOCH) // timedelta(microseconds=1) * 1000
     raise ConfigError(f"cannot parse time {text!r}: expected 'YYYY-MM-DD:HH' or 'YYYY-MM-DD'")
 
 
@@ -339,6 +173,13 @@ def _conform(table: pa.Table, expected: pa.Schema, source: str) -> pa.Table:
     return table.select(expected.names).cast(expected)
 
 
+
+
+def table_dataset(kind: str, exchange: str, symbol: str, table: pa.Table) -> str:
+    """The dataset directory ``table`` of ``kind`` would be written to (checks the names,
+    and for ``book_snapshot`` the depth, without writing anything)."""
+    check_kind(kind)
+    return dataset_dir(kind, exchange, symbol, _table_depth(kind, table))
 
 
 # --------------------------------------------------------------------------- writing
@@ -459,7 +300,7 @@ class ArchiveWriter:
             self._adopt(dataset)
 
     def _adopt(self, dataset: str) -> None:
-        for where, info in _hour_files(self._arc, self._arc.path(dataset)).values():
+        for where, info in hour_files(self._arc, self._arc.path(dataset)).values():
             shown = self._arc.show(info.path)
             try:
                 data = self._arc.read_bytes(info.path)
@@ -693,8 +534,8 @@ def check_hour(table: pa.Table, hour: int, shown: str) -> None:
         return
     outside = pc.sum(pc.not_equal(hours, hour)).as_py()
     raise DataError(f"{outside} of {table.num_rows} rows have exchange_ts in "
-                    f"{_hour_label(low if low != hour else high)}, not in this file's hour "
-                    f"{_hour_label(hour)}: the file was copied or moved here from another "
+                    f"{hour_label(low if low != hour else high)}, not in this file's hour "
+                    f"{hour_label(hour)}: the file was copied or moved here from another "
                     "hour (see `makerlab validate`)", source=shown)
 
 
@@ -724,10 +565,10 @@ def _hour_paths(arc: Root, dataset: str, lo: int | None, hi: int | None) -> list
     first = None if lo is None else lo // HOUR_NS
     last = None if hi is None else (hi - 1) // HOUR_NS
     found = {rel: (where.hour, info)
-             for rel, (where, info) in _hour_files(arc, arc.path(dataset)).items()
+             for rel, (where, info) in hour_files(arc, arc.path(dataset)).items()
              if _within(where.hour, first, last)}
     _check_pending(arc, dataset, first, last)
-    committed = manifest.dataset_files(arc, dataset, _day(first), _day(last))
+    committed = manifest.dataset_files(arc, dataset, day_of(first), day_of(last))
     if committed is not None:
         listed = {rel: entry for rel, entry in committed.items()
                   if _within(_entry_hour(rel), first, last)}
@@ -850,7 +691,7 @@ def read_table(
             committed, or an unfinished write touches the range (the message names the
             file; ``makerlab validate`` reports every problem).
     """
-    _check_kind(kind)
+    check_kind(kind)
     arc = resolve(root, filesystem)
     if kind == BOOK_SNAPSHOT:
         depth = _snapshot_depth(arc, exchange, symbol, depth)
@@ -924,7 +765,7 @@ def list_archive(root: str | os.PathLike, *, filesystem: Any = None):
 
     arc = resolve(root, filesystem)
     groups: dict[tuple, list] = {}
-    for where, info in _hour_files(arc, arc.base).values():
+    for where, info in hour_files(arc, arc.base).values():
         key = (where.kind, where.exchange, where.symbol, where.depth or 0, where.date)
         entry = groups.setdefault(key, [[], 0, 0])
         entry[0].append(where.hour % 24)

@@ -20,14 +20,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from makerlab.data import manifest
-from makerlab.data.archive import (
-    HourPath,
-    StagedPath,
-    StrayPath,
-    check_hour,
-    classify,
-    read_hour_bytes,
-)
+from makerlab.data.archive import check_hour, read_hour_bytes
+from makerlab.data.layout import HourPath, StagedPath, StrayPath, classify
 from makerlab.data.manifest import META_DIR, FileEntry, Incomplete, Pending, Shard
 from makerlab.data.storage import Root, resolve, staged_name
 from makerlab.errors import ConfigError, DataError
@@ -249,7 +243,7 @@ def _same_bytes(ctx: _Context, facts: _Facts) -> str | None:
 def _copy_line(ctx: _Context, facts: _Facts, source: str, entry: FileEntry | None) -> str:
     lost = f"; the {entry.rows} rows committed under this name are gone" if entry else ""
     if source in ctx.sha_of:
-        message = f"duplicate: the same bytes as {ctx.show(source)} (copied onto this name)"
+        message = f"duplicate: the same bytes as {ctx.show(source)} (a copy of it)"
     else:
         message = f"moved: the same bytes as the missing {ctx.show(source)}"
     return _line(ctx.arc, facts.where.rel, message + lost)
