@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from test_archive import MIDNIGHT, delta_table, snapshot_table, trades_table,
+from test_archive import MIDNIGHT, delta_table, snapshot_table, trades_table
 
 from makerlab.cli import main
 from makerlab.data import arrays, manifest
