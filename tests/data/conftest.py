@@ -48,6 +48,27 @@ class FullDisk(LocalFileSystem):
         return super()._open(path, mode, block_size, **kwargs)
 
 
+class ReadOnlyTrades(LocalFileSystem):
+    """The local disk with every ``kind=trades`` directory read-only (``rotrades://``)."""
+
+    protocol = ("rotrades",)
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(str(path).removeprefix("rotrades://"))
+
+    def _open(self, path, mode="rb", block_size=None, **kwargs):
+        if "r" not in mode and "kind=trades" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return super()._open(path, mode, block_size, **kwargs)
+
+
+@pytest.fixture
+def read_only_trades():
+    """The ``rotrades://`` protocol: local paths whose trades cannot be written."""
+    fsspec.register_implementation("rotrades", ReadOnlyTrades, clobber=True)
+
+
 @pytest.fixture
 def read_only_memory():
     """The ``romemory://`` protocol (registered) and a read-only instance of it."""

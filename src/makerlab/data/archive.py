@@ -67,7 +67,7 @@ from makerlab.data.layout import (
 )
 from makerlab.data.manifest import META_DIR, Manifest
 from makerlab.data.schema import BOOK_SNAPSHOT, SCHEMA_VERSION, schema_for, snapshot_depth
-from makerlab.data.storage import Root, resolve
+from makerlab.data.storage import Root, os_reason, resolve
 from makerlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -377,8 +377,9 @@ def check_writable(root: str | os.PathLike, *, filesystem: Any = None) -> None:
         arc.write_bytes(probe, b"")
         arc.delete(probe)
     except DataError as error:
-        raise ConfigError(f"cannot write to the archive at {arc.shown}: "
-                          f"{str(error).split(': ', 1)[-1]}") from error
+        reason = os_reason(error.__cause__ or error)
+        raise ConfigError(f"cannot write to the archive at {arc.shown}: {reason}; choose "
+                          "another location or make it writable") from error
     finally:
         for folder in created:
             arc.remove_empty_dir(folder)

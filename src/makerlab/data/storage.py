@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 
 from makerlab.errors import DataError
 
-__all__ = ["Root", "resolve", "staged_commit", "staged_name"]
+__all__ = ["Root", "os_reason", "resolve", "staged_commit", "staged_name"]
 
 _STAGED = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<commit>[^/]+)$")
 
@@ -110,10 +110,14 @@ class Root:
             self.fs.delete_dir(path)
 
 
+def os_reason(exc: BaseException) -> str:
+    """The short reason of an I/O error (``Permission denied``), else its message."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 def _write_error(shown: str, exc: BaseException) -> DataError:
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return DataError(f"cannot write ({reason}); is the archive writable and the disk not "
-                     "full?", source=shown)
+    return DataError(f"cannot write ({os_reason(exc)}); is the archive writable and the "
+                     "disk not full?", source=shown)
 
 
 def _arrow_fs(filesystem: Any) -> pafs.FileSystem:
