@@ -15,13 +15,20 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from makerlab.data.archive import archive_paths, list_archive, read_table, write_table
+from makerlab.data.archive import (
+    ArchiveWriter,
+    archive_paths,
+    list_archive,
+    read_table,
+    write_table,
+)
 from makerlab.data.schema import (
     BBO_SCHEMA,
     BOOK_DELTA_SCHEMA,
     TRADES_SCHEMA,
     book_snapshot_schema,
 )
+from makerlab.data.validate import validate_archive
 from makerlab.errors import ConfigError, DataError
 
 MIDNIGHT = 1_723_161_600_000_000_000  # 2024-08-09 00:00:00 UTC in ns
@@ -264,6 +271,64 @@ def test_snapshot_depth_dataset_reads_with_hive_partitioning(tmp_path):
     assert table.num_rows == 6 and "symbol" in table.column_names
     sql = f"select count(*) from read_parquet('{root}/**/*.parquet', hive_partitioning=true)"
     assert duckdb.sql(sql).fetchall()[0][0] == 6
+
+
+def test_other_readers_ignore_the_manifest(tmp_path):
+    write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table())
+    write_table(tmp_path, "bbo", "binance", "BTCUSDT", bbo_table())
+    assert (tmp_path / "_makerlab").is_dir()
+    files = ds.dataset(tmp_path, format="parquet", partitioning="hive").files
+    assert len(files) == 3 and not [f for f in files if "_makerlab" in f]
+    sql = f"select count(*) from read_parquet('{tmp_path}/**/*.parquet', union_by_name=true)"
+    assert duckdb.sql(sql).fetchall()[0][0] == 44
+    assert pl.scan_parquet(tmp_path / "kind=trades", hive_partitioning=True).collect().height \
+        == 40
+    assert len(pd.read_parquet(tmp_path / "kind=bbo")) == 4
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def test_a_writer_commits_all_its_tables_at_once(tmp_path):
+    with ArchiveWriter(tmp_path) as writer:
+        writer.write("trades", "binance", "BTCUSDT", trades_table())
+        writer.write("bbo", "binance", "BTCUSDT", bbo_table())
+        assert archive_paths(tmp_path, "trades", "binance", "BTCUSDT") == []  # not yet
+    assert read_table(tmp_path, "trades", "binance", "BTCUSDT").num_rows == 40
+    assert read_table(tmp_path, "bbo", "binance", "BTCUSDT").num_rows == 4
+
+
+def test_an_exception_in_the_block_aborts_and_changes_nothing(tmp_path):
+    write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(5, MIDNIGHT))
+    before = tree(tmp_path)
+    with pytest.raises(RuntimeError, match="stop"), ArchiveWriter(tmp_path) as writer:
+        writer.write("trades", "binance", "BTCUSDT", trades_table())
+        writer.write("bbo", "binance", "ETHUSDT", bbo_table())
+        raise RuntimeError("stop")
+    assert tree(tmp_path) == before
+    with pytest.raises(ConfigError, match="already committed or aborted"):
+        writer.write("bbo", "binance", "ETHUSDT", bbo_table())
+
+
+def test_a_failed_write_aborts_the_whole_writer(tmp_path):
+    writer = ArchiveWriter(tmp_path)
+    writer.write("trades", "binance", "BTCUSDT", trades_table())
+    with pytest.raises(DataError, match="'trade_id' is missing"):
+        writer.write("trades", "binance", "ETHUSDT", trades_table().drop_columns(["trade_id"]))
+    assert tree(tmp_path) == {}
+    with pytest.raises(ConfigError, match="already committed or aborted"):
+        writer.commit()
+
+
+def test_writers_of_different_instruments_do_not_interfere(tmp_path):
+    first, second = ArchiveWriter(tmp_path), ArchiveWriter(tmp_path)
+    first.write("trades", "binance", "BTCUSDT", trades_table())
+    second.write("trades", "binance", "ETHUSDT", trades_table(7))  # its cleanup runs here
+    second.commit()
+    first.commit()
+    assert read_table(tmp_path, "trades", "binance", "BTCUSDT").num_rows == 40
+    assert read_table(tmp_path, "trades", "binance", "ETHUSDT").num_rows == 7
+    assert validate_archive(tmp_path).ok
 
 
 # --------------------------------------------------------------------------- filesystems

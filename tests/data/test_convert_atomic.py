@@ -14,6 +14,7 @@ from makerlab.cli import main
 from makerlab.data import convert as convert_module
 from makerlab.data.archive import read_table, write_table
 from makerlab.data.convert import Converted, convert
+from makerlab.data.storage import Root
 from makerlab.errors import ConfigError, DataError
 
 
@@ -53,10 +54,15 @@ def test_convert_commits_every_kind_of_every_instrument_in_one_commit(archive, m
 
 def test_convert_rejects_a_bad_symbol_before_writing_anything(archive, monkeypatch):
     fake_source(monkeypatch, two_instruments("BTC:USDT"))
+    written = []
+    real = Root.write_bytes
+    monkeypatch.setattr(Root, "write_bytes",
+                        lambda self, path, data: written.append(path) or real(self, path, data))
     before = tree(archive)
     with pytest.raises(ConfigError, match="symbol 'BTC:USDT' cannot be an archive directory"):
         convert("fake", ["capture"], archive)
     assert tree(archive) == before
+    assert [p for p in written if "/.probe.tmp-" not in p] == []  # not even staged
 
 
 def test_a_conversion_failing_midway_leaves_the_archive_as_it_was(archive, monkeypatch):
