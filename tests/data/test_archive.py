@@ -320,6 +320,15 @@ def test_a_failed_write_aborts_the_whole_writer(tmp_path):
         writer.commit()
 
 
+def test_a_writer_merges_an_hour_it_writes_twice_with_its_own_staged_file(tmp_path):
+    table = trades_table()
+    with ArchiveWriter(tmp_path) as writer:
+        writer.write("trades", "binance", "BTCUSDT", table.slice(13, 27))
+        writer.write("trades", "binance", "BTCUSDT", table.slice(0, 15))
+    assert read_table(tmp_path, "trades", "binance", "BTCUSDT").equals(table)
+    assert validate_archive(tmp_path).ok
+
+
 def test_writers_of_different_instruments_do_not_interfere(tmp_path):
     first, second = ArchiveWriter(tmp_path), ArchiveWriter(tmp_path)
     first.write("trades", "binance", "BTCUSDT", trades_table())

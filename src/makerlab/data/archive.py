@@ -221,8 +221,12 @@ class ArchiveWriter:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        if self._open:
-            self.abort() if error is not None else self.commit()
+        if not self._open:
+            return
+        if error is None:
+            self.commit()
+        else:
+            self.abort()
 
     def write(self, kind: str, exchange: str, symbol: str, table: pa.Table) -> list[str]:
         """Stage ``table`` of record ``kind`` for ``exchange``/``symbol``.
