@@ -173,8 +173,6 @@ def _conform(table: pa.Table, expected: pa.Schema, source: str) -> pa.Table:
     return table.select(expected.names).cast(expected)
 
 
-
-
 def table_dataset(kind: str, exchange: str, symbol: str, table: pa.Table) -> str:
     """The dataset directory ``table`` of ``kind`` would be written to (checks the names,
     and for ``book_snapshot`` the depth, without writing anything)."""

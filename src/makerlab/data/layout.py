@@ -26,7 +26,7 @@ from makerlab.data.schema import BOOK_SNAPSHOT, KINDS
 from makerlab.data.storage import Root, staged_commit
 from makerlab.errors import ConfigError
 
-log = logging.getLogger("makerlab.data.archive")
+log = logging.getLogger("makerlab.data.archive")  # the readers' logger: they log for it
 
 __all__ = [
     "EPOCH",
