@@ -74,7 +74,7 @@ KILL_POINTS = {
     ("move", "/_makerlab/manifest/", 3): "interrupted",  # 3 of 8 shards rewritten
     ("delete", "/_makerlab/pending/", 0): "interrupted",  # all done but the journal
 }
-RANDOM_KILLS = 2
+RANDOM_KILLS = 1
 
 
 @dataclass(frozen=True)
