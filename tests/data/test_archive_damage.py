@@ -23,7 +23,7 @@ from makerlab.data.archive import (
 from makerlab.data.storage import Root, resolve
 from makerlab.data.validate import validate_archive
 from makerlab.errors import DataError
-from makerlab.feed import Feed
+from makerlab.trading.feed import Feed
 from makerlab.sim import Replayer
 
 TRADES = "kind=trades/exchange=binance/symbol=BTCUSDT"
