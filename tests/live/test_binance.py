@@ -76,7 +76,8 @@ def test_usdm_aggressor_is_the_inverse_of_buyer_is_maker():
 
 def test_golden_trade_sides():
     venue = BinanceUsdm()
-    buy = b'{"stream":"x","data":{"e":"trade","E":2,"T":1,"s":"BTCUSDT","t":7,"p":"1","q":"2","X":"MARKET","m":false}}'
+    buy = (b'{"stream":"x","data":{"e":"trade","E":2,"T":1,"s":"BTCUSDT","t":7,"p":"1",'
+           b'"q":"2","X":"MARKET","m":false}}')
     sell = buy.replace(b'"m":false', b'"m":true')
     assert venue.parse(buy, 0)[0].side == 1 and venue.parse(sell, 0)[0].side == -1
     assert venue.parse(buy.replace(b"MARKET", b"ADL"), 0) == []
@@ -111,7 +112,8 @@ def test_topics_and_urls_follow_the_routed_paths():
     assert spot.stream_url("wss://s", ["a"]) == "wss://s/stream?streams=a"
     assert orjson.loads(usdm.subscribe_frames(["x"])[0])["method"] == "SUBSCRIBE"
     req = usdm.snapshot_request("BTCUSDT")
-    assert (req.path, dict(req.params)) == ("/fapi/v1/depth", {"symbol": "BTCUSDT", "limit": "1000"})
+    assert (req.path, dict(req.params)) == ("/fapi/v1/depth",
+                                            {"symbol": "BTCUSDT", "limit": "1000"})
 
 
 def test_usdm_specs_from_exchange_info():

@@ -95,7 +95,7 @@ def _perturb(order: list[int], op: str, at: int) -> list[int]:
     if op == "dup":
         return order[: at + 1] + order[at:]
     if op == "swap" and at + 1 < len(order):
-        return order[:at] + [order[at + 1], order[at]] + order[at + 2:]
+        return [*order[:at], order[at + 1], order[at], *order[at + 2:]]
     return order
 
 
@@ -118,7 +118,7 @@ def _run(scheme: Scheme, deltas, jumps, snap_at, ops) -> int:
     stream = [_delta(ids, deltas[i], i) for i in order]
     if scheme.rest:  # the deltas before the snapshot arrive first and are buffered
         head = [m for m in stream if index_of[m.seq] <= snap_at]
-        stream = head + [_snapshot(deltas, ids, snap_at)] + stream[len(head):]
+        stream = [*head, _snapshot(deltas, ids, snap_at), *stream[len(head):]]
     else:
         stream = [_snapshot(deltas, ids, snap_at), *stream]
     checked, newest = 0, snap_at
