@@ -28,7 +28,9 @@ __all__ = [
     "Parsed",
     "Reply",
     "Request",
+    "RestSnapshots",
     "Resync",
+    "SocketSnapshots",
     "SpecPage",
     "Venue",
     "book_delta",
@@ -42,6 +44,7 @@ class Resync(Enum):
 
     REST_SNAPSHOT = "rest_snapshot"  # fetch a REST snapshot, keep the socket, buffer deltas
     RESUBSCRIBE = "resubscribe"  # unsubscribe and subscribe the book topic: a new snapshot
+    SOCKET_SNAPSHOT = "socket_snapshot"  # ask for a snapshot on the socket, buffer deltas
     NEXT_SNAPSHOT = "next_snapshot"  # every message is a snapshot: wait for the next one
 
 
@@ -112,17 +115,26 @@ class Venue(Protocol):
         """Events in one frame (control frames give ``[]`` or a :class:`Reply`)."""
         ...
 
-    def snapshot_request(self, symbol: str) -> Request:
-        """The REST book snapshot (venues with ``Resync.REST_SNAPSHOT``)."""
-        ...
-
-    def parse_snapshot(self, body: bytes, symbol: str, local_ts: int) -> BookDelta: ...
-
     def specs_request(self) -> Request:
         """The first instrument-metadata request."""
         ...
 
     def parse_specs(self, body: bytes) -> SpecPage: ...
+
+
+class RestSnapshots(Venue, Protocol):
+    """A venue whose books start from a REST snapshot (``Resync.REST_SNAPSHOT``)."""
+
+    def snapshot_request(self, symbol: str) -> Request: ...
+
+    def parse_snapshot(self, body: bytes, symbol: str, local_ts: int) -> BookDelta: ...
+
+
+class SocketSnapshots(Venue, Protocol):
+    """A venue whose books start from a snapshot requested on the socket
+    (``Resync.SOCKET_SNAPSHOT``); ``parse`` returns the reply as a snapshot BookDelta."""
+
+    def snapshot_frame(self, symbol: str) -> bytes: ...
 
 
 def ms_to_ns(ms: int) -> int:
