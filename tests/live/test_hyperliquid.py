@@ -34,7 +34,7 @@ def test_capture_books_replace_and_trades_keep_the_aggressor():
 
 def test_an_older_book_is_dropped():
     venue = Hyperliquid()
-    frame = [f for f in jsonl("hyperliquid_messages.jsonl") if b"BANANA" in f][0]
+    frame = next(f for f in jsonl("hyperliquid_messages.jsonl") if b"BANANA" in f)
     (new,) = venue.parse(frame, 0)
     (old,) = venue.parse(frame.replace(b"1730160007687", b"1730160007000"), 0)
     sync = BookSync(venue.rule, buffer_deltas=False)
@@ -47,7 +47,7 @@ def test_golden_sides_and_empty_book():
     sides = [t.side for f in frames for t in Hyperliquid().parse(f, 0)
              if isinstance(t, TradeEvent)]
     assert sides[:2] == [-1, -1] and 1 in sides  # FXS "A", BTC "B"
-    (empty,) = Hyperliquid().parse([f for f in frames if b"SHIA" in f][0], 0)
+    (empty,) = Hyperliquid().parse(next(f for f in frames if b"SHIA" in f), 0)
     assert empty.bids.shape == (0, 2) and empty.is_snapshot
     assert Hyperliquid().parse(b'{"channel":"pong"}', 0) == []
 
