@@ -27,6 +27,7 @@ import operator
 from collections import deque
 from collections.abc import Iterable
 from enum import Enum
+from itertools import islice
 from typing import Protocol
 
 import numpy as np
@@ -93,11 +94,8 @@ def _apply_side(side: SortedDict, rows: Iterable[list[float]]) -> None:
 
 
 def _top(side: SortedDict, n: int) -> np.ndarray:
-    k = min(n, len(side))
-    out = np.empty((k, 2), np.float64)
-    if k:
-        out[:, 0] = side.keys()[:k]
-        out[:, 1] = side.values()[:k]
+    prices = list(islice(side, n))  # the fastest of the ways measured in bench_live_feed
+    out = np.array([prices, [side[p] for p in prices]], np.float64).T
     out.flags.writeable = False
     return out
 
