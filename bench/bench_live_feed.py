@@ -70,47 +70,56 @@ def _snapshot() -> bytes:
                          "asks": [[f"{100 + 0.1 * k:.1f}", "1.000"] for k in range(1, LEVELS)]})
 
 
-def serve(port_q: mp.Queue, times_q: mp.Queue, n: int, rate: float) -> None:
-    """Run the fake Binance server until killed; one send-time dict per socket."""
-    import gzip
-    _pin(1)
-    info = gzip.decompress(INFO.read_bytes()).split(b": ", 1)[1]
-    diffs, snap = _diffs(n), _snapshot()
+class _FakeBinance:
+    """The server's routes: REST info and snapshot, and the diff-pushing websocket."""
 
-    async def handle(request: web.Request) -> web.StreamResponse:
+    def __init__(self, times_q: mp.Queue, n: int, rate: float) -> None:
+        import gzip
+        self.info = gzip.decompress(INFO.read_bytes()).split(b": ", 1)[1]
+        self.diffs, self.snap = _diffs(n), _snapshot()
+        self.times_q, self.n, self.rate = times_q, n, rate
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await stream(request)
+            return await self.stream(request)
         if request.path.endswith("/exchangeInfo"):
-            return web.Response(body=info, content_type="application/json")
+            return web.Response(body=self.info, content_type="application/json")
         if request.path.endswith("/depth"):
-            return web.Response(body=snap, content_type="application/json")
+            return web.Response(body=self.snap, content_type="application/json")
         return web.Response(status=404)
 
-    async def stream(request: web.Request) -> web.WebSocketResponse:
+    async def stream(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
-        acks = asyncio.create_task(answer(ws))  # SUBSCRIBE -> {"result": null, "id": n}
+        acks = asyncio.create_task(self.answer(ws))
         await asyncio.sleep(1.0)  # let the client fetch its snapshot
         sent, burst = {}, 10
-        for i in range(0, n, burst):
-            for u, frame in diffs[i:i + burst]:
+        for i in range(0, self.n, burst):
+            for u, frame in self.diffs[i:i + burst]:
                 sent[u] = time.time_ns()
                 await ws.send_str(frame.decode())
-            if rate:
-                await asyncio.sleep(burst / rate)
-        times_q.put(sent)
+            if self.rate:
+                await asyncio.sleep(burst / self.rate)
+        self.times_q.put(sent)
         await acks
         return ws
 
-    async def answer(ws: web.WebSocketResponse) -> None:
+    async def answer(self, ws: web.WebSocketResponse) -> None:
+        """SUBSCRIBE -> {"result": null, "id": n}, as Binance acknowledges."""
         async for msg in ws:
             if msg.type is WSMsgType.TEXT and "SUBSCRIBE" in msg.data:
                 await ws.send_str(orjson.dumps({"result": None,
                                                 "id": orjson.loads(msg.data)["id"]}).decode())
 
+
+def serve(port_q: mp.Queue, times_q: mp.Queue, n: int, rate: float) -> None:
+    """Run the fake Binance server until killed; one send-time dict per socket."""
+    _pin(1)
+    fake = _FakeBinance(times_q, n, rate)
+
     async def main() -> None:
         app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
+        app.router.add_route("*", "/{tail:.*}", fake.handle)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -347,6 +356,7 @@ def bench_json(n: int) -> list[dict]:
         np.array([(float(p), float(q)) for p, q in d["a"]])
     plain = (time.perf_counter() - t0) / n * 1e6
     import msgspec
+
     from makerlab.live.venues import binance as mod
     t0 = time.perf_counter()
     for f in frames:
@@ -361,7 +371,7 @@ def bench_json(n: int) -> list[dict]:
 
 def _table(rows: list[dict]) -> str:
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[k for k in keys]] + [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+    cells = [list(keys)] + [[_fmt(r.get(k, "")) for k in keys] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(keys))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
                      for row in cells)

@@ -269,7 +269,7 @@ def test_unknown_symbol_names_close_matches(tmp_path):
                 feed = Feed(gateway=gw)
                 with pytest.raises(ConfigError, match="did you mean SUSHIUSDT"):
                     await feed.add_l2_book_feed("binance", "SUSHIUSD", depth=5)
-                with pytest.raises(ConfigError, match="not configured.*configured: binance"):
+                with pytest.raises(ConfigError, match=r"not configured.*configured: binance"):
                     await feed.add_l2_book_feed("bybit", "BTCUSDT")
                 assert feed.get_feed_ids() == [] and not venue.sockets
     _run(main())

@@ -4,7 +4,8 @@ Gateway's venue connections.
 - **markets are checked against the venue's instrument list** (fetched on the
   exchange's first subscription): an unconfigured exchange or an unknown symbol is a
   :class:`~makerlab.errors.ConfigError` naming the known ones.
-- **one socket per exchange id** carries all its markets (:class:`~makerlab.live.stream.VenueStream`).
+- **one socket per exchange id** carries all its markets
+  (:class:`~makerlab.live.stream.VenueStream`).
 - **every listener gets every event**, in the order the socket delivered them: the Feed,
   a recorder, a monitor. A listener that raises stops that venue's stream; the error is
   logged at once and raised again by :meth:`LiveMarketData.close`.

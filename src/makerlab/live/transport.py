@@ -83,7 +83,7 @@ class Link:
 
 
 class SocketHandler(Protocol):
-    """What a supervised socket calls back (implemented by :class:`~makerlab.live.stream.VenueStream`)."""
+    """What a supervised socket calls back (:class:`~makerlab.live.stream.VenueStream`)."""
 
     @property
     def ping_frame(self) -> bytes | None: ...
