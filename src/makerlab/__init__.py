@@ -30,7 +30,7 @@ from makerlab.errors import (
     SequenceGap,
     UnsortedData,
 )
-from makerlab.gateway import Gateway
+from makerlab.live.gateway import Gateway
 from makerlab.oms import OMS
 from makerlab.trading.feed import Feed, FeedCls, FeedType
 
