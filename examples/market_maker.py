@@ -24,9 +24,7 @@ from pprint import pprint
 from decimal import Decimal
 from datetime import datetime
 
-from makerlab.oms import OMS
-from makerlab.feed import Feed
-from makerlab.gateway import Gateway
+from makerlab import OMS, Feed, Gateway
 from makerlab.utils import _time,pdf_snapshot
 
 show = False

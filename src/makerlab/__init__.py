@@ -30,7 +30,9 @@ from makerlab.errors import (
     SequenceGap,
     UnsortedData,
 )
-from makerlab.feed import Feed, FeedCls, FeedType
+from makerlab.live.gateway import Gateway
+from makerlab.oms import OMS
+from makerlab.trading.feed import Feed, FeedCls, FeedType
 
 __version__ = "0.1.0"
 
@@ -44,9 +46,11 @@ __all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
     "Feed",
     "FeedCls",
     "FeedType",
+    "Gateway",
     "InstrumentSpec",
     "LOB",
     "MakerlabError",
+    "OMS",
     "Order",
     "OrderStatus",
     "Orders",

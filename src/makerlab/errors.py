@@ -4,10 +4,14 @@
 
     MakerlabError
     ├── ConfigError          bad arguments or configuration given by the user
-    └── DataError            input data that would produce a wrong result
-        ├── SequenceGap      an update id is missing between two book deltas
-        ├── CrossedBook      a book whose best bid is at or above its best ask
-        └── UnsortedData     timestamps that go backwards
+    ├── DataError            input data that would produce a wrong result
+    │   ├── SequenceGap      an update id is missing between two book deltas
+    │   ├── CrossedBook      a book whose best bid is at or above its best ask
+    │   └── UnsortedData     timestamps that go backwards
+    └── VenueError           a live venue failed or refused a request
+        ├── ConnectionLost   a websocket closed, timed out or could not connect
+        ├── RateLimited      the venue answered 429/418 or its own rate-limit code
+        └── AuthError        credentials missing, unknown or rejected
 
 A ``DataError`` always says *where* (file and line or row) and *what to do*; converters
 raise it instead of silently producing a wrong book, unless an explicit repair option
@@ -52,3 +56,27 @@ class CrossedBook(DataError):
 
 class UnsortedData(DataError):
     """Timestamps are not in non-decreasing order."""
+
+
+class VenueError(MakerlabError):
+    """A live venue failed or refused a request.
+
+    Attributes:
+        venue: the exchange id (``binance``, ``bybit``, ...).
+    """
+
+    def __init__(self, message: str, *, venue: str = ""):
+        self.venue = venue
+        super().__init__(f"{venue}: {message}" if venue else message)
+
+
+class ConnectionLost(VenueError):
+    """A websocket closed, went silent past its watchdog, or could not connect."""
+
+
+class RateLimited(VenueError):
+    """The venue answered with a rate-limit status (HTTP 429/418 or its own code)."""
+
+
+class AuthError(VenueError):
+    """Credentials are missing, unknown or rejected by the venue."""

@@ -11,7 +11,7 @@ import pytest
 from makerlab.data.archive import write_table
 from makerlab.data.schema import BOOK_DELTA_SCHEMA, TRADES_SCHEMA, book_snapshot_schema
 from makerlab.errors import DataError
-from makerlab.feed import Feed, FeedCls, FeedType, archive_exchange
+from makerlab.trading.feed import Feed, FeedCls, FeedType, archive_exchange
 
 MIDNIGHT = 1_723_161_600_000_000_000  # 2024-08-09 00:00:00 UTC in ns
 MS = 1_000_000

@@ -9,9 +9,9 @@ import pytest
 from replay_scenarios import EXC, TICKER, book, random_market, replayer
 
 from makerlab.errors import ConfigError, DataError
-from makerlab.feed import Feed
 from makerlab.sim import mock_feed
 from makerlab.sim.mock_feed import MockFeed
+from makerlab.trading.feed import Feed
 
 
 def _record(books, trades, monkeypatch=None, block=None):
@@ -59,7 +59,7 @@ def test_feed_ids_and_buffers_are_shared():
     books, trades = random_market(1, n=5)
     rep = replayer(books, trades)
     feed = rep.get_feed()
-    assert isinstance(feed, MockFeed) and isinstance(feed, Feed) and feed.source is rep
+    assert isinstance(feed, MockFeed) and isinstance(feed, Feed) and feed.source.replayer is rep
 
     async def main():
         a = await feed.add_l2_book_feed(EXC, TICKER, depth=3)
@@ -72,6 +72,20 @@ def test_feed_ids_and_buffers_are_shared():
     assert feed.get_feed_ids() == [a, t] and feed.subscriptions()[0].handlers == [print]
 
 
-def test_feed_without_source_is_live_and_not_available():
-    with pytest.raises(ConfigError, match="live feeds"):
-        asyncio.run(Feed(gateway=None).add_trades_feed(EXC, TICKER))
+def test_feed_needs_a_gateway_or_a_source():
+    with pytest.raises(ConfigError, match="gateway"):
+        Feed(gateway=None)
+
+
+def test_unknown_feed_arguments_raise():
+    rep = replayer(*random_market(1, n=5))
+    with pytest.raises(TypeError, match="implied_orderbook"):
+        asyncio.run(rep.get_feed().add_l2_book_feed(EXC, TICKER, implied_orderbook=True))
+    with pytest.raises(TypeError, match="bogus"):
+        asyncio.run(rep.get_feed().add_trades_feed(EXC, TICKER, bogus=1))
+
+
+def test_spot_feed_class_subscribes_to_the_spot_market_not_the_perpetual():
+    rep = replayer(*random_market(1, n=5))
+    with pytest.raises(ConfigError, match=f"{EXC}_spot"):
+        asyncio.run(rep.get_feed().add_l2_book_feed(EXC, TICKER, feed_cls="spot"))

@@ -1,7 +1,10 @@
-"""The replayed market as a :class:`~makerlab.feed.Feed` source, and its delivery paths.
+"""The replayed market as a :class:`~makerlab.trading.feed.Feed` source, and its delivery
+paths.
 
-:class:`MockFeed` is the one :class:`~makerlab.feed.Feed` (subscriptions, feed ids,
-buffers, handlers) over the :class:`~makerlab.sim.replayer.Replayer` as market-data source.
+:class:`MockFeed` is the one :class:`~makerlab.trading.feed.Feed` (subscriptions, feed
+ids, buffers, handlers) over :class:`ReplayMarketData`, the
+:class:`~makerlab.trading.protocols.MarketDataSource` of a
+:class:`~makerlab.sim.replayer.Replayer`.
 :class:`BookDelivery` and :class:`TradeDelivery` deliver one tape's rows to its
 subscriptions at local time. Rules:
 
@@ -19,32 +22,49 @@ subscriptions at local time. Rules:
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
-from makerlab.feed import Feed, Subscription
+from makerlab.errors import ConfigError
 from makerlab.sim.timeline import BookTape, TradeTape
+from makerlab.trading.feed import Feed, Subscription, run_handlers
+from makerlab.trading.protocols import MarketDataListener, MarketKind
 from makerlab.units import NS_PER_MS
 
-__all__ = ["BLOCK", "BookDelivery", "MockFeed", "TradeDelivery", "deliveries"]
+__all__ = ["BLOCK", "BookDelivery", "MockFeed", "ReplayMarketData", "TradeDelivery",
+           "deliveries"]
 
 BLOCK = 4096  # rows prepared at once
+
+
+class ReplayMarketData:
+    """A Replayer as market-data source: it serves the markets it replays, and its loop
+    delivers to the Feed's subscriptions directly (:func:`deliveries`)."""
+
+    def __init__(self, replayer: Any) -> None:
+        self.replayer = replayer
+
+    def check_market(self, kind: MarketKind, exchange: str, symbol: str) -> None:
+        self.replayer.check_market(kind.value, exchange, symbol)
+
+    async def subscribe(self, kind: MarketKind, exchange: str, symbol: str,
+                        depth: int) -> None:
+        if self.replayer.started:
+            raise ConfigError(f"{exchange}/{symbol}: subscribe before replayer.play() starts")
+
+    def attach(self, listener: MarketDataListener) -> None:
+        """Nothing to attach: the replay loop reads the Feed's subscriptions."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
 
 
 class MockFeed(Feed):
     """The tutorial's Feed over the replayed market (``market`` is the Replayer)."""
 
     def __init__(self, market: Any) -> None:
-        super().__init__(source=market)
-
-
-async def _handle(handlers: list[Any], msg: Any) -> None:
-    for handler in handlers:
-        result = handler(msg)
-        if inspect.isawaitable(result):
-            await result
+        super().__init__(source=ReplayMarketData(market))
 
 
 def _clean_side(prices: np.ndarray, sizes: np.ndarray, sign: int) -> tuple[np.ndarray, ...]:
@@ -116,7 +136,7 @@ class BookDelivery:
         for sub in self.subs:
             self._update(sub, block, k, row, ts)
             if sub.handlers:
-                await _handle(sub.handlers, sub.obj)
+                await run_handlers(sub.handlers, sub.obj)
 
     def _update(self, sub: Subscription, block: _BookBlock, k: int, row: int,
                 ts: int) -> None:
@@ -187,12 +207,12 @@ class TradeDelivery:
             if sub.kind == "trades":
                 trade = self._append(sub, block, k, row, ts)
                 if sub.handlers:
-                    await _handle(sub.handlers, trade or self._tuple(row, sub.last_ts))
+                    await run_handlers(sub.handlers, trade or self._tuple(row, sub.last_ts))
                 continue
             sub.last_ts = max(ts, sub.last_ts)
             msg = sub.obj.update(self._tuple(row, sub.last_ts))
             if msg is not None:
-                await _handle(sub.handlers, msg)
+                await run_handlers(sub.handlers, msg)
 
     def _append(self, sub: Subscription, block: _TradeBlock, k: int, row: int,
                 ts: int) -> tuple[int, float, float, int] | None:

@@ -96,7 +96,8 @@ class Replayer:
     """Replay books and trades with the tutorial's constructor (all times in ms).
 
     The Replayer is also the market-data source of its :class:`MockFeed` (see
-    :mod:`makerlab.feed`): :meth:`check_market` and :attr:`started`.
+    :mod:`makerlab.trading.feed`, through :class:`~makerlab.sim.mock_feed.ReplayMarketData`):
+    :meth:`check_market` and :attr:`started`.
 
     Args:
         l2_data: ``{exc: {ticker: [{'ts', 'b', 'a'}, ...]}}`` book snapshots (``ts`` ms).

@@ -3,15 +3,10 @@
 One :class:`Feed` serves replay and live: it keeps the subscriptions (feed ids, the
 :class:`~makerlab.core.lob.LOB`/:class:`~makerlab.core.trades.Trades`/bars buffers and
 their handlers) and loads archives. What differs between modes is the market-data
-*source* behind it (the :class:`~makerlab.sim.replayer.Replayer` in replay, through
-:class:`~makerlab.sim.mock_feed.MockFeed`; a Gateway connection live, in a later issue),
-which must provide:
-
-- ``check_market(kind, exc, ticker)``: raise :class:`~makerlab.errors.ConfigError` for a
-  market it cannot serve (``kind`` is ``"l2book"`` or ``"trades"``);
-- ``started``: true once data flows (subscriptions are closed then);
-- delivery: the source updates each :class:`Subscription`'s buffer and awaits its
-  handlers at the data's local time (see :meth:`Feed.subscriptions`).
+*source* behind it, a :class:`~makerlab.trading.protocols.MarketDataSource`: the replay
+engine (through :class:`~makerlab.sim.mock_feed.MockFeed`) or a live venue connection
+(``Feed(gateway=...)`` takes the Gateway's
+:class:`~makerlab.live.market_data.LiveMarketData`).
 
 Subscription rules:
 
@@ -22,7 +17,17 @@ Subscription rules:
   buffer (the larger ``buffer`` wins while nothing is buffered) and adds the handler.
 - **feed ids follow the tutorial**: ``{exc}/{cls}/l2book/{ticker}_depth{depth}``,
   ``{exc}/{cls}/trades/{ticker}``, ``{exc}/{cls}/{BarClass}/{ticker}``.
-- **subscribe before data flows**: a replay's timeline is built when ``play()`` starts.
+- **the market class selects the market**: ``feed_cls`` picks the data as well as the
+  feed id: ``exc='binance', feed_cls=SPOT`` subscribes to ``binance_spot`` (see
+  :func:`archive_exchange`), and a source that does not serve that market refuses it.
+- **unknown arguments raise**: a keyword the Feed does not support (for example
+  ``implied_orderbook``) is a ``TypeError``, never silently ignored.
+- **live events update buffers, then handlers run**: each
+  :class:`~makerlab.core.events.BookUpdate` is loaded into every matching book
+  subscription as a snapshot of its depth, each
+  :class:`~makerlab.core.events.TradeEvent` appended to every trade buffer and bar
+  builder; handlers are awaited in subscription order, in the source's read loop (a slow
+  handler delays the next message rather than reordering it).
 
 The tutorial speaks milliseconds: ``ts`` values returned here are exchange time in integer
 epoch milliseconds, while the archive itself stores nanoseconds.
@@ -34,6 +39,7 @@ Exchange names in the archive carry the market class, see :func:`archive_exchang
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,15 +50,17 @@ from typing import Any
 import numpy as np
 
 from makerlab.core.bars import Bars, TimeBars
+from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
 from makerlab.core.lob import LOB
 from makerlab.core.trades import Trades
 from makerlab.data import archive
 from makerlab.data.arrays import SnapshotArrays, load_snapshot_arrays, load_trade_arrays
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, TRADES
 from makerlab.errors import ConfigError, DataError
+from makerlab.trading.protocols import MarketDataSource, MarketKind
 from makerlab.units import NS_PER_MS
 
-__all__ = ["Feed", "FeedCls", "FeedType", "Subscription", "archive_exchange"]
+__all__ = ["Feed", "FeedCls", "FeedType", "Subscription", "archive_exchange", "run_handlers"]
 
 Handler = Callable[[Any], Awaitable[Any] | Any]
 
@@ -111,7 +119,11 @@ def _hour_text(value: archive.TimeLike) -> str:
 
 @dataclass(eq=False)
 class Subscription:
-    """One feed: its buffer object and handlers."""
+    """One feed: its buffer object and handlers.
+
+    ``exc`` is the market's exchange id in the archive's naming (``binance_spot`` for
+    ``exc='binance', feed_cls=SPOT``), the name sources deliver under.
+    """
 
     feed_id: str
     exc: str
@@ -122,35 +134,53 @@ class Subscription:
     last_ts: int = -1  # ms; deliveries never go back in time (local vs exchange order)
 
 
+async def run_handlers(handlers: list[Handler], msg: Any) -> None:
+    """Call each handler with ``msg``, awaiting those that return an awaitable."""
+    for handler in handlers:
+        result = handler(msg)
+        if inspect.isawaitable(result):
+            await result
+
+
+def _no_extra(method: str, kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        raise TypeError(f"Feed.{method}() got unsupported keyword argument(s) "
+                        f"{', '.join(sorted(kwargs))}")
+
+
 class Feed:
     """Market-data feeds over a source (see the module docstring).
 
     Archive loading works without a gateway or source (static methods).
 
     Args:
-        gateway: a live Gateway (live feeds are not available yet).
-        source: the market-data source (the Replayer in replay).
+        gateway: a live :class:`~makerlab.live.gateway.Gateway`; the Feed streams from
+            its market-data connections (used when ``source`` is not given).
+        source: the market-data source (the replay engine for ``MockFeed``).
     """
 
-    def __init__(self, gateway: Any = None, *, source: Any = None, **kwargs: Any) -> None:
-        self.gateway, self.source, self.options = gateway, source, kwargs
+    def __init__(self, gateway: Any = None, *, source: MarketDataSource | None = None) -> None:
+        if source is None:
+            if gateway is None:
+                raise ConfigError("Feed needs a gateway (live) or a source; in simulation "
+                                  "use the Replayer's get_feed()")
+            source = gateway.market_data()
+        self.gateway, self.source = gateway, source
         self._subs: dict[str, Subscription] = {}
+        self._by_market: dict[tuple[str, str, str], list[Subscription]] = {}
+        source.attach(self)
 
     # -- subscriptions -------------------------------------------------------------------
 
-    def _check(self, kind: str, exc: str, ticker: str) -> None:
-        if self.source is None:
-            raise ConfigError("live feeds are not available yet: use the Replayer's "
-                              "get_feed() for simulation")
-        self.source.check_market(kind, exc, ticker)
-
-    def _add(self, feed_id: str, exc: str, ticker: str, kind: str,
-             make: Callable[[], Any], handler: Handler | None) -> Subscription:
-        if self.source.started:
-            raise ConfigError(f"{feed_id}: subscribe before replayer.play() starts")
+    async def _add(self, feed_id: str, kind: MarketKind, exc: str, ticker: str,
+                   sub_kind: str, make: Callable[[], Any], handler: Handler | None,
+                   depth: int = 0) -> Subscription:
         sub = self._subs.get(feed_id)
         if sub is None:
-            sub = self._subs[feed_id] = Subscription(feed_id, exc, ticker, kind, make())
+            self.source.check_market(kind, exc, ticker)
+            await self.source.subscribe(kind, exc, ticker, depth)
+            sub = self._subs[feed_id] = Subscription(feed_id, exc, ticker, sub_kind, make())
+            self._by_market.setdefault((kind.value, exc, ticker), []).append(sub)
         if handler is not None:
             sub.handlers.append(handler)
         return sub
@@ -160,21 +190,27 @@ class Feed:
                                feed_cls: FeedCls | str = FeedCls.PERPETUAL,
                                apply_shadow_depth: bool = False, **kwargs: Any) -> str:
         """Subscribe to ``exc``/``ticker``'s book; returns the feed id."""
-        self._check("l2book", exc, ticker)  # fails clearly for unknown markets
+        _no_extra("add_l2_book_feed", kwargs)
         feed_id = f"{exc}/{FeedCls(feed_cls).value}/l2book/{ticker}_depth{depth}"
-        sub = self._add(feed_id, exc, ticker, "l2book",
-                        lambda: LOB(depth=depth, buffer_size=buffer, validate=False), handler)
+        sub = await self._add(feed_id, MarketKind.L2BOOK, archive_exchange(exc, feed_cls),
+                              ticker, "l2book",
+                              lambda: LOB(depth=depth, buffer_size=buffer,
+                                          apply_shadow_depth=apply_shadow_depth,
+                                          validate=False),
+                              handler, depth)
         if buffer > sub.obj.buffer_size and sub.obj.buffer_len() == 0:
-            sub.obj = LOB(depth=depth, buffer_size=buffer, validate=False)
+            sub.obj = LOB(depth=depth, buffer_size=buffer,
+                          apply_shadow_depth=apply_shadow_depth, validate=False)
         return feed_id
 
     async def add_trades_feed(self, exc: str, ticker: str, handler: Handler | None = None,
                               buffer: int = 100, feed_cls: FeedCls | str = FeedCls.PERPETUAL,
                               **kwargs: Any) -> str:
         """Subscribe to ``exc``/``ticker``'s trades; returns the feed id."""
-        self._check("trades", exc, ticker)
+        _no_extra("add_trades_feed", kwargs)
         feed_id = f"{exc}/{FeedCls(feed_cls).value}/trades/{ticker}"
-        sub = self._add(feed_id, exc, ticker, "trades", lambda: Trades(buffer), handler)
+        sub = await self._add(feed_id, MarketKind.TRADES, archive_exchange(exc, feed_cls),
+                              ticker, "trades", lambda: Trades(buffer), handler)
         if buffer > sub.obj._buffer.maxlen and sub.obj.buffer_len() == 0:
             sub.obj = Trades(buffer)
         return feed_id
@@ -183,11 +219,11 @@ class Feed:
                                      handler: Handler | None = None, buffer: int = 100,
                                      feed_cls: FeedCls | str = FeedCls.PERPETUAL,
                                      bar_cls: type[Bars] = TimeBars, **kwargs: Any) -> str:
-        """Bars built from ``exc``/``ticker``'s trades (``kwargs`` go to ``bar_cls``)."""
-        self._check("trades", exc, ticker)
+        """Bars built from ``exc``/``ticker``'s trades (``kwargs`` go to ``bar_cls``, which
+        raises on any it does not take)."""
         feed_id = f"{exc}/{FeedCls(feed_cls).value}/{bar_cls.__name__}/{ticker}"
-        self._add(feed_id, exc, ticker, "bars",
-                  lambda: bar_cls(buffer_size=buffer, **kwargs), handler)
+        await self._add(feed_id, MarketKind.TRADES, archive_exchange(exc, feed_cls), ticker,
+                        "bars", lambda: bar_cls(buffer_size=buffer, **kwargs), handler)
         return feed_id
 
     async def add_handler_to_feed(self, feed_id: str, handler: Handler) -> None:
@@ -211,7 +247,37 @@ class Feed:
         return list(self._subs.values())
 
     async def cleanup(self) -> None:
-        """Close the source's connections (nothing to close in replay)."""
+        """Close the source's streams."""
+        await self.source.close()
+
+    # -- live delivery (MarketDataListener) ----------------------------------------------
+
+    async def on_book(self, update: BookUpdate) -> None:
+        """Load ``update`` into each book subscription of its market, then run handlers."""
+        ts = update.exchange_ts // NS_PER_MS
+        for sub in self._by_market.get((MarketKind.L2BOOK.value, update.exchange,
+                                        update.symbol), ()):
+            sub.last_ts = max(ts, sub.last_ts)
+            sub.obj.update(sub.last_ts, update.bids, update.asks, is_snapshot=True)
+            if sub.handlers:
+                await run_handlers(sub.handlers, sub.obj)
+
+    async def on_trade(self, trade: TradeEvent) -> None:
+        """Append ``trade`` to each trade buffer and bar builder of its market."""
+        ts = trade.exchange_ts // NS_PER_MS
+        for sub in self._by_market.get((MarketKind.TRADES.value, trade.exchange,
+                                        trade.symbol), ()):
+            sub.last_ts = max(ts, sub.last_ts)
+            row = (sub.last_ts, trade.price, trade.size, trade.side)
+            if sub.kind == "trades":
+                sub.obj.append(row)
+                await run_handlers(sub.handlers, row)
+            elif (bar := sub.obj.update(row)) is not None:
+                await run_handlers(sub.handlers, bar)
+
+    async def on_status(self, status: FeedStatus) -> None:
+        """Connection and book health events (kept by the source's health log)."""
+
 
     # -- archives ------------------------------------------------------------------------
 
