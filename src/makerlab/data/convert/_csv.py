@@ -175,6 +175,7 @@ def read_csv_checked(
     options = {
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=int(header),
                                           use_threads=False),
+        # no quoting in these formats: a stray quote must not swallow the lines after it
         "parse_options": pacsv.ParseOptions(invalid_row_handler=on_invalid, quote_char=False,
                                             ignore_empty_lines=False),
     }
