@@ -36,20 +36,36 @@ class Plausibility:
         max_backstep_ns: the largest backward step of ``local_ts`` that ``repair=True``
             sorts (1 s: a recorder's jitter); a row further than this from both
             neighbours is a time outlier, and a longer step back is never sorted.
-        max_price: the largest price; prices must also be > 0.
-        max_size: the largest size; sizes must also be > 0 (≥ 0 for delta deletes).
+        min_price, max_price: the range of prices (a price is never 0 or negative).
+        min_size, max_size: the range of sizes; a size of 0 only deletes a level in a
+            book delta.
     """
 
     earliest_ns: int = 1_230_768_000 * NS_PER_S
     ahead_ns: int = 86_400 * NS_PER_S
     max_clock_offset_ns: int = 300 * NS_PER_S
     max_backstep_ns: int = NS_PER_S
+    min_price: float = 1e-12
     max_price: float = 1e10
+    min_size: float = 1e-12
     max_size: float = 1e15
 
     def latest_ns(self) -> int:
         """The latest plausible timestamp: now plus ``ahead_ns``."""
         return time.time_ns() + self.ahead_ns
+
+    @property
+    def price_range(self) -> tuple[float, float]:
+        return self.min_price, self.max_price
+
+    @property
+    def size_range(self) -> tuple[float, float]:
+        return self.min_size, self.max_size
+
+    def describe(self) -> str:
+        """The value bounds, for error messages."""
+        return (f"prices in [{self.min_price:g}, {self.max_price:g}], sizes in "
+                f"[{self.min_size:g}, {self.max_size:g}] or 0 to delete a level")
 
 
 DEFAULT_PLAUSIBILITY = Plausibility()
@@ -205,42 +221,42 @@ def check_values(
     limits: Plausibility = DEFAULT_PLAUSIBILITY,
     zero_size: bool | np.ndarray = False,
 ) -> np.ndarray:
-    """Mask of rows whose prices lie in (0, ``max_price``] and sizes in (0, ``max_size``];
-    a size of 0 also passes where ``zero_size`` (a bool, or one per row) allows it: a
-    delta's delete.
+    """Mask of rows whose prices lie in [``min_price``, ``max_price``] and sizes in
+    [``min_size``, ``max_size``]; a size of 0 also passes where ``zero_size`` (a bool, or
+    one per row) allows it: a delta's delete.
 
     Columns are 1-D, or 2-D ``(rows, levels)`` checked per row. NaN is an absent level
     and passes (:func:`check_finite` and the converters' level checks judge NaN); ±inf
     fails. The first bad row raises :class:`DataError` (``implausible_value``), or with
     ``repairs`` bad rows are dropped and counted.
     """
+    price_range, size_range = limits.price_range, limits.size_range
     faults = []
-    for name, values, high, zero in [
-        *((name, values, limits.max_price, False) for name, values in prices.items()),
-        *((name, values, limits.max_size, zero_size) for name, values in sizes.items()),
+    for name, values, bounds, zero in [
+        *((name, values, price_range, False) for name, values in prices.items()),
+        *((name, values, size_range, zero_size) for name, values in sizes.items()),
     ]:
-        bad = implausible(values, high, zero)
+        bad = implausible(values, bounds, zero)
         faults.append((name, values, bad if bad.ndim == 1 else bad.any(axis=1)))
     bad = np.logical_or.reduce([fault for _, _, fault in faults])
 
     def detail(i: int) -> str:
         name, values, _ = next(f for f in faults if f[2][i])
         shown = values[i] if values.ndim == 1 else values[i][~np.isnan(values[i])].tolist()
-        return (f"implausible {name} {shown} (prices must be in (0, {limits.max_price:g}], "
-                f"sizes in (0, {limits.max_size:g}], 0 only to delete a level)")
+        return f"implausible {name} {shown} ({limits.describe()})"
 
     return reject_rows(bad, "implausible_value", detail, "rows with implausible values",
-                   source=source, lines=lines, first_line=first_line, repairs=repairs)
+                       source=source, lines=lines, first_line=first_line, repairs=repairs)
 
 
-def implausible(values: np.ndarray, high: float,
+def implausible(values: np.ndarray, bounds: tuple[float, float],
                 zero_ok: bool | np.ndarray = False) -> np.ndarray:
-    """Entries of ``values`` outside (0, ``high``] (0 allowed where ``zero_ok``, a bool or
-    one per row); NaN, an absent level, is not implausible (±inf is)."""
+    """Entries of ``values`` outside ``bounds`` (0 allowed where ``zero_ok``, a bool or one
+    per row); NaN, an absent level, is not implausible (±inf is)."""
     zero_ok = np.asarray(zero_ok)
     zero_ok = np.reshape(zero_ok, zero_ok.shape + (1,) * (values.ndim - zero_ok.ndim))
     with np.errstate(invalid="ignore"):
-        inside = ((values > 0) | (zero_ok & (values == 0))) & (values <= high)
+        inside = ((values >= bounds[0]) | (zero_ok & (values == 0))) & (values <= bounds[1])
     return ~(inside | np.isnan(values))
 
 

@@ -140,6 +140,7 @@ nan_value = _field_mutation(VALUES, lambda f, rng: "NaN")
 zero_value = _field_mutation(VALUES, lambda f, rng: "0")
 negative_value = _field_mutation(VALUES, lambda f, rng: "-" + f.value.lstrip("-"))
 huge_value = _field_mutation(VALUES, lambda f, rng: rng.choice(["1e20", "1e300"]))
+tiny_value = _field_mutation(VALUES, lambda f, rng: rng.choice(["1e-20", "1e-300"]))
 # plausible but wrong: only a consistency check (a book against its top of book, a LOBSTER
 # book row against its message) can tell
 changed_size = _field_mutation(("size",), lambda f, rng: repr(float(f.value) * 3))
@@ -245,7 +246,7 @@ MUTATIONS: dict[str, Mutation] = {
     "truncate": truncate, "corrupt_byte": corrupt_byte, "header_only": header_only,
     "blank_line": blank_line, "binary_line": binary_line,
     "nan_value": nan_value, "zero_value": zero_value, "negative_value": negative_value,
-    "huge_value": huge_value, "changed_size": changed_size,
+    "huge_value": huge_value, "tiny_value": tiny_value, "changed_size": changed_size,
     "time_x1000": time_x1000, "time_zero": time_zero, "time_negative": time_negative,
     "time_plus_1h": time_plus_1h, "row_plus_1h": row_plus_1h, "id_gap": id_gap,
     "crossed": crossed, "misalign": misalign,

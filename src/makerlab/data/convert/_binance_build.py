@@ -282,21 +282,22 @@ def _implausible_levels(rec: np.ndarray, values: np.ndarray, levels: tuple,
     snap = np.flatnonzero(rec[:, D.SNAP] != 0)
     in_snap = fast.level_rows(levels[0][snap], levels[1][snap])
     top = ctx.limits
-    if (values[:, 0].min(initial=1) > 0 and values[:, 0].max(initial=0) <= top.max_price
-            and values[:, 1].min(initial=0) >= 0 and values[:, 1].max(initial=0) <= top.max_size
-            and values[in_snap, 1].min(initial=1) > 0):
+    prices, sizes = values[:, 0], values[:, 1]
+    if (prices.min(initial=1) >= top.min_price and prices.max(initial=0) <= top.max_price
+            and ((sizes == 0) | (sizes >= top.min_size)).all()
+            and sizes.max(initial=0) <= top.max_size
+            and sizes[in_snap].min(initial=1) >= top.min_size):
         return bad  # the common case, decided without a mask per level (NaN fails here)
     owner = np.repeat(np.arange(len(rec)), levels[1])
-    wrong = np.flatnonzero(implausible(values[:, 0], top.max_price)
-                           | implausible(values[:, 1], top.max_size, rec[owner, D.SNAP] == 0))
+    wrong = np.flatnonzero(implausible(prices, top.price_range)
+                           | implausible(sizes, top.size_range, rec[owner, D.SNAP] == 0))
     if wrong.size:
         # the first in reading order: by file, its diffs by line, then its REST snapshots
         order = (rec[:, D.FILE] * 2 + rec[:, D.SNAP]) * (1 << 40) + rec[:, D.LINE]
         first = wrong[np.argmin(order[owner[wrong]])]
         ctx.fail(DataError, rec[owner[first], [D.FILE, D.LINE]], f"depth level "
-                 f"{values[first].tolist()} is implausible (prices in (0, "
-                 f"{top.max_price:g}], sizes in (0, {top.max_size:g}], 0 only to delete a "
-                 "level in a diff)", "implausible_value")
+                 f"{values[first].tolist()} is implausible ({top.describe()}, but not in a "
+                 "REST snapshot)", "implausible_value")
         bad[owner[wrong]] = True
     return bad
 
