@@ -116,8 +116,9 @@ def read(
                 _merge(captures, part)
         wanted = sorted(k for k in captures if symbol is None or k[1] == symbol.upper())
         if not wanted:
-            raise DataError(f"no messages for symbol {symbol!r}",
-                            source=", ".join(map(str, paths)), line=1)
+            wanted_text = f" for symbol {symbol!r}" if symbol else ""
+            raise DataError(f"no messages{wanted_text}", source=", ".join(map(str, paths)),
+                            line=1)
         results = []
         for key in wanted:
             results.append(build(captures.pop(key), paths, exchange, depth, repair, limits))
