@@ -512,7 +512,6 @@ class Replayer:
     def _refresh_lanes(self) -> None:
         """After a scheduled event: engines that now hold orders start stepping."""
         for lane in self._lanes:
-            lane.bounds = None
             if lane.active:
                 if not lane.engine.resting and not self.ROW_BY_ROW:
                     self._deactivate(lane)
@@ -575,17 +574,14 @@ class Replayer:
         if lane.kind[k] == BOOK_EXCH:
             if engine.resting:
                 self._settle(engine, engine.on_book(row))
-                lane.bounds = None
             else:
                 engine.row = row
                 if engine._consumed:
                     engine._consumed.clear()
         elif engine.resting:
             tape = engine.trades
-            price, taker = float(tape.price[row]), int(tape.side[row])
-            if self.ROW_BY_ROW or _touches(lane, price, taker):
-                self._settle(engine, engine.on_trade(price, float(tape.size[row]), taker))
-                lane.bounds = None
+            self._settle(engine, engine.on_trade(float(tape.price[row]), float(tape.size[row]),
+                                                 int(tape.side[row])))
         if lane.pos == lane.n:
             self._deactivate(lane)
             lane.done = True
@@ -625,24 +621,6 @@ class _Lane:
     kind: list[int] = field(default_factory=list)
     stream: list[int] = field(default_factory=list)
     row: list[int] = field(default_factory=list)
-    bounds: tuple[float | None, float | None] | None = None  # best resting bid, ask
-
-
-
-def _touches(lane: _Lane, price: float, taker_dir: int) -> bool:
-    """Whether a print can reach a resting order (at or through its price, the only
-    prints the matching rules act on); the same float test as ``on_trade``'s."""
-    if lane.bounds is None:
-        resting = lane.engine.resting.values()
-        bids = [o.px for o in resting if o.side == 1]
-        asks = [o.px for o in resting if o.side == -1]
-        lane.bounds = (max(bids) if bids else None, min(asks) if asks else None)
-    half = lane.engine._half_tick
-    if taker_dir == 1:
-        ask = lane.bounds[1]
-        return ask is not None and -(ask - price) > -half
-    bid = lane.bounds[0]
-    return bid is not None and taker_dir == -1 and bid - price > -half
 
 
 class _NoBar:
