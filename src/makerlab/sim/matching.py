@@ -63,6 +63,7 @@ from decimal import ROUND_FLOOR, Decimal
 import numpy as np
 
 from makerlab.core.instruments import InstrumentSpec
+from makerlab.core.orders import POST_ONLY, TIFS
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
 from makerlab.sim.resting import RestingSide
 from makerlab.sim.timeline import BookTape, TradeTape
@@ -71,8 +72,6 @@ __all__ = ["FillModel", "MatchResult", "MatchingEngine", "NoPartialFills", "Part
            "RawFill", "SimOrder"]
 
 ZERO = Decimal(0)
-POST_ONLY = frozenset({"GTX", "ALO", "POST_ONLY"})
-TIFS = frozenset({"GTC", "IOC", "FOK", *POST_ONLY})
 
 REJECT_TICK = "-4014 Price not increased by tick size."
 REJECT_LOT = "-1111 Precision is over the maximum defined for this asset."
@@ -83,6 +82,7 @@ REJECT_REDUCE = "-2022 ReduceOnly Order is rejected."
 REJECT_TIF = "-1115 Invalid timeInForce."
 REJECT_NO_BOOK = "-2010 No market data to price a market order."
 REJECT_DUPLICATE = "-4015 Client order id is not valid: an open order already uses it."
+REJECT_UNKNOWN_ORDER = "-2011 Unknown order sent."
 
 
 @dataclass(slots=True)
