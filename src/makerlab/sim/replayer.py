@@ -50,9 +50,9 @@ from makerlab.analytics import frames, metrics, research
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.report import CODE_FILE
 from makerlab.core.instruments import load_specs
-from makerlab.data.validate import check_finite, check_levels_ordered, check_uncrossed
-from makerlab.errors import ConfigError, DataError
+from makerlab.errors import ConfigError
 from makerlab.oms import OMS
+from makerlab.sim.checks import check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import (
     ConstantLatency,
@@ -114,7 +114,9 @@ class Replayer:
         validate_data: reject crossed books, levels out of book order and non-finite or
             non-positive trade prices/sizes (:class:`~makerlab.errors.DataError` naming the
             market and record), and sort unsorted input (stable, by exchange time, with a
-            warning). ``False`` trusts the input as given.
+            warning). ``False`` trusts those values as given. Timestamps are checked
+            either way (:mod:`makerlab.sim.checks`): whole, positive epoch ms, none far
+            from the rest of the data.
         balance: starting balance per exchange, quote currency.
         seed: seed of :attr:`rng`, for custom random models (the built-in latency models
             carry their own seeds).
@@ -143,9 +145,10 @@ class Replayer:
                  for t, recs in d.items()]
         trades = [TradeTape.from_rows(e, t, rows) for e, d in trade_data.items()
                   for t, rows in d.items()]
+        check_times([*books, *trades])
         if validate_data:
-            books = [_checked(b) for b in books]
-            trades = [_checked(t) for t in trades]
+            books = [checked_values(b) for b in books]
+            trades = [checked_values(t) for t in trades]
         self._configure(books, trades, recorded_local_time=False, maker_fees=maker_fees,
                         taker_fees=taker_fees, exchanges=exchanges, latencies=latencies,
                         exchange_fees=exchange_fees, exchange_latencies=exchange_latencies,
@@ -182,7 +185,8 @@ class Replayer:
                 books.append(BookTape.from_arrays(exc, t, snap))
                 trades.append(TradeTape.from_arrays(exc, t, arrays.load_trade_arrays(
                     path, exc, t, start, end)))
-        self = cls.from_tapes(books, trades, recorded_local_time, **options)
+        self = cls.__new__(cls)  # archives were checked at conversion: no input checks
+        self._configure(books, trades, recorded_local_time=recorded_local_time, **options)
         self.config.update({"path": str(path), "start": str(start), "end": str(end),
                             "depth": depth, "books": source})
         return self
@@ -192,8 +196,10 @@ class Replayer:
                    recorded_local_time: bool = True, **options: Any) -> Replayer:
         """Replay columnar tapes already in memory (``options`` as the constructor's).
 
-        The tapes are trusted to be in exchange-time order per market (as archives are).
+        Their timestamps are checked as the constructor's (:mod:`makerlab.sim.checks`);
+        they are trusted to be in exchange-time order per market, with valid values.
         """
+        check_times([*books, *trades])
         self = cls.__new__(cls)
         self._configure(list(books), list(trades), recorded_local_time=recorded_local_time,
                         **options)
@@ -659,43 +665,6 @@ def _with_feed_latency(tape: Any, model: LatencyModel) -> Any:
     tape.local_ts = ets + lat
     return tape
 
-
-def _checked(tape: Any) -> Any:
-    """``tape`` checked for bad values, and sorted by exchange time if it is not (a warning
-    says so).
-
-    Raises :class:`~makerlab.errors.DataError` naming the market and the 1-based record:
-    a crossed book or levels out of book order; a trade with a non-finite or non-positive
-    price or size (``dir`` is checked when the records are read).
-    """
-    source = f"{tape.exc}/{tape.ticker} {'book' if isinstance(tape, BookTape) else 'trade'} data"
-    if isinstance(tape, BookTape):
-        check_uncrossed(tape.bid_price[:, 0], tape.ask_price[:, 0], source=source,
-                        hint=_FIX_INPUT)
-        check_levels_ordered(tape.bid_price, tape.ask_price, source=source)
-    else:
-        _check_trades(tape, source)
-    ets = tape.exchange_ts
-    if len(ets) < 2 or not np.any(ets[1:] < ets[:-1]):
-        return tape
-    import warnings
-
-    warnings.warn(f"{tape.exc}/{tape.ticker}: data not in time order; sorted it (stable)",
-                  stacklevel=3)
-    return tape.sorted_by_exchange_time()
-
-
-_FIX_INPUT = ("fix the input (archives converted by makerlab are checked and repaired at "
-              "conversion: `makerlab convert --repair`)")
-
-
-def _check_trades(tape: TradeTape, source: str) -> None:
-    check_finite({"price": tape.price, "size": tape.size}, source=source, hint=_FIX_INPUT)
-    bad = np.flatnonzero((tape.price <= 0) | (tape.size <= 0))
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(f"trade with price {tape.price[i]} and size {tape.size[i]}: both must "
-                        f"be positive; {_FIX_INPUT}", source=source, line=i + 1)
 
 def _plain(value: Any) -> Any:
     """A JSON-able copy of a config value (latency dicts keyed by channel enums)."""
