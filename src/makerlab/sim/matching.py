@@ -59,6 +59,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
+from typing import ClassVar
 
 import numpy as np
 
@@ -139,7 +140,7 @@ class PartialFills:
     """The default fill model: fills are limited by the sizes printed and displayed (the
     module's rules)."""
 
-    partial: bool = True
+    partial: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,7 @@ class NoPartialFills:
       therefore always fills).
     """
 
-    partial: bool = False
+    partial: ClassVar[bool] = False
 
 
 FillModel = PartialFills | NoPartialFills

@@ -58,11 +58,13 @@ from makerlab.sim.latency import (
     ConstantLatency,
     Latencies,
     LatencyModel,
+    latency_model_from,
     latency_models_by_exchange,
 )
-from makerlab.sim.matching import FillModel, MatchingEngine
+from makerlab.sim.matching import FillModel, MatchingEngine, PartialFills
 from makerlab.sim.mock_feed import MockFeed, deliveries
-from makerlab.sim.queue import QueueModel
+from makerlab.sim.models import to_config
+from makerlab.sim.queue import QueueModel, RiskAverseQueue
 from makerlab.sim.timeline import (
     BOOK_EXCH,
     TRADE_LOCAL,
@@ -219,7 +221,9 @@ class Replayer:
         """Set up the venue and records for ``books``/``trades`` (the one place every
         construction path goes through; the defaults are the constructor's)."""
         names = list(dict.fromkeys(t.exc for t in [*books, *trades]))
-        self.latency_models = latency_models_by_exchange(names, latencies, exchange_latencies)
+        default_latency = latency_model_from(latencies)
+        self.latency_models = latency_models_by_exchange(names, default_latency,
+                                                         exchange_latencies)
         if recorded_local_time:
             shifts = _align_local_clocks(books, trades)
         else:
@@ -227,20 +231,25 @@ class Replayer:
             books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
             trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
         fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
+        queue_model = queue_model or RiskAverseQueue()
+        fill_model = fill_model or PartialFills()
         self._setup(books, trades, fees, exchanges, stamp_cycle, balance, seed, queue_model,
                     fill_model)
         self.run_dir = run_dir
         self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
-                       "exchange_fees": exchange_fees, "latencies": _plain(latencies),
-                       "exchange_latencies": _plain(exchange_latencies),
+                       "exchange_fees": exchange_fees, "latencies": to_config(default_latency),
+                       "exchange_latencies": {e: to_config(self.latency_models[e])
+                                              for e in exchange_latencies or {}},
                        "stamp_cycle": stamp_cycle, "balance": balance, "seed": seed,
-                       "queue_model": repr(queue_model), "fill_model": repr(fill_model),
+                       "queue_model": to_config(queue_model), "fill_model": to_config(fill_model),
+                       "fees": to_config(fees),
+                       "latency_models": {e: to_config(m) for e, m in self.latency_models.items()},
                        "recorded_local_time": recorded_local_time,
                        "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()}}
 
     def _setup(self, books: list[BookTape], trades: list[TradeTape], fees: FeeSchedule,
                exchanges: Sequence[str] | None, stamp_cycle: int, balance: float, seed: int,
-               queue_model: QueueModel | None, fill_model: FillModel | None) -> None:
+               queue_model: QueueModel, fill_model: FillModel) -> None:
         self.books, self.trades = books, trades
         self.rng = np.random.default_rng(seed)
         self.stamp_cycle_ns = int(stamp_cycle) * NS_PER_MS
@@ -259,8 +268,7 @@ class Replayer:
         self._oms = MockOMS(venue=self.venue)
         self._feed = MockFeed(self)
 
-    def _build_engines(self, queue_model: QueueModel | None,
-                       fill_model: FillModel | None) -> None:
+    def _build_engines(self, queue_model: QueueModel, fill_model: FillModel) -> None:
         specs = load_specs()
         markets = dict.fromkeys([(t.exc, t.ticker) for t in [*self.books, *self.trades]])
         for exc, ticker in markets:
@@ -664,13 +672,6 @@ def _with_feed_latency(tape: Any, model: LatencyModel) -> Any:
                        dtype=np.int64)
     tape.local_ts = ets + lat
     return tape
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-able copy of a config value (latency dicts keyed by channel enums)."""
-    if isinstance(value, Mapping):
-        return {str(getattr(k, "value", k)): _plain(v) for k, v in value.items()}
-    return value if value is None or isinstance(value, int | float | str) else repr(value)
 
 
 def _align_local_clocks(books: list[BookTape], trades: list[TradeTape]) -> dict[str, int]:
