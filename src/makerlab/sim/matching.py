@@ -429,20 +429,23 @@ class MatchingEngine:
         self._consumed.clear()
         self._unbooked = ZERO
         result = MatchResult()
-        crossed = [o for side, levels in self._sides.items()
-                   for o in levels.reached(self.best(-side), self._half_tick)]
-        for levels in self._sides.values():
-            self._follow_levels(levels)
-        for order in sorted(crossed, key=_arrival):
+        crossed: list[SimOrder] = []
+        for side, levels in self._sides.items():
+            if levels:
+                opposite = self.best(-side)
+                crossed += levels.reached(opposite, self._half_tick)
+                self._follow_levels(levels, opposite)
+        if len(crossed) > 1:
+            crossed.sort(key=_arrival)
+        for order in crossed:
             self._fill_resting(order, order.remaining, "book_cross", result)
         return result
 
-    def _follow_levels(self, levels: RestingSide) -> None:
+    def _follow_levels(self, levels: RestingSide, opposite: float) -> None:
         """Queue updates at the levels whose displayed size may have moved (the rule
-        **resting orders far from the touch cost nothing per row**); crossed levels are
-        filled instead."""
+        **resting orders far from the touch cost nothing per row**); crossed levels (that
+        reach the ``opposite`` best price) are filled instead."""
         side, half = levels.side, self._half_tick
-        opposite = self.best(-side)
         for px in self._moved_levels(levels):
             if side * (px - opposite) > -half:
                 continue
@@ -459,7 +462,7 @@ class MatchingEngine:
         """Our levels within the current row's price span on their side (with a tick of
         margin: :meth:`level_qty` is 0 outside it) and the marked ones."""
         shown: list[float] = []
-        if levels and self.book is not None and self.row >= 0:
+        if self.book is not None and self.row >= 0:
             low, high = self._price_span(levels.side)
             if low == low:  # not nan: the side has levels
                 tick = 2 * self._half_tick
@@ -467,6 +470,11 @@ class MatchingEngine:
         if not levels.marked:
             return shown
         return [*shown, *levels.marked.difference(shown)]
+
+    def reaches(self, price: float, taker_dir: int) -> bool:
+        """Whether a taker print at ``price`` reaches one of our resting orders (at or
+        through its price): only such prints can fill or move a queue."""
+        return self._sides[-taker_dir].reaches(price, self._half_tick)
 
     def on_trade(self, price: float, size: float, taker_dir: int) -> MatchResult:
         """A taker print of ``size`` at ``price``: trade-through and queue fills."""

@@ -594,8 +594,9 @@ class Replayer:
                     engine._consumed.clear()
         elif engine.resting:
             tape = engine.trades
-            self._settle(engine, engine.on_trade(float(tape.price[row]), float(tape.size[row]),
-                                                 int(tape.side[row])))
+            price, taker = float(tape.price[row]), int(tape.side[row])
+            if self.ROW_BY_ROW or engine.reaches(price, taker):
+                self._settle(engine, engine.on_trade(price, float(tape.size[row]), taker))
         if lane.pos == lane.n:
             self._deactivate(lane)
             lane.done = True

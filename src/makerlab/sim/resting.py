@@ -61,11 +61,20 @@ class RestingSide:
         """The orders at ``px`` in arrival order (empty if none)."""
         return self._levels.get(px, [])
 
+    def reaches(self, ref: float, half_tick: float) -> bool:
+        """Whether our best price reaches ``ref`` (see :meth:`reached`)."""
+        prices = self._prices
+        if not prices:
+            return False
+        return self.side * ((prices[-1] if self.side == 1 else prices[0]) - ref) > -half_tick
+
     def reached(self, ref: float, half_tick: float) -> list[SimOrder]:
         """Orders whose price reaches ``ref``: ``side * (px - ref) > -half_tick``, best level
         first, arrival order within a level. Float subtraction is monotonic in ``px``, so
         these levels are a run from our best price and the scan stops at the first miss."""
         out: list[SimOrder] = []
+        if not self.reaches(ref, half_tick):
+            return out
         for px in self._from_best():
             if not self.side * (px - ref) > -half_tick:
                 break
