@@ -91,7 +91,7 @@ def _number(where: str, argument: str, value: Any) -> Decimal:
         raise _refuse(where, argument, value, "is not a number") from None
     if not number.is_finite() or abs(number) >= MAX_ORDER_NUMBER:
         raise _refuse(where, argument, value,
-                      f"must be a finite number smaller than {MAX_ORDER_NUMBER} in size")
+                      f"must be a finite number smaller than {MAX_ORDER_NUMBER:.0e} in size")
     return number
 
 
