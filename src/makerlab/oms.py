@@ -22,7 +22,8 @@ Rules:
   rounding); ``tif`` one of :data:`~makerlab.core.orders.TIFS` (any case);
   ``reduce_only`` and ``round_to_specs`` booleans; ``cloid`` a non-empty ``str``. A bad
   one raises :class:`~makerlab.errors.OrderRejected` naming the argument and its value,
-  and nothing is sent. Unknown keyword arguments raise ``TypeError``.
+  and nothing is sent. Unknown keyword arguments raise ``TypeError``; a clock callback's
+  ``interval_ms`` must be a positive number (``ConfigError``).
 - **client order ids are unique**: a ``cloid`` the orders mirror holds (alive) or
   remembers as closed (the newest ``max_tombstones`` of them) is refused
   (``OrderRejected``, code ``-4015``): updates for it could not be told apart.
@@ -81,17 +82,24 @@ def _refuse(where: str, argument: str, value: Any, problem: str,
 
 def _number(where: str, argument: str, value: Any) -> Decimal:
     """``value`` as a finite Decimal smaller than ``MAX_ORDER_NUMBER`` in size."""
+    number = _parsed(value)
+    if isinstance(number, str):
+        raise _refuse(where, argument, value, number)
+    return number
+
+
+def _parsed(value: Any) -> Decimal | str:
+    """``value`` as a finite Decimal smaller than ``MAX_ORDER_NUMBER`` in size, or what is
+    wrong with it."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, _NUMBER_TYPES):
-        raise _refuse(where, argument, value, "must be a number (Decimal, int, float or "
-                      "numeric str)")
+        return "must be a number (Decimal, int, float or numeric str)"
     try:
         number = Decimal(value) if isinstance(value, Decimal | int | str) else Decimal(
             str(value))
     except (InvalidOperation, ValueError):
-        raise _refuse(where, argument, value, "is not a number") from None
+        return "is not a number"
     if not number.is_finite() or abs(number) >= MAX_ORDER_NUMBER:
-        raise _refuse(where, argument, value,
-                      f"must be a finite number smaller than {MAX_ORDER_NUMBER:.0e} in size")
+        return f"must be a finite number smaller than {MAX_ORDER_NUMBER:.0e} in size"
     return number
 
 
@@ -354,6 +362,17 @@ class OMS:
 
     async def add_clock_callback(self, callback: Callable[[], Awaitable[Any] | Any],
                                  name: str = "CLOCK", interval_ms: float = 500) -> None:
-        """Run ``callback()`` every ``interval_ms`` ms of venue (replay) time."""
-        self.venue.add_timer(callback, interval_ms)
+        """Run ``callback()`` every ``interval_ms`` ms of venue (replay) time.
+
+        Raises :class:`~makerlab.errors.ConfigError` if ``callback`` is not callable or
+        ``interval_ms`` is not a positive number (as order amounts are checked).
+        """
+        where = f"add_clock_callback {name!r}"
+        interval = _parsed(interval_ms)
+        if isinstance(interval, str) or interval <= 0:
+            problem = interval if isinstance(interval, str) else "must be > 0"
+            raise ConfigError(f"{where}: interval_ms={interval_ms!r} {problem}")
+        if not callable(callback):
+            raise ConfigError(f"{where}: callback={callback!r} must be callable")
+        self.venue.add_timer(callback, interval)
 

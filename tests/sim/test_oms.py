@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from replay_scenarios import EXC, TICKER, flat_market, replayer, zero_latencies
 
-from makerlab import OrderRejected
+from makerlab import ConfigError, OrderRejected
 from makerlab.core.orders import OrderStatus
 from makerlab.oms import OMS
 from makerlab.sim.latency import LognormalLatency
@@ -240,3 +240,13 @@ def test_cancel_of_a_pending_order_is_resolved_by_the_venue():
     rejected = {a["cloid"] for a in rep.actions if a["event"] == "cancel_reject"}
     assert rejected == {o.cloid for o in live if o.reject_reason}
     assert 0 < len(live) < 100  # both outcomes happened
+
+
+@pytest.mark.parametrize("interval", [NAN, INF, "abc", None, 0, -5, True], ids=repr)
+def test_arguments_are_checked_at_the_call_clock_callbacks(interval):
+    rep, oms = fresh()
+    with pytest.raises(ConfigError, match=r"interval_ms=.* (must|is not)"):
+        asyncio.run(oms.add_clock_callback(lambda: None, interval_ms=interval))
+    with pytest.raises(ConfigError, match=r"callback=.* must be callable"):
+        asyncio.run(oms.add_clock_callback("not a function", interval_ms=100))
+    nothing_sent(rep, oms)

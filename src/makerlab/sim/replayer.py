@@ -50,7 +50,7 @@ from makerlab.analytics import frames, metrics, research
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.report import CODE_FILE
 from makerlab.core.instruments import load_specs
-from makerlab.errors import ConfigError
+from makerlab.errors import ConfigError, DataError
 from makerlab.oms import OMS
 from makerlab.sim.checks import check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
@@ -61,7 +61,7 @@ from makerlab.sim.latency import (
     latency_model_from,
     latency_models_by_exchange,
 )
-from makerlab.sim.matching import FillModel, MatchingEngine, PartialFills
+from makerlab.sim.matching import FillModel, MatchingEngine, NoPartialFills, PartialFills
 from makerlab.sim.mock_feed import MockFeed, deliveries
 from makerlab.sim.models import to_config
 from makerlab.sim.queue import QueueModel, RiskAverseQueue
@@ -73,6 +73,7 @@ from makerlab.sim.timeline import (
     EventQueue,
     TradeTape,
     merge_market,
+    ms_to_ns,
 )
 from makerlab.sim.venue import Clock, SimVenue
 from makerlab.units import NS_PER_MS
@@ -231,8 +232,7 @@ class Replayer:
             books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
             trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
         fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
-        queue_model = queue_model or RiskAverseQueue()
-        fill_model = fill_model or PartialFills()
+        queue_model, fill_model = _engine_models(queue_model, fill_model)
         self._setup(books, trades, fees, exchanges, stamp_cycle, balance, seed, queue_model,
                     fill_model)
         self.run_dir = run_dir
@@ -341,8 +341,22 @@ class Replayer:
 
     def add_to_queue(self, event_id: Any, timestamp: int, msg: Any, exc: str | None = None,
                      latency: Latencies | str = Latencies.NULL) -> None:
-        """Schedule one custom event at ``timestamp`` ms plus the channel latency."""
-        t = int(timestamp) * NS_PER_MS
+        """Schedule one custom event at ``timestamp`` ms plus the channel latency.
+
+        Raises :class:`~makerlab.errors.ConfigError` for a timestamp that is not a whole
+        number of epoch ms, or that lies before the replay time (:meth:`time`) once
+        :meth:`play` runs; one at the current ms runs now.
+        """
+        try:
+            t = int(ms_to_ns([timestamp], "custom event")[0])
+        except DataError:
+            raise ConfigError(f"add_to_queue({event_id!r}): timestamp {timestamp!r} is not a "
+                              "whole number of epoch milliseconds") from None
+        if self.started:
+            if t < self.time() * NS_PER_MS:
+                raise ConfigError(f"add_to_queue({event_id!r}): timestamp {timestamp!r} ms is "
+                                  f"before the replay time {self.time()} ms")
+            t = max(t, self.clock.ns)
         if exc is not None and Latencies(latency) is not Latencies.NULL:
             t += self.latency_models[exc].sample(latency, t)
         self.queue.push(t, self._custom, (event_id, msg))
@@ -657,6 +671,19 @@ def _find(tapes: Sequence[Any], exc: str, ticker: str, what: str) -> Any:
             return tape
     known = ", ".join(f"{t.exc}/{t.ticker}" for t in tapes)
     raise ConfigError(f"no {what} data for {exc}/{ticker} in this replay; known: {known}")
+
+
+def _engine_models(queue_model: Any, fill_model: Any) -> tuple[QueueModel, FillModel]:
+    """The engines' models, defaults filled in; anything else is a ConfigError."""
+    queue_model = RiskAverseQueue() if queue_model is None else queue_model
+    fill_model = PartialFills() if fill_model is None else fill_model
+    if not isinstance(queue_model, QueueModel):
+        raise ConfigError(f"queue_model={queue_model!r} is not a queue model "
+                          "(makerlab.sim.queue: RiskAverseQueue(), PowerProbQueue(n), ...)")
+    if not isinstance(fill_model, PartialFills | NoPartialFills):
+        raise ConfigError(f"fill_model={fill_model!r} must be PartialFills() or "
+                          "NoPartialFills()")
+    return queue_model, fill_model
 
 
 def _position_getter(account: Any, ticker: str) -> Callable[[], Decimal]:

@@ -10,13 +10,14 @@ the levels it concerns, not the number of orders resting:
   (they were displayed at their last update, or a print reached them since).
 
 Prices are the orders' limit prices as floats (``SimOrder.px``), the same floats the
-matching rules compare; orders at one price keep their arrival order.
+matching rules compare; orders at one price keep their arrival order and are found by
+their arrival rank (``SimOrder.seq``), so taking any of them out is O(1) in the level.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,35 +32,36 @@ class RestingSide:
     def __init__(self, side: int) -> None:
         self.side = side
         self._prices: list[float] = []  # ascending, one per level
-        self._levels: dict[float, list[SimOrder]] = {}
+        self._levels: dict[float, dict[int, SimOrder]] = {}  # price -> seq -> order
         self.marked: set[float] = set()
 
     def __len__(self) -> int:
         return len(self._prices)
 
     def add(self, order: SimOrder) -> None:
-        """Put ``order`` at the back of its price level."""
+        """Put ``order`` (its ``seq`` set) at the back of its price level."""
         px = order.px
         level = self._levels.get(px)
         if level is None:
             bisect.insort(self._prices, px)
-            self._levels[px] = [order]
+            self._levels[px] = {order.seq: order}
         else:
-            level.append(order)
+            level[order.seq] = order
 
     def remove(self, order: SimOrder) -> None:
         """Take ``order`` out (its level goes when it empties)."""
         px = order.px
         level = self._levels[px]
-        del level[next(i for i, o in enumerate(level) if o is order)]
+        del level[order.seq]
         if not level:
             del self._levels[px]
             del self._prices[bisect.bisect_left(self._prices, px)]
             self.marked.discard(px)
 
-    def orders_at(self, px: float) -> list[SimOrder]:
-        """The orders at ``px`` in arrival order (empty if none)."""
-        return self._levels.get(px, [])
+    def orders_at(self, px: float) -> Iterable[SimOrder]:
+        """The orders at ``px`` in arrival order (none if no level)."""
+        level = self._levels.get(px)
+        return () if level is None else level.values()
 
     def reaches(self, ref: float, half_tick: float) -> bool:
         """Whether our best price reaches ``ref`` (see :meth:`reached`)."""
@@ -78,7 +80,7 @@ class RestingSide:
         for px in self._from_best():
             if not self.side * (px - ref) > -half_tick:
                 break
-            out.extend(self._levels[px])
+            out.extend(self._levels[px].values())
         return out
 
     def within(self, low: float, high: float) -> list[float]:
