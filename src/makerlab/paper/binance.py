@@ -27,7 +27,8 @@ Wire rules (checked against the fixtures in ``tests/paper/fixtures``):
 - ``bookTicker``: the top of the book after each message that changed it, ``u`` = the
   message's ``u``.
 - Prices and sizes with the decimals of the tick and lot as published (futures) or 8
-  (spot); ``E`` and ``T`` are the archive's exchange time in ms.
+  (spot), more if an archived number needs them; ``E`` and ``T`` are the archive's
+  exchange time in ms.
 - Under a ``gap`` fault a depth message's ``pu`` (spot: ``U``) is one past the chain.
 """
 
@@ -108,7 +109,8 @@ class Wire:
     size: Callable[[float], str]
 
     def levels(self, levels: list[tuple[float, float]]) -> list[list[str]]:
-        return [[self.price(p), self.size(z)] for p, z in levels]
+        price, size = self.price, self.size
+        return [[price(p), size(z)] for p, z in levels]
 
 
 # --------------------------------------------------------------------------- topics
@@ -209,10 +211,9 @@ class BinanceVenue(Venue):
         self._agg_ids: dict[str, int] = dict.fromkeys(self.markets, 0)
 
     def _wire(self, market: Market) -> Wire:
-        if not self.flavour.futures:
-            return Wire(market.symbol, fixed(8), fixed(8))
-        spec = market.spec
-        return Wire(market.symbol, fixed(decimals(spec.tick_size)), fixed(decimals(spec.lot_size)))
+        least = 0 if self.flavour.futures else 8
+        return Wire(market.symbol, fixed(max(least, market.price_places)),
+                    fixed(max(least, market.size_places)))
 
     # -- routes
 
@@ -307,6 +308,10 @@ class BinanceVenue(Venue):
         ticker = self.topics.get(f"{market.symbol.lower()}@bookTicker")
         if ticker is not None and ticker.sessions:
             self._publish_top(market, ticker, message)
+
+    def on_end(self, market: Market) -> None:
+        for topic in self._depth[market.symbol]:
+            topic.flush()
 
     def _publish_top(self, market: Market, ticker: Topic, message: BookMessage) -> None:
         bids, asks = market.book.top(1)

@@ -30,7 +30,6 @@ Under a ``gap`` fault, a session's ``u`` for that topic jumps by one from that m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -53,16 +52,16 @@ _MAX_REST_DEPTH = 500
 Levels = list[tuple[float, float]]
 
 
-@dataclass(frozen=True)
 class Wire:
     """How one market's numbers are written (a deleted level's size is ``"0"``)."""
 
-    symbol: str
-    price_places: int
-    size_places: int
+    def __init__(self, symbol: str, price_places: int, size_places: int) -> None:
+        self.symbol = symbol
+        self.price = fixed(price_places)
+        self.size = fixed(size_places)
 
     def levels(self, levels: Levels) -> list[list[str]]:
-        price, size = fixed(self.price_places), fixed(self.size_places)
+        price, size = self.price, self.size
         return [[price(p), size(z) if z else "0"] for p, z in levels]
 
 
@@ -91,16 +90,21 @@ class BookTopic(Topic):
     def on_book(self, message: BookMessage) -> None:
         if not self.sessions:
             self._sent = None
-            return
-        top = self._market.book.top(self._depth)
-        if message.is_snapshot:
+        elif message.is_snapshot:
+            top = self._market.book.top(self._depth)
             self._publish("snapshot", top, top, message)
         elif message.exchange_ts >= self._sent_ts + self._interval:
-            assert self._sent is not None, "a subscribed topic has sent its snapshot"
-            changed = (top_difference(self._sent[0], top[0]),
-                       top_difference(self._sent[1], top[1]))
-            if changed[0] or changed[1]:
-                self._publish("delta", changed, top, message)
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the changes of the best N levels since the last message, if any."""
+        message = self._market.last
+        if self._sent is None or not self.sessions or message is None:
+            return
+        top = self._market.book.top(self._depth)
+        changed = (top_difference(self._sent[0], top[0]), top_difference(self._sent[1], top[1]))
+        if changed[0] or changed[1]:
+            self._publish("delta", changed, top, message)
 
     def _publish(self, kind: str, levels: tuple[Levels, Levels], top: tuple[Levels, Levels],
                  message: BookMessage) -> None:
@@ -125,8 +129,7 @@ class BybitVenue(Venue):
 
     def __init__(self, context: VenueContext, markets: list[Market]) -> None:
         super().__init__(context, markets)
-        self._wires = {s: Wire(s, decimals(m.spec.tick_size), decimals(m.spec.lot_size))
-                       for s, m in self.markets.items()}
+        self._wires = {s: Wire(s, m.price_places, m.size_places) for s, m in self.markets.items()}
         self.topics: dict[str, Topic] = {}
         self._books: dict[str, list[BookTopic]] = {s: [] for s in self.markets}
         self._ticks: dict[str, tuple[float, str]] = {}
@@ -213,13 +216,17 @@ class BybitVenue(Venue):
         for topic in self._books[market.symbol]:
             topic.on_book(message)
 
+    def on_end(self, market: Market) -> None:
+        for topic in self._books[market.symbol]:
+            topic.flush()
+
     def on_trade(self, market: Market, trade: TradePrint) -> None:
         direction = self._tick_direction(market.symbol, trade.price)
         topic = self.topics.get(f"publicTrade.{market.symbol}")
         if topic is None or not topic.sessions:
             return
         wire, t = self._wires[market.symbol], ms(trade.exchange_ts)
-        price, size = fixed(wire.price_places), fixed(wire.size_places)
+        price, size = wire.price, wire.size
         topic.publish({"topic": topic.name, "type": "snapshot", "ts": t, "data": [
             {"T": t, "s": market.symbol, "S": "Sell" if trade.side < 0 else "Buy",
              "v": size(trade.size), "p": price(trade.price), "L": direction,

@@ -27,13 +27,14 @@ There are no update ids, so the ``gap`` fault does not apply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from makerlab.paper.faults import FaultInjector
-from makerlab.paper.instruments import decimals, fixed
+from makerlab.paper.instruments import cached, decimals
 from makerlab.paper.market import Market
 from makerlab.paper.session import Outgoing, Session, Topic
 from makerlab.paper.source import BookMessage, TradePrint
@@ -46,13 +47,19 @@ _NOBODY = "0x" + "0" * 40
 Levels = list[tuple[float, float]]
 
 
-def number(value: float, places: int) -> str:
-    """``value`` with at most ``places`` decimals, trailing zeros dropped but one kept."""
-    text = fixed(places)(value)
-    if "." not in text:
-        return text + ".0"
-    text = text.rstrip("0")
-    return text + "0" if text.endswith(".") else text
+def number(places: int) -> Callable[[float], str]:
+    """A writer of floats with at most ``places`` decimals, trailing zeros dropped but one
+    kept (``105055.0``, ``0.1428``)."""
+    write = f"{{:.{places}f}}".format
+
+    def trimmed(value: float) -> str:
+        text = write(value)
+        if "." not in text:
+            return text + ".0"
+        text = text.rstrip("0")
+        return text + "0" if text.endswith(".") else text
+
+    return cached(trimmed)
 
 
 class BookTopic(Topic):
@@ -76,12 +83,18 @@ class BookTopic(Topic):
     def on_book(self, message: BookMessage) -> None:
         if not self.sessions:
             self._sent = None
+        elif ms(message.exchange_ts) > self._time:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the book if it changed since the last snapshot sent."""
+        last = self._market.last
+        if not self.sessions or last is None:
             return
-        time = ms(message.exchange_ts)
         top = self._market.book.top(DEPTH)
-        if time > self._time and top != self._sent:
-            self._sent, self._time = top, time
-            self.publish(self._venue.l2_book(self._market, *top, time))
+        if top != self._sent:
+            self._sent, self._time = top, ms(last.exchange_ts)
+            self.publish(self._venue.l2_book(self._market, *top, self._time))
 
 
 class HyperliquidVenue(Venue):
@@ -91,8 +104,8 @@ class HyperliquidVenue(Venue):
 
     def __init__(self, context: VenueContext, markets: list[Market]) -> None:
         super().__init__(context, markets)
-        self._places = {c: (decimals(m.spec.tick_size), decimals(m.spec.lot_size))
-                        for c, m in self.markets.items()}
+        self._writers = {c: (number(m.price_places), number(m.size_places))
+                         for c, m in self.markets.items()}
         self.topics: dict[str, Topic] = {}
 
     def routes(self) -> list[web.RouteDef]:
@@ -101,8 +114,8 @@ class HyperliquidVenue(Venue):
     # -- wire
 
     def levels(self, coin: str, levels: Levels) -> list[dict[str, Any]]:
-        price, size = self._places[coin]
-        return [{"px": number(p, price), "sz": number(z, size), "n": 1} for p, z in levels]
+        price, size = self._writers[coin]
+        return [{"px": price(p), "sz": size(z), "n": 1} for p, z in levels]
 
     def l2_book(self, market: Market, bids: Levels, asks: Levels, time: int) -> dict[str, Any]:
         coin = market.symbol
@@ -129,8 +142,8 @@ class HyperliquidVenue(Venue):
 
     def meta(self) -> dict[str, Any]:
         """``{"type": "meta"}``: one universe entry per coin; asset id = index."""
-        universe = [{"name": c, "szDecimals": self._places[c][1], "maxLeverage": 50,
-                     "marginTableId": 50} for c in self.markets]
+        universe = [{"name": c, "szDecimals": decimals(m.spec.lot_size), "maxLeverage": 50,
+                     "marginTableId": 50} for c, m in self.markets.items()]
         return {"universe": universe, "marginTables": [], "collateralToken": 0}
 
     def _rest_book(self, coin: Any) -> dict[str, Any] | None:
@@ -147,7 +160,8 @@ class HyperliquidVenue(Venue):
         for coin, market in self.markets.items():
             bids, asks = market.book.top(1)
             if bids and asks:
-                mids[coin] = number((bids[0][0] + asks[0][0]) / 2, self._places[coin][0] + 1)
+                places = self.markets[coin].price_places + 1
+                mids[coin] = number(places)((bids[0][0] + asks[0][0]) / 2)
         return mids
 
     # -- websocket
@@ -179,15 +193,20 @@ class HyperliquidVenue(Venue):
         if isinstance(topic, BookTopic):
             topic.on_book(message)
 
+    def on_end(self, market: Market) -> None:
+        topic = self.topics.get(f"l2Book:{market.symbol}")
+        if isinstance(topic, BookTopic):
+            topic.flush()
+
     def on_trade(self, market: Market, trade: TradePrint) -> None:
         topic = self.topics.get(f"trades:{market.symbol}")
         if topic is None or not topic.sessions:
             return
         coin, tid = market.symbol, numeric_id(trade.trade_id)
-        price, size = self._places[coin]
+        price, size = self._writers[coin]
         topic.publish({"channel": "trades", "data": [{
             "coin": coin, "side": "A" if trade.side < 0 else "B",
-            "px": number(trade.price, price), "sz": number(trade.size, size),
+            "px": price(trade.price), "sz": size(trade.size),
             "time": ms(trade.exchange_ts), "hash": f"0x{tid:064x}", "tid": tid,
             "users": [_NOBODY, _NOBODY]}]})
 

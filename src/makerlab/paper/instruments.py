@@ -1,15 +1,22 @@
 """Instrument rules for the paper exchange's metadata endpoints and wire numbers.
 
 A served instrument takes makerlab's bundled spec (:func:`makerlab.core.instruments.
-load_specs`) when there is one; otherwise its tick and lot are inferred from the data
-(the largest step that every price, respectively size, is a multiple of), its base and
-quote from the symbol, and its minimums are one lot and no notional.
+load_specs`) when there is one. Otherwise its tick and lot are inferred from the first
+hour of data (the largest step that every price, respectively size, is a multiple of),
+its base and quote from the symbol, and its minimums are one lot and no notional.
+
+Wire numbers never lose a digit of the archive: an instrument also records how many
+decimals its archived prices and sizes need, and venues write at least that many (book
+sizes finer than the lot occur on real venues; so does data stored under another
+venue's name, whose spec does not fit it).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -20,26 +27,42 @@ from makerlab.data.arrays import column_numpy
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, TRADES
 from makerlab.paper.source import Dataset, hour_name
 
-__all__ = ["decimals", "fixed", "infer_step", "instrument_spec", "plain", "split_symbol"]
+__all__ = ["Instrument", "cached", "decimals", "fixed", "infer_step", "load_instrument", "plain",
+           "split_symbol"]
+
+log = logging.getLogger(__name__)
 
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH")
 _MAX_DECIMALS = 12
+_CACHED = 1 << 16
 
 
-def instrument_spec(root: str | os.PathLike, dataset: Dataset,
-                    hours: list[int]) -> InstrumentSpec:
-    """The bundled spec of ``dataset``'s instrument, else one inferred from the first of
-    ``hours`` holding its data."""
-    bundled = load_specs().get((dataset.exchange, dataset.symbol))
-    if bundled is not None:
-        return bundled
+@dataclass(frozen=True)
+class Instrument:
+    """A served instrument: its rules and the decimals its archived numbers need."""
+
+    spec: InstrumentSpec
+    price_places: int
+    size_places: int
+
+
+def load_instrument(root: str | os.PathLike, dataset: Dataset, hours: list[int]) -> Instrument:
+    """The rules of ``dataset``'s instrument (see the module docstring)."""
     prices, sizes = _sample(root, dataset, hours)
-    base, quote = split_symbol(dataset.symbol, dataset.exchange)
-    lot = infer_step(sizes)
-    kind = "spot" if dataset.exchange.endswith("_spot") else "linear_perpetual"
-    return InstrumentSpec(dataset.exchange, dataset.symbol, base, quote, kind,
-                          tick_size=infer_step(prices), lot_size=lot, min_qty=lot,
-                          min_notional=Decimal(0))
+    tick, lot = infer_step(prices), infer_step(sizes)
+    spec = load_specs().get((dataset.exchange, dataset.symbol))
+    if spec is None:
+        base, quote = split_symbol(dataset.symbol, dataset.exchange)
+        kind = "spot" if dataset.exchange.endswith("_spot") else "linear_perpetual"
+        spec = InstrumentSpec(dataset.exchange, dataset.symbol, base, quote, kind,
+                              tick_size=tick, lot_size=lot, min_qty=lot,
+                              min_notional=Decimal(0))
+    elif tick % spec.tick_size or lot % spec.lot_size:
+        log.info("%s/%s: archived prices/sizes have steps %s/%s, finer than the tick %s "
+                 "and lot %s; writing them in full", dataset.exchange, dataset.symbol, tick,
+                 lot, spec.tick_size, spec.lot_size)
+    return Instrument(spec, max(decimals(tick), decimals(spec.tick_size)),
+                      max(decimals(lot), decimals(spec.lot_size)))
 
 
 def _sample(root: str | os.PathLike, dataset: Dataset,
@@ -90,9 +113,28 @@ def plain(value: Decimal) -> str:
 
 
 def fixed(places: int) -> Callable[[float], str]:
-    """A formatter writing a float with ``places`` decimals (``61800.2`` -> ``'61800.20'``)."""
-    template = f"{{:.{places}f}}"
-    return template.format
+    """A writer of floats with ``places`` decimals (``61800.2`` -> ``'61800.20'``).
+
+    Prices and sizes repeat a lot near the touch, so written numbers are remembered (up
+    to :data:`_CACHED` of them per writer).
+    """
+    return cached(f"{{:.{places}f}}".format)
+
+
+def cached(write: Callable[[float], str]) -> Callable[[float], str]:
+    """``write`` remembering its results for up to :data:`_CACHED` distinct numbers."""
+    memory: dict[float, str] = {}
+    recall = memory.get
+
+    def remembered(value: float) -> str:
+        text = recall(value)
+        if text is None:
+            text = write(value)
+            if len(memory) < _CACHED:
+                memory[value] = text
+        return text
+
+    return remembered
 
 
 def split_symbol(symbol: str, exchange: str) -> tuple[str, str]:

@@ -9,8 +9,9 @@ Rules of the clock:
 - ``speed > 0``: an event is played when ``speed`` times the wall time elapsed since the
   first event reaches its ``local_ts`` distance from the first event. A subscriber whose
   backlog exceeds :data:`~makerlab.paper.session.MAX_BACKLOG` is disconnected as too slow.
-- ``speed == 0``: as fast as the clients read — the clock waits while no websocket holds
-  a subscription, and while any subscriber's backlog is above the high-water mark.
+- ``speed == 0``: as fast as the clients read: the clock waits while no websocket holds
+  a subscription, and while any subscriber's backlog is above the high-water mark (what
+  the operating system buffers on the way comes on top of that backlog).
 - Before serving, each book is opened: a ``book_delta`` stream that starts in range with
   its snapshot message applies it at once; one that starts mid-way replays silently from
   the latest earlier hour with a snapshot. Deltas on a book that was never opened are
@@ -29,8 +30,8 @@ from collections import deque
 from dataclasses import replace
 from typing import Protocol
 
-from makerlab.core.instruments import InstrumentSpec
 from makerlab.paper.book import Book, Undo
+from makerlab.paper.instruments import Instrument
 from makerlab.paper.session import Hub
 from makerlab.paper.source import (
     BookMessage,
@@ -50,6 +51,7 @@ HISTORY = 16
 """Book messages a market can undo (the deepest stale snapshot it can serve)."""
 
 Key = tuple[str, str]
+_YIELD_EVERY = 64  # events played between two turns of the event loop at speed 0
 
 
 class MarketListener(Protocol):
@@ -59,16 +61,23 @@ class MarketListener(Protocol):
 
     def on_trade(self, market: Market, trade: TradePrint) -> None: ...
 
+    def on_end(self, market: Market) -> None:
+        """The replay is over: send whatever a throttled stream still holds."""
+
 
 class Market:
     """One archived instrument: full book, last message, undo history, listeners.
 
-    ``derive``: the archive holds book states (``book_snapshot``), so every state after
-    the first is handed on as the level changes from the previous one.
+    ``price_places``/``size_places``: the decimals that write every archived number
+    exactly (venues write at least that many). ``derive``: the archive holds book states
+    (``book_snapshot``), so every state after the first is handed on as the level changes
+    from the previous one.
     """
 
-    def __init__(self, spec: InstrumentSpec, *, derive: bool) -> None:
-        self.spec = spec
+    def __init__(self, instrument: Instrument, *, derive: bool) -> None:
+        self.spec = instrument.spec
+        self.price_places = instrument.price_places
+        self.size_places = instrument.size_places
         self.book = Book()
         self.derive = derive
         self.ready = False
@@ -113,6 +122,10 @@ class Market:
         for listener in self.listeners:
             listener.on_trade(self, trade)
 
+    def end(self) -> None:
+        for listener in self.listeners:
+            listener.on_end(self)
+
     def past(self, back: int) -> tuple[Book, BookMessage | None]:
         """The book ``back`` messages ago (capped by :data:`HISTORY`) and its message."""
         back = max(0, min(back, len(self._history) - 1))
@@ -149,6 +162,7 @@ class MarketClock:
         self._opened: HourEvents | None = None
         self._anchor: tuple[int, float] | None = None  # (first local_ts, wall time)
         self._last = (0, 0)  # (exchange_ts, local_ts) of the last event
+        self._played = 0
         self.done = asyncio.Event()
 
     # -- opening
@@ -203,6 +217,8 @@ class MarketClock:
             for key, event in events:
                 await self._pace(event.local_ts)
                 self._play(self._markets[key], event)
+        for market in self._markets.values():
+            market.end()
         self.done.set()
         log.info("replay finished at exchange time %d ns", self._last[0])
 
@@ -215,6 +231,9 @@ class MarketClock:
 
     async def _pace(self, local_ts: int) -> None:
         if self.speed == 0:
+            self._played += 1
+            if self._played % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let REST requests in
             await self._hub.wait_readers()
             return
         if self._anchor is None:

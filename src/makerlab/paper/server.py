@@ -43,7 +43,7 @@ from makerlab.paper.binance import FUTURES, SPOT, BinanceVenue
 from makerlab.paper.bybit import BybitVenue
 from makerlab.paper.faults import FaultLog, FaultSpec
 from makerlab.paper.hyperliquid import HyperliquidVenue
-from makerlab.paper.instruments import instrument_spec
+from makerlab.paper.instruments import load_instrument
 from makerlab.paper.market import Market, MarketClock
 from makerlab.paper.session import Hub
 from makerlab.paper.source import Dataset, find_datasets, hour_range
@@ -121,7 +121,7 @@ class PaperExchange:
         self._clock_task = asyncio.create_task(self._clock.run(), name="paper-clock")
 
     def _markets(self, datasets: list[Dataset]) -> dict[tuple[str, str], Market]:
-        return {(d.exchange, d.symbol): Market(instrument_spec(self.archive, d, self.hours),
+        return {(d.exchange, d.symbol): Market(load_instrument(self.archive, d, self.hours),
                                                derive=d.book_kind == BOOK_SNAPSHOT)
                 for d in datasets}
 

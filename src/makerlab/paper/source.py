@@ -165,21 +165,28 @@ class _Deltas(_Stream):
         self._offsets = message_offsets(cols["exchange_ts"], cols["local_ts"], cols["seq"])
         heads = self._offsets[:-1]
         self.local_ts = cols["local_ts"][heads]
-        self._heads = {k: cols[k][heads].tolist()
-                       for k in ("exchange_ts", "local_ts", "seq", "first_seq", "prev_seq")}
-        self._levels = [cols["side"].tolist(), cols["price"].tolist(), cols["size"].tolist()]
-        self._snapshot = (cols["flags"] & FLAG_SNAPSHOT) != 0
+        self._heads = [cols[k][heads].tolist()
+                       for k in ("exchange_ts", "local_ts", "seq", "first_seq", "prev_seq")]
+        self._levels = [cols["side"], cols["price"], cols["size"]]
+        self._opens = _first_flagged(cols["flags"], self._offsets)
 
     def item(self, i: int) -> BookMessage:
         lo, hi = int(self._offsets[i]), int(self._offsets[i + 1])
-        flagged = np.flatnonzero(self._snapshot[lo:hi])
-        if flagged.size:  # the book is cleared at the first snapshot row
-            lo += int(flagged[0])
-        side, price, size = (column[lo:hi] for column in self._levels)
-        h = self._heads
-        return BookMessage(h["exchange_ts"][i], h["local_ts"][i], h["seq"][i],
-                           h["first_seq"][i], h["prev_seq"][i],
-                           list(zip(side, price, size, strict=True)), bool(flagged.size))
+        opens = int(self._opens[i])
+        side, price, size = (column[max(lo, opens):hi].tolist() for column in self._levels)
+        ets, lts, seq, first, prev = (column[i] for column in self._heads)
+        return BookMessage(ets, lts, seq, first, prev, list(zip(side, price, size, strict=True)),
+                           opens >= 0)
+
+
+def _first_flagged(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per message, the row of its first ``FLAG_SNAPSHOT`` row (the book is cleared
+    there), or -1."""
+    rows = np.flatnonzero(flags & FLAG_SNAPSHOT)
+    first = np.full(len(offsets) - 1, -1, np.int64)
+    owner = np.searchsorted(offsets, rows, side="right") - 1
+    first[owner[::-1]] = rows[::-1]  # the earliest row of each message is written last
+    return first
 
 
 class _Snapshots(_Stream):
@@ -200,11 +207,11 @@ class _Snapshots(_Stream):
 class _Trades(_Stream):
     def __init__(self, table: pa.Table) -> None:
         self.local_ts = table.column("local_ts").to_numpy()
-        self._cols = [table.column(n).to_pylist() for n in
-                      ("exchange_ts", "local_ts", "price", "size", "side", "trade_id")]
+        names = ("exchange_ts", "local_ts", "price", "size", "side", "trade_id")
+        self._rows = list(zip(*(table.column(n).to_pylist() for n in names), strict=True))
 
     def item(self, i: int) -> TradePrint:
-        return TradePrint(*(column[i] for column in self._cols))
+        return TradePrint(*self._rows[i])
 
 
 @dataclass

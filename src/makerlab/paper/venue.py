@@ -55,7 +55,7 @@ class Venue:
     """One protocol serving some markets (keyed by their wire symbol).
 
     Subclasses set :attr:`protocol`, implement :meth:`routes` and the market listener
-    methods :meth:`on_book` and :meth:`on_trade`.
+    methods :meth:`on_book`, :meth:`on_trade` and :meth:`on_end`.
     """
 
     protocol = ""
@@ -81,6 +81,9 @@ class Venue:
         raise NotImplementedError
 
     def on_trade(self, market: Market, trade: TradePrint) -> None:
+        raise NotImplementedError
+
+    def on_end(self, market: Market) -> None:
         raise NotImplementedError
 
     def now_ms(self) -> int:
