@@ -238,24 +238,32 @@ class BybitOracle:
         self.topic, self.expected, self.report = topic, expected, report
         self.book: Book | None = None
         self.last_u = 0
+        self.subscribing = True  # until the subscribe ack: deltas are from before
 
     def on_message(self, message: dict[str, Any]) -> bool:
-        """Apply one message; False when the topic must be subscribed again."""
+        """Apply one message; False when the topic must be subscribed again (a gap, or a
+        delta where the snapshot should be: it was lost)."""
+        if message.get("op") == "subscribe":
+            self.subscribing = False
         if message.get("topic") != self.topic:
             return True
         data = message["data"]
         if message["type"] == "snapshot":
             self.book = Book()
         elif self.book is None:
-            return True
+            return self.subscribing
         elif data["u"] != self.last_u + 1:
-            self.book = None
             return False
         self.book.set("b", data["b"])
         self.book.set("a", data["a"])
         self.last_u = data["u"]
         self.report.check(data["seq"], self.book.top(), self.expected.by_id.get(data["seq"]))
         return True
+
+    async def resubscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.book, self.subscribing = None, True
+        await _bybit_op(ws, "unsubscribe", self.topic)
+        await _bybit_op(ws, "subscribe", self.topic)
 
 
 async def run_bybit(url: dict[str, str], topic: str, expected: Expected,
@@ -265,15 +273,14 @@ async def run_bybit(url: dict[str, str], topic: str, expected: Expected,
     async with aiohttp.ClientSession() as http:
         while not (done() and report.last_key >= expected.last_id):
             async with http.ws_connect(url["ws"] + "/v5/public/linear") as ws:
-                oracle.book = None
+                oracle.book, oracle.subscribing = None, True
                 await _bybit_op(ws, "subscribe", topic)
                 async for message in receive_until(ws, done):
                     if message is None:
                         break
                     if not oracle.on_message(message):
                         report.resyncs += 1
-                        await _bybit_op(ws, "unsubscribe", topic)
-                        await _bybit_op(ws, "subscribe", topic)
+                        await oracle.resubscribe(ws)
             if done():
                 break
     return report

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 HIGH_WATER = 256
 LOW_WATER = 64
 MAX_BACKLOG = 50_000
+CLOSE_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -105,8 +107,7 @@ class Hub:
 
     async def close(self) -> None:
         """Close every session (server shutdown)."""
-        for session in list(self.sessions):
-            await session.close(WSCloseCode.GOING_AWAY)
+        await asyncio.gather(*(s.close(WSCloseCode.GOING_AWAY) for s in list(self.sessions)))
 
 
 _CLOSE = Outgoing("", None, data=False)
@@ -215,8 +216,11 @@ class Session:
         self._queue.put_nowait(_CLOSE)
 
     async def close(self, code: int) -> None:
+        """Close the connection: a close frame, then at most :data:`CLOSE_TIMEOUT` seconds
+        for the client's answer before the socket is dropped."""
         self._detach()
-        await self.ws.close(code=code)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ws.close(code=code), CLOSE_TIMEOUT)
 
     def _detach(self) -> None:
         for topic in list(self.topics.values()):
