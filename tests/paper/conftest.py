@@ -12,6 +12,7 @@ from makerlab.data.archive import read_table, write_table
 
 def copy(kind: str, exchange: str, symbol: str, root: Path, *, as_exchange: str | None = None,
          as_symbol: str | None = None, depth: int | None = None) -> None:
+    """Copy a dataset of the bundled archive, optionally under another name."""
     table = read_table(BUNDLED, kind, exchange, symbol, START, END, depth=depth)
     write_table(root, kind, as_exchange or exchange, as_symbol or symbol, table)
 

@@ -65,6 +65,7 @@ def test_every_accepted_book_equals_the_archived_book(delta_reports, usdm, spot,
     assert report.wrong == []
     assert report.checked > 1000
     assert report.last_top == expected.by_id[expected.last_id]  # it followed to the end
+    assert report.resyncs == (1 if protocol.startswith("binance") else 0)  # no false gap
 
 
 def test_unthrottled_diff_stream_carries_every_archived_message(delta_reports, usdm):
@@ -93,3 +94,4 @@ def test_books_derived_from_snapshots_are_exact(snapshot_archive):
         assert report.wrong == [], protocol
         assert report.checked > 1000, protocol
         assert report.last_top == expected.by_id[expected.last_id], protocol
+        assert report.resyncs == (protocol == "binance"), protocol

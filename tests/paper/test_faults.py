@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import orjson
 import pytest
 from paper_oracles import (
     END,
@@ -22,7 +23,7 @@ from makerlab.errors import ConfigError
 from makerlab.paper import FaultSpec, PaperExchange
 from makerlab.paper.faults import FaultInjector, FaultLog
 
-HEAVY = "drop=0.03,duplicate=0.03,reorder=0.03,gap=0.03,disconnect=0.002,stale_snapshot=0.3,seed=7"
+HEAVY = "drop=0.04,duplicate=0.04,reorder=0.04,gap=0.04,disconnect=0.002,stale_snapshot=0.3,seed=7"
 
 
 def test_fault_spec_parses_the_cli_form():
@@ -90,14 +91,15 @@ def test_no_wrong_book_is_ever_accepted_under_thousands_of_faults(btc_archive):
             return reports, paper.fault_counts
 
     reports, counts = run(body)
-    assert sum(counts.values()) >= 1000
+    assert sum(counts.values()) >= 2000
     assert set(counts) == {"drop", "duplicate", "reorder", "gap", "disconnect",
                            "stale_snapshot"}
     for name, report in zip(("binance", "binance_spot", "bybit", "hyperliquid"), reports,
                             strict=True):
         assert report.wrong == [], name
-        assert report.checked > 200, name
+        assert report.checked > 100, name
     assert all(r.resyncs > 10 for r in reports[:3])  # the id-chained feeds noticed
+    assert reports[3].resyncs > 0  # Hyperliquid: reconnected after disconnects
 
 
 def test_a_stale_snapshot_is_an_older_book_with_its_own_id(btc_archive):
@@ -129,3 +131,29 @@ def test_a_stale_snapshot_is_an_older_book_with_its_own_id(btc_archive):
     assert book["time"] < now.exchange_ts // 1_000_000
     levels = tuple(tuple((float(x["px"]), float(x["sz"])) for x in s) for s in book["levels"])
     assert levels in usdm.by_ms[book["time"]]
+
+
+def test_gap_faults_jump_the_ids_as_each_venue_numbers_them():
+    from makerlab.paper.binance import BinanceSession
+    from makerlab.paper.bybit import BybitSession
+    from makerlab.paper.hyperliquid import HyperliquidSession
+    from makerlab.paper.session import Outgoing
+
+    diff = {"e": "depthUpdate", "U": 5, "u": 9, "pu": 4}
+    binance = BinanceSession.__new__(BinanceSession)
+    assert binance.gap(Outgoing("btcusdt@depth", diff)).payload == {**diff, "pu": 5}
+    spot = {"e": "depthUpdate", "U": 5, "u": 9}
+    assert binance.gap(Outgoing("btcusdt@depth", spot)).payload == {**spot, "U": 6}
+    assert binance.gap(Outgoing("btcusdt@trade", {"e": "trade"})) is None
+
+    bybit = BybitSession.__new__(BybitSession)
+    bybit._offsets = {}
+    topic = "orderbook.50.BTCUSDT"
+    first = Outgoing(topic, {"topic": topic, "data": {"u": 7}})
+    assert orjson.loads(bybit.encode(bybit.gap(first)))["data"]["u"] == 8
+    later = Outgoing(topic, {"topic": topic, "data": {"u": 8}})
+    assert orjson.loads(bybit.encode(later))["data"]["u"] == 9  # the jump stays
+    assert bybit.gap(Outgoing("publicTrade.BTCUSDT", {})) is None
+
+    assert HyperliquidSession.gap(HyperliquidSession.__new__(HyperliquidSession),
+                                  Outgoing("l2Book:BTC", {})) is None

@@ -12,6 +12,7 @@ archive.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 from pathlib import Path
@@ -101,6 +102,7 @@ async def _binance(http: aiohttp.ClientSession, paper: PaperExchange) -> dict[st
         {"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", "btcusdt@bookTicker"], "id": 1},
         {"method": "LIST_SUBSCRIPTIONS", "id": 2}], 50)
     out["market"] = await _messages(http, ws + "/market/ws/btcusdt@aggTrade", [], 3)
+    out["slow"] = await _messages(http, ws + "/public/ws/btcusdt@depth@500ms", [], 20)
     return out
 
 
@@ -215,6 +217,13 @@ def test_binance_streams_are_routed_by_path(wire):
     [real_agg, real_ticker] = [m["data"] for m in fixture("binance_usdm_ws_2021.jsonl")]
     assert shape(routed[2]) == shape(real_ticker)
     assert [shape(m) for m in wire["binance"]["market"]] == [shape(real_agg)] * 3
+
+
+def test_binance_depth_interval_merges_messages(wire):
+    slow = wire["binance"]["slow"]
+    assert all(b["E"] - a["E"] >= 500 for a, b in itertools.pairwise(slow))
+    assert all(b["pu"] == a["u"] for a, b in itertools.pairwise(slow))
+    assert all(m["U"] <= m["u"] for m in slow)
 
 
 def test_binance_book_ticker_is_the_top_of_the_served_book(wire):
