@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 
 import pytest
@@ -23,14 +24,20 @@ def _start(*extra: str) -> subprocess.Popen[str]:
 
 
 def _urls(process: subprocess.Popen[str], count: int) -> dict[str, tuple[str, str]]:
+    """The printed URLs; the process is killed if they are not there within a minute."""
     urls = {}
     assert process.stdout is not None
-    while len(urls) < count:
-        line = process.stdout.readline()
-        assert line, f"the server stopped: {process.stderr.read() if process.stderr else ''}"
-        match = LINE.match(line.strip())
-        if match:
-            urls[match.group(1)] = (match.group(2), match.group(3))
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        while len(urls) < count:
+            line = process.stdout.readline()
+            assert line, "the server stopped or printed no URLs"
+            match = LINE.match(line.strip())
+            if match:
+                urls[match.group(1)] = (match.group(2), match.group(3))
+    finally:
+        watchdog.cancel()
     return urls
 
 

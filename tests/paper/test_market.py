@@ -209,3 +209,28 @@ def test_closing_leaves_no_task_and_closes_the_clients(three_hours):
     kind, others = run(body)
     assert kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     assert others == []
+
+
+def test_hyperliquid_sends_one_snapshot_per_millisecond(tmp_path):
+    us = 1_000
+    rows = [(T0 + SECOND, 1, BID, 99.0, 1.0, FLAG_SNAPSHOT),
+            (T0 + SECOND, 1, ASK, 101.0, 1.0, FLAG_SNAPSHOT),
+            (T0 + 2 * SECOND + 100 * us, 2, BID, 99.0, 2.0, 0),
+            (T0 + 2 * SECOND + 200 * us, 3, BID, 99.0, 3.0, 0),  # the same millisecond
+            (T0 + 3 * SECOND, 4, ASK, 101.0, 4.0, 0)]
+    write_table(tmp_path, "book_delta", "hyperliquid", "TEST", _deltas(rows))
+
+    async def body():
+        async with PaperExchange(tmp_path, "2024-01-01:00", "2024-01-01:00",
+                                 speed=0) as paper, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(paper.urls["hyperliquid"]["ws"] + "/ws")
+            await ws.send_json({"method": "subscribe",
+                                "subscription": {"type": "l2Book", "coin": "TEST"}})
+            replies = [await ws.receive_json(timeout=10) for _ in range(4)]
+            await ws.close()
+            return [r["data"] for r in replies[1:]]
+
+    books = run(body)
+    assert [b["time"] - T0 // 1_000_000 for b in books] == [1000, 2000, 3000]
+    assert [(b["levels"][0][0]["sz"], b["levels"][1][0]["sz"]) for b in books] == [
+        ("1.0", "1.0"), ("2.0", "1.0"), ("3.0", "4.0")]  # the later state comes next time
