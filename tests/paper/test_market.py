@@ -124,7 +124,8 @@ async def _depth(paper: PaperExchange) -> dict:
         return await reply.json()
 
 
-async def _subscribe(paper: PaperExchange, http: aiohttp.ClientSession):
+async def _subscribe(paper: PaperExchange, http: aiohttp.ClientSession
+                     ) -> aiohttp.ClientWebSocketResponse:
     ws = await http.ws_connect(paper.urls["binance"]["ws"] + "/public/ws/testusdt@trade")
     return ws
 
@@ -234,3 +235,27 @@ def test_hyperliquid_sends_one_snapshot_per_millisecond(tmp_path):
     assert [b["time"] - T0 // 1_000_000 for b in books] == [1000, 2000, 3000]
     assert [(b["levels"][0][0]["sz"], b["levels"][1][0]["sz"]) for b in books] == [
         ("1.0", "1.0"), ("2.0", "1.0"), ("3.0", "4.0")]  # the later state comes next time
+
+
+def test_a_paced_market_disconnects_a_client_that_does_not_read(btc_archive, monkeypatch,
+                                                                 caplog):
+    from makerlab.paper import session
+
+    monkeypatch.setattr(session, "HIGH_WATER", 4)
+    monkeypatch.setattr(session, "MAX_BACKLOG", 20)
+
+    async def body():
+        async with PaperExchange(btc_archive, "2024-08-08:23", "2024-08-09:00",
+                                 speed=300) as paper, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(paper.urls["binance"]["ws"] +
+                                       "/public/ws/btcusdt@depth@0ms", max_msg_size=0)
+            await paper.replay_done.wait()  # 6 minutes at 300x, not reading
+            while (message := await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT:
+                pass
+            return message.type, ws.close_code
+
+    kind, code = run(body)
+    assert "disconnecting a slow client" in caplog.text
+    # a close frame, or a dropped socket when the client does not answer it in time
+    assert kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    assert code in (aiohttp.WSCloseCode.POLICY_VIOLATION, aiohttp.WSCloseCode.ABNORMAL_CLOSURE)

@@ -44,10 +44,9 @@ from aiohttp import web
 
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.paper.book import BID
-from makerlab.paper.faults import FaultInjector
 from makerlab.paper.instruments import decimals, fixed, plain
 from makerlab.paper.market import Market
-from makerlab.paper.session import Outgoing, Session, Topic
+from makerlab.paper.session import Outgoing, Session, SessionFaults, Topic
 from makerlab.paper.source import BookMessage, TradePrint
 from makerlab.paper.venue import Venue, VenueContext, json_response, ms, numeric_id
 
@@ -274,7 +273,7 @@ class BinanceVenue(Venue):
                         combined: bool) -> web.WebSocketResponse:
         names = request.match_info.get("streams", "") or request.query.get("streams", "")
 
-        def make(ws: web.WebSocketResponse, faults: FaultInjector, name: str) -> Session:
+        def make(ws: web.WebSocketResponse, faults: SessionFaults, name: str) -> Session:
             session = BinanceSession(ws, self, faults, name, route=route, combined=combined)
             session.add_streams([n for n in names.split("/") if n])
             return session
@@ -335,7 +334,7 @@ class BinanceVenue(Venue):
 class BinanceSession(Session):
     """One Binance websocket: the method protocol, raw or combined frames."""
 
-    def __init__(self, ws: web.WebSocketResponse, venue: BinanceVenue, faults: FaultInjector,
+    def __init__(self, ws: web.WebSocketResponse, venue: BinanceVenue, faults: SessionFaults,
                  name: str, *, route: str, combined: bool) -> None:
         super().__init__(ws, venue.context.hub, faults, name)
         self._venue = venue

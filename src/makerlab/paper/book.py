@@ -69,9 +69,6 @@ class Side:
         other.sizes = self.sizes.copy()
         return other
 
-    def __len__(self) -> int:
-        return len(self._keys)
-
 
 class Book:
     """A full-depth L2 book: ``bids`` and ``asks`` :class:`Side` objects."""

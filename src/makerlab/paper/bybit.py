@@ -37,10 +37,9 @@ from aiohttp import web
 
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.paper.book import top_difference
-from makerlab.paper.faults import FaultInjector
 from makerlab.paper.instruments import decimals, fixed, plain
 from makerlab.paper.market import Market
-from makerlab.paper.session import Outgoing, Session, Topic
+from makerlab.paper.session import Outgoing, Session, SessionFaults, Topic
 from makerlab.paper.source import BookMessage, TradePrint
 from makerlab.paper.venue import Venue, VenueContext, json_response, ms
 
@@ -186,7 +185,7 @@ class BybitVenue(Venue):
     # -- websocket
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        def make(ws: web.WebSocketResponse, faults: FaultInjector, name: str) -> Session:
+        def make(ws: web.WebSocketResponse, faults: SessionFaults, name: str) -> Session:
             return BybitSession(ws, self, faults, name)
 
         return await self.serve_websocket(request, make)
@@ -246,7 +245,7 @@ class BybitVenue(Venue):
 class BybitSession(Session):
     """One ``/v5/public/linear`` websocket."""
 
-    def __init__(self, ws: web.WebSocketResponse, venue: BybitVenue, faults: FaultInjector,
+    def __init__(self, ws: web.WebSocketResponse, venue: BybitVenue, faults: SessionFaults,
                  name: str) -> None:
         super().__init__(ws, venue.context.hub, faults, name)
         self._venue = venue

@@ -27,7 +27,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from makerlab.errors import ConfigError
 
@@ -35,6 +35,7 @@ __all__ = ["STALE_MAX", "STREAM_FAULTS", "FaultInjector", "FaultLog", "FaultSpec
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 STREAM_FAULTS = ("drop", "duplicate", "reorder", "gap", "disconnect")
 STALE_MAX = 10
 
@@ -104,8 +105,8 @@ class FaultLog:
         return "faults injected: " + " ".join(f"{k}={n}" for k, n in sorted(self.counts.items()))
 
 
-class FaultInjector:
-    """The stream faults of one websocket session.
+class FaultInjector(Generic[T]):
+    """The stream faults of one websocket session (items of type ``T``).
 
     :meth:`route` turns each outgoing item into what to send now; ``data`` tells
     market-data items (faulted) from control replies (passed through).
@@ -117,17 +118,17 @@ class FaultInjector:
         self._log = faults
         self._where = where
         self._rng = rng
-        self._held: Any = None
+        self._held: T | None = None
         self._cumulative = _cumulative(spec)
 
-    def route(self, item: Any, data: bool, what: str,
-              gap: Callable[[Any], Any | None]) -> list[Any] | None:
+    def route(self, item: T, data: bool, what: str,
+              gap: Callable[[T], T | None]) -> list[T] | None:
         """Items to send now for ``item`` (None: close the connection instead)."""
         if not data or not self._cumulative:
             return [item]
         kind = self._draw()
         out = self._apply(kind, item, gap)
-        if out is None and kind == "gap":  # not applicable to this message
+        if out is None:  # a gap on a message without ids: not applicable
             kind, out = None, [item]
         if kind is not None:
             self._log.record(kind, self._where, what)
@@ -137,8 +138,7 @@ class FaultInjector:
             out, self._held = [*out, self._held], None
         return out
 
-    def _apply(self, kind: str | None, item: Any,
-               gap: Callable[[Any], Any | None]) -> list[Any] | None:
+    def _apply(self, kind: str | None, item: T, gap: Callable[[T], T | None]) -> list[T] | None:
         if kind in ("drop", "disconnect"):
             return []
         if kind == "duplicate":

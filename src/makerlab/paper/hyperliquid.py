@@ -33,10 +33,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from makerlab.paper.faults import FaultInjector
 from makerlab.paper.instruments import cached, decimals
 from makerlab.paper.market import Market
-from makerlab.paper.session import Outgoing, Session, Topic
+from makerlab.paper.session import Outgoing, Session, SessionFaults, Topic
 from makerlab.paper.source import BookMessage, TradePrint
 from makerlab.paper.venue import Venue, VenueContext, json_response, ms, numeric_id
 
@@ -167,7 +166,7 @@ class HyperliquidVenue(Venue):
     # -- websocket
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
-        def make(ws: web.WebSocketResponse, faults: FaultInjector, name: str) -> Session:
+        def make(ws: web.WebSocketResponse, faults: SessionFaults, name: str) -> Session:
             return HyperliquidSession(ws, self, faults, name)
 
         return await self.serve_websocket(request, make)
@@ -215,7 +214,7 @@ class HyperliquidSession(Session):
     """One ``/ws`` websocket."""
 
     def __init__(self, ws: web.WebSocketResponse, venue: HyperliquidVenue,
-                 faults: FaultInjector, name: str) -> None:
+                 faults: SessionFaults, name: str) -> None:
         super().__init__(ws, venue.context.hub, faults, name)
         self._venue = venue
 

@@ -27,7 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from makerlab.paper.faults import FaultInjector
 
-__all__ = ["HIGH_WATER", "MAX_BACKLOG", "Hub", "Outgoing", "Session", "Topic"]
+__all__ = ["HIGH_WATER", "MAX_BACKLOG", "Hub", "Outgoing", "Session", "SessionFaults", "Topic"]
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,15 @@ class Hub:
 
 _CLOSE = Outgoing("", None, data=False)
 
+SessionFaults = FaultInjector[Outgoing]
+"""The fault injector of one session."""
+
 
 class Session:
     """One websocket connection (see the module docstring). Subclasses implement
     :meth:`handle` and may override :meth:`encode` and :meth:`gap`."""
 
-    def __init__(self, ws: web.WebSocketResponse, hub: Hub, faults: FaultInjector,
+    def __init__(self, ws: web.WebSocketResponse, hub: Hub, faults: SessionFaults,
                  name: str) -> None:
         self.ws = ws
         self.hub = hub

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from makerlab.paper.faults import FaultInjector, FaultLog, FaultSpec
 from makerlab.paper.market import Market, MarketClock
-from makerlab.paper.session import Hub, Session
+from makerlab.paper.session import Hub, Session, SessionFaults
 from makerlab.paper.source import BookMessage, TradePrint
 from makerlab.units import NS_PER_MS
 
@@ -64,8 +64,9 @@ class Venue:
         self.context = context
         self.markets = {self.wire_symbol(m): m for m in markets}
         self._sessions = itertools.count(1)
-        self._rest = FaultInjector(context.faults, context.fault_log, f"{self.protocol} REST",
-                                   context.faults.rng(self.protocol, "rest"))
+        rng = context.faults.rng(self.protocol, "rest")
+        self._rest: FaultInjector[None] = FaultInjector(context.faults, context.fault_log,
+                                                        f"{self.protocol} REST", rng)
         for market in markets:
             market.listeners.append(self)
 
@@ -95,7 +96,7 @@ class Venue:
         return self._rest.stale_back()
 
     async def serve_websocket(self, request: web.Request,
-                              make: Callable[[web.WebSocketResponse, FaultInjector, str],
+                              make: Callable[[web.WebSocketResponse, SessionFaults, str],
                                              Session],
                               heartbeat: float | None = None) -> web.WebSocketResponse:
         """Accept a websocket and run the session ``make`` builds until it closes."""
@@ -103,7 +104,7 @@ class Venue:
         await ws.prepare(request)
         number = next(self._sessions)
         name = f"{self.protocol}#{number}"
-        faults = FaultInjector(self.context.faults, self.context.fault_log, name,
+        faults: SessionFaults = FaultInjector(self.context.faults, self.context.fault_log, name,
                                self.context.faults.rng(self.protocol, number))
         await make(ws, faults, name).serve()
         return ws
