@@ -73,12 +73,16 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> 
 
 
 async def _messages(http: aiohttp.ClientSession, url: str, send: list[dict[str, Any]],
-                    count: int) -> list[Any]:
-    """Connect, send ``send``, and return the first ``count`` messages received."""
+                    count: int, until: Any = None) -> list[Any]:
+    """Connect, send ``send``, and return the first ``count`` messages received (or those
+    up to the message ``until``)."""
+    received: list[Any] = []
     async with http.ws_connect(url) as ws:
         for message in send:
             await ws.send_str(orjson.dumps(message).decode())
-        return [orjson.loads((await ws.receive(timeout=10)).data) for _ in range(count)]
+        while len(received) < count and (until is None or until not in received):
+            received.append(orjson.loads((await ws.receive(timeout=10)).data))
+    return received
 
 
 async def _binance(http: aiohttp.ClientSession, paper: PaperExchange) -> dict[str, Any]:
@@ -103,6 +107,9 @@ async def _binance(http: aiohttp.ClientSession, paper: PaperExchange) -> dict[st
         {"method": "LIST_SUBSCRIPTIONS", "id": 2}], 50)
     out["market"] = await _messages(http, ws + "/market/ws/btcusdt@aggTrade", [], 3)
     out["slow"] = await _messages(http, ws + "/public/ws/btcusdt@depth@500ms", [], 20)
+    async with http.ws_connect(ws + "/public/ws", autoping=False) as raw:
+        await raw.ping(b"hello")
+        out["pong"] = await raw.receive(timeout=10)
     return out
 
 
@@ -126,6 +133,7 @@ async def _bybit(http: aiohttp.ClientSession, paper: PaperExchange) -> dict[str,
 async def _hyperliquid(http: aiohttp.ClientSession, paper: PaperExchange) -> dict[str, Any]:
     rest, ws = paper.urls["hyperliquid"]["rest"] + "/info", paper.urls["hyperliquid"]["ws"]
     subscribe = {"method": "subscribe", "subscription": {"type": "l2Book", "coin": "BTCUSDT"}}
+    trades = {"type": "trades", "coin": "ETHUSDT"}
     return {
         "meta": await _post(http, rest, {"type": "meta"}),
         "book": await _post(http, rest, {"type": "l2Book", "coin": "BTCUSDT"}),
@@ -137,6 +145,11 @@ async def _hyperliquid(http: aiohttp.ClientSession, paper: PaperExchange) -> dic
             {"method": "subscribe", "subscription": {"type": "trades", "coin": "BTCUSDT"}},
             {"method": "subscribe", "subscription": {"type": "trades", "coin": "NOPE"}},
             {"method": "ping"}], 300),
+        "unsubscribe": [m for m in await _messages(http, ws + "/ws", [
+            {"method": "subscribe", "subscription": trades},
+            {"method": "unsubscribe", "subscription": trades},
+            {"method": "unsubscribe", "subscription": trades},
+            {"method": "ping"}], 50, until={"channel": "pong"}) if m["channel"] != "trades"],
     }
 
 
@@ -217,6 +230,11 @@ def test_binance_streams_are_routed_by_path(wire):
     [real_agg, real_ticker] = [m["data"] for m in fixture("binance_usdm_ws_2021.jsonl")]
     assert shape(routed[2]) == shape(real_ticker)
     assert [shape(m) for m in wire["binance"]["market"]] == [shape(real_agg)] * 3
+
+
+def test_binance_answers_ping_frames(wire):
+    pong = wire["binance"]["pong"]
+    assert (pong.type, pong.data) == (aiohttp.WSMsgType.PONG, b"hello")
 
 
 def test_binance_depth_interval_merges_messages(wire):
@@ -312,6 +330,10 @@ def test_hyperliquid_websocket_has_the_venue_format(wire):
     assert books and trades
     assert all(shape(m) == shape(real_book) for m in books)
     assert all(shape(m) == shape(real_trades) for m in trades)
+    subscribed, unsubscribed, again, _ = wire["hyperliquid"]["unsubscribe"]
+    assert (subscribed["data"]["method"], unsubscribed["data"]["method"]) == (
+        "subscribe", "unsubscribe")
+    assert again["channel"] == "error" and "Already unsubscribed" in again["data"]
     times = [m["data"]["time"] for m in books]
     assert times == sorted(set(times))  # strictly newer snapshots
     assert all(float(m["data"]["levels"][0][0]["px"]) < float(m["data"]["levels"][1][0]["px"])
