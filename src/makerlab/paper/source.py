@@ -207,20 +207,19 @@ class _Snapshots(_Stream):
 class _Trades(_Stream):
     def __init__(self, table: pa.Table) -> None:
         self.local_ts = table.column("local_ts").to_numpy()
-        names = ("exchange_ts", "local_ts", "price", "size", "side", "trade_id")
-        self._rows = list(zip(*(table.column(n).to_pylist() for n in names), strict=True))
+        self._cols = [table.column(n).to_numpy() for n in
+                      ("exchange_ts", "local_ts", "price", "size", "side")]
+        self._ids = table.column("trade_id").combine_chunks()
 
     def item(self, i: int) -> TradePrint:
-        return TradePrint(*self._rows[i])
+        ets, lts, price, size, side = (column[i].item() for column in self._cols)
+        return TradePrint(ets, lts, price, size, side, self._ids[i].as_py())
 
 
 @dataclass
 class HourEvents:
-    """The events of one hour: ``(dataset key, message or trade)`` in ``local_ts`` order.
-
-    ``skip`` drops the first events of named streams (the opening snapshot that was
-    applied before serving).
-    """
+    """The events of one hour: ``(dataset key, message or trade)`` in ``local_ts`` order,
+    built one at a time from the hour's columns."""
 
     streams: list[tuple[tuple[str, str], _Stream]]
 
