@@ -4,7 +4,7 @@
 
     makerlab convert SOURCE INPUT... --out DIR   convert real captures into an archive
     makerlab info ARCHIVE                        what an archive holds
-    makerlab validate ARCHIVE                    check every file of an archive
+    makerlab validate ARCHIVE [--fix]            check every file of an archive
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
     makerlab specs                               the bundled instrument specs
     makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
@@ -58,11 +58,15 @@ def _info(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from makerlab.data.validate import validate_archive
 
-    problems = validate_archive(args.archive)
-    for problem in problems:
-        print(f"ERROR {problem}")
-    print(f"{args.archive}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
-    return 1 if problems else 0
+    report = validate_archive(args.archive, fix=args.fix)
+    for line in report.fixed:
+        print(f"FIXED {line}")
+    for line in report.problems:
+        print(f"ERROR {line}")
+    for line in report.notes:
+        print(f"NOTE {line}")
+    print(f"{args.archive}: {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+    return 0 if report.ok else 1
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -138,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check every file of an archive")
     val.add_argument("archive")
+    val.add_argument("--fix", action="store_true",
+                     help="first complete interrupted writes and delete their leftovers "
+                          "(only while no writer is running)")
     val.set_defaults(handler=_validate)
 
     rep = sub.add_parser("report", help="rebuild the simulation report of a saved run")

@@ -141,26 +141,23 @@ def validate_table(kind: str, table, source: str) -> None:
         check_levels_ordered(bids, asks, source=source)
 
 
-def validate_archive(root) -> list[str]:
-    """Check every hour file of the archive at ``root``; one message per problem found.
+def validate_archive(root, *, fix: bool = False, filesystem=None):
+    """Check the whole archive at ``root``: every path, every hour file, the manifest.
 
-    Each file is read through the archive reader (schema, version and corruption checks)
-    and then :func:`validate_table`. An empty list means the archive is sound.
+    Each hour file is read through the archive reader (schema, version, corruption, rows in
+    its own hour) and then :func:`validate_table`; the manifest adds missing, duplicated,
+    moved, extra and changed files, interrupted writes and half-written instruments (see
+    :mod:`makerlab.data.integrity`). Stray paths are reported, never crashed on. With
+    ``fix`` interrupted writes are first completed and their leftovers deleted.
+
+    Returns:
+        :class:`~makerlab.data.integrity.ArchiveReport`: ``problems`` (empty when the
+        archive is sound), ``notes`` and ``fixed``, one line each naming the path.
     """
-    from makerlab.data.archive import archive_paths, list_archive, read_table
+    from dataclasses import replace
 
-    listing = list_archive(root, problems=[])  # unreadable files: reported when read below
-    problems = []
-    for row in listing.itertuples(index=False):
-        depth = row.depth or None
-        for hour in row.hours:
-            when = f"{row.date}:{hour:02d}"
-            try:
-                [path] = archive_paths(root, row.kind, row.exchange, row.symbol, when, when,
-                                       depth=depth)
-                table = read_table(root, row.kind, row.exchange, row.symbol, when, when,
-                                   depth=depth)
-                validate_table(row.kind, table, path)
-            except DataError as error:
-                problems.append(str(error))
-    return problems
+    from makerlab.data.integrity import check_archive, repair_archive
+
+    fixed = repair_archive(root, filesystem=filesystem) if fix else []
+    report = check_archive(root, check=validate_table, filesystem=filesystem)
+    return replace(report, fixed=tuple(fixed))
