@@ -27,10 +27,11 @@ from makerlab.errors import (
     CrossedBook,
     DataError,
     MakerlabError,
+    OrderRejected,
     SequenceGap,
     UnsortedData,
 )
-from makerlab.gateway import Gateway
+from makerlab.live.gateway import Gateway
 from makerlab.oms import OMS
 from makerlab.sweep import params
 from makerlab.trading.feed import Feed, FeedCls, FeedType
@@ -53,6 +54,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
     "MakerlabError",
     "OMS",
     "Order",
+    "OrderRejected",
     "OrderStatus",
     "Orders",
     "Position",

@@ -4,10 +4,15 @@
 
     MakerlabError
     ├── ConfigError          bad arguments or configuration given by the user
-    └── DataError            input data that would produce a wrong result
-        ├── SequenceGap      an update id is missing between two book deltas
-        ├── CrossedBook      a book whose best bid is at or above its best ask
-        └── UnsortedData     timestamps that go backwards
+    │   └── OrderRejected    an order or cancel the OMS refuses at the call (nothing sent)
+    ├── DataError            input data that would produce a wrong result
+    │   ├── SequenceGap      an update id is missing between two book deltas
+    │   ├── CrossedBook      a book whose best bid is at or above its best ask
+    │   └── UnsortedData     timestamps that go backwards
+    └── VenueError           a live venue failed or refused a request
+        ├── ConnectionLost   a websocket closed, timed out or could not connect
+        ├── RateLimited      the venue answered 429/418 or its own rate-limit code
+        └── AuthError        credentials missing, unknown or rejected
 
 A ``DataError`` always says *where* (file and line or row) and *what to do*; converters
 raise it instead of silently producing a wrong book, unless an explicit repair option
@@ -23,6 +28,25 @@ class MakerlabError(Exception):
 
 class ConfigError(MakerlabError, ValueError):
     """An argument or configuration value is invalid."""
+
+
+class OrderRejected(ConfigError):
+    """An order or cancel refused by the OMS when it is called; nothing reaches the venue.
+
+    Attributes:
+        argument: the refused argument's name (``amount``, ``price``, ``tif``, ``cloid``...).
+        value: the value it was given.
+        code: the venue-style code where a live venue has one: ``-4015`` for a client
+            order id already in use, ``-2011`` (Unknown order sent.) for a cancel naming
+            no live order; ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, *, argument: str, value: object,
+                 code: int | None = None) -> None:
+        self.argument = argument
+        self.value = value
+        self.code = code
+        super().__init__(message)
 
 
 class DataError(MakerlabError, ValueError):
@@ -52,3 +76,27 @@ class CrossedBook(DataError):
 
 class UnsortedData(DataError):
     """Timestamps are not in non-decreasing order."""
+
+
+class VenueError(MakerlabError):
+    """A live venue failed or refused a request.
+
+    Attributes:
+        venue: the exchange id (``binance``, ``bybit``, ...).
+    """
+
+    def __init__(self, message: str, *, venue: str = ""):
+        self.venue = venue
+        super().__init__(f"{venue}: {message}" if venue else message)
+
+
+class ConnectionLost(VenueError):
+    """A websocket closed, went silent past its watchdog, or could not connect."""
+
+
+class RateLimited(VenueError):
+    """The venue answered with a rate-limit status (HTTP 429/418 or its own code)."""
+
+
+class AuthError(VenueError):
+    """Credentials are missing, unknown or rejected by the venue."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,14 +15,20 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from makerlab.data import archive
-from makerlab.data.archive import archive_paths, list_archive, read_table, write_table
+from makerlab.data.archive import (
+    ArchiveWriter,
+    archive_paths,
+    list_archive,
+    read_table,
+    write_table,
+)
 from makerlab.data.schema import (
     BBO_SCHEMA,
     BOOK_DELTA_SCHEMA,
     TRADES_SCHEMA,
     book_snapshot_schema,
 )
+from makerlab.data.validate import validate_archive
 from makerlab.errors import ConfigError, DataError
 
 MIDNIGHT = 1_723_161_600_000_000_000  # 2024-08-09 00:00:00 UTC in ns
@@ -85,16 +90,6 @@ def assert_same(got: pa.Table, want: pa.Table) -> None:
     for name in want.column_names:
         np.testing.assert_array_equal(np.array(got.column(name).to_pylist()),
                                       np.array(want.column(name).to_pylist()), err_msg=name)
-
-
-@pytest.fixture
-def memory_root():
-    """A fresh memory:// root, removed afterwards (fsspec's memory store is global)."""
-    name = f"archive-{uuid.uuid4().hex}"
-    yield f"memory://{name}"
-    fs = fsspec.filesystem("memory")
-    if fs.exists(f"/{name}"):
-        fs.rm(f"/{name}", recursive=True)
 
 
 # --------------------------------------------------------------------------- layout
@@ -278,6 +273,73 @@ def test_snapshot_depth_dataset_reads_with_hive_partitioning(tmp_path):
     assert duckdb.sql(sql).fetchall()[0][0] == 6
 
 
+def test_other_readers_ignore_the_manifest(tmp_path):
+    write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table())
+    write_table(tmp_path, "bbo", "binance", "BTCUSDT", bbo_table())
+    assert (tmp_path / "_makerlab").is_dir()
+    files = ds.dataset(tmp_path, format="parquet", partitioning="hive").files
+    assert len(files) == 3 and not [f for f in files if "_makerlab" in f]
+    sql = f"select count(*) from read_parquet('{tmp_path}/**/*.parquet', union_by_name=true)"
+    assert duckdb.sql(sql).fetchall()[0][0] == 44
+    assert pl.scan_parquet(tmp_path / "kind=trades", hive_partitioning=True).collect().height \
+        == 40
+    assert len(pd.read_parquet(tmp_path / "kind=bbo")) == 4
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def test_a_writer_commits_all_its_tables_at_once(tmp_path):
+    with ArchiveWriter(tmp_path) as writer:
+        writer.write("trades", "binance", "BTCUSDT", trades_table())
+        writer.write("bbo", "binance", "BTCUSDT", bbo_table())
+        assert archive_paths(tmp_path, "trades", "binance", "BTCUSDT") == []  # not yet
+    assert read_table(tmp_path, "trades", "binance", "BTCUSDT").num_rows == 40
+    assert read_table(tmp_path, "bbo", "binance", "BTCUSDT").num_rows == 4
+
+
+def test_an_exception_in_the_block_aborts_and_changes_nothing(tmp_path):
+    write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(5, MIDNIGHT))
+    before = tree(tmp_path)
+    with pytest.raises(RuntimeError, match="stop"), ArchiveWriter(tmp_path) as writer:
+        writer.write("trades", "binance", "BTCUSDT", trades_table())
+        writer.write("bbo", "binance", "ETHUSDT", bbo_table())
+        raise RuntimeError("stop")
+    assert tree(tmp_path) == before
+    with pytest.raises(ConfigError, match="already committed or aborted"):
+        writer.write("bbo", "binance", "ETHUSDT", bbo_table())
+
+
+def test_a_failed_write_aborts_the_whole_writer(tmp_path):
+    writer = ArchiveWriter(tmp_path)
+    writer.write("trades", "binance", "BTCUSDT", trades_table())
+    with pytest.raises(DataError, match="'trade_id' is missing"):
+        writer.write("trades", "binance", "ETHUSDT", trades_table().drop_columns(["trade_id"]))
+    assert tree(tmp_path) == {}
+    with pytest.raises(ConfigError, match="already committed or aborted"):
+        writer.commit()
+
+
+def test_a_writer_merges_an_hour_it_writes_twice_with_its_own_staged_file(tmp_path):
+    table = trades_table()
+    with ArchiveWriter(tmp_path) as writer:
+        writer.write("trades", "binance", "BTCUSDT", table.slice(13, 27))
+        writer.write("trades", "binance", "BTCUSDT", table.slice(0, 15))
+    assert read_table(tmp_path, "trades", "binance", "BTCUSDT").equals(table)
+    assert validate_archive(tmp_path).ok
+
+
+def test_writers_of_different_instruments_do_not_interfere(tmp_path):
+    first, second = ArchiveWriter(tmp_path), ArchiveWriter(tmp_path)
+    first.write("trades", "binance", "BTCUSDT", trades_table())
+    second.write("trades", "binance", "ETHUSDT", trades_table(7))  # its cleanup runs here
+    second.commit()
+    first.commit()
+    assert read_table(tmp_path, "trades", "binance", "BTCUSDT").num_rows == 40
+    assert read_table(tmp_path, "trades", "binance", "ETHUSDT").num_rows == 7
+    assert validate_archive(tmp_path).ok
+
+
 # --------------------------------------------------------------------------- filesystems
 
 
@@ -360,27 +422,30 @@ def test_snapshot_needs_depth_when_ambiguous(tmp_path):
 
 
 def test_newer_schema_version_says_upgrade(tmp_path):
-    path = write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(5, MIDNIGHT))[0]
-    table = pq.read_table(path)
-    meta = {**table.schema.metadata, b"makerlab.schema_version": b"99"}
-    pq.write_table(table.replace_schema_metadata(meta), path)
+    # A file from a newer makerlab copied into an archive without a manifest.
+    path = tmp_path / "kind=trades/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet"
+    path.parent.mkdir(parents=True)
+    meta = {b"makerlab.schema_version": b"99"}
+    pq.write_table(trades_table(5, MIDNIGHT).replace_schema_metadata(meta), path)
     with pytest.raises(DataError, match="upgrade makerlab"):
         read_table(tmp_path, "trades", "binance", "BTCUSDT")
 
 
-def test_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    table = trades_table(5, MIDNIGHT)
-    path = write_table(tmp_path, "trades", "binance", "BTCUSDT", table)[0]
-    before = Path(path).read_bytes()
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (hidden and manifest files included) with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
 
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
 
-    monkeypatch.setattr(archive.pq, "write_table", fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(8, MIDNIGHT))
-    assert Path(path).read_bytes() == before
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["00.parquet"]
+def test_failed_write_leaves_the_archive_as_it_was(tmp_path, full_disk):
+    write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(5, MIDNIGHT))
+    before = tree(tmp_path)
+    # The second hour file of the write finds the disk full.
+    with pytest.raises(DataError, match=r"00\.parquet.*No space left on device"):
+        write_table(tmp_path, "trades", "binance", "BTCUSDT", trades_table(),
+                    filesystem=full_disk(1))
+    assert tree(tmp_path) == before
+    assert not list(tmp_path.glob("**/date=2024-08-08"))  # the new directory is gone too
 
 
 def test_rows_repeated_within_written_data_are_stored_once_and_logged(tmp_path, caplog):

@@ -6,7 +6,6 @@ import pytest
 from makerlab import params
 from makerlab.errors import ConfigError
 from makerlab.sim import Latencies, Replayer
-from makerlab.sim.queue import PowerProbQueue
 from makerlab.sim.timeline import BookTape, TradeTape
 from makerlab.sweep.context import ActiveRun, activated
 from makerlab.sweep.replayer_args import replayer_options, reserved_names
@@ -65,8 +64,10 @@ def test_inside_a_sweep_replayer_arguments_replace_the_script_ones(tmp_path):
                        latencies=script_latencies)
     assert active.replayers == [rep]
     assert rep.config["maker_fees"] == -0.0001 and rep.config["seed"] == 7
-    assert rep.config["latencies"] == {"req_private": 5.0, "ack_private": 0}
-    assert rep.config["queue_model"] == repr(PowerProbQueue(3.0))
+    channels = rep.config["latencies"]["latencies_ms"]
+    assert channels["req_private"] == 5 and channels["ack_private"] == 0  # merged
+    assert channels["feed_private"] == 50  # neither script nor sweep: the default
+    assert rep.config["queue_model"] == {"type": "PowerProbQueue", "n": 3.0}
     assert rep.run_dir is None  # the sweep saves the record itself
     assert rep.rng.integers(1 << 30) == np.random.default_rng(7).integers(1 << 30)
 
@@ -79,7 +80,7 @@ def test_from_archive_paths_are_swept_too():
             recorded_local_time=False, taker_fees=0.0)
     assert active.replayers == [rep]
     assert rep.config["taker_fees"] == 0.001
-    assert set(rep.config["latencies"].values()) == {2.0}
+    assert set(rep.config["latencies"]["latencies_ms"].values()) == {2}
 
 
 def test_latency_parameters_need_a_latency_dict_from_the_script():

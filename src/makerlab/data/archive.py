@@ -6,6 +6,7 @@ Layout (``HH`` is the UTC hour of ``exchange_ts``, ``00``..``23``)::
     root/kind=trades/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet
     root/kind=bbo/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet
     root/kind=book_snapshot/depth=20/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet
+    root/_makerlab/...            the manifest (:mod:`makerlab.data.manifest`)
 
 ``book_snapshot`` has a ``depth=<N>`` level right under the kind, so that
 ``root/kind=book_snapshot/depth=20`` is one dataset whose files all share one schema (the
@@ -15,6 +16,11 @@ partitioning and no makerlab code. Columns and their meaning are in
 :mod:`makerlab.data.schema`; each file also carries the key-value metadata
 ``makerlab.schema_version``, ``makerlab.kind``, ``makerlab.exchange``, ``makerlab.symbol``
 and ``makerlab.depth`` (empty unless ``book_snapshot``).
+
+Writes are all-or-nothing (:class:`ArchiveWriter`): every file is staged under a hidden
+name and the whole set is committed through the manifest. Readers check what they open
+against the manifest when the dataset has one, and skip (with a logged warning) paths that
+do not follow the layout; ``makerlab validate`` reports those.
 
 Range arguments (``start``/``end``) accept:
 
@@ -31,14 +37,14 @@ The root is a local path, a URL (``file://``, ``s3://``, ``memory://``, anything
 
 from __future__ import annotations
 
-import contextlib
+import io
 import logging
 import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -47,17 +53,36 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from makerlab.data.schema import BOOK_SNAPSHOT, KINDS, SCHEMA_VERSION, schema_for, snapshot_depth
+from makerlab.data import manifest
+from makerlab.data.layout import (
+    EPOCH,
+    HourPath,
+    check_kind,
+    classify,
+    dataset_dir,
+    day_of,
+    hour_file,
+    hour_files,
+    hour_label,
+)
+from makerlab.data.manifest import META_DIR, Manifest
+from makerlab.data.schema import BOOK_SNAPSHOT, SCHEMA_VERSION, schema_for, snapshot_depth
+from makerlab.data.storage import Root, os_reason, resolve
 from makerlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "HOUR_NS",
+    "ArchiveWriter",
     "TimeLike",
     "archive_paths",
+    "check_hour",
+    "check_writable",
     "list_archive",
+    "read_hour_bytes",
     "read_table",
+    "table_dataset",
     "write_table",
 ]
 
@@ -67,107 +92,9 @@ HOUR_NS = 3_600_000_000_000
 TimeLike = datetime | np.datetime64 | str | int | None
 """A range bound: see the module docstring."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
-_HOUR_FILE = re.compile(r"^([0-2][0-9])\.parquet$")
-_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _ROW_GROUP_BYTES = 64 << 20
 _MAX_ROW_GROUP = 1 << 20
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _META_PREFIX = "makerlab."
-
-
-# --------------------------------------------------------------------------- filesystem
-
-
-@dataclass(frozen=True)
-class _Root:
-    """An archive root: the filesystem, the root's path on it and as the user wrote it."""
-
-    fs: pafs.FileSystem
-    base: str
-    shown: str
-
-    def path(self, rel: str) -> str:
-        return f"{self.base}/{rel}" if rel else self.base
-
-    def show(self, path: str) -> str:
-        """``path`` (on ``fs``) as the user would address it, i.e. under their root."""
-        if path.startswith(self.base):
-            return self.shown + path[len(self.base):]
-        return path
-
-
-def _arrow_fs(filesystem: Any) -> pafs.FileSystem:
-    if isinstance(filesystem, pafs.FileSystem):
-        return filesystem
-    return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem))
-
-
-def _resolve(root: str | os.PathLike, filesystem: Any = None) -> _Root:
-    shown = os.fspath(root).rstrip("/") or "/"
-    if filesystem is not None:
-        fs = _arrow_fs(filesystem)
-        if isinstance(fs, pafs.LocalFileSystem):
-            return _Root(fs, os.path.abspath(shown), shown)
-        strip = getattr(filesystem, "_strip_protocol", None)
-        base = strip(shown) if strip is not None else shown
-        return _Root(fs, str(base).rstrip("/") or "/", shown)
-    if "://" not in shown:
-        return _Root(pafs.LocalFileSystem(), os.path.abspath(shown), shown)
-    try:
-        fs, base = pafs.FileSystem.from_uri(shown)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        import fsspec
-
-        ffs, base = fsspec.core.url_to_fs(shown)
-        fs = _arrow_fs(ffs)
-    return _Root(fs, base.rstrip("/") or "/", shown)
-
-
-# --------------------------------------------------------------------------- naming
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-
-
-def _check_name(what: str, value: str) -> None:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ConfigError(
-            f"{what} {value!r} cannot be an archive directory name: use letters, digits "
-            "and . _ @ - only (map e.g. 'PURR/USDC' to 'PURR-USDC' first)"
-        )
-
-
-def dataset_dir(kind: str, exchange: str, symbol: str, depth: int | None = None) -> str:
-    """Path of one instrument's dataset relative to the archive root."""
-    _check_kind(kind)
-    _check_name("exchange", exchange)
-    _check_name("symbol", symbol)
-    if kind == BOOK_SNAPSHOT:
-        if not isinstance(depth, int) or depth < 1:
-            raise ConfigError(f"book_snapshot needs a positive integer depth, got {depth!r}")
-        return f"kind={kind}/depth={depth}/exchange={exchange}/symbol={symbol}"
-    return f"kind={kind}/exchange={exchange}/symbol={symbol}"
-
-
-def hour_file(hour: int) -> str:
-    """Path of the file of epoch hour ``hour`` (``exchange_ts // HOUR_NS``) in a dataset."""
-    day = _EPOCH + timedelta(hours=int(hour))
-    return f"date={day:%Y-%m-%d}/{day:%H}.parquet"
-
-
-def _parse_hour(rel: str) -> int | None:
-    """Epoch hour of a dataset-relative ``date=YYYY-MM-DD/HH.parquet``; None if not one."""
-    parts = rel.split("/")
-    if len(parts) != 2:
-        return None
-    day, name = _DATE_DIR.match(parts[0]), _HOUR_FILE.match(parts[1])
-    if day is None or name is None or int(name.group(1)) > 23:
-        return None
-    days = (date.fromisoformat(day.group(1)) - date(1970, 1, 1)).days
-    return days * 24 + int(name.group(1))
 
 
 # --------------------------------------------------------------------------- time bounds
@@ -181,7 +108,7 @@ def _to_ns(value: TimeLike, *, end: bool) -> int | None:
         return _parse_str(value, end=end)
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        micros = (aware - _EPOCH) // timedelta(microseconds=1)
+        micros = (aware - EPOCH) // timedelta(microseconds=1)
         return micros * 1000 + int(getattr(value, "nanosecond", 0))
     if isinstance(value, np.datetime64):
         return int(value.astype("datetime64[ns]").astype(np.int64))
@@ -199,7 +126,7 @@ def _parse_str(text: str, *, end: bool) -> int:
             continue
         if end:
             moment += step
-        return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+        return (moment - EPOCH) // timedelta(microseconds=1) * 1000
     raise ConfigError(f"cannot parse time {text!r}: expected 'YYYY-MM-DD:HH' or 'YYYY-MM-DD'")
 
 
@@ -246,7 +173,175 @@ def _conform(table: pa.Table, expected: pa.Schema, source: str) -> pa.Table:
     return table.select(expected.names).cast(expected)
 
 
+def table_dataset(kind: str, exchange: str, symbol: str, table: pa.Table) -> str:
+    """The dataset directory ``table`` of ``kind`` would be written to (checks the names,
+    and for ``book_snapshot`` the depth, without writing anything)."""
+    check_kind(kind)
+    return dataset_dir(kind, exchange, symbol, _table_depth(kind, table))
+
+
 # --------------------------------------------------------------------------- writing
+
+
+class ArchiveWriter:
+    """All-or-nothing writes into an archive: stage tables, then commit them together.
+
+    ::
+
+        with ArchiveWriter("data/archive", converter="recorder") as writer:
+            writer.write("book_delta", "binance", "BTCUSDT", deltas)
+            writer.write("trades", "binance", "BTCUSDT", trades)
+        # committed when the block ends; an exception inside it aborts, changing nothing
+
+    :meth:`write` splits a table by UTC hour and merges each hour with the file already
+    there (or already staged by this writer); each resulting file is written under a hidden
+    staged name. :meth:`commit` makes them all visible at once through the manifest
+    (:mod:`makerlab.data.manifest` documents the steps and what a kill leaves behind).
+    Before touching a dataset the writer completes any interrupted commit touching it,
+    deletes leftover staged files there, and adopts the dataset's existing files into the
+    manifest if it has none (an archive written before the manifest existed).
+
+    An exception in :meth:`write` aborts the writer. Not safe for two writers on the same
+    dataset at once; writers of different datasets do not interfere.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, converter: str = "write_table",
+                 filesystem: Any = None) -> None:
+        self._arc = resolve(root, filesystem)
+        self._manifest = Manifest(self._arc, converter=converter)
+        self._adopted = Manifest(self._arc, converter="adopted")
+        self._prepared: set[str] = set()
+        self._created: list[str] = []
+        self._open = True
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if not self._open:
+            return
+        if error is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def write(self, kind: str, exchange: str, symbol: str, table: pa.Table) -> list[str]:
+        """Stage ``table`` of record ``kind`` for ``exchange``/``symbol``.
+
+        The table must match :func:`makerlab.data.schema.schema_for` (``book_snapshot``
+        takes its depth from the list size). Rows are split by UTC hour of ``exchange_ts``;
+        an hour file that already exists is merged: rows concatenated, stably sorted by
+        ``local_ts``, exact duplicate rows dropped (rows repeated *within* ``table`` are
+        stored once too, with a logged warning). An hour whose merge adds nothing is left
+        as it is.
+
+        Returns:
+            The hour files that hold the table's rows once committed, under ``root`` as
+            given.
+        """
+        self._check_open()
+        try:
+            return self._write(kind, exchange, symbol, table)
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> None:
+        """Make every staged file visible at once and record it in the manifest."""
+        self._check_open()
+        self._open = False
+        try:
+            self._adopted.commit()
+            self._manifest.commit()
+        except BaseException:
+            if not self._manifest.journaled:
+                self._discard()
+            raise
+
+    def abort(self) -> None:
+        """Delete everything staged; the archive is left exactly as it was."""
+        self._check_open()
+        self._open = False
+        self._discard()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise ConfigError("this ArchiveWriter has already committed or aborted; "
+                              "open a new one")
+
+    def _discard(self) -> None:
+        self._manifest.abort()
+        for folder in sorted(self._created, key=len, reverse=True):
+            self._arc.remove_empty_dir(folder)
+
+    def _write(self, kind: str, exchange: str, symbol: str, table: pa.Table) -> list[str]:
+        dataset = table_dataset(kind, exchange, symbol, table)
+        depth = _table_depth(kind, table)
+        given = table.schema.metadata
+        table = _conform(table, schema_for(kind, depth), f"{kind} table for {exchange}/{symbol}")
+        self._prepare(dataset)
+        metadata = _metadata(given, kind, exchange, symbol, depth)
+        return [self._stage(f"{dataset}/{hour_file(hour)}", hour, part, metadata)
+                for hour, part in _split_hours(table)]
+
+    def _prepare(self, dataset: str) -> None:
+        """Complete, clean up and adopt what an earlier writer left in ``dataset``."""
+        if dataset in self._prepared:
+            return
+        self._prepared.add(dataset)
+        pending, _ = manifest.read_pending(self._arc)
+        for journal in pending:
+            if journal.touches(dataset):
+                log.warning("completing the interrupted write %s", journal.commit.describe())
+                manifest.complete(self._arc, journal)
+        live = {j.commit.id for j in pending} | {self._manifest.id, self._adopted.id}
+        for path in manifest.clean_leftovers(self._arc, dataset, live):
+            log.warning("%s: deleted, left by an interrupted write", path)
+        if not manifest.shard_keys(self._arc, dataset):
+            self._adopt(dataset)
+
+    def _adopt(self, dataset: str) -> None:
+        for where, info in hour_files(self._arc, self._arc.path(dataset)).values():
+            shown = self._arc.show(info.path)
+            try:
+                data = self._arc.read_bytes(info.path)
+                table = _parse_bytes(data, shown, ["exchange_ts"])
+            except DataError as error:
+                log.warning("%s; not adopted into the manifest", error)
+                continue
+            ets = table.column("exchange_ts").to_numpy()
+            self._adopted.record(manifest.describe(where.rel, data, ets))
+
+    def _stage(self, rel: str, hour: int, part: pa.Table, metadata: dict[bytes, bytes]) -> str:
+        final = self._arc.path(rel)
+        _warn_inner_duplicates(part, self._arc.show(final))
+        table = part
+        previous = self._previous(rel)
+        if previous is not None:
+            old = _read_file(self._arc, previous, part.schema, None, hour)
+            old_metadata = _plain_metadata(old.schema.metadata)
+            metadata = {**old_metadata, **metadata}
+            table = pa.concat_tables([old.replace_schema_metadata(None), part])
+            table = _dedupe(_sort_local(table))
+            if table.num_rows == old.num_rows and metadata == old_metadata:
+                return self._arc.show(final)
+        else:
+            table = _dedupe(_sort_local(table))
+        data = _parquet_bytes(table, metadata)
+        ets = table.column("exchange_ts").to_numpy()
+        self._manifest.record(manifest.describe(rel, data, ets))
+        staged = self._manifest.staged_path(rel)
+        self._created.extend(_missing_dirs(self._arc, staged.rsplit("/", 1)[0]))
+        self._arc.write_bytes(staged, data)
+        return self._arc.show(final)
+
+    def _previous(self, rel: str) -> str | None:
+        """The file ``rel`` merges with: staged by this writer, or committed, or none."""
+        if rel in self._manifest.files:
+            return self._manifest.staged_path(rel)
+        final = self._arc.path(rel)
+        return final if self._arc.is_file(final) else None
 
 
 def write_table(
@@ -256,45 +351,59 @@ def write_table(
     symbol: str,
     table: pa.Table,
     *,
+    converter: str = "write_table",
     filesystem: Any = None,
 ) -> list[str]:
     """Write ``table`` of record ``kind`` into the archive, one file per UTC hour.
 
-    The table must match :func:`makerlab.data.schema.schema_for` (``book_snapshot`` takes
-    its depth from the list size). An hour file that already exists is merged: rows are
-    concatenated, stably sorted by ``local_ts`` and exact duplicate rows dropped, so writing
-    the same data twice changes nothing. Rows repeated *within* ``table`` are stored once
-    too, with a logged warning (give genuinely identical records distinct ids first). Every
-    file is written to a temporary name and then renamed. Not safe for two writers on the
-    same hour at once.
+    One :class:`ArchiveWriter` commit: see :meth:`ArchiveWriter.write` for the merge
+    rules. Either every hour file is written and recorded in the manifest (as written by
+    ``converter``), or, on any error, nothing changes.
 
     Returns:
-        The written files, under ``root`` as given.
+        The hour files holding the table's rows, under ``root`` as given.
     """
-    _check_kind(kind)
-    depth = _table_depth(kind, table)
-    arc = _resolve(root, filesystem)
-    folder = arc.path(dataset_dir(kind, exchange, symbol, depth))
-    given = table.schema.metadata
-    table = _conform(table, schema_for(kind, depth), f"{kind} table for {exchange}/{symbol}")
-    written = []
-    for hour, part in _split_hours(table):
-        path = f"{folder}/{hour_file(hour)}"
-        _warn_inner_duplicates(part, arc.show(path))
-        metadata = _metadata(given, kind, exchange, symbol, depth)
-        if arc.fs.get_file_info(path).type == pafs.FileType.File:
-            old = _read_file(arc, path, part.schema, None)
-            metadata = {**_metadata(old.schema.metadata, kind, exchange, symbol, depth),
-                        **metadata}
-            part = pa.concat_tables([old.replace_schema_metadata(None), part])
-        _write_atomic(arc.fs, path, _dedupe(_sort_local(part)), metadata)
-        written.append(arc.show(path))
-    return written
+    with ArchiveWriter(root, converter=converter, filesystem=filesystem) as writer:
+        return writer.write(kind, exchange, symbol, table)
+
+
+def check_writable(root: str | os.PathLike, *, filesystem: Any = None) -> None:
+    """Raise :class:`ConfigError` unless files can be created at the archive ``root``.
+
+    Creates (and removes again) a probe file, and any directory it needs.
+    """
+    arc = resolve(root, filesystem)
+    probe = arc.path(f"{META_DIR}/.probe.tmp-{uuid.uuid4().hex}")
+    created = _missing_dirs(arc, probe.rsplit("/", 1)[0])
+    try:
+        arc.write_bytes(probe, b"")
+        arc.delete(probe)
+    except DataError as error:
+        reason = os_reason(error.__cause__ or error)
+        raise ConfigError(f"cannot write to the archive at {arc.shown}: {reason}; choose "
+                          "another location or make it writable") from error
+    finally:
+        for folder in created:
+            arc.remove_empty_dir(folder)
+
+
+def _missing_dirs(arc: Root, folder: str) -> list[str]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while folder and folder != "/" and arc.fs.get_file_info(folder).type == \
+            pafs.FileType.NotFound:
+        missing.append(folder)
+        folder = folder.rsplit("/", 1)[0]
+    return missing
+
+
+def _plain_metadata(existing: dict | None) -> dict[bytes, bytes]:
+    return {k: v for k, v in (existing or {}).items() if k != b"ARROW:schema"}
 
 
 def _metadata(existing: dict | None, kind: str, exchange: str, symbol: str,
               depth: int | None) -> dict[bytes, bytes]:
-    meta = {k: v for k, v in (existing or {}).items() if k != b"ARROW:schema"}
+    meta = _plain_metadata(existing)
     meta.update({
         b"makerlab.schema_version": SCHEMA_VERSION.encode(),
         b"makerlab.kind": kind.encode(),
@@ -359,33 +468,35 @@ def _row_group_size(table: pa.Table) -> int:
     return int(min(_MAX_ROW_GROUP, max(4096, _ROW_GROUP_BYTES // row_bytes)))
 
 
-def _write_atomic(fs: pafs.FileSystem, path: str, table: pa.Table,
-                  metadata: dict[bytes, bytes]) -> None:
-    folder, name = path.rsplit("/", 1)
-    fs.create_dir(folder, recursive=True)
-    tmp = f"{folder}/.{name}.tmp-{uuid.uuid4().hex}"
+def _parquet_bytes(table: pa.Table, metadata: dict[bytes, bytes]) -> bytes:
     table = table.replace_schema_metadata(metadata)
-    try:
-        with fs.open_output_stream(tmp) as sink:
-            pq.write_table(table, sink, compression="zstd",
-                           row_group_size=_row_group_size(table))
-        fs.move(tmp, path)
-    except BaseException:
-        _remove_quietly(fs, tmp)
-        raise
-
-
-def _remove_quietly(fs: pafs.FileSystem, path: str) -> None:
-    with contextlib.suppress(OSError):
-        fs.delete_file(path)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", row_group_size=_row_group_size(table))
+    return sink.getvalue()
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _read_file(arc: _Root, path: str, expected: pa.Schema,
-               columns: Sequence[str] | None) -> pa.Table:
-    """One archive file, checked against ``expected``; DataError naming it if unreadable."""
+def _unreadable(shown: str, exc: BaseException) -> DataError:
+    return DataError(f"unreadable Parquet file ({exc}); delete it and convert the capture "
+                     "again", source=shown)
+
+
+def _parse_bytes(data: bytes, shown: str, columns: Sequence[str] | None) -> pa.Table:
+    """The table in Parquet ``data``; DataError naming ``shown`` if it cannot be read."""
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        _check_version(parquet.schema_arrow.metadata, shown)
+        return parquet.read(columns=columns, use_threads=True)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(shown, exc) from exc
+
+
+def _read_file(arc: Root, path: str, expected: pa.Schema, columns: Sequence[str] | None,
+               hour: int) -> pa.Table:
+    """The hour file ``path``, checked against ``expected`` and its ``hour``; DataError
+    naming it if unreadable, mismatched or holding rows of another hour."""
     shown = arc.show(path)
     try:
         with arc.fs.open_input_file(path) as handle:
@@ -393,13 +504,42 @@ def _read_file(arc: _Root, path: str, expected: pa.Schema,
             _check_version(parquet.schema_arrow.metadata, shown)
             table = parquet.read(columns=columns, use_threads=True)
     except (pa.ArrowException, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise DataError(f"unreadable Parquet file ({exc}); delete it and convert the "
-                        "capture again", source=shown) from exc
+        raise _unreadable(shown, exc) from exc
+    return _checked(table, expected, columns, shown, hour)
+
+
+def read_hour_bytes(data: bytes, where: HourPath, shown: str) -> pa.Table:
+    """The table of the hour file ``where`` from its bytes: DataError naming ``shown`` if
+    unreadable, too new or not matching the schema (its hour: :func:`check_hour`)."""
+    table = _parse_bytes(data, shown, None)
+    metadata = table.schema.metadata
+    expected = schema_for(where.kind, where.depth)
+    return _conform(table, expected, shown).replace_schema_metadata(metadata)
+
+
+def _checked(table: pa.Table, expected: pa.Schema, columns: Sequence[str] | None,
+             shown: str, hour: int) -> pa.Table:
     wanted = expected if columns is None else pa.schema([expected.field(c) for c in columns])
     metadata = table.schema.metadata
-    return _conform(table, wanted, shown).replace_schema_metadata(metadata)
+    table = _conform(table, wanted, shown)
+    check_hour(table, hour, shown)
+    return table.replace_schema_metadata(metadata)
+
+
+def check_hour(table: pa.Table, hour: int, shown: str) -> None:
+    """DataError unless every row's ``exchange_ts`` falls in the file's ``hour``."""
+    if "exchange_ts" not in table.column_names or table.num_rows == 0:
+        return
+    hours = pc.divide(table.column("exchange_ts"), HOUR_NS)
+    bounds = pc.min_max(hours)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low == hour == high:
+        return
+    outside = pc.sum(pc.not_equal(hours, hour)).as_py()
+    raise DataError(f"{outside} of {table.num_rows} rows have exchange_ts in "
+                    f"{hour_label(low if low != hour else high)}, not in this file's hour "
+                    f"{hour_label(hour)}: the file was copied or moved here from another "
+                    "hour (see `makerlab validate`)", source=shown)
 
 
 def _check_version(metadata: dict | None, source: str) -> None:
@@ -412,24 +552,68 @@ def _check_version(metadata: dict | None, source: str) -> None:
                         source=source)
 
 
-def _hour_paths(arc: _Root, folder: str, lo: int | None, hi: int | None) -> list[str]:
-    """Existing hour files under dataset ``folder`` overlapping [lo, hi) ns, in hour order."""
-    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+def _within(hour: int | None, first: int | None, last: int | None) -> bool:
+    return hour is not None and (first is None or hour >= first) and \
+        (last is None or hour <= last)
+
+
+def _entry_hour(rel: str) -> int | None:
+    where = classify(rel)
+    return where.hour if isinstance(where, HourPath) else None
+
+
+def _hour_paths(arc: Root, dataset: str, lo: int | None, hi: int | None) -> list[tuple[int, str]]:
+    """(hour, path) of the hour files of ``dataset`` overlapping [lo, hi) ns, in hour order,
+    checked against the manifest when the dataset has one."""
     first = None if lo is None else lo // HOUR_NS
     last = None if hi is None else (hi - 1) // HOUR_NS
-    found = []
-    for info in arc.fs.get_file_info(selector):
-        if info.type != pafs.FileType.File:
-            continue
-        hour = _parse_hour(info.path[len(folder) + 1:])
-        if hour is None or (first is not None and hour < first):
-            continue
-        if last is None or hour <= last:
-            found.append((hour, info.path))
-    return [path for _, path in sorted(found)]
+    found = {rel: (where.hour, info)
+             for rel, (where, info) in hour_files(arc, arc.path(dataset)).items()
+             if _within(where.hour, first, last)}
+    _check_pending(arc, dataset, first, last)
+    committed = manifest.dataset_files(arc, dataset, day_of(first), day_of(last))
+    if committed is not None:
+        listed = {rel: entry for rel, entry in committed.items()
+                  if _within(_entry_hour(rel), first, last)}
+        _check_committed(arc, found, listed)
+    return [(hour, info.path) for hour, info in sorted(found.values(), key=lambda v: v[0])]
 
 
-def _snapshot_depth(arc: _Root, exchange: str, symbol: str, depth: int | None) -> int:
+def _check_pending(arc: Root, dataset: str, first: int | None, last: int | None) -> None:
+    pending, _ = manifest.read_pending(arc)
+    for journal in pending:
+        hit = [e.path for e in journal.files if e.path.startswith(dataset + "/")
+               and _within(_entry_hour(e.path), first, last)]
+        if hit:
+            raise DataError(f"the unfinished write {journal.commit.describe()} touches this "
+                            "file: if no writer is running it was interrupted; `makerlab "
+                            "validate --fix` or the next write to this dataset completes it",
+                            source=arc.show(arc.path(hit[0])))
+
+
+def _check_committed(arc: Root, found: dict[str, tuple[int, pafs.FileInfo]],
+                     listed: dict[str, manifest.FileEntry]) -> None:
+    """DataError at the first hour file that is missing, extra or resized."""
+    missing = sorted(listed.keys() - found.keys())
+    if missing:
+        entry = listed[missing[0]]
+        raise DataError(f"missing: the manifest lists it ({entry.rows} rows, commit "
+                        f"{entry.commit}) but the file is gone; restore it or convert the "
+                        "capture again (see `makerlab validate`)",
+                        source=arc.show(arc.path(missing[0])))
+    extra = sorted(found.keys() - listed.keys())
+    if extra:
+        raise DataError("not in the archive manifest: written by another tool or by a "
+                        "write that never committed (see `makerlab validate`)",
+                        source=arc.show(arc.path(extra[0])))
+    for rel, (_, info) in sorted(found.items()):
+        if info.size != listed[rel].bytes:
+            raise DataError(f"{info.size} bytes, but the manifest recorded "
+                            f"{listed[rel].bytes}: the file changed after it was committed "
+                            "(see `makerlab validate`)", source=arc.show(info.path))
+
+
+def _snapshot_depth(arc: Root, exchange: str, symbol: str, depth: int | None) -> int:
     if depth is not None:
         return depth
     depths = _depths(arc, exchange, symbol)
@@ -442,16 +626,16 @@ def _snapshot_depth(arc: _Root, exchange: str, symbol: str, depth: int | None) -
 def available_depths(root: str | os.PathLike, exchange: str, symbol: str, *,
                      filesystem: Any = None) -> list[int]:
     """Depths with a ``book_snapshot`` dataset for ``exchange``/``symbol``, ascending."""
-    return _depths(_resolve(root, filesystem), exchange, symbol)
+    return _depths(resolve(root, filesystem), exchange, symbol)
 
 
-def _depths(arc: _Root, exchange: str, symbol: str) -> list[int]:
+def _depths(arc: Root, exchange: str, symbol: str) -> list[int]:
     folder = arc.path(f"kind={BOOK_SNAPSHOT}")
     selector = pafs.FileSelector(folder, allow_not_found=True)
     depths = []
     for info in arc.fs.get_file_info(selector):
         name = info.path.rsplit("/", 1)[-1]
-        if info.type != pafs.FileType.Directory or not re.match(r"^depth=\d+$", name):
+        if info.type != pafs.FileType.Directory or not re.match(r"^depth=[1-9]\d*$", name):
             continue
         depth = int(name.split("=")[1])
         own = arc.path(dataset_dir(BOOK_SNAPSHOT, exchange, symbol, depth))
@@ -473,14 +657,15 @@ def archive_paths(
 ) -> list[str]:
     """The existing hour files of one dataset that overlap [start, end], in time order.
 
-    Paths are under ``root`` as given (the tutorial's ``only_paths=True``).
+    Paths are under ``root`` as given (the tutorial's ``only_paths=True``). Checked against
+    the manifest and skipping stray paths as :func:`read_table` does.
     """
-    arc = _resolve(root, filesystem)
+    arc = resolve(root, filesystem)
     if kind == BOOK_SNAPSHOT:
         depth = _snapshot_depth(arc, exchange, symbol, depth)
-    folder = arc.path(dataset_dir(kind, exchange, symbol, depth))
     lo, hi = _bounds(start, end)
-    return [arc.show(p) for p in _hour_paths(arc, folder, lo, hi)]
+    dataset = dataset_dir(kind, exchange, symbol, depth)
+    return [arc.show(path) for _, path in _hour_paths(arc, dataset, lo, hi)]
 
 
 def read_table(
@@ -499,13 +684,18 @@ def read_table(
 
     Only the hour files in range are opened. ``depth`` selects the ``book_snapshot``
     dataset (optional when there is only one). ``columns`` limits the columns read.
+    Paths that do not follow the layout (a ``date=2024-13-45`` directory, a
+    ``25.parquet``) are skipped with a logged warning.
 
     Raises:
-        DataError: a file is corrupt or truncated, does not match the schema, or was
-            written by a newer makerlab (the message names the file).
+        DataError: a file is corrupt or truncated, does not match the schema, holds rows of
+            another hour, or was written by a newer makerlab; or, when the dataset has a
+            manifest, an hour file in range is missing, not in it or changed since it was
+            committed, or an unfinished write touches the range (the message names the
+            file; ``makerlab validate`` reports every problem).
     """
-    _check_kind(kind)
-    arc = _resolve(root, filesystem)
+    check_kind(kind)
+    arc = resolve(root, filesystem)
     if kind == BOOK_SNAPSHOT:
         depth = _snapshot_depth(arc, exchange, symbol, depth)
     table = _read_range(arc, kind, exchange, symbol, depth, start, end, columns)
@@ -518,7 +708,7 @@ def read_table(
         _metadata(None, kind, exchange, symbol, depth))
 
 
-def _read_range(arc: _Root, kind: str, exchange: str, symbol: str, depth: int | None,
+def _read_range(arc: Root, kind: str, exchange: str, symbol: str, depth: int | None,
                 start: TimeLike, end: TimeLike, columns: Sequence[str] | None) -> pa.Table:
     """Rows in range, files concatenated in hour order (not yet sorted by local_ts).
 
@@ -527,9 +717,9 @@ def _read_range(arc: _Root, kind: str, exchange: str, symbol: str, depth: int | 
     expected = schema_for(kind, depth)
     lo, hi = _bounds(start, end)
     wanted = _with_clocks(expected, columns)
-    folder = arc.path(dataset_dir(kind, exchange, symbol, depth))
-    parts = [_read_file(arc, p, expected, wanted).replace_schema_metadata(None)
-             for p in _hour_paths(arc, folder, lo, hi)]
+    dataset = dataset_dir(kind, exchange, symbol, depth)
+    parts = [_read_file(arc, path, expected, wanted, hour).replace_schema_metadata(None)
+             for hour, path in _hour_paths(arc, dataset, lo, hi)]
     schema = pa.schema([expected.field(c) for c in wanted])
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     return _clip(table, lo, hi)
@@ -563,12 +753,11 @@ def _clip(table: pa.Table, lo: int | None, hi: int | None) -> pa.Table:
 # --------------------------------------------------------------------------- listing
 
 
-def list_archive(root: str | os.PathLike, *, filesystem: Any = None,
-                 problems: list[str] | None = None):
+def list_archive(root: str | os.PathLike, *, filesystem: Any = None):
     """One row per (kind, exchange, symbol, depth, date) in the archive.
 
-    An unreadable file raises :class:`DataError`, unless ``problems`` is given: then its
-    error message is appended there and the file is listed with 0 rows.
+    Paths that do not follow the layout are skipped with a logged warning; an unreadable
+    hour file raises :class:`DataError` naming it (``makerlab validate`` reports them all).
 
     Returns:
         ``pandas.DataFrame`` with columns kind, exchange, symbol, depth (0 unless
@@ -577,45 +766,20 @@ def list_archive(root: str | os.PathLike, *, filesystem: Any = None,
     """
     import pandas as pd
 
-    arc = _resolve(root, filesystem)
-    selector = pafs.FileSelector(arc.base, recursive=True, allow_not_found=True)
+    arc = resolve(root, filesystem)
     groups: dict[tuple, list] = {}
-    for info in arc.fs.get_file_info(selector):
-        key = _listing_key(info, arc.base)
-        if key is None:
-            continue
-        try:
-            rows = _count_rows(arc, info.path)
-        except DataError as error:
-            if problems is None:
-                raise
-            problems.append(str(error))
-            rows = 0
-        entry = groups.setdefault(key[:5], [[], 0, 0])
-        entry[0].append(key[5])
-        entry[1] += rows
+    for where, info in hour_files(arc, arc.base).values():
+        key = (where.kind, where.exchange, where.symbol, where.depth or 0, where.date)
+        entry = groups.setdefault(key, [[], 0, 0])
+        entry[0].append(where.hour % 24)
+        entry[1] += _count_rows(arc, info.path)
         entry[2] += info.size
     columns = ["kind", "exchange", "symbol", "depth", "date", "hours", "rows", "bytes"]
     records = [(*k, sorted(v[0]), v[1], v[2]) for k, v in sorted(groups.items())]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def _listing_key(info: pafs.FileInfo, base: str) -> tuple | None:
-    if info.type != pafs.FileType.File:
-        return None
-    parts = info.path[len(base) + 1:].split("/")
-    name = _HOUR_FILE.match(parts[-1])
-    pairs = dict(p.split("=", 1) for p in parts[:-1] if "=" in p)
-    if name is None or len(pairs) != len(parts) - 1 or pairs.get("kind") not in KINDS:
-        return None
-    if not {"exchange", "symbol", "date"} <= pairs.keys():
-        return None
-    depth = int(pairs.get("depth", 0) or 0)
-    return (pairs["kind"], pairs["exchange"], pairs["symbol"], depth, pairs["date"],
-            int(name.group(1)))
-
-
-def _count_rows(arc: _Root, path: str) -> int:
+def _count_rows(arc: Root, path: str) -> int:
     try:
         with arc.fs.open_input_file(path) as handle:
             return pq.ParquetFile(handle).metadata.num_rows

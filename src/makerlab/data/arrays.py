@@ -23,6 +23,7 @@ import pyarrow as pa
 from makerlab.data import archive
 from makerlab.data.archive import TimeLike
 from makerlab.data.schema import BBO, BOOK_DELTA, BOOK_SNAPSHOT, TRADES
+from makerlab.data.storage import resolve
 from makerlab.errors import DataError
 
 __all__ = [
@@ -137,7 +138,7 @@ def _load(root: str | os.PathLike, kind: str, exchange: str, symbol: str,
           start: TimeLike, end: TimeLike, columns: list[str], *, depth: int | None = None,
           filesystem: Any = None) -> dict[str, np.ndarray]:
     """``columns`` (plus both clocks) as numpy arrays, rows sorted by ``local_ts``."""
-    arc = archive._resolve(root, filesystem)
+    arc = resolve(root, filesystem)
     return _sorted(archive._read_range(arc, kind, exchange, symbol, depth, start, end, columns))
 
 
@@ -222,7 +223,7 @@ def load_delta_arrays(root: str | os.PathLike, exchange: str, symbol: str,
                       start: TimeLike = None, end: TimeLike = None, *,
                       filesystem: Any = None) -> DeltaArrays:
     """Book deltas of ``exchange``/``symbol`` in [start, end], grouped by venue message."""
-    arc = archive._resolve(root, filesystem)
+    arc = resolve(root, filesystem)
     levels = ["side", "price", "size", "flags"]
     table = archive._read_range(arc, BOOK_DELTA, exchange, symbol, None, start, end,
                                 ["seq", *levels])

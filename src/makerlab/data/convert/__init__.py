@@ -104,11 +104,28 @@ def convert(
     out: str | Path,
     **options,
 ) -> list[Converted]:
-    """Convert ``inputs`` of ``source`` and write every table into the archive at ``out``."""
-    from makerlab.data.archive import write_table
+    """Convert ``inputs`` of ``source`` and write every table into the archive at ``out``.
 
-    results = reader(source)(list(inputs), **options)
+    All or nothing: the target's writability is checked before the capture is read, every
+    exchange and symbol name before anything is written, and all kinds of all instruments
+    are committed together (:class:`~makerlab.data.archive.ArchiveWriter`), so a failed or
+    killed conversion leaves the archive as it was (or, killed while committing, with a
+    journal that ``makerlab validate`` reports and the next write completes).
+
+    Raises:
+        ConfigError: ``out`` cannot be written to, or a name cannot be a directory name.
+        DataError: bad input (see the converter), or a file could not be written.
+    """
+    from makerlab.data.archive import ArchiveWriter, check_writable, table_dataset
+
+    read = reader(source)
+    check_writable(out)
+    results = read(list(inputs), **options)
     for converted in results:
         for kind, table in converted.tables.items():
-            write_table(out, kind, converted.exchange, converted.symbol, table)
+            table_dataset(kind, converted.exchange, converted.symbol, table)
+    with ArchiveWriter(out, converter=source) as writer:
+        for converted in results:
+            for kind, table in converted.tables.items():
+                writer.write(kind, converted.exchange, converted.symbol, table)
     return results

@@ -34,7 +34,8 @@ or with ``repair=True`` a counted repair): missing columns or unreadable files; 
 list and its size list of different lengths; more levels than the file's depth
 (repair: cut); the book checks of :func:`makerlab.data.convert._csv.checked_book` (level
 order, NaN or negative sizes, crossed books, unsorted ``ts``); trades with a non-finite or
-non-positive price or size, a ``dir`` other than ±1 (repair: side 0), unsorted ``ts``.
+implausible (:class:`~makerlab.data.validate.Plausibility`) price or size, a ``dir``
+other than ±1 (repair: side 0), implausible or unsorted ``ts``.
 
 :func:`hour_files`, :func:`snapshot_arrays` and :func:`trade_arrays` read such an archive
 in place for the tutorial's ``Feed.load_lob_archives``/``load_trade_archives``.
@@ -66,8 +67,9 @@ from makerlab.data.convert._csv import (
     snapshot_table,
     trades_table,
 )
+from makerlab.data.validate import Plausibility, to_ns
 from makerlab.errors import ConfigError, DataError
-from makerlab.units import NS_PER_MS
+from makerlab.units import NS_PER_MS, NS_PER_US
 
 __all__ = ["exchange_id", "hour_files", "is_archive", "read", "snapshot_arrays",
            "trade_arrays"]
@@ -177,6 +179,7 @@ def read(
     depth: int = 20,
     repair: bool = False,
     progress: bool = True,
+    plausibility: Plausibility | None = None,
 ) -> list[Converted]:
     """Read quantpylib archive files into one :class:`Converted` per exchange and ticker.
 
@@ -188,16 +191,19 @@ def read(
         repair: drop or repair bad rows (each counted in ``Converted.repairs``) instead of
             raising.
         progress: show a progress bar over the files.
+        plausibility: bounds for timestamps, prices and sizes (the defaults of
+            :class:`~makerlab.data.validate.Plausibility` when None).
 
     Raises:
         ConfigError: no quantpylib archive file among ``inputs``.
         DataError: a bad file or row (see the module docstring), naming file and row.
     """
     check_depth(depth)
+    limits = plausibility or Plausibility()
     groups: dict[tuple[str, str], Group] = {}
     for f in tqdm(_inputs(inputs), unit="file", disable=not progress):
         repairs = Repairs() if repair else None
-        tables = _read_file(f, depth, repairs)
+        tables = _read_file(f, depth, repairs, limits)
         key = (exchange or f.exchange, symbol or f.ticker)
         groups.setdefault(key, Group()).add(tables, repairs, origin=(f.exchange, f.ticker))
     return [group.converted(exc, name) for (exc, name), group in groups.items()]
@@ -217,12 +223,13 @@ def _inputs(inputs: str | Path | Sequence[str | Path]) -> list[_File]:
     return files
 
 
-def _read_file(f: _File, depth: int, repairs: Repairs | None) -> dict[str, pa.Table]:
+def _read_file(f: _File, depth: int, repairs: Repairs | None,
+               limits: Plausibility) -> dict[str, pa.Table]:
     if f.type == "l2book":
-        rows = _book_rows(f, repairs)
+        rows = _book_rows(f, repairs, limits)
         table = snapshot_table(rows, min(depth, f.depth or depth))
         return {schema.BOOK_SNAPSHOT: table.replace_schema_metadata(CLOCK)}
-    table = trades_table(_trade_rows(f, repairs))
+    table = trades_table(_trade_rows(f, repairs, limits))
     return {schema.TRADES: table.replace_schema_metadata(CLOCK)}
 
 
@@ -249,15 +256,15 @@ def _ts_ns(table: pa.Table, f: _File) -> np.ndarray:
         raise DataError("ts is missing or not finite", source=f.source,
                         line=int(np.flatnonzero(bad)[0]) + 1)
     if pa.types.is_integer(column.type):
-        return column.to_numpy(zero_copy_only=False).astype(np.int64) * NS_PER_MS
+        return to_ns(column.to_numpy(zero_copy_only=False).astype(np.int64), NS_PER_MS)
     # float ms: through whole microseconds, as ms * 1e6 in float64 would not be exact
-    return np.round(ms * 1000).astype(np.int64) * (NS_PER_MS // 1000)
+    return to_ns(np.round(ms * 1000), NS_PER_US)
 
 
 # --------------------------------------------------------------------------- books
 
 
-def _book_rows(f: _File, repairs: Repairs | None) -> Rows:
+def _book_rows(f: _File, repairs: Repairs | None, limits: Plausibility) -> Rows:
     """Checked book rows of an l2book file, levels padded to the file's depth."""
     table = _load(f, ["ts", *BOOK_COLUMNS])
     ts = _ts_ns(table, f)
@@ -271,7 +278,7 @@ def _book_rows(f: _File, repairs: Repairs | None) -> Rows:
                         f"or numbers, got {', '.join(map(str, kinds))}", source=f.source)
     rows = Rows(f.source, lines, {"exchange_ts": ts, "local_ts": ts, **cols})
     rows = _within_depth(rows, f.depth or 1, repairs)
-    return checked_book(rows, repairs)
+    return checked_book(rows, repairs, limits)
 
 
 def _is_list(kind: pa.DataType) -> bool:
@@ -349,28 +356,16 @@ def _within_depth(rows: Rows, depth: int, repairs: Repairs | None) -> Rows:
 # --------------------------------------------------------------------------- trades
 
 
-def _trade_rows(f: _File, repairs: Repairs | None) -> Rows:
+def _trade_rows(f: _File, repairs: Repairs | None, limits: Plausibility) -> Rows:
     table = _load(f, TRADE_COLUMNS)
     ts = _ts_ns(table, f)
     cols = {name: table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
             for name in ("price", "size", "dir")}
     rows = Rows(f.source, np.arange(1, len(ts) + 1), {"exchange_ts": ts, "local_ts": ts, **cols})
-    rows = checked_trades(_positive(rows, repairs), repairs)
+    rows = checked_trades(rows, repairs, limits)
     stamp = f"{f.hour:%Y%m%d%H}:"
     ids = np.char.add(stamp, rows.lines.astype(str))
     return rows.with_column("side", _sides(rows, repairs)).with_column("trade_id", ids)
-
-
-def _positive(rows: Rows, repairs: Repairs | None) -> Rows:
-    """Rows whose price and size are positive (NaN is left to the finite check)."""
-    with np.errstate(invalid="ignore"):
-        bad = (rows.cols["price"] <= 0) | (rows.cols["size"] <= 0)
-    if not bad.any():
-        return rows
-    reject(repairs, "non_positive", "a trade price or size <= 0; pass repair=True to drop "
-           "such rows", f"{int(bad.sum())} trades with price or size <= 0 dropped",
-           source=rows.source, line=int(rows.lines[np.flatnonzero(bad)[0]]))
-    return rows.take(~bad)
 
 
 def _sides(rows: Rows, repairs: Repairs | None) -> np.ndarray:
@@ -392,7 +387,7 @@ def snapshot_arrays(files: Sequence[Path], depth: int) -> SnapshotArrays:
     """The book states of ``files`` (one feed's hour files, in order) as engine arrays,
     checked as :func:`read` checks them (no repair)."""
     parsed = [_checked_file(p, "l2book") for p in files]
-    rows = [_book_rows(f, None) for f in parsed]
+    rows = [_book_rows(f, None, Plausibility()) for f in parsed]
     width = parsed[0].depth if parsed and parsed[0].depth else depth
     cols = {name: _stack([r.cols[name] for r in rows], (0, width))
             for name in BOOK_COLUMNS.values()}
@@ -402,7 +397,7 @@ def snapshot_arrays(files: Sequence[Path], depth: int) -> SnapshotArrays:
 
 def trade_arrays(files: Sequence[Path]) -> TradeArrays:
     """The trades of ``files`` as engine arrays, checked as :func:`read` checks them."""
-    rows = [_trade_rows(_checked_file(p, "trades"), None) for p in files]
+    rows = [_trade_rows(_checked_file(p, "trades"), None, Plausibility()) for p in files]
     ts = _stack([r.cols["exchange_ts"] for r in rows], (0,), np.int64)
     cols = {name: _stack([r.cols[name] for r in rows], (0,)) for name in ("price", "size")}
     side = _stack([r.cols["side"] for r in rows], (0,), np.int8)

@@ -1,0 +1,1 @@
+"""Live trading: venue connections behind the same seam the replay engine implements."""

@@ -1,0 +1,1 @@
+"""One module per venue, translation only (see :mod:`makerlab.live.venues.base`)."""
