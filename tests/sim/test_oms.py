@@ -1,5 +1,5 @@
-"""One test per rule of makerlab.oms's docstring that the hostile campaign of issue 9 hit:
-argument checks at the call, unique client ids, cancels of unknown orders, cancel rejects."""
+"""One test per rule of makerlab.trading.oms's docstring that the hostile campaign of issue 9
+hit: argument checks at the call, unique client ids, cancels of unknown orders, cancel rejects."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from replay_scenarios import EXC, TICKER, flat_market, replayer, zero_latencies
 
 from makerlab import ConfigError, OrderRejected
 from makerlab.core.orders import OrderStatus
-from makerlab.oms import OMS
 from makerlab.sim.latency import LognormalLatency
+from makerlab.trading.oms import OMS
 
 D = Decimal
 NAN, INF = float("nan"), float("inf")

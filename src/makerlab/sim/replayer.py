@@ -51,7 +51,6 @@ from makerlab.analytics.record import RunRecord
 from makerlab.analytics.report import CODE_FILE
 from makerlab.core.instruments import load_specs
 from makerlab.errors import ConfigError, DataError
-from makerlab.oms import OMS
 from makerlab.sim.checks import check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import (
@@ -76,6 +75,7 @@ from makerlab.sim.timeline import (
     ms_to_ns,
 )
 from makerlab.sim.venue import Clock, SimVenue
+from makerlab.trading.oms import OMS
 from makerlab.units import NS_PER_MS
 
 __all__ = ["MockOMS", "Replayer"]
@@ -84,7 +84,7 @@ log = logging.getLogger(__name__)
 
 
 class MockOMS(OMS):
-    """The shared :class:`~makerlab.oms.OMS` over the simulated venue."""
+    """The shared :class:`~makerlab.trading.oms.OMS` over the simulated venue."""
 
     def get_positions_value(self, exc: str) -> float:
         """Net signed notional of ``exc``'s open positions at replay time."""
