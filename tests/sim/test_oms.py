@@ -11,11 +11,13 @@ import pytest
 from replay_scenarios import EXC, TICKER, flat_market, replayer, zero_latencies
 
 from makerlab import ConfigError, OrderRejected
+from makerlab.core.events import Fill, OrderEventKind, OrderUpdate
 from makerlab.core.orders import OrderStatus
 from makerlab.sim.latency import LognormalLatency
 from makerlab.trading.oms import OMS
 
 D = Decimal
+MS = 1_000_000
 NAN, INF = float("nan"), float("inf")
 BAD_NUMBERS = [INF, -INF, NAN, None, "abc", "", True, False, [1], object(), D("NaN"),
                D("sNaN"), D("Infinity"), "inf", "nan", np.inf, np.float64("nan"), 1e15,
@@ -162,20 +164,28 @@ def test_cancelling_an_unknown_order_is_refused_at_the_call():
     assert [a["event"] for a in rep.actions] == ["submit"]
 
 
+class Listener:
+    """Another listener of the venue beside the OMS (a recorder): keeps every event."""
+
+    def __init__(self, rep):
+        self.rep, self.updates, self.fills = rep, [], []
+        rep.venue.attach(self)
+
+    async def on_order_update(self, update: OrderUpdate) -> None:
+        assert update.local_ts == self.rep.clock.ns  # delivered at its local time
+        self.updates.append(update)
+
+    async def on_fill(self, fill: Fill) -> None:
+        self.fills.append(fill)
+
+
 def test_a_cancel_the_venue_cannot_apply_comes_back():
     """Cancelled twice: the second cancel fails at the venue and its reject reaches the OMS
     (and the order's handlers, while the mirror still holds the order)."""
     lat = zero_latencies(req_private=10, ack_private=30)
     rep, oms = fresh(latencies=lat)
-    seen, rejects = [], []
+    seen, listener = [], Listener(rep)
     oms.orders_peek(EXC).add_delta_handler(seen.append)
-    deliver = oms.on_cancel_reject
-
-    async def spy(exc, reject):
-        rejects.append((rep.time(), reject))
-        await deliver(exc, reject)
-
-    oms.on_cancel_reject = spy
 
     async def go(_):
         cloid = await oms.limit_order(EXC, TICKER, D("0.01"), D("59999.0"))
@@ -186,8 +196,9 @@ def test_a_cancel_the_venue_cannot_apply_comes_back():
     rep.add_callback("cancel", lambda cloid: oms.cancel_order(EXC, TICKER, cloid=cloid))
     rep.add_to_queue("go", 1_000, None)
     asyncio.run(rep.play(progress=False))
-    [(t, reject)] = rejects
-    assert t == 1_141 and reject["reason"] == "-2011 Unknown order sent."
+    [reject] = [u for u in listener.updates if u.kind is OrderEventKind.CANCEL_REJECT]
+    assert (reject.exchange_ts, reject.local_ts) == (1_111 * MS, 1_141 * MS)
+    assert (reject.code, reject.reason, reject.status) == ("-2011", "Unknown order sent.", "")
     events = [(a["event"], a.get("reason")) for a in rep.actions]
     assert events[-1] == ("cancel_reject", "-2011 Unknown order sent.")
     assert [d["ord_status"] for d in seen] == ["PENDING", "NEW", "CANCEL_PENDING",

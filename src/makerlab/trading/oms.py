@@ -1,18 +1,15 @@
-"""The order management system the strategy talks to, over a venue seam.
+"""The order management system the strategy talks to, over the typed venue seam.
 
-One :class:`OMS` serves replay and live: it keeps the local :class:`~makerlab.core.orders.Orders`
-and :class:`~makerlab.core.positions.Positions` mirrors, rounds by the instrument's
-:class:`~makerlab.core.instruments.InstrumentSpec`, inserts orders as PENDING and marks
-cancels CANCEL_PENDING, and applies the venue's updates. What differs between modes is
-the *venue* object behind it (:class:`~makerlab.sim.venue.SimVenue` in replay; a Gateway
-connection live, in a later issue), which must provide:
-
-- ``spec(exc, ticker) -> InstrumentSpec``;
-- ``async submit(exc, request)``, ``async cancel(exc, ticker, cloid)``;
-- ``attach(listener)``, after which it calls ``listener.on_order_update(exc, update)``,
-  ``listener.on_fill(exc, fill)`` and ``listener.on_cancel_reject(exc, reject)`` (a cancel
-  the venue could not apply: ``{ticker, cloid, reason, timestamp}``);
-- ``add_timer(callback, interval_ms)``, ``clock.ms()``, ``balance(exc) -> dict``.
+One :class:`OMS` serves replay and live, every line shared: it keeps the local
+:class:`~makerlab.core.orders.Orders` and :class:`~makerlab.core.positions.Positions`
+mirrors, rounds by the instrument's :class:`~makerlab.core.instruments.InstrumentSpec`,
+inserts orders as PENDING and marks cancels CANCEL_PENDING, and applies the venue's events.
+It depends only on :class:`~makerlab.trading.protocols.OrderVenue` (the replay engine's
+:class:`~makerlab.sim.venue.SimVenue`; live venues in a later issue): it sends
+:class:`~makerlab.trading.protocols.OrderRequest` / ``CancelRequest`` / ``AmendRequest``
+and, attached as one :class:`~makerlab.trading.protocols.OrderListener` among any others,
+receives :class:`~makerlab.core.events.OrderUpdate` and :class:`~makerlab.core.events.Fill`
+events.
 
 Rules:
 
@@ -27,29 +24,53 @@ Rules:
 - **client order ids are unique**: a ``cloid`` the orders mirror holds (alive) or
   remembers as closed (the newest ``max_tombstones`` of them) is refused
   (``OrderRejected``, code ``-4015``): updates for it could not be told apart.
-  ``rand_cloid`` never returns one.: ``limit_order``/``market_order`` insert the order as PENDING
-  (timestamp: local send time in ms) before the request leaves, and return its cloid.
+  ``rand_cloid`` never returns one. ``limit_order``/``market_order`` insert the order as
+  PENDING (timestamp: local send time in ms) before the request leaves, and return its
+  cloid.
+- **a request that does not leave rejects its order**: if ``venue.submit`` raises (a
+  transport failure: connection lost, timeout), the order is marked REJECTED with
+  ``reject_reason="submit failed: <error>"`` (its handlers see it) and the error
+  propagates to the caller, so no order waits PENDING for an answer that may never come.
+  Should the venue have received it after all, its events for that cloid are ignored
+  (dead orders stay dead): only a reconciliation against ``venue.open_orders`` finds it.
 - **rounding comes from the spec**: with ``round_to_specs=True`` the amount is rounded
   toward zero to the lot grid and the price to the nearest tick; otherwise they are sent
   as given (and a venue may reject them).
-- **cancels are pending until confirmed**: ``cancel_order`` marks an acknowledged order
-  CANCEL_PENDING (a PENDING order stays PENDING; the venue resolves it); only the venue's
-  confirmation removes it. Without ``oid``/``cloid`` it cancels every live order of the
-  ticker (of the exchange, without a ticker).
-- **cancelling an unknown order is refused at the call**: an ``oid``/``cloid`` that names
-  no live order of the mirror (of ``ticker``, if given) raises ``OrderRejected`` with code
-  ``-2011`` (Binance's "Unknown order sent."), as a live venue's cancel call raises.
-- **a cancel the venue cannot apply comes back**: the order was already gone there (filled,
-  expired, cancelled by an earlier cancel) or not there yet; the venue reports it
-  (``on_cancel_reject``) and, if the mirror still holds the order, it is updated with
-  ``reject_reason="cancel rejected: <venue reason>"`` (its status unchanged: a closed
-  order's own final update follows), which its delta handlers see.
-- **positions follow fills**: each fill the venue reports is booked with
-  :func:`~makerlab.core.positions.apply_fill` (fee included) in the positions mirror.
+- **cancels are pending until confirmed**: ``cancel_order`` sends the cancel, then marks
+  an acknowledged order CANCEL_PENDING; only the venue's events end it. A PENDING order
+  stays PENDING: its ACK (or REJECT), then the CANCEL_ACK or the cancel's refusal, resolve
+  it, so it is never left PENDING or CANCEL_PENDING once the venue has answered. If the
+  send raises, nothing is marked and the error propagates. Without ``oid``/``cloid`` it
+  cancels every live order of the ticker (of the exchange, without a ticker).
+- **cancelling or amending an unknown order is refused at the call**: an ``oid``/``cloid``
+  that names no live order of the mirror (of ``ticker``, if given) raises
+  ``OrderRejected`` with code ``-2011`` (Binance's "Unknown order sent."), as a live
+  venue's call fails.
+- **amends change the mirror when the venue acknowledges them**: ``amend_order`` checks
+  the new price/amount like an order's (the amount keeps the order's side) and sends
+  them; the order keeps its mirrored price and amount until the AMEND_ACK arrives.
+- **a refused cancel or amend comes back as an event**: the order was already gone at the
+  venue (filled, expired, cancelled) or not there yet, or the new values were refused;
+  the venue's CANCEL_REJECT / AMEND_REJECT leaves the order's state as it is and, if the
+  mirror still holds the order, records ``reject_reason="cancel rejected: <code>
+  <reason>"`` (``"amend rejected: ..."``), which its handlers see. A closed order's own
+  final update follows.
+- **venue events go through the mirrors' rules**: updates by
+  :meth:`~makerlab.core.orders.Orders.apply_update` (stale or out-of-order ones, by
+  ``update_id``, are dropped; dead orders stay dead), fills by
+  :meth:`~makerlab.core.positions.Positions.book_fill` (fee included, each trade id
+  booked once, with the instrument's accounting). Events of exchanges this OMS does not
+  track are ignored.
+- **handlers fire on every change**: ``orders_mirror``/``positions_mirror`` register the
+  tutorial's ``on_delta`` (each changed order's dict; each position delta) and
+  ``on_update`` (the whole page after the change: live orders as dicts; non-zero
+  positions by ticker).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -57,10 +78,17 @@ from typing import Any
 
 import numpy as np
 
+from makerlab.core.events import Fill, OrderUpdate
 from makerlab.core.instruments import InstrumentSpec
-from makerlab.core.orders import TIFS, Order, Orders, OrderStatus
-from makerlab.core.positions import Positions
+from makerlab.core.orders import TIFS, DeltaHandler, Order, Orders, OrderStatus
+from makerlab.core.positions import (
+    Accounting,
+    PositionDeltaHandler,
+    Positions,
+    accounting_for,
+)
 from makerlab.errors import ConfigError, OrderRejected
+from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest, OrderVenue
 
 __all__ = ["MAX_ORDER_NUMBER", "OMS"]
 
@@ -74,13 +102,13 @@ UNKNOWN_ORDER = -2011
 DUPLICATE_CLOID = -4015
 
 
-def _refuse(where: str, argument: str, value: Any, problem: str,
+def _refuse(where: str, argument: str, value: object, problem: str,
             code: int | None = None) -> OrderRejected:
     return OrderRejected(f"{where}: {argument}={value!r} {problem}", argument=argument,
                          value=value, code=code)
 
 
-def _number(where: str, argument: str, value: Any) -> Decimal:
+def _number(where: str, argument: str, value: object) -> Decimal:
     """``value`` as a finite Decimal smaller than ``MAX_ORDER_NUMBER`` in size."""
     number = _parsed(value)
     if isinstance(number, str):
@@ -88,7 +116,7 @@ def _number(where: str, argument: str, value: Any) -> Decimal:
     return number
 
 
-def _parsed(value: Any) -> Decimal | str:
+def _parsed(value: object) -> Decimal | str:
     """``value`` as a finite Decimal smaller than ``MAX_ORDER_NUMBER`` in size, or what is
     wrong with it."""
     if isinstance(value, bool | np.bool_) or not isinstance(value, _NUMBER_TYPES):
@@ -103,13 +131,13 @@ def _parsed(value: Any) -> Decimal | str:
     return number
 
 
-def _flag(where: str, argument: str, value: Any) -> bool:
+def _flag(where: str, argument: str, value: object) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise _refuse(where, argument, value, "must be True or False")
     return bool(value)
 
 
-def _tif(where: str, tif: Any) -> str:
+def _tif(where: str, tif: object) -> str:
     if not isinstance(tif, str) or tif.upper() not in TIFS:
         raise _refuse(where, "tif", tif, f"must be one of {', '.join(sorted(TIFS))}")
     return tif.upper()
@@ -121,20 +149,22 @@ class OMS:
     Args:
         gateway: a live Gateway (live mode, not available yet); ignored when ``venue`` is
             given.
-        exchanges: exchanges to track (default: every exchange the venue replays).
+        exchanges: exchanges to track (default: every exchange of the venue).
+        venue: the :class:`~makerlab.trading.protocols.OrderVenue` (see the module
+            docstring); the OMS attaches itself to it as a listener.
         orders_mirrored_exchanges, positions_mirrored_exchanges, pending_timeout,
             refresh_orders_snapshot, refresh_positions_snapshot, orders_cls_init: the
-            tutorial's live-mirroring options, kept in :attr:`options` (nothing to mirror
-            in replay).
-        venue: the venue implementation (see the module docstring).
+            tutorial's live-mirroring options, kept in :attr:`options` for live
+            reconciliation (nothing to reconcile in replay).
     """
 
-    def __init__(self, gateway: Any = None, exchanges: list[str] | None = None,
+    def __init__(self, gateway: object = None, exchanges: list[str] | None = None, *,
+                 venue: OrderVenue | None = None,
                  orders_mirrored_exchanges: list[str] | None = None,
                  positions_mirrored_exchanges: list[str] | None = None,
-                 pending_timeout: int = 5000, refresh_orders_snapshot: float = 60,
-                 refresh_positions_snapshot: float = 60, orders_cls_init: Any = None, *,
-                 venue: Any = None) -> None:
+                 pending_timeout: float = 5000, refresh_orders_snapshot: float = 60,
+                 refresh_positions_snapshot: float = 60,
+                 orders_cls_init: object = None) -> None:
         if venue is None:
             raise ConfigError("live trading is not available yet: use the Replayer's "
                               "get_oms() for simulation")
@@ -147,7 +177,7 @@ class OMS:
                         "orders_cls_init": orders_cls_init}
         self.exchanges = list(exchanges or venue.exchanges())
         self._orders = {exc: Orders() for exc in self.exchanges}
-        self._positions = {exc: Positions(accounting=venue.accounting(exc))
+        self._positions = {exc: Positions(accounting=_accounting_of(venue, exc))
                            for exc in self.exchanges}
         self._cloids = itertools.count(1)
         venue.attach(self)
@@ -173,6 +203,30 @@ class OMS:
         """The maintained positions container of ``exc``."""
         return self._positions[self._exc(exc)]
 
+    def orders_mirror(self, exc: str, on_update: Callable[[list[dict[str, Any]]], object]
+                      | None = None, on_delta: DeltaHandler | None = None) -> Orders:
+        """The live orders of ``exc``; ``on_delta(order_dict)`` after each change of an
+        order, ``on_update(open_orders)`` (dicts of the live orders) after every change."""
+        orders = self.orders_peek(exc)
+        if on_delta is not None:
+            orders.add_delta_handler(on_delta)
+        if on_update is not None:
+            orders.add_delta_handler(_page_handler(
+                on_update, lambda: [o.as_dict() for o in orders.get_orders(copy=False)]))
+        return orders
+
+    def positions_mirror(self, exc: str,
+                         on_update: Callable[[dict[str, dict[str, Any]]], object] | None = None,
+                         on_delta: PositionDeltaHandler | None = None) -> Positions:
+        """The live positions of ``exc``; ``on_delta(delta)`` after each change of a
+        position, ``on_update(positions)`` (non-zero ones by ticker) after every change."""
+        positions = self.positions_peek(exc)
+        if on_delta is not None:
+            positions.add_delta_handler(on_delta)
+        if on_update is not None:
+            positions.add_delta_handler(_page_handler(on_update, positions.as_dict))
+        return positions
+
     def get_position(self, exc: str, ticker: str) -> Decimal:
         """Signed position of ``ticker`` on ``exc`` from the local mirror."""
         return self.positions_peek(exc).get_ticker_amount(ticker)
@@ -183,9 +237,19 @@ class OMS:
     def cloid_query(self, exc: str, cloid: str) -> Order | None:
         return self.orders_peek(exc).cloid_query(cloid)
 
-    async def get_balance(self, exc: str) -> dict[str, Any]:
-        """``{'equity_total', 'margin_total', 'notional_position', 'unrealized_pnl'}``."""
-        return self.venue.balance(self._exc(exc))
+    async def get_balance(self, exc: str) -> dict[str, float]:
+        """The venue account of ``exc`` in its margin asset: ``equity_total`` and
+        ``margin_total`` (wallet plus unrealised PnL), ``equity_withdrawable``,
+        ``unrealized_pnl`` and ``notional_position`` (net signed value of the positions at
+        the venue's marks, ``amount x entry + unrealised PnL``: linear contracts)."""
+        [balance, *_] = await self.venue.balances(self._exc(exc))
+        positions = await self.venue.positions(exc)
+        notional = sum((p.amount * p.entry_price + p.unrealized_pnl for p in positions),
+                       Decimal(0))
+        return {"equity_total": float(balance.equity), "margin_total": float(balance.equity),
+                "equity_withdrawable": float(balance.available),
+                "notional_position": float(notional),
+                "unrealized_pnl": float(balance.equity - balance.wallet)}
 
     # -- contract rules ----------------------------------------------------------------
 
@@ -241,33 +305,31 @@ class OMS:
         """Send a limit order (``amount`` signed: positive buys); returns its cloid.
 
         Raises :class:`~makerlab.errors.OrderRejected` for an argument the module
-        docstring's rules refuse (nothing is sent).
+        docstring's rules refuse (nothing is sent), and whatever ``venue.submit`` raises
+        (the order is then REJECTED).
         """
         where = f"{exc}/{ticker} limit_order"
         qty = self._amount(where, exc, ticker, amount, round_to_specs)
-        px = _number(where, "price", price)
-        if round_to_specs:
-            px = self.spec(exc, ticker).round_price(px)
-        if px <= 0:
-            raise _refuse(where, "price", price, "must be > 0" + (
-                " after rounding to the tick" if round_to_specs else ""))
-        return await self._send(where, exc, ticker, qty, px, "limit", _tif(where, tif),
-                                _flag(where, "reduce_only", reduce_only), cloid)
+        px = self._price(where, exc, ticker, price, round_to_specs)
+        tif, reduce_only = _tif(where, tif), _flag(where, "reduce_only", reduce_only)
+        return await self._send(OrderRequest(exc, ticker, self._new_cloid(where, exc, cloid),
+                                             qty, px, "limit", tif, reduce_only))
 
     async def market_order(self, exc: str, ticker: str, amount: Number,
                            round_to_specs: bool = False, reduce_only: bool = False,
                            cloid: str | None = None) -> str:
         """Send a market order (walks the book in replay); returns its cloid.
 
-        Raises :class:`~makerlab.errors.OrderRejected` as :meth:`limit_order` does.
+        Raises as :meth:`limit_order` does.
         """
         where = f"{exc}/{ticker} market_order"
         qty = self._amount(where, exc, ticker, amount, round_to_specs)
-        return await self._send(where, exc, ticker, qty, None, "market", "IOC",
-                                _flag(where, "reduce_only", reduce_only), cloid)
+        reduce_only = _flag(where, "reduce_only", reduce_only)
+        return await self._send(OrderRequest(exc, ticker, self._new_cloid(where, exc, cloid),
+                                             qty, None, "market", "IOC", reduce_only))
 
-    def _amount(self, where: str, exc: str, ticker: str, amount: Any,
-                round_to_specs: Any) -> Decimal:
+    def _amount(self, where: str, exc: str, ticker: str, amount: object,
+                round_to_specs: object) -> Decimal:
         """The checked signed amount, on the lot grid with ``round_to_specs`` (an unknown
         exchange or market raises ConfigError here, before anything is recorded)."""
         spec = self.spec(self._exc(exc), ticker)
@@ -281,20 +343,34 @@ class OMS:
             raise _refuse(where, "amount", amount, "must not be zero")
         return qty
 
-    async def _send(self, where: str, exc: str, ticker: str, qty: Decimal,
-                    price: Decimal | None, ord_type: str, tif: str, reduce_only: bool,
-                    cloid: str | None) -> str:
-        cloid = self._new_cloid(where, exc, cloid)
+    def _price(self, where: str, exc: str, ticker: str, price: object,
+               round_to_specs: bool) -> Decimal:
+        """The checked limit price, on the tick grid with ``round_to_specs``."""
+        px = _number(where, "price", price)
+        if round_to_specs:
+            px = self.spec(exc, ticker).round_price(px)
+        if px <= 0:
+            raise _refuse(where, "price", price, "must be > 0" + (
+                " after rounding to the tick" if round_to_specs else ""))
+        return px
+
+    async def _send(self, request: OrderRequest) -> str:
+        exc, cloid = request.exchange, request.cloid
         await self._orders[exc].upsert_order(
-            exc=exc, cloid=cloid, ticker=ticker, amount=qty, price=price, tif=tif,
-            ord_type=ord_type, reduce_only=reduce_only, ord_status=OrderStatus.PENDING,
+            exc=exc, cloid=cloid, ticker=request.symbol, amount=request.amount,
+            price=request.price, tif=request.tif, ord_type=request.ord_type,
+            reduce_only=request.reduce_only, ord_status=OrderStatus.PENDING,
             timestamp=self.venue.clock.ms())
-        request = {"ticker": ticker, "cloid": cloid, "amount": qty, "price": price,
-                   "tif": tif, "reduce_only": reduce_only, "ord_type": ord_type}
-        await self.venue.submit(exc, request)
+        try:
+            await self.venue.submit(request)
+        except Exception as error:
+            await self._orders[exc].upsert_order(
+                cloid=cloid, ord_status=OrderStatus.REJECTED,
+                reject_reason=f"submit failed: {type(error).__name__}: {error}")
+            raise
         return cloid
 
-    def _new_cloid(self, where: str, exc: str, cloid: Any) -> str:
+    def _new_cloid(self, where: str, exc: str, cloid: object) -> str:
         if cloid is None:
             return self.rand_cloid(exc)
         if not isinstance(cloid, str) or not cloid:
@@ -309,60 +385,84 @@ class OMS:
         """Cancel by ``oid`` or ``cloid``; with neither, every live order of ``ticker``.
 
         Raises :class:`~makerlab.errors.OrderRejected` (code ``-2011``) when the id names
-        no live order (of ``ticker``, if given) in the mirror.
+        no live order (of ``ticker``, if given) in the mirror, and whatever
+        ``venue.cancel`` raises (the order is then left as it was).
         """
         orders = self.orders_peek(exc)
         if oid is None and cloid is None:
             targets = orders.get_orders(ticker, copy=False)
         else:
-            targets = [self._cancel_target(exc, ticker, oid, cloid)]
+            targets = [self._target(f"{exc}/{ticker or '*'} cancel_order", exc, ticker, oid,
+                                    cloid)]
         for order in targets:
             await self._cancel_one(exc, order)
 
-    def _cancel_target(self, exc: str, ticker: str | None, oid: str | None,
-                       cloid: str | None) -> Order:
+    def _target(self, where: str, exc: str, ticker: str | None, oid: str | None,
+                cloid: str | None) -> Order:
+        """The live mirror order ``oid``/``cloid`` names, or OrderRejected ``-2011``."""
         orders = self._orders[exc]
         argument, ident = ("cloid", cloid) if cloid is not None else ("oid", oid)
         found = orders.cloid_query(ident) if cloid is not None else orders.oid_query(ident)
         if oid is not None and cloid is not None and orders.oid_query(oid) is not found:
             found = None
         if found is None or not found.is_alive() or ticker not in (None, found.ticker):
-            raise _refuse(f"{exc}/{ticker or '*'} cancel_order", argument, ident,
+            raise _refuse(where, argument, ident,
                           "names no live order in the OMS: -2011 Unknown order sent.",
                           UNKNOWN_ORDER)
         return found
 
     async def _cancel_one(self, exc: str, order: Order) -> None:
-        if order.cloid is None:
-            return
-        if order.ord_status is not OrderStatus.PENDING:
-            await self._orders[exc].upsert_order(cloid=order.cloid,
+        acknowledged = order.ord_status is not OrderStatus.PENDING
+        await self.venue.cancel(CancelRequest(exc, str(order.ticker), cloid=order.cloid,
+                                              oid=None if order.cloid else order.oid))
+        if acknowledged:
+            await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
                                                  ord_status=OrderStatus.CANCEL_PENDING)
-        await self.venue.cancel(exc, order.ticker, order.cloid)
 
-    # -- venue updates -----------------------------------------------------------------
+    async def amend_order(self, exc: str, ticker: str, oid: str | None = None,
+                          cloid: str | None = None, price: Number | None = None,
+                          amount: Number | None = None, round_to_specs: bool = False) -> None:
+        """Change a live order's price and/or signed ``amount`` (``None`` keeps it).
 
-    async def on_order_update(self, exc: str, update: dict[str, Any]) -> None:
-        """Apply an order update from the venue (stale ones are dropped by ``Orders``)."""
-        await self._orders[exc].upsert_order(exc=exc, **update)
+        The mirror changes when the venue acknowledges the amend (see the module
+        docstring). Raises :class:`~makerlab.errors.OrderRejected` for an unknown order
+        (``-2011``), a bad value, an amount of the other side or nothing to change.
+        """
+        where = f"{exc}/{ticker} amend_order"
+        order = self._target(where, self._exc(exc), ticker, oid, cloid)
+        px = None if price is None else self._price(where, exc, ticker, price,
+                                                    _flag(where, "round_to_specs",
+                                                          round_to_specs))
+        qty = None if amount is None else self._amount(where, exc, ticker, amount,
+                                                        round_to_specs)
+        if qty is not None and (qty > 0) != (order.amount > 0):
+            raise _refuse(where, "amount", amount, f"must keep the order's side "
+                          f"(amount {order.amount})")
+        if px is None and qty is None:
+            raise _refuse(where, "price", price, "and amount=None: nothing to amend")
+        await self.venue.amend(AmendRequest(exc, ticker, cloid=order.cloid,
+                                            oid=None if order.cloid else order.oid,
+                                            price=px, amount=qty))
 
-    async def on_cancel_reject(self, exc: str, reject: dict[str, Any]) -> None:
-        """A cancel the venue could not apply: noted on the order if the mirror holds it."""
-        if self._orders[exc].cloid_query(reject["cloid"]) is not None:
-            await self._orders[exc].upsert_order(
-                cloid=reject["cloid"], reject_reason=f"cancel rejected: {reject['reason']}")
+    # -- venue events ------------------------------------------------------------------
 
-    async def on_fill(self, exc: str, fill: dict[str, Any]) -> None:
-        """Book a fill from the venue in the positions mirror."""
-        qty = fill["dir"] * fill["size"]
-        await self._positions[exc].update_position(
-            fill["ticker"], fill_amount=qty, fill_entry=fill["price"], fee=fill["fee"])
+    async def on_order_update(self, update: OrderUpdate) -> None:
+        """Apply a venue's order event to the orders mirror (see the module rules)."""
+        orders = self._orders.get(update.exchange)
+        if orders is not None:
+            await orders.apply_update(update)
+
+    async def on_fill(self, fill: Fill) -> None:
+        """Book a venue's fill in the positions mirror, once per trade id."""
+        positions = self._positions.get(fill.exchange)
+        if positions is not None:
+            await positions.book_fill(fill)
 
     # -- clock -------------------------------------------------------------------------
 
-    async def add_clock_callback(self, callback: Callable[[], Awaitable[Any] | Any],
+    async def add_clock_callback(self, callback: Callable[[], Awaitable[object] | object],
                                  name: str = "CLOCK", interval_ms: float = 500) -> None:
-        """Run ``callback()`` every ``interval_ms`` ms of venue (replay) time.
+        """Run ``callback()`` every ``interval_ms`` ms of the venue's clock.
 
         Raises :class:`~makerlab.errors.ConfigError` if ``callback`` is not callable or
         ``interval_ms`` is not a positive number (as order amounts are checked).
@@ -376,3 +476,18 @@ class OMS:
             raise ConfigError(f"{where}: callback={callback!r} must be callable")
         self.venue.add_timer(callback, interval)
 
+
+def _accounting_of(venue: OrderVenue, exc: str) -> Callable[[str], Accounting]:
+    """Each ticker's accounting on ``exc``, from the venue's spec (asked once)."""
+    return functools.cache(lambda ticker: accounting_for(venue.spec(exc, ticker)))
+
+
+def _page_handler(on_update: Callable[[Any], object], page: Callable[[], Any]
+                  ) -> Callable[[object], Awaitable[None]]:
+    """A delta handler that calls ``on_update(page())``, awaiting it if it is async."""
+    async def handler(_: object) -> None:
+        result = on_update(page())
+        if inspect.isawaitable(result):
+            await result
+
+    return handler

@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -156,6 +157,14 @@ class OrderVenue(Protocol):
       venue also reports the order's resolution when it learns it.
     - **snapshots for reconciliation**: ``open_orders``/``positions``/``balances`` return
       the venue's current truth (``OrderUpdate`` of kind ``STATE`` for each open order).
+    - **a refusal for an order the venue does not hold has no state**: a CANCEL_REJECT or
+      AMEND_REJECT naming an order the venue no longer (or not yet) holds carries the
+      request's ids, an empty ``status`` and zero amounts; listeners treat a refused cancel
+      or amend as a note on the order, never as its state.
+    - **timers run on the venue's clock**: ``add_timer(callback, interval_ms)`` calls
+      ``callback()`` (awaiting it if it returns an awaitable) every ``interval_ms`` of
+      :attr:`clock` time, the tutorial's clock callbacks: a replayed venue's time moves
+      only with its event loop, so the venue, owner of the clock, schedules them.
     """
 
     clock: Clock
@@ -179,3 +188,5 @@ class OrderVenue(Protocol):
     async def positions(self, exchange: str) -> list[PositionState]: ...
 
     async def balances(self, exchange: str) -> list[BalanceState]: ...
+
+    def add_timer(self, callback: Callable[[], object], interval_ms: Decimal) -> None: ...
