@@ -116,6 +116,7 @@ class SimOrder:
     level_qty: float = 0.0
     seq: int = 0  # arrival rank among the engine's resting orders
     update_id: int = 0  # the venue's id of the order's latest event
+    update_ns: int = 0  # and its exchange time
 
     @property
     def remaining(self) -> Decimal:

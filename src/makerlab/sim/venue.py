@@ -32,8 +32,8 @@ over the latency channels:
   :func:`~makerlab.core.positions.apply_fill` and the fee model, so reduce-only checks and
   equity stamps see the venue's position, not the OMS's lagging mirror.
 - **snapshots are the venue's truth now**: ``open_orders`` (a STATE update per resting
-  order, with the ``update_id`` of its latest event), ``positions`` and ``balances`` at
-  the current exchange time, marked at the engines' mids.
+  order, with the ``update_id`` and exchange time of its latest event), ``positions`` and
+  ``balances`` at the current exchange time, marked at the engines' mids.
 - **engines are read current**: an engine that is not being stepped row by row is brought
   to the clock (``sync``, installed by the replayer) whenever the venue reads it: order
   arrival, :meth:`SimVenue.engine`, marks, balances and snapshots.
@@ -375,7 +375,7 @@ class SimVenue:
         """The order's event now, delivered at ``at``; ``refusal`` is the engine's
         ``"<code> <reason>"``."""
         code, _, reason = refusal.partition(" ")
-        order.update_id = next(self._update_ids)
+        order.update_id, order.update_ns = next(self._update_ids), self.clock.ns
         return OrderUpdate(order.exc, order.ticker, self.clock.ns, at, kind, status.value,
                            order.cloid, order.oid, order.side * order.qty, order.price,
                            filled, order.update_id, code, reason, order.tif,
@@ -443,9 +443,10 @@ class SimVenue:
                 "unrealized_pnl": equity - float(account.balance)}
 
     async def open_orders(self, exchange: str) -> list[OrderUpdate]:
-        """A STATE update of every order resting on ``exchange`` now."""
+        """A STATE update of every order resting on ``exchange`` now (exchange time: its
+        latest event's)."""
         now = self.clock.ns
-        return [OrderUpdate(exchange, o.ticker, now, now, OrderEventKind.STATE,
+        return [OrderUpdate(exchange, o.ticker, o.update_ns, now, OrderEventKind.STATE,
                             _status(o.filled).value, o.cloid, o.oid, o.side * o.qty, o.price,
                             o.filled, o.update_id, tif=o.tif, reduce_only=o.reduce_only)
                 for engine in self._engines_of(exchange) for o in engine.resting.values()]
