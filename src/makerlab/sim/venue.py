@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -406,8 +406,7 @@ class SimVenue:
 
     # -- clock ---------------------------------------------------------------------------
 
-    def add_timer(self, callback: Callable[[], Awaitable[Any] | Any],
-                  interval_ms: float | Decimal) -> None:
+    def add_timer(self, callback: Callable[[], object], interval_ms: float | Decimal) -> None:
         """Run ``callback()`` every ``interval_ms`` from now until the data ends."""
         step = int(Decimal(str(interval_ms)) * NS_PER_MS)
         if step <= 0:

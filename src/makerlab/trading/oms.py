@@ -401,8 +401,12 @@ class OMS:
                 cloid: str | None) -> Order:
         """The live mirror order ``oid``/``cloid`` names, or OrderRejected ``-2011``."""
         orders = self._orders[exc]
-        argument, ident = ("cloid", cloid) if cloid is not None else ("oid", oid)
-        found = orders.cloid_query(ident) if cloid is not None else orders.oid_query(ident)
+        ident: str | None
+        if cloid is not None:
+            argument, ident, found = "cloid", cloid, orders.cloid_query(cloid)
+        else:
+            argument, ident = "oid", oid
+            found = None if oid is None else orders.oid_query(oid)
         if oid is not None and cloid is not None and orders.oid_query(oid) is not found:
             found = None
         if found is None or not found.is_alive() or ticker not in (None, found.ticker):

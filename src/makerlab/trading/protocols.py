@@ -167,7 +167,10 @@ class OrderVenue(Protocol):
       only with its event loop, so the venue, owner of the clock, schedules them.
     """
 
-    clock: Clock
+    @property
+    def clock(self) -> Clock:
+        """Local time (read-only: an implementation may hold a more specific clock)."""
+        ...
 
     def exchanges(self) -> list[str]: ...
 
