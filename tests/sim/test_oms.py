@@ -1,5 +1,5 @@
-"""One test per rule of makerlab.trading.oms's docstring that the hostile campaign of issue 9
-hit: argument checks at the call, unique client ids, cancels of unknown orders, cancel rejects."""
+"""One test per rule of makerlab.trading.oms's docstring (named after it): argument checks
+at the call, unique client ids, cancels and amends, transport failures, venue events."""
 
 from __future__ import annotations
 
