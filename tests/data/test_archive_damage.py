@@ -23,8 +23,8 @@ from makerlab.data.archive import (
 from makerlab.data.storage import Root, resolve
 from makerlab.data.validate import validate_archive
 from makerlab.errors import DataError
-from makerlab.trading.feed import Feed
 from makerlab.sim import Replayer
+from makerlab.trading.feed import Feed
 
 TRADES = "kind=trades/exchange=binance/symbol=BTCUSDT"
 SNAPSHOTS = "kind=book_snapshot/depth=5/exchange=binance/symbol=BTCUSDT"
