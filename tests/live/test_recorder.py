@@ -24,6 +24,7 @@ from makerlab.errors import ConfigError
 from makerlab.live.gateway import Gateway
 from makerlab.live.recorder import Recorder, read_health
 from makerlab.live.transport import ReconnectPolicy
+from makerlab.trading.feed import Feed
 from makerlab.trading.protocols import MarketKind
 
 FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05, watchdog=2.0, rest_timeout=2.0)
@@ -329,3 +330,71 @@ def test_recorder_refuses_bad_arguments_and_reuse(tmp_path):
         Recorder(gw, [], 20, tmp_path, flush_interval=0)
     with pytest.raises(ConfigError, match="not recording"):
         asyncio.run(Recorder(gw, out=tmp_path).run())
+
+
+def test_feed_archive_scheduler_records_its_subscriptions_and_flushes_on_demand(tmp_path):
+    out = tmp_path / "archives"
+    go = asyncio.Event()
+
+    async def script(sock: Socket) -> None:
+        await go.wait()
+        await sock.send(_diff(101, 101, 100, bids=[[10, 2]], ts=T0 + 1))
+        await sock.send(_trade(7, 10.5, 2, False, ts=T0 + 2))
+        await sock.send(_diff(102, 102, 101, asks=[[11, 0], [12, 3]], ts=T0 + 3))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: _snapshot(100, [[10, 1]], [[11, 1]])}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                feed, live = Feed(gateway=gw), Listener()
+                gw.market_data().attach(live)
+                await feed.add_l2_book_feed("binance", SYMBOL, depth=3)
+                scheduler = asyncio.create_task(feed.run_archive_scheduler(path=out))
+                await feed.add_trades_feed("binance", SYMBOL)  # tracked while running
+                await live.until(_has_seq(100))
+                with pytest.raises(ConfigError, match="already running"):
+                    await feed.run_archive_scheduler(path=out)
+                go.set()
+                await live.until(lambda ev: _has_seq(102)(ev) and any(
+                    getattr(e, "trade_id", None) == "7" for e in ev))
+                await asyncio.sleep(0.1)
+                await feed.flush_archives(path=str(out))
+                flushed = list_archive(out)
+                await feed.cleanup()
+                await scheduler
+                return live, flushed
+
+    live, flushed = _run(main())
+    assert set(flushed["kind"]) == {"book_delta", "book_snapshot", "bbo", "trades"}
+    assert validate_archive(out).ok
+    _check_books(out, "binance", SYMBOL, 3, live.books())
+    assert read_table(out, "trades", "binance", SYMBOL).column("trade_id").to_pylist() == ["7"]
+    books = Feed.load_lob_archives("binance", SYMBOL, 3, path=out, start="2024-08-08:23",
+                                   end="2024-08-08:23")
+    assert [b["a"].tolist() for b in books][-1] == [[12.0, 3.0]]
+
+
+def test_feed_archive_methods_check_their_arguments(tmp_path):
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO}
+            async with _gateway(venue, tmp_path) as gw:
+                feed = Feed(gateway=gw)
+                for kwargs, error in [({"squash": False}, "squash=False is not supported"),
+                                      ({"splits": 0}, "splits must be a positive integer"),
+                                      ({"max_workers": "4"}, "max_workers must be"),
+                                      ({"rm_subfiles": None}, "rm_subfiles must be")]:
+                    with pytest.raises(ConfigError, match=error):
+                        await feed.run_archive_scheduler(path=tmp_path, **kwargs)
+                with pytest.raises(TypeError, match=r"unsupported keyword argument.*archiver"):
+                    await feed.run_archive_scheduler(path=tmp_path, archiver=True)
+                with pytest.raises(ConfigError, match="no archive scheduler is running"):
+                    await feed.flush_archives(path=tmp_path)
+                with pytest.raises(ConfigError, match="hour files only"):
+                    await feed.flush_archives(path=tmp_path, prefix="x")
+    _run(main())
+    with pytest.raises(TypeError, match="unsupported keyword argument"):
+        Feed.squash_archives(path=tmp_path, squash=True)
+    assert Feed.squash_archives(path=tmp_path, rm_subfiles=True, max_workers=2) == []
