@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 
 import numpy as np
 import orjson
@@ -19,10 +21,12 @@ from makerlab.data.archive import HOUR_NS, list_archive, read_table
 from makerlab.data.book_builder import materialize
 from makerlab.data.manifest import SEGMENTS_DIR
 from makerlab.data.schema import FLAG_SNAPSHOT
+from makerlab.data.segments import segment_sessions
 from makerlab.data.validate import validate_archive
-from makerlab.errors import ConfigError
+from makerlab.errors import ConfigError, DataError
+from makerlab.live import recorder as recorder_module
 from makerlab.live.gateway import Gateway
-from makerlab.live.recorder import Recorder, read_health
+from makerlab.live.recorder import Recorder, read_health, record
 from makerlab.live.transport import ReconnectPolicy
 from makerlab.trading.feed import Feed
 from makerlab.trading.protocols import MarketKind
@@ -398,3 +402,71 @@ def test_feed_archive_methods_check_their_arguments(tmp_path):
     with pytest.raises(TypeError, match="unsupported keyword argument"):
         Feed.squash_archives(path=tmp_path, squash=True)
     assert Feed.squash_archives(path=tmp_path, rm_subfiles=True, max_workers=2) == []
+
+
+def test_makerlab_record_stops_cleanly_on_sigterm(tmp_path, monkeypatch):
+    """``record()`` (what ``makerlab record`` runs) commits everything on SIGTERM."""
+    monkeypatch.setenv("MAKERLAB_SPEC_CACHE", str(tmp_path / "specs"))
+
+    async def script(sock: Socket) -> None:
+        for i in range(50):
+            await sock.send(_diff(101 + i, 101 + i, 100 + i, bids=[[10, i + 1]], ts=T0 + i))
+            await asyncio.sleep(0.01)
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: _snapshot(100, [[10, 1]], [[11, 1]])}
+            venue.scripts = {WS: script}
+            task = asyncio.create_task(record("binance", [SYMBOL], 3, tmp_path / "arc",
+                                              base_url=venue.url + "/binance", env="paper"))
+            while not any("sushiusdt" in s.request.query_string for s in venue.sockets):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return await task
+
+    recorder = _run(main())
+    out = tmp_path / "arc"
+    assert recorder.rows_received == recorder.rows_committed > 0
+    assert validate_archive(out).ok and segment_sessions(out) == []
+    assert read_health(out, "binance")[-1]["kind"] == "recorder_stopped"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers removed
+
+
+def test_a_failed_commit_stops_recording_and_keeps_the_rows_for_recovery(tmp_path,
+                                                                          monkeypatch):
+    async def script(sock: Socket) -> None:
+        await sock.send(_diff(101, 101, 100, bids=[[10, 2]], ts=T0 + 1))
+
+    def full_disk(*_args, **_kwargs):
+        raise DataError("cannot write (No space left on device)", source="archive")
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: _snapshot(100, [[10, 1]], [[11, 1]])}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                live = Listener()
+                gw.market_data().attach(live)
+                recorder = Recorder(gw, [("binance", SYMBOL)], 3, tmp_path / "arc",
+                                    flush_interval=0.05)
+                with pytest.raises(DataError, match="No space left"):
+                    async with recorder:
+                        await live.until(_has_seq(101))
+                        monkeypatch.setattr(recorder_module, "commit_segments", full_disk)
+                        await recorder.commit()
+                with pytest.raises(ConfigError, match="stopped, not recording"):
+                    await recorder.commit()
+                return live
+
+    live = _run(main())
+    out = tmp_path / "arc"
+    (session,) = segment_sessions(out)
+    assert not session.alive and not validate_archive(out).ok
+    assert list_archive(out).empty
+    monkeypatch.undo()
+    assert Feed.squash_archives(path=out)
+    _check_books(out, "binance", SYMBOL, 3, live.books())
+    assert validate_archive(out).ok
