@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_convert.py", "bench_load.py", "bench_replay.py", "bench_hftbacktest.py"]
+BENCHES = ["bench_convert.py", "bench_load.py", "bench_replay.py", "bench_resting.py",
+           "bench_hftbacktest.py"]
 
 
 def main() -> int:

@@ -27,6 +27,7 @@ from makerlab.errors import (
     CrossedBook,
     DataError,
     MakerlabError,
+    OrderRejected,
     SequenceGap,
     UnsortedData,
 )
@@ -52,6 +53,7 @@ __all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
     "MakerlabError",
     "OMS",
     "Order",
+    "OrderRejected",
     "OrderStatus",
     "Orders",
     "Position",

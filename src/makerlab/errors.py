@@ -4,6 +4,7 @@
 
     MakerlabError
     ├── ConfigError          bad arguments or configuration given by the user
+    │   └── OrderRejected    an order or cancel the OMS refuses at the call (nothing sent)
     ├── DataError            input data that would produce a wrong result
     │   ├── SequenceGap      an update id is missing between two book deltas
     │   ├── CrossedBook      a book whose best bid is at or above its best ask
@@ -27,6 +28,25 @@ class MakerlabError(Exception):
 
 class ConfigError(MakerlabError, ValueError):
     """An argument or configuration value is invalid."""
+
+
+class OrderRejected(ConfigError):
+    """An order or cancel refused by the OMS when it is called; nothing reaches the venue.
+
+    Attributes:
+        argument: the refused argument's name (``amount``, ``price``, ``tif``, ``cloid``...).
+        value: the value it was given.
+        code: the venue-style code where a live venue has one: ``-4015`` for a client
+            order id already in use, ``-2011`` (Unknown order sent.) for a cancel naming
+            no live order; ``None`` otherwise.
+    """
+
+    def __init__(self, message: str, *, argument: str, value: object,
+                 code: int | None = None) -> None:
+        self.argument = argument
+        self.value = value
+        self.code = code
+        super().__init__(message)
 
 
 class DataError(MakerlabError, ValueError):

@@ -9,20 +9,41 @@ connection live, in a later issue), which must provide:
 
 - ``spec(exc, ticker) -> InstrumentSpec``;
 - ``async submit(exc, request)``, ``async cancel(exc, ticker, cloid)``;
-- ``attach(listener)``, after which it calls ``listener.on_order_update(exc, update)`` and
-  ``listener.on_fill(exc, fill)``;
+- ``attach(listener)``, after which it calls ``listener.on_order_update(exc, update)``,
+  ``listener.on_fill(exc, fill)`` and ``listener.on_cancel_reject(exc, reject)`` (a cancel
+  the venue could not apply: ``{ticker, cloid, reason, timestamp}``);
 - ``add_timer(callback, interval_ms)``, ``clock.ms()``, ``balance(exc) -> dict``.
 
 Rules:
 
-- **orders start pending**: ``limit_order``/``market_order`` insert the order as PENDING
+- **arguments are checked at the call**: ``amount`` and ``price`` must be a number
+  (``Decimal``, ``int``, ``float``, numpy number or numeric ``str``; not ``bool``/``None``),
+  finite and below ``1e15`` in size; ``price > 0`` and ``amount != 0`` (before and after
+  rounding); ``tif`` one of :data:`~makerlab.core.orders.TIFS` (any case);
+  ``reduce_only`` and ``round_to_specs`` booleans; ``cloid`` a non-empty ``str``. A bad
+  one raises :class:`~makerlab.errors.OrderRejected` naming the argument and its value,
+  and nothing is sent. Unknown keyword arguments raise ``TypeError``; a clock callback's
+  ``interval_ms`` must be a positive number (``ConfigError``).
+- **client order ids are unique**: a ``cloid`` the orders mirror holds (alive) or
+  remembers as closed (the newest ``max_tombstones`` of them) is refused
+  (``OrderRejected``, code ``-4015``): updates for it could not be told apart.
+  ``rand_cloid`` never returns one.: ``limit_order``/``market_order`` insert the order as PENDING
   (timestamp: local send time in ms) before the request leaves, and return its cloid.
 - **rounding comes from the spec**: with ``round_to_specs=True`` the amount is rounded
   toward zero to the lot grid and the price to the nearest tick; otherwise they are sent
   as given (and a venue may reject them).
-- **cancels are pending until confirmed**: ``cancel_order`` marks the order CANCEL_PENDING;
-  only the venue's confirmation removes it. Without ``oid``/``cloid`` it cancels every
-  live order of the ticker (of the exchange, without a ticker).
+- **cancels are pending until confirmed**: ``cancel_order`` marks an acknowledged order
+  CANCEL_PENDING (a PENDING order stays PENDING; the venue resolves it); only the venue's
+  confirmation removes it. Without ``oid``/``cloid`` it cancels every live order of the
+  ticker (of the exchange, without a ticker).
+- **cancelling an unknown order is refused at the call**: an ``oid``/``cloid`` that names
+  no live order of the mirror (of ``ticker``, if given) raises ``OrderRejected`` with code
+  ``-2011`` (Binance's "Unknown order sent."), as a live venue's cancel call raises.
+- **a cancel the venue cannot apply comes back**: the order was already gone there (filled,
+  expired, cancelled by an earlier cancel) or not there yet; the venue reports it
+  (``on_cancel_reject``) and, if the mirror still holds the order, it is updated with
+  ``reject_reason="cancel rejected: <venue reason>"`` (its status unchanged: a closed
+  order's own final update follows), which its delta handlers see.
 - **positions follow fills**: each fill the venue reports is booked with
   :func:`~makerlab.core.positions.apply_fill` (fee included) in the positions mirror.
 """
@@ -31,21 +52,67 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from makerlab.core.instruments import InstrumentSpec
-from makerlab.core.orders import Order, Orders, OrderStatus
-from makerlab.core.positions import Positions
-from makerlab.errors import ConfigError
+import numpy as np
 
-__all__ = ["OMS"]
+from makerlab.core.instruments import InstrumentSpec
+from makerlab.core.orders import TIFS, Order, Orders, OrderStatus
+from makerlab.core.positions import Positions
+from makerlab.errors import ConfigError, OrderRejected
+
+__all__ = ["MAX_ORDER_NUMBER", "OMS"]
 
 Number = Decimal | float | int | str
 
+#: Prices and amounts must be smaller than this in size: larger ones are unit mistakes, and
+#: Decimal arithmetic on an instrument's grid (28 digits) would fail on them.
+MAX_ORDER_NUMBER = Decimal("1e15")
+_NUMBER_TYPES = (Decimal, int, float, str, np.integer, np.floating)
+UNKNOWN_ORDER = -2011
+DUPLICATE_CLOID = -4015
 
-def _dec(value: Number) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+def _refuse(where: str, argument: str, value: Any, problem: str,
+            code: int | None = None) -> OrderRejected:
+    return OrderRejected(f"{where}: {argument}={value!r} {problem}", argument=argument,
+                         value=value, code=code)
+
+
+def _number(where: str, argument: str, value: Any) -> Decimal:
+    """``value`` as a finite Decimal smaller than ``MAX_ORDER_NUMBER`` in size."""
+    number = _parsed(value)
+    if isinstance(number, str):
+        raise _refuse(where, argument, value, number)
+    return number
+
+
+def _parsed(value: Any) -> Decimal | str:
+    """``value`` as a finite Decimal smaller than ``MAX_ORDER_NUMBER`` in size, or what is
+    wrong with it."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, _NUMBER_TYPES):
+        return "must be a number (Decimal, int, float or numeric str)"
+    try:
+        number = Decimal(value) if isinstance(value, Decimal | int | str) else Decimal(
+            str(value))
+    except (InvalidOperation, ValueError):
+        return "is not a number"
+    if not number.is_finite() or abs(number) >= MAX_ORDER_NUMBER:
+        return f"must be a finite number smaller than {MAX_ORDER_NUMBER:.0e} in size"
+    return number
+
+
+def _flag(where: str, argument: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise _refuse(where, argument, value, "must be True or False")
+    return bool(value)
+
+
+def _tif(where: str, tif: Any) -> str:
+    if not isinstance(tif, str) or tif.upper() not in TIFS:
+        raise _refuse(where, "tif", tif, f"must be one of {', '.join(sorted(TIFS))}")
+    return tif.upper()
 
 
 class OMS:
@@ -55,17 +122,29 @@ class OMS:
         gateway: a live Gateway (live mode, not available yet); ignored when ``venue`` is
             given.
         exchanges: exchanges to track (default: every exchange the venue replays).
+        orders_mirrored_exchanges, positions_mirrored_exchanges, pending_timeout,
+            refresh_orders_snapshot, refresh_positions_snapshot, orders_cls_init: the
+            tutorial's live-mirroring options, kept in :attr:`options` (nothing to mirror
+            in replay).
         venue: the venue implementation (see the module docstring).
-        Other tutorial arguments (``refresh_orders_snapshot`` ...) are accepted and unused
-        in replay.
     """
 
-    def __init__(self, gateway: Any = None, exchanges: list[str] | None = None, *,
-                 venue: Any = None, **kwargs: Any) -> None:
+    def __init__(self, gateway: Any = None, exchanges: list[str] | None = None,
+                 orders_mirrored_exchanges: list[str] | None = None,
+                 positions_mirrored_exchanges: list[str] | None = None,
+                 pending_timeout: int = 5000, refresh_orders_snapshot: float = 60,
+                 refresh_positions_snapshot: float = 60, orders_cls_init: Any = None, *,
+                 venue: Any = None) -> None:
         if venue is None:
             raise ConfigError("live trading is not available yet: use the Replayer's "
                               "get_oms() for simulation")
-        self.gateway, self.venue, self.options = gateway, venue, kwargs
+        self.gateway, self.venue = gateway, venue
+        self.options = {"orders_mirrored_exchanges": orders_mirrored_exchanges,
+                        "positions_mirrored_exchanges": positions_mirrored_exchanges,
+                        "pending_timeout": pending_timeout,
+                        "refresh_orders_snapshot": refresh_orders_snapshot,
+                        "refresh_positions_snapshot": refresh_positions_snapshot,
+                        "orders_cls_init": orders_cls_init}
         self.exchanges = list(exchanges or venue.exchanges())
         self._orders = {exc: Orders() for exc in self.exchanges}
         self._positions = {exc: Positions(accounting=venue.accounting(exc))
@@ -120,17 +199,21 @@ class OMS:
 
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
-        return self.spec(exc, ticker).round_price(price)
+        where = f"{exc}/{ticker} rounded_price"
+        return self.spec(exc, ticker).round_price(_number(where, "price", price))
 
     def rounded_ceil_price(self, exc: str, ticker: str, price: Number) -> Decimal:
-        return self.spec(exc, ticker).ceil_price(price)
+        where = f"{exc}/{ticker} rounded_ceil_price"
+        return self.spec(exc, ticker).ceil_price(_number(where, "price", price))
 
     def rounded_floor_price(self, exc: str, ticker: str, price: Number) -> Decimal:
-        return self.spec(exc, ticker).floor_price(price)
+        where = f"{exc}/{ticker} rounded_floor_price"
+        return self.spec(exc, ticker).floor_price(_number(where, "price", price))
 
     def rounded_lots(self, exc: str, ticker: str, amount: Number) -> Decimal:
         """``amount`` on the lot grid, rounded toward zero."""
-        return self.spec(exc, ticker).round_qty(amount)
+        where = f"{exc}/{ticker} rounded_lots"
+        return self.spec(exc, ticker).round_qty(_number(where, "amount", amount))
 
     def min_notional(self, exc: str, ticker: str) -> Decimal:
         return self.spec(exc, ticker).min_notional
@@ -141,36 +224,67 @@ class OMS:
     def lot_precision(self, exc: str, ticker: str) -> int:
         return self.spec(exc, ticker).quantity_precision
 
-    def rand_cloid(self, exc: str, **kwargs: Any) -> str:
-        """A new client order id: 32 hex digits, deterministic in replay."""
-        return f"{next(self._cloids):032x}"
+    def rand_cloid(self, exc: str) -> str:
+        """A new client order id: 32 hex digits, deterministic in replay, never one the
+        mirror knows."""
+        orders = self.orders_peek(exc)
+        while True:
+            cloid = f"{next(self._cloids):032x}"
+            if not orders.cloid_known(cloid):
+                return cloid
 
     # -- orders ------------------------------------------------------------------------
 
     async def limit_order(self, exc: str, ticker: str, amount: Number, price: Number,
                           round_to_specs: bool = False, tif: str = "GTC",
-                          reduce_only: bool = False, cloid: str | None = None,
-                          **kwargs: Any) -> str:
-        """Send a limit order (``amount`` signed: positive buys); returns its cloid."""
-        spec = self.spec(self._exc(exc), ticker)
-        qty = spec.round_qty(amount) if round_to_specs else _dec(amount)
-        px = spec.round_price(price) if round_to_specs else _dec(price)
-        return await self._send(exc, ticker, qty, px, "limit", tif, reduce_only, cloid)
+                          reduce_only: bool = False, cloid: str | None = None) -> str:
+        """Send a limit order (``amount`` signed: positive buys); returns its cloid.
+
+        Raises :class:`~makerlab.errors.OrderRejected` for an argument the module
+        docstring's rules refuse (nothing is sent).
+        """
+        where = f"{exc}/{ticker} limit_order"
+        qty = self._amount(where, exc, ticker, amount, round_to_specs)
+        px = _number(where, "price", price)
+        if round_to_specs:
+            px = self.spec(exc, ticker).round_price(px)
+        if px <= 0:
+            raise _refuse(where, "price", price, "must be > 0" + (
+                " after rounding to the tick" if round_to_specs else ""))
+        return await self._send(where, exc, ticker, qty, px, "limit", _tif(where, tif),
+                                _flag(where, "reduce_only", reduce_only), cloid)
 
     async def market_order(self, exc: str, ticker: str, amount: Number,
                            round_to_specs: bool = False, reduce_only: bool = False,
-                           cloid: str | None = None, **kwargs: Any) -> str:
-        """Send a market order (walks the book in replay); returns its cloid."""
-        spec = self.spec(self._exc(exc), ticker)
-        qty = spec.round_qty(amount) if round_to_specs else _dec(amount)
-        return await self._send(exc, ticker, qty, None, "market", "IOC", reduce_only, cloid)
+                           cloid: str | None = None) -> str:
+        """Send a market order (walks the book in replay); returns its cloid.
 
-    async def _send(self, exc: str, ticker: str, qty: Decimal, price: Decimal | None,
-                    ord_type: str, tif: str, reduce_only: bool, cloid: str | None) -> str:
+        Raises :class:`~makerlab.errors.OrderRejected` as :meth:`limit_order` does.
+        """
+        where = f"{exc}/{ticker} market_order"
+        qty = self._amount(where, exc, ticker, amount, round_to_specs)
+        return await self._send(where, exc, ticker, qty, None, "market", "IOC",
+                                _flag(where, "reduce_only", reduce_only), cloid)
+
+    def _amount(self, where: str, exc: str, ticker: str, amount: Any,
+                round_to_specs: Any) -> Decimal:
+        """The checked signed amount, on the lot grid with ``round_to_specs`` (an unknown
+        exchange or market raises ConfigError here, before anything is recorded)."""
+        spec = self.spec(self._exc(exc), ticker)
+        qty = _number(where, "amount", amount)
+        if _flag(where, "round_to_specs", round_to_specs):
+            qty = spec.round_qty(qty)
+            if not qty:
+                raise _refuse(where, "amount", amount,
+                              f"rounds to zero on the lot grid (lot {spec.lot_size})")
         if not qty:
-            raise ConfigError(f"{exc}/{ticker}: order amount rounds to zero")
-        cloid = cloid or self.rand_cloid(exc)
-        tif = str(tif).upper()
+            raise _refuse(where, "amount", amount, "must not be zero")
+        return qty
+
+    async def _send(self, where: str, exc: str, ticker: str, qty: Decimal,
+                    price: Decimal | None, ord_type: str, tif: str, reduce_only: bool,
+                    cloid: str | None) -> str:
+        cloid = self._new_cloid(where, exc, cloid)
         await self._orders[exc].upsert_order(
             exc=exc, cloid=cloid, ticker=ticker, amount=qty, price=price, tif=tif,
             ord_type=ord_type, reduce_only=reduce_only, ord_status=OrderStatus.PENDING,
@@ -180,20 +294,46 @@ class OMS:
         await self.venue.submit(exc, request)
         return cloid
 
+    def _new_cloid(self, where: str, exc: str, cloid: Any) -> str:
+        if cloid is None:
+            return self.rand_cloid(exc)
+        if not isinstance(cloid, str) or not cloid:
+            raise _refuse(where, "cloid", cloid, "must be a non-empty str")
+        if self._orders[exc].cloid_known(cloid):
+            raise _refuse(where, "cloid", cloid, "is already used by an order of this "
+                          "session (client order ids must be unique)", DUPLICATE_CLOID)
+        return cloid
+
     async def cancel_order(self, exc: str, ticker: str | None = None, oid: str | None = None,
                            cloid: str | None = None) -> None:
-        """Cancel by ``oid`` or ``cloid``; with neither, every live order of ``ticker``."""
+        """Cancel by ``oid`` or ``cloid``; with neither, every live order of ``ticker``.
+
+        Raises :class:`~makerlab.errors.OrderRejected` (code ``-2011``) when the id names
+        no live order (of ``ticker``, if given) in the mirror.
+        """
         orders = self.orders_peek(exc)
         if oid is None and cloid is None:
             targets = orders.get_orders(ticker, copy=False)
         else:
-            found = orders.cloid_query(cloid) if cloid else orders.oid_query(oid or "")
-            targets = [found] if found is not None else []
+            targets = [self._cancel_target(exc, ticker, oid, cloid)]
         for order in targets:
             await self._cancel_one(exc, order)
 
+    def _cancel_target(self, exc: str, ticker: str | None, oid: str | None,
+                       cloid: str | None) -> Order:
+        orders = self._orders[exc]
+        argument, ident = ("cloid", cloid) if cloid is not None else ("oid", oid)
+        found = orders.cloid_query(ident) if cloid is not None else orders.oid_query(ident)
+        if oid is not None and cloid is not None and orders.oid_query(oid) is not found:
+            found = None
+        if found is None or not found.is_alive() or ticker not in (None, found.ticker):
+            raise _refuse(f"{exc}/{ticker or '*'} cancel_order", argument, ident,
+                          "names no live order in the OMS: -2011 Unknown order sent.",
+                          UNKNOWN_ORDER)
+        return found
+
     async def _cancel_one(self, exc: str, order: Order) -> None:
-        if not order.is_alive() or order.cloid is None:
+        if order.cloid is None:
             return
         if order.ord_status is not OrderStatus.PENDING:
             await self._orders[exc].upsert_order(cloid=order.cloid,
@@ -206,6 +346,12 @@ class OMS:
         """Apply an order update from the venue (stale ones are dropped by ``Orders``)."""
         await self._orders[exc].upsert_order(exc=exc, **update)
 
+    async def on_cancel_reject(self, exc: str, reject: dict[str, Any]) -> None:
+        """A cancel the venue could not apply: noted on the order if the mirror holds it."""
+        if self._orders[exc].cloid_query(reject["cloid"]) is not None:
+            await self._orders[exc].upsert_order(
+                cloid=reject["cloid"], reject_reason=f"cancel rejected: {reject['reason']}")
+
     async def on_fill(self, exc: str, fill: dict[str, Any]) -> None:
         """Book a fill from the venue in the positions mirror."""
         qty = fill["dir"] * fill["size"]
@@ -216,6 +362,17 @@ class OMS:
 
     async def add_clock_callback(self, callback: Callable[[], Awaitable[Any] | Any],
                                  name: str = "CLOCK", interval_ms: float = 500) -> None:
-        """Run ``callback()`` every ``interval_ms`` ms of venue (replay) time."""
-        self.venue.add_timer(callback, interval_ms)
+        """Run ``callback()`` every ``interval_ms`` ms of venue (replay) time.
+
+        Raises :class:`~makerlab.errors.ConfigError` if ``callback`` is not callable or
+        ``interval_ms`` is not a positive number (as order amounts are checked).
+        """
+        where = f"add_clock_callback {name!r}"
+        interval = _parsed(interval_ms)
+        if isinstance(interval, str) or interval <= 0:
+            problem = interval if isinstance(interval, str) else "must be > 0"
+            raise ConfigError(f"{where}: interval_ms={interval_ms!r} {problem}")
+        if not callable(callback):
+            raise ConfigError(f"{where}: callback={callback!r} must be callable")
+        self.venue.add_timer(callback, interval)
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from replay_scenarios import EXC, TICKER, fill_records, random_market, replayer
 
+from makerlab.core.orders import OrderStatus
 from makerlab.core.positions import LinearAccounting, Position
 from makerlab.sim import Replayer
 from makerlab.sim.latency import LognormalLatency
@@ -101,10 +102,16 @@ def check_conservation(rep) -> None:
 
 
 def check_mirror(rep) -> None:
-    """Once every update is delivered, the OMS mirror equals the venue's position."""
+    """Once every update is delivered, the OMS mirror equals the venue: its position, and
+    its live orders are the engine's resting ones, acknowledged (nothing left PENDING or
+    CANCEL_PENDING)."""
     if len(rep.queue) == 0:
         venue_pos = rep.venue.account(EXC).position(TICKER)
-        assert rep.get_oms().get_position(EXC, TICKER) == venue_pos.amount
+        oms = rep.get_oms()
+        assert oms.get_position(EXC, TICKER) == venue_pos.amount
+        live = {o.cloid: o.ord_status for o in oms.orders_peek(EXC).get_orders()}
+        assert set(live) == set(rep.venue.engine(EXC, TICKER).resting)
+        assert set(live.values()) <= {OrderStatus.NEW, OrderStatus.PARTIAL}
 
 
 def test_determinism_same_inputs_same_fills():

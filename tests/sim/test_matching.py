@@ -8,6 +8,7 @@ import pytest
 
 from makerlab.core.instruments import get_spec
 from makerlab.sim.matching import (
+    REJECT_DUPLICATE,
     REJECT_LOT,
     REJECT_MIN_QTY,
     REJECT_NOTIONAL,
@@ -221,3 +222,14 @@ def test_fills_never_change_the_replayed_book():
     before = eng.book.ask_size.copy()
     eng.submit(order("0.5", "60000.1"))
     assert (eng.book.ask_size == before).all()
+
+
+def test_client_order_ids_are_unique_among_resting_orders():
+    eng = engine()
+    first = order("0.3", "59990.0")
+    eng.submit(first)
+    dup = SimOrder("binance", "BTCUSDT", first.cloid, "dup", 1, D("0.5"), D("59980.0"))
+    assert eng.submit(dup).rejected == REJECT_DUPLICATE
+    assert eng.resting == {first.cloid: first}
+    assert eng.cancel(first.cloid) is first and not eng.resting
+    assert eng.submit(dup).rejected is None  # free again once the first is gone

@@ -50,6 +50,20 @@ def test_join_at_the_back(model):
 
 
 @pytest.mark.parametrize("model", ALL_MODELS, ids=ids)
+@given(st.floats(0, 5), st.floats(0, 5), st.floats(0, 5))
+def test_an_empty_level_that_stays_empty_changes_nothing(model, level, trade, new):
+    """Whatever happened before, once the level shows nothing, a (0 -> 0) report with no
+    trade since is a no-op (the engine skips it for levels far from the touch)."""
+    state = joined(model, level)
+    model.on_trade(state, trade)
+    model.on_level_change(state, level, new)
+    model.on_level_change(state, new, 0.0)
+    before = QueueState(state.ahead, state.traded, state.fillable)
+    model.on_level_change(state, 0.0, 0.0)
+    assert state == before
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=ids)
 def test_trades_eat_the_front_first(model):
     state = joined(model, 5)
     model.on_trade(state, 3)

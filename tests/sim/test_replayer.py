@@ -13,6 +13,7 @@ from makerlab.core.lob import LOB
 from makerlab.core.orders import OrderStatus
 from makerlab.errors import ConfigError, DataError
 from makerlab.sim import Latencies, Replayer
+from makerlab.sim.queue import PowerProbQueue
 
 D = Decimal
 
@@ -240,3 +241,36 @@ def test_levels_out_of_book_order_are_rejected():
            "a": np.array([[60000.1, 1.0]])}
     with pytest.raises(DataError, match=r"book data:1: bid levels out of book order"):
         Replayer({EXC: {TICKER: [bad]}}, {}, latencies=zero_latencies())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "abc", None, 1_000.5], ids=repr)
+def test_custom_event_timestamps_are_whole_milliseconds(bad):
+    books, trades = flat_market(3)
+    rep = replayer(books, trades)
+    with pytest.raises(ConfigError, match=r"add_to_queue\('x'\): timestamp .* not a whole"):
+        rep.add_to_queue("x", bad, None)
+
+
+def test_custom_events_cannot_be_scheduled_in_the_past():
+    books, trades = flat_market(10)
+    rep, got = replayer(books, trades), []
+
+    def at_1500(_):
+        rep.add_to_queue("now", rep.time(), "now")  # the current ms: runs now
+        with pytest.raises(ConfigError, match="before the replay time 1500 ms"):
+            rep.add_to_queue("late", 1_499, None)
+
+    rep.add_callback("at_1500", at_1500)
+    rep.add_callback("now", lambda msg: got.append((rep.time(), msg)))
+    rep.add_to_queue("at_1500", 1_500, None)
+    asyncio.run(rep.play(progress=False))
+    assert got == [(1_500, "now")]
+
+
+@pytest.mark.parametrize("models", [{"queue_model": "risk averse"},
+                                    {"fill_model": "NoPartialFills"},
+                                    {"fill_model": PowerProbQueue(2.0)}], ids=repr)
+def test_engine_models_are_checked_at_construction(models):
+    books, trades = flat_market(3)
+    with pytest.raises(ConfigError, match=f"{next(iter(models))}="):
+        replayer(books, trades, **models)

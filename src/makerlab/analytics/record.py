@@ -55,8 +55,9 @@ class RunRecord:
     """The frozen tables of one replay run (see the module docstring for the columns).
 
     ``config`` is JSON-able: ``start_balance`` (quote), ``start_ns``/``end_ns`` (the replayed
-    data's span), ``stamp_cycle_ms``, ``fees`` and ``latencies`` (ms per channel), and the
-    Replayer's own ``replayer`` config.
+    data's span), ``stamp_cycle_ms``, ``fees`` (the fee schedule) and ``latencies`` (the
+    latency model of each exchange) as :func:`makerlab.sim.models.to_config` dicts, and the
+    Replayer's own ``replayer`` config (its arguments, models as such dicts).
     """
 
     fills: pd.DataFrame
@@ -194,8 +195,8 @@ def _replayer_parts(replayer: Any) -> dict[str, Any]:
             "start_balance": float(venue.start_balance),
             "start_ns": int(replayer.start_ns), "end_ns": int(replayer.end_ns),
             "stamp_cycle_ms": int(replayer.stamp_cycle_ns // NS_PER_MS),
-            "fees": _fees_json(venue.fees), "latencies": _latencies_json(replayer),
-            "replayer": _jsonable(getattr(replayer, "config", {})),
+            "fees": replayer.config["fees"], "latencies": replayer.config["latency_models"],
+            "replayer": _jsonable(replayer.config),
         },
     }
 
@@ -227,22 +228,6 @@ def _tape_trades(tape: Any) -> pd.DataFrame:
                          "price": np.asarray(tape.price, float),
                          "size": np.asarray(tape.size, float),
                          "dir": np.asarray(tape.side, np.int8)})
-
-
-def _fees_json(fees: Any) -> dict[str, Any]:
-    def pair(m: Any) -> dict[str, float]:
-        return {"maker": float(m.maker), "taker": float(m.taker)}
-    return {"default": pair(fees.default),
-            "by_exchange": {e: pair(m) for e, m in fees.by_exchange.items()}}
-
-
-def _latencies_json(replayer: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for exc, model in replayer.latency_models.items():
-        ns = getattr(model, "ns", None)
-        out[exc] = ({str(getattr(c, "value", c)): v / 1e6 for c, v in ns.items()}
-                    if isinstance(ns, dict) else repr(model))
-    return out
 
 
 # -- table helpers ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Typed market-data events: what a venue (replayed or live) hands the Feed and recorders.
+"""Typed venue events: what a venue (replayed or live) hands the Feed, the OMS, recorders
+and risk modules.
 
 Every event is a frozen, slotted dataclass carrying both clocks as int64 nanoseconds since
 the Unix epoch: ``exchange_ts`` (the venue's event time) and ``local_ts`` (when this
@@ -8,21 +9,29 @@ and sizes are float64 in quote currency and the venue's quantity unit, as in the
 sell, ``0`` unknown.
 
 Book levels travel as read-only ``(k, 2)`` float64 arrays of ``[price, size]``, best
-first (bids descending, asks ascending).
+first (bids descending, asks ascending). Order events (:class:`OrderUpdate`,
+:class:`Fill`) carry prices and sizes as :class:`~decimal.Decimal`, as they are on the
+wire, so no float noise reaches an order mirror.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 import numpy as np
 
 __all__ = [
+    "BalanceState",
     "BboEvent",
     "BookDelta",
     "BookUpdate",
     "FeedStatus",
+    "Fill",
+    "OrderEventKind",
+    "OrderUpdate",
+    "PositionState",
     "StatusKind",
     "TradeEvent",
     "levels",
@@ -134,3 +143,105 @@ class FeedStatus:
     kind: StatusKind
     local_ts: int
     detail: str = ""
+
+
+# --------------------------------------------------------------------------- orders
+
+
+class OrderEventKind(StrEnum):
+    """What a venue reports about one order."""
+
+    ACK = "ack"                      # accepted: resting or about to trade (status NEW)
+    REJECT = "reject"                # refused at entry (status REJECTED)
+    FILL = "fill"                    # traded (status PARTIAL or FILLED); a Fill event too
+    CANCEL_ACK = "cancel_ack"        # cancelled on our request (status CANCELLED)
+    CANCEL_REJECT = "cancel_reject"  # a cancel request was refused; the order is unchanged
+    AMEND_ACK = "amend_ack"          # price/size changed on our request
+    AMEND_REJECT = "amend_reject"    # an amend request was refused; the order is unchanged
+    EXPIRE = "expire"                # ended by the venue: IOC remainder, post-only cross,
+                                     # reduce-only, self-trade prevention (status CANCELLED)
+    STATE = "state"                  # the venue's full state of the order (snapshot / query)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One event of one order at the venue, with the order's state after it.
+
+    ``amount`` is the order's signed size (positive buys) and ``filled`` the cumulative
+    filled size (non-negative), both :class:`~decimal.Decimal` as on the wire; ``price`` is
+    ``None`` for market orders. ``status`` is a :class:`~makerlab.core.orders.OrderStatus`
+    value name (``NEW``, ``PARTIAL``, ``FILLED``, ``CANCELLED``, ``REJECTED``). ``code`` and
+    ``reason`` carry the venue's error for rejects (e.g. ``-5022`` / ``"Post only order will
+    be rejected"``). ``update_id`` orders the updates of one order as the venue does
+    (its update time in ns where it has no sequence), so a stale update can be recognised.
+    """
+
+    exchange: str
+    symbol: str
+    exchange_ts: int
+    local_ts: int
+    kind: OrderEventKind
+    status: str
+    cloid: str | None
+    oid: str | None
+    amount: Decimal
+    price: Decimal | None
+    filled: Decimal
+    update_id: int
+    code: str = ""
+    reason: str = ""
+    tif: str = ""
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of one of our orders.
+
+    ``size`` is positive and ``side`` the order's side (``+1`` bought, ``-1`` sold);
+    ``fee`` is what we paid in ``fee_asset`` (negative for a rebate); ``trade_id`` is the
+    venue's execution id, unique per venue and symbol, which is what de-duplicates fills.
+    """
+
+    exchange: str
+    symbol: str
+    exchange_ts: int
+    local_ts: int
+    cloid: str | None
+    oid: str | None
+    trade_id: str
+    side: int
+    price: Decimal
+    size: Decimal
+    fee: Decimal
+    fee_asset: str
+    is_maker: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PositionState:
+    """The venue's position in one symbol: signed ``amount`` (positive long), average
+    ``entry_price`` and ``unrealized_pnl`` in quote currency (zero amount = flat)."""
+
+    exchange: str
+    symbol: str
+    exchange_ts: int
+    local_ts: int
+    amount: Decimal
+    entry_price: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceState:
+    """The venue's account in one margin asset: ``wallet`` (deposits plus realised PnL
+    net of fees and funding), ``equity`` (wallet plus unrealised PnL) and ``available``
+    (what new orders may use)."""
+
+    exchange: str
+    asset: str
+    exchange_ts: int
+    local_ts: int
+    wallet: Decimal
+    equity: Decimal
+    available: Decimal

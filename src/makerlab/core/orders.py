@@ -33,7 +33,12 @@ from typing import Any
 
 from makerlab.errors import ConfigError
 
-__all__ = ["DeltaHandler", "Order", "OrderStatus", "Orders"]
+__all__ = ["POST_ONLY", "TIFS", "DeltaHandler", "Order", "OrderStatus", "Orders"]
+
+#: Post-only times in force: rejected rather than filled if they would take liquidity.
+POST_ONLY = frozenset({"GTX", "ALO", "POST_ONLY"})
+#: Every time in force the OMS accepts and the simulated venue implements (upper case).
+TIFS = frozenset({"GTC", "IOC", "FOK", *POST_ONLY})
 
 
 class OrderStatus(StrEnum):
@@ -95,7 +100,9 @@ class Order:
         last_fill_sz: size of the latest fill (the increase of ``filled_sz``).
         timestamp: time of the latest update in ms; exchange time once acknowledged.
         avg_fill_price: size-weighted average price of the fills so far.
-        reject_reason: why the exchange rejected the order, if it did.
+        reject_reason: why the exchange rejected the order, or (on an order still alive)
+            why it rejected the latest cancel, e.g. ``cancel rejected: -2011 Unknown
+            order sent.``
     """
 
     exc: str | None = None
@@ -296,6 +303,11 @@ class Orders:
         """The held order with client id ``cloid``, or ``None``."""
         key = self._by_cloid.get(cloid)
         return None if key is None else self._orders[key]
+
+    def cloid_known(self, cloid: str) -> bool:
+        """True if ``cloid`` names a held order or one removed among the newest
+        ``max_tombstones`` (an update for it could not be applied to a new order)."""
+        return cloid in self._by_cloid or ("cloid", cloid) in self._dead
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """``{oid: order dict}`` of held orders whose oid is known."""

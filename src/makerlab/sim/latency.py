@@ -10,11 +10,15 @@ Rules shared by every model:
 
 - **null is instant**: ``Latencies.NULL`` always samples ``0``.
 - **never negative**: a sample is an ``int`` ``>= 0``.
+- **a model is its parameters**: every model is a frozen dataclass whose fields are its
+  parameters, per channel keyed by the channel's value (``"req_private"``) in ms, so
+  :func:`makerlab.sim.models.to_config` records it and ``from_config`` rebuilds it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -77,6 +81,11 @@ def ms_to_ns(ms: Decimal | float | int | str) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+def ns_to_ms(ns: int) -> int | float:
+    """Integer ns as ms, an ``int`` when whole (the inverse of :func:`ms_to_ns`)."""
+    return ns // NS_PER_MS if ns % NS_PER_MS == 0 else ns / NS_PER_MS
+
+
 def _channel(channel: Latencies | str) -> Latencies:
     try:
         return Latencies(channel)
@@ -93,6 +102,7 @@ def _per_channel(values: Mapping[Any, Any], what: str) -> dict[Latencies, Any]:
     return out
 
 
+@dataclass(frozen=True)
 class ConstantLatency:
     """A fixed delay per channel, given in ms as the tutorial does.
 
@@ -100,26 +110,28 @@ class ConstantLatency:
     - **exact ms to ns**: ``0.3`` ms is ``300_000`` ns (decimal conversion, no float error).
     - **missing channels take the tutorial defaults** (100 ms public, 50 ms private).
     - **negative latencies are refused** with :class:`ConfigError`.
+
+    ``latencies_ms`` holds every channel after construction (defaults filled in).
     """
 
-    def __init__(self, latencies_ms: Mapping[Latencies | str, Any] | None = None) -> None:
-        given = _per_channel(latencies_ms or {}, "ConstantLatency")
-        merged = {**DEFAULT_LATENCIES_MS, **given}
-        self.ns: dict[Latencies, int] = {c: ms_to_ns(v) for c, v in merged.items()}
-        self.ns[Latencies.NULL] = 0
-        bad = [c.value for c, v in self.ns.items() if v < 0]
+    latencies_ms: Mapping[Latencies | str, Any] | None = None
+    ns: dict[Latencies, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        given = _per_channel(self.latencies_ms or {}, "ConstantLatency")
+        ns = {c: ms_to_ns(v) for c, v in {**DEFAULT_LATENCIES_MS, **given}.items()}
+        bad = [c.value for c, v in ns.items() if v < 0]
         if bad:
             raise ConfigError(f"ConstantLatency: negative latency on {bad}")
+        object.__setattr__(self, "latencies_ms", {c.value: ns_to_ms(v) for c, v in ns.items()})
+        object.__setattr__(self, "ns", {**ns, Latencies.NULL: 0})
 
     def sample(self, channel: Latencies | str, ts_ns: int) -> int:
         """The channel's fixed latency in ns (``ts_ns`` is ignored)."""
         return self.ns[_channel(channel)]
 
-    def __repr__(self) -> str:
-        body = ", ".join(f"{c.value}={v}ns" for c, v in self.ns.items() if c is not Latencies.NULL)
-        return f"ConstantLatency({body})"
 
-
+@dataclass(frozen=True)
 class LognormalLatency:
     """Random latency: ``median · exp(sigma · Z)``, ``Z`` standard normal, per channel.
 
@@ -128,26 +140,31 @@ class LognormalLatency:
       (spawned from ``seed``), so traffic on one channel never shifts another's samples.
     - **median is the median**: half the samples fall below ``median_ms``.
     - **channels without a median are 0**.
+
+    ``sigma`` (one number for every channel, or per channel) holds one value per channel
+    with a median after construction.
     """
 
-    def __init__(self, median_ms: Mapping[Latencies | str, Any],
-                 sigma: float | Mapping[Latencies | str, float] = 0.5, *, seed: int = 0) -> None:
-        medians = _per_channel(median_ms, "LognormalLatency")
-        self.median_ns = {c: ms_to_ns(v) for c, v in medians.items()}
-        sigmas = sigma if isinstance(sigma, Mapping) else dict.fromkeys(self.median_ns, sigma)
-        self.sigma = {c: float(v) for c, v in _per_channel(sigmas, "sigma").items()}
-        self._check()
-        children = np.random.SeedSequence(seed).spawn(len(Latencies))
-        self._rngs = {c: np.random.default_rng(s) for c, s in zip(Latencies, children, strict=True)}
+    median_ms: Mapping[Latencies | str, Any]
+    sigma: float | Mapping[Latencies | str, float] = 0.5
+    seed: int = field(default=0, kw_only=True)
+    median_ns: dict[Latencies, int] = field(init=False, repr=False, compare=False)
+    _rngs: dict[Latencies, np.random.Generator] = field(init=False, repr=False, compare=False)
 
-    def _check(self) -> None:
-        if any(v <= 0 for v in self.median_ns.values()):
-            raise ConfigError("LognormalLatency: medians must be positive")
-        if any(not s >= 0 for s in self.sigma.values()):
-            raise ConfigError("LognormalLatency: sigma must be >= 0")
-        missing = set(self.median_ns) - set(self.sigma)
-        if missing:
-            raise ConfigError(f"LognormalLatency: no sigma for {sorted(c.value for c in missing)}")
+    def __post_init__(self) -> None:
+        median_ns = {c: ms_to_ns(v) for c, v in _per_channel(self.median_ms,
+                                                             "LognormalLatency").items()}
+        sigmas = self.sigma if isinstance(self.sigma, Mapping) else dict.fromkeys(
+            median_ns, self.sigma)
+        sigma = {c: float(v) for c, v in _per_channel(sigmas, "sigma").items()}
+        _check_lognormal(median_ns, sigma)
+        children = np.random.SeedSequence(self.seed).spawn(len(Latencies))
+        for name, value in (
+                ("median_ms", {c.value: ns_to_ms(v) for c, v in median_ns.items()}),
+                ("sigma", {c.value: v for c, v in sigma.items()}), ("median_ns", median_ns),
+                ("_rngs", {c: np.random.default_rng(s)
+                           for c, s in zip(Latencies, children, strict=True)})):
+            object.__setattr__(self, name, value)
 
     def sample(self, channel: Latencies | str, ts_ns: int) -> int:
         """One random latency in ns for ``channel`` (``ts_ns`` is ignored)."""
@@ -156,9 +173,20 @@ class LognormalLatency:
         if median is None:
             return 0
         z = self._rngs[ch].standard_normal()
-        return round(median * float(np.exp(self.sigma[ch] * z)))
+        return round(median * float(np.exp(self.sigma[ch.value] * z)))
 
 
+def _check_lognormal(median_ns: dict[Latencies, int], sigma: dict[Latencies, float]) -> None:
+    if any(v <= 0 for v in median_ns.values()):
+        raise ConfigError("LognormalLatency: medians must be positive")
+    if any(not s >= 0 for s in sigma.values()):
+        raise ConfigError("LognormalLatency: sigma must be >= 0")
+    missing = set(median_ns) - set(sigma)
+    if missing:
+        raise ConfigError(f"LognormalLatency: no sigma for {sorted(c.value for c in missing)}")
+
+
+@dataclass(frozen=True, eq=False)
 class ReplayedLatency:
     """Latencies recorded live, replayed by time.
 
@@ -173,11 +201,13 @@ class ReplayedLatency:
     - **negative or unsorted samples are refused** with :class:`ConfigError`.
     """
 
-    def __init__(self, samples: Mapping[Latencies | str, tuple[Any, Any]], *,
-                 fallback: LatencyModel | None = None) -> None:
-        self._series = {c: _series(c, ts, lat)
-                        for c, (ts, lat) in _per_channel(samples, "ReplayedLatency").items()}
-        self.fallback = fallback
+    samples: Mapping[Latencies | str, tuple[Any, Any]]
+    fallback: LatencyModel | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        series = {c: _series(c, ts, lat)
+                  for c, (ts, lat) in _per_channel(self.samples, "ReplayedLatency").items()}
+        object.__setattr__(self, "samples", {c.value: v for c, v in series.items()})
 
     @classmethod
     def from_order_latency(cls, data: Any, *,
@@ -204,7 +234,7 @@ class ReplayedLatency:
         ch = _channel(channel)
         if ch is Latencies.NULL:
             return 0
-        series = self._series.get(ch)
+        series = self.samples.get(ch.value)
         if series is None:
             if self.fallback is None:
                 raise ConfigError(f"ReplayedLatency: no samples for {ch.value}; "

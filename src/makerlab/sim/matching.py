@@ -38,6 +38,13 @@ lot grid before they become fills. Rules, each with a test named after it in
 - **cancels are settled at exchange time**: a cancel removes the order only when it
   reaches the engine; fills before that stand, and a cancel for an order that is gone
   fails.
+- **client order ids are unique among resting orders**: an order whose cloid is already
+  resting is rejected (Binance ``-4015``); the resting one is untouched.
+- **resting orders far from the touch cost nothing per row**: orders are indexed by price
+  level (:mod:`makerlab.sim.resting`); a book row looks only at the levels it crosses,
+  those displayed now or at their last update, and those a print reached since (any
+  other level showed nothing and still shows nothing, so its queue cannot move); a print
+  looks only at the levels it reaches.
 - **sizes on the lot grid are not lost to float error**: a float size within 1e-9 lot of
   a lot multiple counts as that multiple (``0.003 - 0.002`` is one lot, not zero).
 
@@ -48,22 +55,24 @@ replace the size-limited ones; tests in ``tests/sim/test_matching_no_partial.py`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
+from typing import ClassVar
 
 import numpy as np
 
 from makerlab.core.instruments import InstrumentSpec
+from makerlab.core.orders import POST_ONLY, TIFS
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
+from makerlab.sim.resting import RestingSide
 from makerlab.sim.timeline import BookTape, TradeTape
 
 __all__ = ["FillModel", "MatchResult", "MatchingEngine", "NoPartialFills", "PartialFills",
            "RawFill", "SimOrder"]
 
 ZERO = Decimal(0)
-POST_ONLY = frozenset({"GTX", "ALO", "POST_ONLY"})
-TIFS = frozenset({"GTC", "IOC", "FOK", *POST_ONLY})
 
 REJECT_TICK = "-4014 Price not increased by tick size."
 REJECT_LOT = "-1111 Precision is over the maximum defined for this asset."
@@ -73,6 +82,8 @@ REJECT_POST_ONLY = "-5022 Post Only order would be executed immediately as a tak
 REJECT_REDUCE = "-2022 ReduceOnly Order is rejected."
 REJECT_TIF = "-1115 Invalid timeInForce."
 REJECT_NO_BOOK = "-2010 No market data to price a market order."
+REJECT_DUPLICATE = "-4015 Client order id is not valid: an open order already uses it."
+REJECT_UNKNOWN_ORDER = "-2011 Unknown order sent."
 
 
 @dataclass(slots=True)
@@ -92,6 +103,7 @@ class SimOrder:
     filled: Decimal = ZERO
     queue: QueueState = field(default_factory=QueueState)
     level_qty: float = 0.0
+    seq: int = 0  # arrival rank among the engine's resting orders
 
     @property
     def remaining(self) -> Decimal:
@@ -128,7 +140,7 @@ class PartialFills:
     """The default fill model: fills are limited by the sizes printed and displayed (the
     module's rules)."""
 
-    partial: bool = True
+    partial: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +159,7 @@ class NoPartialFills:
       therefore always fills).
     """
 
-    partial: bool = False
+    partial: ClassVar[bool] = False
 
 
 FillModel = PartialFills | NoPartialFills
@@ -184,6 +196,8 @@ class MatchingEngine:
         self.fill_model = fill_model or PartialFills()
         self.row = -1
         self.resting: dict[str, SimOrder] = {}
+        self._sides = {1: RestingSide(1), -1: RestingSide(-1)}
+        self._seq = itertools.count()
         self._consumed: dict[tuple[int, float], Decimal] = {}
         self._half_tick = float(spec.tick_size) / 2
         self._unbooked = ZERO  # signed size filled in the current call, not yet booked
@@ -286,6 +300,8 @@ class MatchingEngine:
         spec = self.spec
         if order.tif not in TIFS:
             return REJECT_TIF
+        if order.cloid in self.resting:
+            return REJECT_DUPLICATE
         if order.price is not None and order.price % spec.tick_size != 0:
             return REJECT_TICK
         if order.qty % spec.lot_size != 0:
@@ -357,11 +373,24 @@ class MatchingEngine:
     def _rest(self, order: SimOrder) -> None:
         order.level_qty = self.level_qty(order.side, order.px)
         self.queue_model.on_new(order.queue, order.level_qty)
+        order.seq = next(self._seq)
         self.resting[order.cloid] = order
+        levels = self._sides[order.side]
+        levels.add(order)
+        if order.level_qty != 0:
+            levels.marked.add(order.px)
+
+    def _unrest(self, order: SimOrder) -> None:
+        if self.resting.get(order.cloid) is order:
+            del self.resting[order.cloid]
+            self._sides[order.side].remove(order)
 
     def cancel(self, cloid: str) -> SimOrder | None:
         """Remove a resting order (the cancel reached the engine); ``None`` if it is gone."""
-        return self.resting.pop(cloid, None)
+        order = self.resting.get(cloid)
+        if order is not None:
+            self._unrest(order)
+        return order
 
     # -- fills ---------------------------------------------------------------------------
 
@@ -379,14 +408,14 @@ class MatchingEngine:
         self._unbooked += order.side * qty
         result.fills.append(RawFill(order, qty, price, is_maker, rule))
         if order.remaining <= 0:
-            self.resting.pop(order.cloid, None)
+            self._unrest(order)
 
     def _fill_resting(self, order: SimOrder, qty: Decimal, rule: str,
                       result: MatchResult) -> Decimal:
         """Fill up to ``qty`` of a resting order at its price; the size actually filled."""
         capped = self._reduce_cap(order, min(qty, order.remaining))
         if order.reduce_only and capped <= 0:
-            self.resting.pop(order.cloid, None)
+            self._unrest(order)
             result.expired.append(order)
             return ZERO
         if capped > 0:
@@ -400,33 +429,69 @@ class MatchingEngine:
         self._consumed.clear()
         self._unbooked = ZERO
         result = MatchResult()
-        for order in list(self.resting.values()):
-            px = order.px
-            if self._crosses(order, px):
-                self._fill_resting(order, order.remaining, "book_cross", result)
-                continue
-            new_qty = self.level_qty(order.side, px)
-            self.queue_model.on_level_change(order.queue, order.level_qty, new_qty)
-            order.level_qty = new_qty
+        crossed: list[SimOrder] = []
+        for side, levels in self._sides.items():
+            if levels:
+                opposite = self.best(-side)
+                crossed += levels.reached(opposite, self._half_tick)
+                self._follow_levels(levels, opposite)
+        if len(crossed) > 1:
+            crossed.sort(key=_arrival)
+        for order in crossed:
+            self._fill_resting(order, order.remaining, "book_cross", result)
         return result
+
+    def _follow_levels(self, levels: RestingSide, opposite: float) -> None:
+        """Queue updates at the levels whose displayed size may have moved (the rule
+        **resting orders far from the touch cost nothing per row**); crossed levels (that
+        reach the ``opposite`` best price) are filled instead."""
+        side, half = levels.side, self._half_tick
+        for px in self._moved_levels(levels):
+            if side * (px - opposite) > -half:
+                continue
+            new_qty = self.level_qty(side, px)
+            for order in levels.orders_at(px):
+                self.queue_model.on_level_change(order.queue, order.level_qty, new_qty)
+                order.level_qty = new_qty
+            if new_qty != 0:
+                levels.marked.add(px)
+            else:
+                levels.marked.discard(px)
+
+    def _moved_levels(self, levels: RestingSide) -> list[float]:
+        """Our levels within the current row's price span on their side (with a tick of
+        margin: :meth:`level_qty` is 0 outside it) and the marked ones."""
+        shown: list[float] = []
+        if self.book is not None and self.row >= 0:
+            low, high = self._price_span(levels.side)
+            if low == low:  # not nan: the side has levels
+                tick = 2 * self._half_tick
+                shown = levels.within(low - tick, high + tick)
+        if not levels.marked:
+            return shown
+        return [*shown, *levels.marked.difference(shown)]
+
+    def reaches(self, price: float, taker_dir: int) -> bool:
+        """Whether a taker print at ``price`` reaches one of our resting orders (at or
+        through its price): only such prints can fill or move a queue."""
+        return self._sides[-taker_dir].reaches(price, self._half_tick)
 
     def on_trade(self, price: float, size: float, taker_dir: int) -> MatchResult:
         """A taker print of ``size`` at ``price``: trade-through and queue fills."""
         self._unbooked = ZERO
         result = MatchResult()
-        side = -taker_dir  # the side of our orders this print can hit
-        hit = [o for o in self.resting.values() if o.side == side]
+        levels = self._sides[-taker_dir]  # our orders on the side this print can hit
+        hit = levels.reached(price, self._half_tick)
         if not hit:
             return result
+        levels.marked.update(o.px for o in hit)  # their queues may move: see _follow_levels
         if not self.fill_model.partial:
-            return self._trade_whole(hit, price, size, result)
-        hit.sort(key=lambda o: -side * o.px)
+            return self._trade_whole(sorted(hit, key=_arrival), price, size, result)
         left = _floor_lot(size, self.spec.lot_size)
         for order in hit:
-            gap = side * (order.px - price)
-            if gap > self._half_tick:
+            if levels.side * (order.px - price) > self._half_tick:
                 left -= self._fill_resting(order, left, "trade_through", result)
-            elif gap > -self._half_tick:
+            else:
                 left -= self._queue_fill(order, size, left, result)
             if left <= 0:
                 break
@@ -436,11 +501,10 @@ class MatchingEngine:
                      result: MatchResult) -> MatchResult:
         """The no-partial trade rules: whole orders, the print's size not shared."""
         half_lot = float(self.spec.lot_size) / 2
-        for order in hit:
-            gap = order.side * (order.px - price)
-            if gap > self._half_tick:
+        for order in hit:  # every one reaches the print
+            if order.side * (order.px - price) > self._half_tick:
                 self._fill_resting(order, order.remaining, "trade_through", result)
-            elif gap > -self._half_tick:
+            else:
                 self.queue_model.on_trade(order.queue, size)
                 if self.queue_model.fillable(order.queue) >= half_lot:
                     self._fill_resting(order, order.remaining, "queue", result)
@@ -455,6 +519,10 @@ class MatchingEngine:
         if filled > 0:
             model.consume(state, min(float(filled), model.fillable(state)))
         return filled
+
+
+def _arrival(order: SimOrder) -> int:
+    return order.seq
 
 
 _LOT_EPS = Decimal("1e-9")

@@ -17,6 +17,10 @@ Rules shared by every model (sizes are floats in the instrument's quantity unit)
 - **ahead never exceeds the level and is never negative**.
 - **fillable never exceeds what traded**: it only grows by trade size beyond the queue
   ahead, and :meth:`QueueModel.consume` takes from it what the engine fills.
+- **an empty level that stays empty changes nothing**: ``on_level_change(state, 0, 0)``
+  with no trade since the last update leaves the state as it is. The engine relies on it:
+  it reports level changes only at levels displayed now or at the last update, or traded
+  since (:mod:`makerlab.sim.matching`), so a model of your own must keep this rule.
 
 How a level decrease net of trades (cancellations) is split between the queue ahead
 (``front``) and behind (``back = prev_qty - traded - front``) is the one thing models

@@ -50,19 +50,21 @@ from makerlab.analytics import frames, metrics, research
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.report import CODE_FILE
 from makerlab.core.instruments import load_specs
-from makerlab.data.validate import check_finite, check_levels_ordered, check_uncrossed
 from makerlab.errors import ConfigError, DataError
 from makerlab.oms import OMS
+from makerlab.sim.checks import check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import (
     ConstantLatency,
     Latencies,
     LatencyModel,
+    latency_model_from,
     latency_models_by_exchange,
 )
-from makerlab.sim.matching import FillModel, MatchingEngine
+from makerlab.sim.matching import FillModel, MatchingEngine, NoPartialFills, PartialFills
 from makerlab.sim.mock_feed import MockFeed, deliveries
-from makerlab.sim.queue import QueueModel
+from makerlab.sim.models import to_config
+from makerlab.sim.queue import QueueModel, RiskAverseQueue
 from makerlab.sim.timeline import (
     BOOK_EXCH,
     TRADE_LOCAL,
@@ -71,6 +73,7 @@ from makerlab.sim.timeline import (
     EventQueue,
     TradeTape,
     merge_market,
+    ms_to_ns,
 )
 from makerlab.sim.venue import Clock, SimVenue
 from makerlab.units import NS_PER_MS
@@ -114,7 +117,9 @@ class Replayer:
         validate_data: reject crossed books, levels out of book order and non-finite or
             non-positive trade prices/sizes (:class:`~makerlab.errors.DataError` naming the
             market and record), and sort unsorted input (stable, by exchange time, with a
-            warning). ``False`` trusts the input as given.
+            warning). ``False`` trusts those values as given. Timestamps are checked
+            either way (:mod:`makerlab.sim.checks`): whole, positive epoch ms, none far
+            from the rest of the data.
         balance: starting balance per exchange, quote currency.
         seed: seed of :attr:`rng`, for custom random models (the built-in latency models
             carry their own seeds).
@@ -143,9 +148,10 @@ class Replayer:
                  for t, recs in d.items()]
         trades = [TradeTape.from_rows(e, t, rows) for e, d in trade_data.items()
                   for t, rows in d.items()]
+        check_times([*books, *trades])
         if validate_data:
-            books = [_checked(b) for b in books]
-            trades = [_checked(t) for t in trades]
+            books = [checked_values(b) for b in books]
+            trades = [checked_values(t) for t in trades]
         self._configure(books, trades, recorded_local_time=False, maker_fees=maker_fees,
                         taker_fees=taker_fees, exchanges=exchanges, latencies=latencies,
                         exchange_fees=exchange_fees, exchange_latencies=exchange_latencies,
@@ -182,7 +188,8 @@ class Replayer:
                 books.append(BookTape.from_arrays(exc, t, snap))
                 trades.append(TradeTape.from_arrays(exc, t, arrays.load_trade_arrays(
                     path, exc, t, start, end)))
-        self = cls.from_tapes(books, trades, recorded_local_time, **options)
+        self = cls.__new__(cls)  # archives were checked at conversion: no input checks
+        self._configure(books, trades, recorded_local_time=recorded_local_time, **options)
         self.config.update({"path": str(path), "start": str(start), "end": str(end),
                             "depth": depth, "books": source})
         return self
@@ -192,8 +199,10 @@ class Replayer:
                    recorded_local_time: bool = True, **options: Any) -> Replayer:
         """Replay columnar tapes already in memory (``options`` as the constructor's).
 
-        The tapes are trusted to be in exchange-time order per market (as archives are).
+        Their timestamps are checked as the constructor's (:mod:`makerlab.sim.checks`);
+        they are trusted to be in exchange-time order per market, with valid values.
         """
+        check_times([*books, *trades])
         self = cls.__new__(cls)
         self._configure(list(books), list(trades), recorded_local_time=recorded_local_time,
                         **options)
@@ -213,7 +222,9 @@ class Replayer:
         """Set up the venue and records for ``books``/``trades`` (the one place every
         construction path goes through; the defaults are the constructor's)."""
         names = list(dict.fromkeys(t.exc for t in [*books, *trades]))
-        self.latency_models = latency_models_by_exchange(names, latencies, exchange_latencies)
+        default_latency = latency_model_from(latencies)
+        self.latency_models = latency_models_by_exchange(names, default_latency,
+                                                         exchange_latencies)
         if recorded_local_time:
             shifts = _align_local_clocks(books, trades)
         else:
@@ -221,20 +232,24 @@ class Replayer:
             books = [_with_feed_latency(b, self.latency_models[b.exc]) for b in books]
             trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
         fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
+        queue_model, fill_model = _engine_models(queue_model, fill_model)
         self._setup(books, trades, fees, exchanges, stamp_cycle, balance, seed, queue_model,
                     fill_model)
         self.run_dir = run_dir
         self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
-                       "exchange_fees": exchange_fees, "latencies": _plain(latencies),
-                       "exchange_latencies": _plain(exchange_latencies),
+                       "exchange_fees": exchange_fees, "latencies": to_config(default_latency),
+                       "exchange_latencies": {e: to_config(self.latency_models[e])
+                                              for e in exchange_latencies or {}},
                        "stamp_cycle": stamp_cycle, "balance": balance, "seed": seed,
-                       "queue_model": repr(queue_model), "fill_model": repr(fill_model),
+                       "queue_model": to_config(queue_model), "fill_model": to_config(fill_model),
+                       "fees": to_config(fees),
+                       "latency_models": {e: to_config(m) for e, m in self.latency_models.items()},
                        "recorded_local_time": recorded_local_time,
                        "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()}}
 
     def _setup(self, books: list[BookTape], trades: list[TradeTape], fees: FeeSchedule,
                exchanges: Sequence[str] | None, stamp_cycle: int, balance: float, seed: int,
-               queue_model: QueueModel | None, fill_model: FillModel | None) -> None:
+               queue_model: QueueModel, fill_model: FillModel) -> None:
         self.books, self.trades = books, trades
         self.rng = np.random.default_rng(seed)
         self.stamp_cycle_ns = int(stamp_cycle) * NS_PER_MS
@@ -253,8 +268,7 @@ class Replayer:
         self._oms = MockOMS(venue=self.venue)
         self._feed = MockFeed(self)
 
-    def _build_engines(self, queue_model: QueueModel | None,
-                       fill_model: FillModel | None) -> None:
+    def _build_engines(self, queue_model: QueueModel, fill_model: FillModel) -> None:
         specs = load_specs()
         markets = dict.fromkeys([(t.exc, t.ticker) for t in [*self.books, *self.trades]])
         for exc, ticker in markets:
@@ -327,8 +341,22 @@ class Replayer:
 
     def add_to_queue(self, event_id: Any, timestamp: int, msg: Any, exc: str | None = None,
                      latency: Latencies | str = Latencies.NULL) -> None:
-        """Schedule one custom event at ``timestamp`` ms plus the channel latency."""
-        t = int(timestamp) * NS_PER_MS
+        """Schedule one custom event at ``timestamp`` ms plus the channel latency.
+
+        Raises :class:`~makerlab.errors.ConfigError` for a timestamp that is not a whole
+        number of epoch ms, or that lies before the replay time (:meth:`time`) once
+        :meth:`play` runs; one at the current ms runs now.
+        """
+        try:
+            t = int(ms_to_ns([timestamp], "custom event")[0])
+        except DataError:
+            raise ConfigError(f"add_to_queue({event_id!r}): timestamp {timestamp!r} is not a "
+                              "whole number of epoch milliseconds") from None
+        if self.started:
+            if t < self.time() * NS_PER_MS:
+                raise ConfigError(f"add_to_queue({event_id!r}): timestamp {timestamp!r} ms is "
+                                  f"before the replay time {self.time()} ms")
+            t = max(t, self.clock.ns)
         if exc is not None and Latencies(latency) is not Latencies.NULL:
             t += self.latency_models[exc].sample(latency, t)
         self.queue.push(t, self._custom, (event_id, msg))
@@ -512,7 +540,6 @@ class Replayer:
     def _refresh_lanes(self) -> None:
         """After a scheduled event: engines that now hold orders start stepping."""
         for lane in self._lanes:
-            lane.bounds = None
             if lane.active:
                 if not lane.engine.resting and not self.ROW_BY_ROW:
                     self._deactivate(lane)
@@ -575,7 +602,6 @@ class Replayer:
         if lane.kind[k] == BOOK_EXCH:
             if engine.resting:
                 self._settle(engine, engine.on_book(row))
-                lane.bounds = None
             else:
                 engine.row = row
                 if engine._consumed:
@@ -583,9 +609,8 @@ class Replayer:
         elif engine.resting:
             tape = engine.trades
             price, taker = float(tape.price[row]), int(tape.side[row])
-            if self.ROW_BY_ROW or _touches(lane, price, taker):
+            if self.ROW_BY_ROW or engine.reaches(price, taker):
                 self._settle(engine, engine.on_trade(price, float(tape.size[row]), taker))
-                lane.bounds = None
         if lane.pos == lane.n:
             self._deactivate(lane)
             lane.done = True
@@ -625,24 +650,6 @@ class _Lane:
     kind: list[int] = field(default_factory=list)
     stream: list[int] = field(default_factory=list)
     row: list[int] = field(default_factory=list)
-    bounds: tuple[float | None, float | None] | None = None  # best resting bid, ask
-
-
-
-def _touches(lane: _Lane, price: float, taker_dir: int) -> bool:
-    """Whether a print can reach a resting order (at or through its price, the only
-    prints the matching rules act on); the same float test as ``on_trade``'s."""
-    if lane.bounds is None:
-        resting = lane.engine.resting.values()
-        bids = [o.px for o in resting if o.side == 1]
-        asks = [o.px for o in resting if o.side == -1]
-        lane.bounds = (max(bids) if bids else None, min(asks) if asks else None)
-    half = lane.engine._half_tick
-    if taker_dir == 1:
-        ask = lane.bounds[1]
-        return ask is not None and -(ask - price) > -half
-    bid = lane.bounds[0]
-    return bid is not None and taker_dir == -1 and bid - price > -half
 
 
 class _NoBar:
@@ -666,6 +673,19 @@ def _find(tapes: Sequence[Any], exc: str, ticker: str, what: str) -> Any:
     raise ConfigError(f"no {what} data for {exc}/{ticker} in this replay; known: {known}")
 
 
+def _engine_models(queue_model: Any, fill_model: Any) -> tuple[QueueModel, FillModel]:
+    """The engines' models, defaults filled in; anything else is a ConfigError."""
+    queue_model = RiskAverseQueue() if queue_model is None else queue_model
+    fill_model = PartialFills() if fill_model is None else fill_model
+    if not isinstance(queue_model, QueueModel):
+        raise ConfigError(f"queue_model={queue_model!r} is not a queue model "
+                          "(makerlab.sim.queue: RiskAverseQueue(), PowerProbQueue(n), ...)")
+    if not isinstance(fill_model, PartialFills | NoPartialFills):
+        raise ConfigError(f"fill_model={fill_model!r} must be PartialFills() or "
+                          "NoPartialFills()")
+    return queue_model, fill_model
+
+
 def _position_getter(account: Any, ticker: str) -> Callable[[], Decimal]:
     return lambda: account.position(ticker).amount
 
@@ -680,50 +700,6 @@ def _with_feed_latency(tape: Any, model: LatencyModel) -> Any:
                        dtype=np.int64)
     tape.local_ts = ets + lat
     return tape
-
-
-def _checked(tape: Any) -> Any:
-    """``tape`` checked for bad values, and sorted by exchange time if it is not (a warning
-    says so).
-
-    Raises :class:`~makerlab.errors.DataError` naming the market and the 1-based record:
-    a crossed book or levels out of book order; a trade with a non-finite or non-positive
-    price or size (``dir`` is checked when the records are read).
-    """
-    source = f"{tape.exc}/{tape.ticker} {'book' if isinstance(tape, BookTape) else 'trade'} data"
-    if isinstance(tape, BookTape):
-        check_uncrossed(tape.bid_price[:, 0], tape.ask_price[:, 0], source=source,
-                        hint=_FIX_INPUT)
-        check_levels_ordered(tape.bid_price, tape.ask_price, source=source)
-    else:
-        _check_trades(tape, source)
-    ets = tape.exchange_ts
-    if len(ets) < 2 or not np.any(ets[1:] < ets[:-1]):
-        return tape
-    import warnings
-
-    warnings.warn(f"{tape.exc}/{tape.ticker}: data not in time order; sorted it (stable)",
-                  stacklevel=3)
-    return tape.sorted_by_exchange_time()
-
-
-_FIX_INPUT = ("fix the input (archives converted by makerlab are checked and repaired at "
-              "conversion: `makerlab convert --repair`)")
-
-
-def _check_trades(tape: TradeTape, source: str) -> None:
-    check_finite({"price": tape.price, "size": tape.size}, source=source, hint=_FIX_INPUT)
-    bad = np.flatnonzero((tape.price <= 0) | (tape.size <= 0))
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(f"trade with price {tape.price[i]} and size {tape.size[i]}: both must "
-                        f"be positive; {_FIX_INPUT}", source=source, line=i + 1)
-
-def _plain(value: Any) -> Any:
-    """A JSON-able copy of a config value (latency dicts keyed by channel enums)."""
-    if isinstance(value, Mapping):
-        return {str(getattr(k, "value", k)): _plain(v) for k, v in value.items()}
-    return value if value is None or isinstance(value, int | float | str) else repr(value)
 
 
 def _align_local_clocks(books: list[BookTape], trades: list[TradeTape]) -> dict[str, int]:

@@ -49,9 +49,59 @@ __all__ = [
     "MarketTimeline",
     "TradeTape",
     "merge_market",
+    "ms_to_ns",
+    "tape_source",
 ]
 
 TRADE_EXCH, BOOK_EXCH, TRADE_LOCAL, BOOK_LOCAL = 0, 1, 2, 3
+
+_MAX_MS = 9.2e12  # larger epoch ms overflow int64 ns
+
+
+def tape_source(exc: str, ticker: str, kind: str) -> str:
+    """How errors name a tape: ``binance/BTCUSDT book data`` (``kind``: book, trade)."""
+    return f"{exc}/{ticker} {kind} data"
+
+
+def ms_to_ns(values: Any, source: str) -> np.ndarray:
+    """Record timestamps in ms as int64 ns; each must be a finite whole number of ms within
+    int64 ns, or :class:`DataError` names ``source`` and the first bad 1-based record."""
+    ms = _floats(values, source, "timestamp")
+    ok = np.isfinite(ms) & (np.abs(ms) < _MAX_MS)
+    ok[ok] = ms[ok] == np.floor(ms[ok])
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise DataError(f"timestamp {_shown(values[i])!r} is not a whole number of epoch "
+                        f"milliseconds below {_MAX_MS:.2g}", source=source, line=i + 1)
+    return ms.astype(np.int64) * NS_PER_MS
+
+
+def _floats(values: Any, source: str, what: str, width: int | None = None) -> np.ndarray:
+    """``values`` (one number per record, or ``width`` numbers) as float64; a record that
+    is not that raises DataError naming it."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    shape_ok = width is None or arr is None or arr.size == 0 or (
+        arr.ndim == 2 and arr.shape[1] == width)
+    if arr is not None and shape_ok:
+        return arr
+    shape = () if width is None else (width,)
+    for i, value in enumerate(values):
+        try:
+            row = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            row = None
+        if row is None or row.shape != shape:
+            form = "a number" if width is None else f"{width} numbers"
+            raise DataError(f"{what} {_shown(value)!r} is not {form}", source=source,
+                            line=i + 1)
+    raise DataError(f"{what}s are not numbers", source=source)
+
+
+def _shown(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(eq=False)
@@ -90,7 +140,7 @@ class BookTape:
         for i, rec in enumerate(records):
             _fill_side(arrays[0], arrays[1], i, rec["b"])
             _fill_side(arrays[2], arrays[3], i, rec["a"])
-        ts = np.array([r["ts"] for r in records], dtype=np.int64) * NS_PER_MS
+        ts = ms_to_ns([r["ts"] for r in records], tape_source(exc, ticker, "book"))
         return cls(exc, ticker, ts, ts.copy(), *arrays)
 
     @classmethod
@@ -132,10 +182,13 @@ class TradeTape:
     @classmethod
     def from_rows(cls, exc: str, ticker: str, rows: Any) -> TradeTape:
         """From the tutorial's ``[(ts_ms, price, size, dir), ...]`` or an N x 4 array."""
-        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-        if len(arr) and not np.isin(arr[:, 3], (-1.0, 1.0)).all():
-            raise DataError(f"{exc}/{ticker}: trade dir must be +1 or -1")
-        ts = arr[:, 0].astype(np.int64) * NS_PER_MS
+        source = tape_source(exc, ticker, "trade")
+        arr = _floats(rows, source, "trade record", width=4).reshape(-1, 4)
+        bad = np.flatnonzero(~np.isin(arr[:, 3], (-1.0, 1.0)))
+        if bad.size:
+            raise DataError(f"trade dir {arr[bad[0], 3]} must be +1 or -1", source=source,
+                            line=int(bad[0]) + 1)
+        ts = ms_to_ns(arr[:, 0], source)
         return cls(exc, ticker, ts, ts.copy(), arr[:, 1].copy(), arr[:, 2].copy(),
                    arr[:, 3].astype(np.int8))
 

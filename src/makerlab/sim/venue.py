@@ -8,6 +8,10 @@ carries every message between the OMS and the engines over the latency channels:
   engine at ``t + REQ_PRIVATE``.
 - **acks and rejections travel ACK_PRIVATE**: the NEW ack, a rejection, a cancel
   confirmation or failure reach the OMS ``ACK_PRIVATE`` after the engine decided.
+- **a cancel for an order the engine does not hold fails**: the order was filled, expired
+  or cancelled before the cancel arrived, or has not arrived yet; the venue records
+  ``cancel_reject`` (reason ``-2011 Unknown order sent.``) and reports it to the OMS's
+  ``on_cancel_reject``.
 - **fills and order updates travel FEED_PRIVATE**: each fill (with its PARTIAL/FILLED order
   update and position change) and each expiry reach the OMS ``FEED_PRIVATE`` later.
 - **the account books fills at exchange time** with
@@ -36,7 +40,13 @@ from makerlab.core.positions import Accounting, Position, accounting_for
 from makerlab.errors import ConfigError
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import Latencies, LatencyModel
-from makerlab.sim.matching import MatchingEngine, MatchResult, RawFill, SimOrder
+from makerlab.sim.matching import (
+    REJECT_UNKNOWN_ORDER,
+    MatchingEngine,
+    MatchResult,
+    RawFill,
+    SimOrder,
+)
 from makerlab.sim.timeline import EventQueue
 from makerlab.units import NS_PER_MS
 
@@ -51,6 +61,8 @@ class VenueListener(Protocol):
     async def on_order_update(self, exc: str, update: dict[str, Any]) -> None: ...
 
     async def on_fill(self, exc: str, fill: dict[str, Any]) -> None: ...
+
+    async def on_cancel_reject(self, exc: str, reject: dict[str, Any]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -214,7 +226,12 @@ class SimVenue:
         exc, ticker, cloid = args
         order = self.engine(exc, ticker).cancel(cloid)
         if order is None:
-            self._record("cancel_reject", exc, ticker=ticker, cloid=cloid)
+            self._record("cancel_reject", exc, ticker=ticker, cloid=cloid,
+                         reason=REJECT_UNKNOWN_ORDER)
+            reject = {"ticker": ticker, "cloid": cloid, "reason": REJECT_UNKNOWN_ORDER,
+                      "timestamp": self.clock.ms()}
+            self.queue.push(self._after(exc, Latencies.ACK_PRIVATE), self._deliver_reject,
+                            (exc, reject))
             return
         self._record("cancelled", exc, ticker=ticker, cloid=cloid, oid=order.oid)
         self._send(exc, Latencies.ACK_PRIVATE, self._update(order, OrderStatus.CANCELLED))
@@ -260,6 +277,11 @@ class SimVenue:
         if fill is not None:
             await self.listener.on_fill(exc, fill)
         await self.listener.on_order_update(exc, update)
+
+    async def _deliver_reject(self, args: tuple[str, dict[str, Any]]) -> None:
+        exc, reject = args
+        if self.listener is not None:
+            await self.listener.on_cancel_reject(exc, reject)
 
     # -- clock ---------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The venue seam: what :class:`~makerlab.trading.feed.Feed` needs from a market-data
-source, whether the source replays an archive or streams from a live venue.
+source and what the OMS needs from an order venue, whether they replay an archive or
+talk to a live venue.
 
 Two implementations plug in: the replay engine (:class:`~makerlab.sim.replayer.Replayer`)
 and a live connection (:class:`~makerlab.live.market_data.LiveMarketData`, built by the
@@ -20,12 +21,33 @@ Rules:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
+from makerlab.core.clock import Clock
+from makerlab.core.events import (
+    BalanceState,
+    BookUpdate,
+    FeedStatus,
+    Fill,
+    OrderUpdate,
+    PositionState,
+    TradeEvent,
+)
+from makerlab.core.instruments import InstrumentSpec
 
-__all__ = ["MarketDataListener", "MarketDataSource", "MarketKind"]
+__all__ = [
+    "AmendRequest",
+    "CancelRequest",
+    "MarketDataListener",
+    "MarketDataSource",
+    "MarketKind",
+    "OrderListener",
+    "OrderRequest",
+    "OrderVenue",
+]
 
 
 class MarketKind(StrEnum):
@@ -65,3 +87,95 @@ class MarketDataSource(Protocol):
     async def close(self) -> None:
         """Stop every stream the source opened."""
         ...
+
+
+# --------------------------------------------------------------------------- orders
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A new order as the OMS sends it: already rounded and checked.
+
+    ``amount`` is signed (positive buys); ``price`` is ``None`` for a market order;
+    ``tif`` one of :data:`makerlab.core.orders.TIFS`; ``cloid`` is ours and unique.
+    """
+
+    exchange: str
+    symbol: str
+    cloid: str
+    amount: Decimal
+    price: Decimal | None
+    ord_type: str = "limit"
+    tif: str = "GTC"
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """Cancel one order, by our ``cloid`` or the venue's ``oid`` (at least one)."""
+
+    exchange: str
+    symbol: str
+    cloid: str | None = None
+    oid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AmendRequest:
+    """Change a resting order's price and/or signed amount (``None`` keeps it)."""
+
+    exchange: str
+    symbol: str
+    cloid: str | None = None
+    oid: str | None = None
+    price: Decimal | None = None
+    amount: Decimal | None = None
+
+
+class OrderListener(Protocol):
+    """Receives a venue's order events (the OMS, a recorder, a risk module)."""
+
+    async def on_order_update(self, update: OrderUpdate) -> None: ...
+
+    async def on_fill(self, fill: Fill) -> None: ...
+
+
+@runtime_checkable
+class OrderVenue(Protocol):
+    """Order entry and account state on one or more exchanges.
+
+    Rules:
+
+    - **every outcome is an event**: an accepted, rejected, cancelled, amended or expired
+      order, and a refused cancel or amend, reach every attached listener as an
+      :class:`~makerlab.core.events.OrderUpdate`; each execution as a
+      :class:`~makerlab.core.events.Fill` (before the update that reports its status).
+    - **requests do not raise for venue refusals**: ``submit``/``cancel``/``amend`` return
+      once the request is sent; a refusal comes back as an event. Transport failures
+      (connection lost, timeout) raise :class:`~makerlab.errors.VenueError` and the
+      venue also reports the order's resolution when it learns it.
+    - **snapshots for reconciliation**: ``open_orders``/``positions``/``balances`` return
+      the venue's current truth (``OrderUpdate`` of kind ``STATE`` for each open order).
+    """
+
+    clock: Clock
+
+    def exchanges(self) -> list[str]: ...
+
+    def spec(self, exchange: str, symbol: str) -> InstrumentSpec: ...
+
+    def attach(self, listener: OrderListener) -> None: ...
+
+    async def submit(self, request: OrderRequest) -> None: ...
+
+    async def cancel(self, request: CancelRequest) -> None: ...
+
+    async def amend(self, request: AmendRequest) -> None: ...
+
+    async def cancel_all(self, exchange: str, symbol: str | None = None) -> None: ...
+
+    async def open_orders(self, exchange: str) -> list[OrderUpdate]: ...
+
+    async def positions(self, exchange: str) -> list[PositionState]: ...
+
+    async def balances(self, exchange: str) -> list[BalanceState]: ...
