@@ -360,7 +360,16 @@ class Recorder:
     # -- flushing and committing ------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        """Append every ``flush_interval``; commit due hours; commit all on request/stop."""
+        """Append every ``flush_interval``; commit due hours; commit all on request/stop.
+        However it ends, a commit still running in its thread is waited for (its failure
+        matters no more then: the rows stay in the segments)."""
+        try:
+            await self._record()
+        finally:
+            if self._committer is not None:
+                await asyncio.gather(self._committer, return_exceptions=True)
+
+    async def _record(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
