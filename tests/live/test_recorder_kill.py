@@ -31,11 +31,11 @@ import orjson
 import pyarrow as pa
 from captures import cryptofeed_http
 from fake_venue import FakeVenue, Socket
+from replayed import validate_replayed
 
 from makerlab.data.archive import read_table
 from makerlab.data.book_builder import materialize
 from makerlab.data.segments import segment_sessions
-from makerlab.data.validate import validate_archive
 from makerlab.errors import DataError
 from makerlab.units import NS_PER_MS, NS_PER_S
 
@@ -312,7 +312,7 @@ def test_kill_9_loses_at_most_the_last_second_and_never_loads_wrong(tmp_path):
             return market, ended
 
     market, ended = asyncio.run(main())
-    report = validate_archive(out)
+    report = validate_replayed(out)
     assert report.ok and not report.notes, report
     assert segment_sessions(out) == []
     _check_loads(out, market)
