@@ -9,7 +9,8 @@ batch cut short, a flush not yet marked complete) or by the test after a seeded 
 After every kill, whatever loads is right (or the loader refuses with DataError). A final
 session recovers everything and stops cleanly. Then:
 
-- ``makerlab validate`` is clean and no segment is left;
+- ``makerlab validate`` is clean (all but its clock-offset rule: the exchange clock runs
+  1200 times faster than the receive clock, ``replayed.py``) and no segment is left;
 - every ``book_snapshot`` row is the server's book after that message, the deltas rebuild
   the snapshots row for row, every trade is one the server sent, nothing is doubled;
 - of what the server sent to a killed session, only the last ~1 s before the kill is
@@ -305,7 +306,7 @@ def test_kill_9_loses_at_most_the_last_second_and_never_loads_wrong(tmp_path):
                     ended.append(await _session(market, venue.url, out, spec_cache, kill,
                                                 delay))
                     _check_loads(out, market)
-                await _session(market, venue.url, out, spec_cache, None, None, duration=3.0)
+                await _session(market, venue.url, out, spec_cache, None, None, duration=2.0)
             finally:
                 producer.cancel()
                 await asyncio.gather(producer, return_exceptions=True)
