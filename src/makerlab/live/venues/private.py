@@ -1,0 +1,24 @@
+"""The private venue modules by exchange id (what ``gateway.order_venue()`` builds)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from makerlab.live.config import Secret
+from makerlab.live.venues.base import Endpoints
+from makerlab.live.venues.binance_private import BinancePrivate
+from makerlab.live.venues.private_base import PrivateVenue
+
+__all__ = ["PRIVATE_VENUES"]
+
+Factory = Callable[[tuple[Secret, Secret], str, Endpoints, Mapping[str, str]], PrivateVenue]
+
+
+def _binance(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
+             options: Mapping[str, str]) -> PrivateVenue:
+    return BinancePrivate(creds, env, endpoints)
+
+
+PRIVATE_VENUES: dict[str, Factory] = {
+    "binance": _binance,
+}
