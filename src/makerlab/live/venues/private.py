@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from makerlab.live.config import Secret
 from makerlab.live.venues.base import Endpoints
 from makerlab.live.venues.binance_private import BinancePrivate
+from makerlab.live.venues.bybit_private import BybitPrivate
 from makerlab.live.venues.private_base import PrivateVenue
 
 __all__ = ["PRIVATE_VENUES"]
@@ -19,6 +20,12 @@ def _binance(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
     return BinancePrivate(creds, env, endpoints)
 
 
+def _bybit(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
+           options: Mapping[str, str]) -> PrivateVenue:
+    return BybitPrivate(creds, env, endpoints)
+
+
 PRIVATE_VENUES: dict[str, Factory] = {
     "binance": _binance,
+    "bybit": _bybit,
 }
