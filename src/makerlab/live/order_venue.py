@@ -137,7 +137,14 @@ class LiveOrderVenue:
         await self._run(Op(OpKind.AMEND, request.exchange, request.symbol, (request,)))
 
     async def cancel_all(self, exchange: str, symbol: str | None = None) -> None:
-        await self._run(Op(OpKind.CANCEL_ALL, exchange, symbol))
+        """Cancel every open order of ``exchange`` (of ``symbol`` only, if given); on a
+        venue without a cancel-all call, each open order of its snapshot in turn."""
+        if self._client(exchange).venue.has_cancel_all:
+            await self._run(Op(OpKind.CANCEL_ALL, exchange, symbol))
+            return
+        for order in await self.open_orders(exchange):
+            if symbol is None or order.symbol == symbol:
+                await self.cancel(CancelRequest(exchange, order.symbol, order.cloid, order.oid))
 
     async def arm_dead_man(self, exchange: str, timeout_ms: int,
                            symbol: str | None = None) -> None:

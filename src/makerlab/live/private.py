@@ -156,6 +156,9 @@ class PrivateClient:
         if wait > 0:
             raise RateLimited(f"{op.kind} not sent: rate limited for {wait:.1f} s more",
                               venue=self.exchange, retry_after=wait)
+        budget = self.venue.budget(op)
+        if budget is not None:
+            self.limits.spend(*budget, now_ns=self.clock.now_ns())
         if self._orders is not None and self._orders.ready and self.venue.uses_ws(op):
             return await self._orders.call(op)
         return await self._rest_call(op)

@@ -165,6 +165,7 @@ class BinancePrivate:
     max_batch: ClassVar[int] = 5
     ping_frame: ClassVar[bytes | None] = None  # the server pings; aiohttp answers
     ping_interval: ClassVar[float] = 0.0
+    has_cancel_all: ClassVar[bool] = True
     refresh_interval: ClassVar[float] = 30 * 60.0
     recv_window: ClassVar[int] = 5000
 
@@ -177,6 +178,9 @@ class BinancePrivate:
 
     def __repr__(self) -> str:
         return "BinancePrivate()"
+
+    def budget(self, op: Op) -> None:
+        return None  # the venue reports usage in its headers
 
     @property
     def order_socket(self) -> bool:

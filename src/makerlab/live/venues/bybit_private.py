@@ -155,6 +155,7 @@ class BybitPrivate:
     max_batch: ClassVar[int] = 10
     ping_frame: ClassVar[bytes | None] = b'{"op":"ping"}'
     ping_interval: ClassVar[float] = 20.0
+    has_cancel_all: ClassVar[bool] = True
     refresh_interval: ClassVar[float] = 0.0
     recv_window: ClassVar[int] = 5000
     settle_coin: ClassVar[str] = "USDT"
@@ -168,6 +169,9 @@ class BybitPrivate:
 
     def __repr__(self) -> str:
         return "BybitPrivate()"
+
+    def budget(self, op: Op) -> None:
+        return None  # the venue reports usage in its headers
 
     @property
     def order_socket(self) -> bool:

@@ -8,6 +8,7 @@ from makerlab.live.config import Secret
 from makerlab.live.venues.base import Endpoints
 from makerlab.live.venues.binance_private import BinancePrivate
 from makerlab.live.venues.bybit_private import BybitPrivate
+from makerlab.live.venues.hyperliquid_private import HyperliquidPrivate
 from makerlab.live.venues.private_base import PrivateVenue
 
 __all__ = ["PRIVATE_VENUES"]
@@ -25,7 +26,13 @@ def _bybit(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
     return BybitPrivate(creds, env, endpoints)
 
 
+def _hyperliquid(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
+                 options: Mapping[str, str]) -> PrivateVenue:
+    return HyperliquidPrivate(creds, env, endpoints)
+
+
 PRIVATE_VENUES: dict[str, Factory] = {
     "binance": _binance,
     "bybit": _bybit,
+    "hyperliquid": _hyperliquid,
 }

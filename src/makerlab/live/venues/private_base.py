@@ -125,6 +125,7 @@ class PrivateVenue(Protocol):
 
     exchange: ClassVar[str]
     max_batch: ClassVar[int]  # orders per batch call (1 = no batch endpoint)
+    has_cancel_all: ClassVar[bool]  # False: the order venue cancels open orders one by one
     ping_frame: ClassVar[bytes | None]
     ping_interval: ClassVar[float]
     refresh_interval: ClassVar[float]  # seconds between login refreshes (0 = none)
@@ -146,6 +147,11 @@ class PrivateVenue(Protocol):
 
     def read_refresh(self, status: int, body: bytes) -> bool:
         """Whether the refresh worked; False: log in again and reconnect the user stream."""
+        ...
+
+    def budget(self, op: Op) -> tuple[str, int, int, float] | None:
+        """For venues that report no usage: ``(budget name, weight of op, limit, window
+        in seconds)`` to count locally; None where the venue reports usage itself."""
         ...
 
     def rest_call(self, op: Op, now_ms: int) -> Request: ...
