@@ -9,6 +9,7 @@ from makerlab.live.venues.base import Endpoints
 from makerlab.live.venues.binance_private import BinancePrivate
 from makerlab.live.venues.bybit_private import BybitPrivate
 from makerlab.live.venues.hyperliquid_private import HyperliquidPrivate
+from makerlab.live.venues.paradex_private import ParadexPrivate
 from makerlab.live.venues.private_base import PrivateVenue
 
 __all__ = ["PRIVATE_VENUES"]
@@ -31,8 +32,14 @@ def _hyperliquid(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
     return HyperliquidPrivate(creds, env, endpoints)
 
 
+def _paradex(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
+             options: Mapping[str, str]) -> PrivateVenue:
+    return ParadexPrivate(creds, env, endpoints)
+
+
 PRIVATE_VENUES: dict[str, Factory] = {
     "binance": _binance,
     "bybit": _bybit,
     "hyperliquid": _hyperliquid,
+    "paradex": _paradex,
 }
