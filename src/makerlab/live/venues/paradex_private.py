@@ -13,7 +13,7 @@ the testnet one elsewhere (paper venues sign for testnet).
 - **Orders**: JSON-RPC on ``/v1`` after ``auth`` (``order.create`` / ``order.cancel`` /
   ``order.modify`` / ``order.cancel_all`` / ``order.cancel_on_disconnect``), REST
   ``/v1/orders`` (+ ``/batch``, ≤ 50) as the fallback. Each order is signed (``Order``
-  typed data: sizes and prices × 1e8, side 1 buy / 2 sell). Post-only is ``POST_ONLY``,
+  typed data: sizes and prices times 1e8, side 1 buy / 2 sell). Post-only is ``POST_ONLY``,
   reduce-only the ``REDUCE_ONLY`` flag, our ids go as ``client_id`` (≤ 64 characters).
   An amend needs the order id, price and amount. The dead-man switch is
   ``cancel_on_disconnect`` of the order socket (on while ``timeout_ms > 0``; no timer).
