@@ -11,6 +11,7 @@ from makerlab.live.venues.bybit_private import BybitPrivate
 from makerlab.live.venues.hyperliquid_private import HyperliquidPrivate
 from makerlab.live.venues.paradex_private import ParadexPrivate
 from makerlab.live.venues.private_base import PrivateVenue
+from makerlab.live.venues.woo_private import WooPrivate
 
 __all__ = ["PRIVATE_VENUES"]
 
@@ -37,9 +38,15 @@ def _paradex(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
     return ParadexPrivate(creds, env, endpoints)
 
 
+def _woox(creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
+          options: Mapping[str, str]) -> PrivateVenue:
+    return WooPrivate(creds, env, endpoints, options.get("app_id", ""))
+
+
 PRIVATE_VENUES: dict[str, Factory] = {
     "binance": _binance,
     "bybit": _bybit,
     "hyperliquid": _hyperliquid,
     "paradex": _paradex,
+    "woox": _woox,
 }
