@@ -25,7 +25,8 @@ FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05, watchdog=5.0, rest_ti
 
 
 def _venue() -> WooPrivate:
-    return WooPrivate((Secret(KEY), Secret(SECRET)), "paper", Endpoints("http://h", "ws://h"), "app")
+    return WooPrivate((Secret(KEY), Secret(SECRET)), "paper", Endpoints("http://h", "ws://h"),
+                      "app")
 
 
 def _order(cloid="12345", price="30000", tif="ALO", amount="0.01"):
