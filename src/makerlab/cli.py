@@ -7,6 +7,7 @@
     makerlab validate ARCHIVE [--fix]            check every file of an archive
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
     makerlab specs                               the bundled instrument specs
+    makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
 """
 
 from __future__ import annotations
@@ -97,6 +98,24 @@ def _specs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paper(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from makerlab.errors import ConfigError
+    from makerlab.paper import PaperExchange, serve_until_signalled
+
+    serve = {}
+    for pair in args.serve:
+        protocol, sep, exchange = pair.partition("=")
+        if not sep or not protocol or not exchange:
+            raise ConfigError(f"--serve takes PROTOCOL=EXCHANGE (e.g. bybit=binance), got {pair!r}")
+        serve[protocol] = exchange
+    paper = PaperExchange(args.archive, args.start, args.end, speed=args.speed,
+                          faults=args.faults, port=args.port, serve=serve)
+    asyncio.run(serve_until_signalled(paper, lambda line: print(line, flush=True)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from makerlab.data.convert import SOURCES
 
@@ -136,6 +155,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     specs = sub.add_parser("specs", help="print the bundled instrument specs")
     specs.set_defaults(handler=_specs)
+
+    paper = sub.add_parser("paper", help="serve an archive over the public protocols of "
+                                         "Binance, Bybit and Hyperliquid on 127.0.0.1")
+    paper.add_argument("--archive", required=True, help="archive root")
+    paper.add_argument("--start", required=True, help="first hour, YYYY-MM-DD:HH")
+    paper.add_argument("--end", required=True, help="last hour, YYYY-MM-DD:HH (inclusive)")
+    paper.add_argument("--speed", type=float, default=1.0,
+                       help="1 real time, 10 ten times faster, 0 as fast as clients read")
+    paper.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    paper.add_argument("--faults", help="per-message fault probabilities, e.g. "
+                                        "'drop=0.01,duplicate=0.01,reorder=0.01,gap=0.005,"
+                                        "stale_snapshot=0.2,disconnect=0.001,seed=7'")
+    paper.add_argument("--serve", action="append", default=[], metavar="PROTOCOL=EXCHANGE",
+                       help="serve archive exchange EXCHANGE over PROTOCOL (binance, "
+                            "binance_spot, bybit, hyperliquid); repeatable")
+    paper.set_defaults(handler=_paper)
     return parser
 
 

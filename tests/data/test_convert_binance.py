@@ -9,8 +9,10 @@ import numpy as np
 import orjson
 import pytest
 
+from makerlab.data.arrays import column_numpy
 from makerlab.data.convert import binance
 from makerlab.data.schema import FLAG_SNAPSHOT
+from makerlab.data.validate import book_ticker_agreement
 from makerlab.errors import CrossedBook, DataError, SequenceGap, UnsortedData
 
 USDM = "binance/usdm_btcusdt_20240808_head.gz"
@@ -19,23 +21,15 @@ BUNDLED = Path(__file__).resolve().parents[2] / "data" / "raw" / "binance"
 
 
 def bookticker_match(converted) -> tuple[int, int]:
-    """(compared, matching) book states vs bookTicker.
-
-    After each depth message with last update id ``u`` the rebuilt book holds every update
-    <= u. bookTicker pushes every change of the top level with that change's update id, so
-    the top of the book after the message must equal the latest bookTicker with id <= u.
-    """
+    """(compared, matching) book states vs bookTicker (the converter's own rule, see
+    ``book_ticker_agreement``)."""
     snaps, bbo = converted.tables["book_snapshot"], converted.tables["bbo"]
-    seq = snaps.column("seq").to_numpy()
-    ticker_u = bbo.column("seq").to_numpy()
-    order = np.argsort(ticker_u, kind="stable")
-    k = np.searchsorted(ticker_u[order], seq, side="right") - 1
-    has = k >= 0
-    same = np.ones(int(has.sum()), dtype=bool)
-    for name in ("bid_price", "bid_size", "ask_price", "ask_size"):
-        book = np.array([levels[0] for levels in snaps.column(name).to_pylist()])[has]
-        same &= book == bbo.column(name).to_numpy()[order][k[has]]
-    return int(has.sum()), int(same.sum())
+    names = ("bid_price", "bid_size", "ask_price", "ask_size")
+    top = np.column_stack([column_numpy(snaps.column(name))[:, 0] for name in names])
+    quotes = np.column_stack([bbo.column(name).to_numpy() for name in names])
+    compared, agrees, _ = book_ticker_agreement(snaps.column("seq").to_numpy(), top,
+                                                bbo.column("seq").to_numpy(), quotes)
+    return int(compared.sum()), int(agrees.sum())
 
 
 def lines_of(path: Path) -> list[bytes]:
@@ -150,20 +144,30 @@ def test_truncated_gzip(samples, tmp_path):
     data = (samples / USDM).read_bytes()
     path = tmp_path / "cut.gz"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match=r"cut\.gz: truncated or corrupt gzip"):
+    with pytest.raises(DataError, match=r"cut\.gz:\d+: truncated gzip after line"):
         binance.read([path], progress=False)
     (c,) = binance.read([path], repair=True, progress=False)
     assert c.repairs.counts["truncated_gzip"] == 1
     assert c.tables["book_snapshot"].num_rows > 0
 
 
+def test_a_corrupt_gzip_is_refused_even_when_repairing(samples, tmp_path):
+    data = bytearray((samples / USDM).read_bytes())
+    data[len(data) // 2] ^= 0x04
+    path = tmp_path / "flip.gz"
+    path.write_bytes(bytes(data))
+    for repair in (False, True):
+        with pytest.raises(DataError, match=r"flip\.gz:\d+: corrupt gzip"):
+            binance.read([path], repair=repair, progress=False)
+
+
 def test_unsorted_local_timestamps(samples, tmp_path):
     lines = lines_of(samples / USDM)
     trade = [i for i, line in enumerate(lines) if b"@trade" in line[:60]][30]
     ts, rest = lines[trade].split(b" ", 1)
-    lines[trade] = str(int(ts) - 10**9).encode() + b" " + rest
+    lines[trade] = str(int(ts) - 10**9 // 2).encode() + b" " + rest  # half a second back
     path = write(tmp_path / "unsorted.gz", lines)
-    with pytest.raises(UnsortedData, match=rf"unsorted\.gz:{trade + 1}: trade local"):
+    with pytest.raises(UnsortedData, match=rf"unsorted\.gz:{trade + 1}: timestamp \d+ goes "):
         binance.read([path], progress=False)
     (c,) = binance.read([path], repair=True, progress=False)
     assert c.repairs.counts["unsorted"] == 1
@@ -181,6 +185,134 @@ def test_crossed_book_names_the_depth_line(samples, tmp_path):
         binance.read([path], progress=False)
     (c,) = binance.read([path], repair=True, progress=False)
     assert c.repairs.counts["crossed"] == 1
+    u = message["data"]["u"]  # the crossing message and every later one are gone
+    assert c.tables["book_delta"]["seq"].to_numpy().max() < u
+    assert c.tables["book_snapshot"]["seq"].to_numpy().max() < u
+
+
+def edited(line: bytes, edit) -> bytes:
+    """``line`` with ``edit(message)`` applied to its JSON."""
+    local, body = line.split(b" ", 1)
+    message = orjson.loads(body)
+    edit(message)
+    return local + b" " + orjson.dumps(message)
+
+
+def stream_lines(lines: list[bytes], stream: str) -> list[int]:
+    return [i for i, line in enumerate(lines) if stream.encode() in line[:60]]
+
+
+@pytest.mark.parametrize(("key", "value"), [("p", "-61800.20"), ("p", "0"), ("q", "1e20")])
+def test_an_implausible_trade_price_or_size(samples, tmp_path, key, value):
+    lines = lines_of(samples / USDM)
+    i = stream_lines(lines, "@trade")[12]
+    lines[i] = edited(lines[i], lambda m: m["data"].update({key: value}))
+    path = write(tmp_path / "trade.gz", lines)
+    with pytest.raises(DataError, match=rf"trade\.gz:{i + 1}: implausible"):
+        binance.read([path], progress=False)
+    (c,) = binance.read([path], repair=True, progress=False)
+    assert c.repairs.counts == {"implausible_value": 1}
+    assert c.tables["trades"].num_rows == 568
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    (lambda t: t * 1000, "implausible exchange_ts"), (lambda t: 0, "implausible exchange_ts"),
+    (lambda t: -t, "implausible exchange_ts"), (lambda t: t + 3_600_000, "3601.27 s apart"),
+])
+def test_an_implausible_trade_time(samples, tmp_path, change, match):
+    lines = lines_of(samples / USDM)
+    i = stream_lines(lines, "@trade")[12]
+    lines[i] = edited(lines[i], lambda m: m["data"].update(T=change(m["data"]["T"])))
+    path = write(tmp_path / "trade.gz", lines)
+    with pytest.raises(DataError, match=rf"trade\.gz:{i + 1}: .*{match}"):
+        binance.read([path], progress=False)
+    (c,) = binance.read([path], repair=True, progress=False)
+    assert c.tables["trades"].num_rows == 568
+
+
+@pytest.mark.parametrize(("edit", "error", "match"), [
+    ({"b": "0"}, DataError, "implausible bid_price 0.0"),
+    ({"A": "-2.5"}, DataError, "implausible ask_size -2.5"),
+    ({"b": "61900.00"}, CrossedBook, "crossed book: best bid 61900.0 >= best ask"),
+])
+def test_an_implausible_or_crossed_bookticker(samples, tmp_path, edit, error, match):
+    lines = lines_of(samples / USDM)
+    i = stream_lines(lines, "@bookTicker")[40]
+    lines[i] = edited(lines[i], lambda m: m["data"].update(edit))
+    path = write(tmp_path / "ticker.gz", lines)
+    with pytest.raises(error, match=rf"ticker\.gz:{i + 1}: {match}"):
+        binance.read([path], progress=False)
+    (c,) = binance.read([path], repair=True, progress=False)
+    assert c.tables["bbo"].num_rows == 3116
+    assert c.tables["book_snapshot"].num_rows == 310  # the book still agrees
+
+
+def test_a_depth_diff_an_hour_late_in_exchange_time(samples, tmp_path):
+    lines = lines_of(samples / USDM)
+    i = depth_lines(lines)[20]
+    lines[i] = edited(lines[i], lambda m: m["data"].update(
+        T=m["data"]["T"] + 3_600_000, E=m["data"]["E"] + 3_600_000))
+    path = write(tmp_path / "late.gz", lines)
+    with pytest.raises(DataError, match=rf"late\.gz:{i + 1}: exchange_ts .* 3601.27 s apart"):
+        binance.read([path], progress=False)
+    (c,) = binance.read([path], repair=True, progress=False)
+    assert c.repairs.counts == {"clock_offset": 1, "sequence_gap": 1}  # skipped: a gap
+
+
+def top_changes(converted) -> list[tuple[int, float]]:
+    """(u, best bid) of the book states whose best bid size differs from the state before."""
+    snaps = converted.tables["book_snapshot"]
+    bids = column_numpy(snaps["bid_price"])[:, 0]
+    sizes = column_numpy(snaps["bid_size"])[:, 0]
+    seq = snaps["seq"].to_numpy()
+    changed = np.flatnonzero((np.diff(sizes) != 0) & (np.diff(bids) == 0)) + 1
+    return [(int(seq[k]), float(bids[k])) for k in changed]
+
+
+def test_a_changed_level_at_the_touch_disagrees_with_bookticker(samples, tmp_path):
+    (clean,) = binance.read([samples / USDM], progress=False)
+    u, best = top_changes(clean)[10]
+    lines = lines_of(samples / USDM)
+    i = next(k for k in depth_lines(lines) if f'"u":{u},'.encode() in lines[k])
+
+    def grow(message):
+        level = next(lv for lv in message["data"]["b"] if float(lv[0]) == best)
+        level[1] = f"{float(level[1]) + 1.5:.3f}"
+
+    lines[i] = edited(lines[i], grow)
+    path = write(tmp_path / "touch.gz", lines)
+    with pytest.raises(DataError, match=rf"touch\.gz:{i + 1}: the rebuilt book after this "
+                                        rf"depth message \(u={u}\) disagrees with the latest "
+                                        "bookTicker"):
+        binance.read([path], progress=False)
+    (c,) = binance.read([path], repair=True, progress=False)
+    assert c.repairs.counts == {"book_mismatch": 1}
+    assert c.tables["book_delta"]["seq"].to_numpy().max() < u  # no snapshot to resync on
+    compared, same = bookticker_match(c)
+    assert compared == same
+
+
+def test_a_crossed_rest_snapshot_leaves_no_delta_without_a_base(samples, tmp_path):
+    lines = lines_of(samples / USDM)
+    i = next(k for k, line in enumerate(lines) if b"lastUpdateId" in line[:60])
+    lines[i] = edited(lines[i], lambda m: m["bids"].insert(0, ["99999.00", "1.000"]))
+    path = write(tmp_path / "snap.gz", lines)
+    with pytest.raises(CrossedBook, match=rf"snap\.gz:{i + 1}: crossed REST snapshot"):
+        binance.read([path], progress=False)
+    (c,) = binance.read([path], repair=True, progress=False)
+    assert c.repairs.counts == {"bad_snapshot": 1}
+    assert c.tables["book_delta"].num_rows == c.tables["book_snapshot"].num_rows == 0
+    assert c.stats["depth_dropped_before_snapshot"] == len(depth_lines(lines))
+    assert c.tables["trades"].num_rows == 569  # the other streams stay
+
+
+def test_a_rest_snapshot_level_of_size_zero_is_implausible(samples, tmp_path):
+    lines = lines_of(samples / USDM)
+    i = next(k for k, line in enumerate(lines) if b"lastUpdateId" in line[:60])
+    lines[i] = edited(lines[i], lambda m: m["asks"][3].__setitem__(1, "0.000"))
+    path = write(tmp_path / "snap.gz", lines)
+    with pytest.raises(DataError, match=rf"snap\.gz:{i + 1}: depth level .* is implausible"):
+        binance.read([path], progress=False)
 
 
 @pytest.mark.slow

@@ -204,6 +204,64 @@ def test_unpaired_bbo_row(tmp_path, folder):
     assert converted.tables[BBO].num_rows == 19
 
 
+
+def test_a_header_only_trades_file(tmp_path, folder):
+    path = write(tmp_path, "trades_BTC.csv.gz", lines_of(folder / "trades_BTC.csv.gz")[:1])
+    with pytest.raises(DataError, match=r"trades_BTC\.csv\.gz:2: no data rows"):
+        hyperliquid.read([path], progress=False)
+    converted = only(hyperliquid.read([path], repair=True, progress=False))
+    assert converted.tables[TRADES].num_rows == 0
+    assert converted.repairs.counts == {"empty_file": 1}
+
+
+@pytest.mark.parametrize(("column", "value", "match"), [
+    (0, "0", "implausible local_ts 0 ns"),
+    (5, "175701", "implausible exchange_ts 175701000000 ns"),  # a file cut in this field
+    (5, "1757015209306000", "implausible exchange_ts"),
+])
+def test_implausible_trade_timestamps(tmp_path, folder, column, value, match):
+    lines = lines_of(folder / "trades_BTC.csv.gz")
+    fields = lines[9].split(",")
+    fields[column] = value
+    lines[9] = ",".join(fields)
+    path = write(tmp_path, "trades_BTC.csv", lines)
+    with pytest.raises(DataError, match=rf"trades_BTC\.csv:10: {match}"):
+        hyperliquid.read([path], progress=False)
+    converted = only(hyperliquid.read([path], repair=True, progress=False))
+    assert converted.repairs.counts == {"implausible_time": 1}
+
+
+@pytest.mark.parametrize("value", ["0", "-109755.0", "1e20"])
+def test_implausible_book_prices(tmp_path, folder, value):
+    lines = lines_of(folder / "orderbooks_BTC.csv.gz")
+    fields = lines[5].split(",")
+    fields[3] = value  # bid_price_0
+    lines[5] = ",".join(fields)
+    path = write(tmp_path, "orderbooks_BTC.csv", lines)
+    with pytest.raises(DataError, match=r"orderbooks_BTC\.csv:6: "):
+        hyperliquid.read([path], progress=False)
+    converted = only(hyperliquid.read([path], repair=True, progress=False))
+    assert converted.tables[BOOK_SNAPSHOT].num_rows == 299
+
+
+def test_a_zero_size_bbo_side_is_implausible(tmp_path, folder):
+    lines = lines_of(folder / "prices_BTC.csv.gz")
+    fields = lines[1].split(",")
+    fields[2] = "0"
+    lines[1] = ",".join(fields)
+    path = write(tmp_path, "prices_BTC.csv", lines)
+    with pytest.raises(DataError, match=r"prices_BTC\.csv:2: implausible bid_size"):
+        hyperliquid.read([path], progress=False)
+
+
+def test_a_corrupt_gzip_is_a_data_error_at_a_line(tmp_path, folder):
+    data = bytearray((folder / "orderbooks_BTC.csv.gz").read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path = tmp_path / "orderbooks_BTC.csv.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"orderbooks_BTC\.csv\.gz:\d+: cannot read the file"):
+        hyperliquid.read([path], progress=False)
+
 @pytest.mark.shared_data
 def test_full_recording(shared_data):
     results = {c.symbol: c for c in hyperliquid.read(shared_data / "hyperliquid-20250904",

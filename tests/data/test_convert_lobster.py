@@ -122,12 +122,22 @@ def test_deltas_replay_to_every_snapshot(converted):
 
 def test_dummy_prices_become_nan(tmp_path, folder):
     messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
-    books[10] = "9999999999,0," + books[10].split(",", 2)[2]  # ask side empty
+    ask, ask_size, bid, bid_size = books[-2].split(",")
+    messages[-1] = f"{messages[-1].split(',')[0]},3,1,{ask_size},{ask},-1"  # empties the asks
+    books[-1] = f"9999999999,0,{bid},{bid_size}"
     converted = lobster.read(write_pair(tmp_path, messages, books), progress=False)[0]
-    row = converted.tables[BOOK_SNAPSHOT].slice(10, 1).to_pylist()[0]
+    row = converted.tables[BOOK_SNAPSHOT].slice(59, 1).to_pylist()[0]
     assert np.isnan(row["ask_price"][0]) and np.isnan(row["ask_size"][0])
     deltas = converted.tables[BOOK_DELTA].to_pandas()
-    assert ((deltas["seq"] == 11) & (deltas["side"] == -1) & (deltas["size"] == 0)).any()
+    assert ((deltas["seq"] == 60) & (deltas["side"] == -1) & (deltas["size"] == 0)).any()
+
+
+def test_a_dummy_price_with_a_size_is_a_price(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    books[10] = "9999999999,100," + books[10].split(",", 2)[2]
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:11: the order book row "
+                                        "does not follow"):
+        lobster.read(write_pair(tmp_path, messages, books), progress=False)
 
 
 def test_file_names_and_pairs(tmp_path, folder):
@@ -163,16 +173,29 @@ def test_malformed_message_row(tmp_path, folder):
     assert 8 not in converted.tables[BOOK_SNAPSHOT].column("seq").to_pylist()
 
 
-def test_unsorted_times(tmp_path, folder):
+def test_decreasing_time_is_clamped_in_file_order(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    time, rest = messages[31].split(",", 1)
+    messages[31] = f"{float(time) - 0.5:.9f},{rest}"  # half a second before line 31
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(UnsortedData, match=r"message_1\.subset\.csv:32: timestamp"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    snapshots = converted.tables[BOOK_SNAPSHOT]
+    assert snapshots.column("seq").to_pylist()[30:33] == [31, 32, 33]
+    assert snapshots["local_ts"][31] == snapshots["local_ts"][30]
+    assert converted.repairs.counts["unsorted"] == 1
+
+
+def test_rows_swapped_with_their_books_are_refused(tmp_path, folder):
     messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
     messages[30], messages[31] = messages[31], messages[30]
     books[30], books[31] = books[31], books[30]
     path = write_pair(tmp_path, messages, books)
     with pytest.raises(UnsortedData, match=r"message_1\.subset\.csv:32: timestamp"):
         lobster.read(path, progress=False)
-    converted = lobster.read(path, repair=True, progress=False)[0]
-    assert converted.tables[BOOK_SNAPSHOT].column("seq").to_pylist()[30:32] == [32, 31]
-    assert converted.repairs.counts["unsorted"] == 1
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:31: .* shifted against"):
+        lobster.read(path, repair=True, progress=False)
 
 
 def test_nan_price_and_bad_event_type(tmp_path, folder):
@@ -220,3 +243,68 @@ def test_full_sample(shared_data):
     assert converted.repairs.total == 0
     # distinct hidden prints in one nanosecond stay distinct rows
     assert not pl.from_arrow(trades).is_duplicated().any()
+
+
+@pytest.mark.parametrize("time", ["44571091351.892", "0", "-44571.09"])
+def test_a_time_outside_the_files_range_is_implausible(tmp_path, folder, time):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    messages[13] = time + "," + messages[13].split(",", 1)[1]
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"message_1\.subset\.csv:14: time .* outside the "
+                                        "file's range 44553..57600"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    assert converted.repairs.counts == {"implausible_time": 1}
+    assert converted.tables[BOOK_SNAPSHOT].num_rows == 59
+
+
+def test_a_message_an_hour_late_inside_the_range_is_a_time_outlier(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    time, rest = messages[13].split(",", 1)
+    messages[13] = f"{float(time) + 3600:.9f},{rest}"
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"message_1\.subset\.csv:14: timestamp .* both"):
+        lobster.read(path, progress=False)
+
+
+def test_an_order_book_price_of_1e12_is_no_empty_level(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    books[20] = "1000000000000," + books[20].split(",", 1)[1]
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:21: the order book row "):
+        lobster.read(write_pair(tmp_path, messages, books), progress=False)
+
+
+def test_order_book_rows_shifted_by_one_line_are_refused(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    path = write_pair(tmp_path, messages, [*books[1:], books[-1]])
+    for repair in (False, True):
+        with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:\d+: the order book "
+                                            "row does not follow .* shifted against"):
+            lobster.read(path, repair=repair, progress=False)
+
+
+def test_one_wrong_order_book_row_is_dropped_with_its_neighbour(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    ask, ask_size, rest = books[8].split(",", 2)
+    books[8] = f"{ask},{int(ask_size) + 7},{rest}"  # a size no message explains
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:9: the order book row "
+                                        r"does not follow .* \(type 1,"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    assert converted.repairs.counts == {"misaligned": 1}
+    seq = converted.tables[BOOK_SNAPSHOT]["seq"].to_pylist()
+    assert seq[6:9] == [7, 11, 12]  # rows 8, 9 and 10 (either may be the wrong one) dropped
+
+
+def test_a_message_whose_size_its_book_row_does_not_show(tmp_path, folder):
+    messages, books = lines_of(folder, "message"), lines_of(folder, "orderbook")
+    fields = messages[13].split(",")  # 44571.091351892,4,148356933,100,2235300,1
+    fields[3] = "70"
+    messages[13] = ",".join(fields)
+    path = write_pair(tmp_path, messages, books)
+    with pytest.raises(DataError, match=r"orderbook_1\.subset\.csv:14: .* size 70.0"):
+        lobster.read(path, progress=False)
+    converted = lobster.read(path, repair=True, progress=False)[0]
+    assert 148356933 not in [int(t) for t in converted.tables[TRADES]["trade_id"].to_pylist()
+                             if ":" not in t]

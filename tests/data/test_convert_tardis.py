@@ -17,6 +17,7 @@ TRADES_FILE = "binance-futures_trades_2020-02-22_BTCUSDT.csv.gz"
 QUOTES_FILE = "binance-futures_quotes_2020-02-22_BTCUSDT.csv.gz"
 BOOK_FILE = "binance-futures_book_snapshot_25_2020-09-01_BTCUSDT.sample.csv"
 L2_FILE = "deribit_incremental_book_L2_2020-04-01_BTC-PERPETUAL.sample.csv"
+T0 = 1_582_329_600_000_000  # 2020-02-22 in µs
 
 
 @pytest.fixture
@@ -106,15 +107,16 @@ def test_files_of_one_instrument_form_one_converted(folder):
 ])
 def test_exchange_ids_are_mapped(tmp_path, venue, ours):
     path = write(tmp_path, "t.csv", [",".join(tardis.TRADES_HEADER),
-                                     f"{venue},BTCUSDT,1,2,7,sell,10.5,2"])
+                                     f"{venue},BTCUSDT,{T0 + 1},{T0 + 2},7,sell,10.5,2"])
     converted = only(tardis.read([path], progress=False))
     assert converted.exchange == ours
     assert converted.tables[TRADES].column("side").to_pylist() == [-1]
 
 
 def test_overrides_and_multi_symbol_files(tmp_path):
-    lines = [",".join(tardis.TRADES_HEADER), "bybit,BTCUSD,1,2,a,buy,10,1",
-             "bybit,ETHUSD,3,4,b,unknown,5,1", "bybit,BTCUSD,5,6,c,sell,11,2"]
+    lines = [",".join(tardis.TRADES_HEADER), f"bybit,BTCUSD,{T0 + 1},{T0 + 2},a,buy,10,1",
+             f"bybit,ETHUSD,{T0 + 3},{T0 + 4},b,unknown,5,1",
+             f"bybit,BTCUSD,{T0 + 5},{T0 + 6},c,sell,11,2"]
     path = write(tmp_path, "t.csv", lines)
     results = {c.symbol: c for c in tardis.read(path, progress=False)}
     assert results["BTCUSD"].tables[TRADES].column("trade_id").to_pylist() == ["a", "c"]
@@ -167,7 +169,7 @@ def test_non_numeric_value_names_the_line(tmp_path, trades_lines):
 
 
 def test_unsorted_timestamps(tmp_path, trades_lines):
-    trades_lines[20], trades_lines[30] = trades_lines[30], trades_lines[20]
+    trades_lines[20], trades_lines[21] = trades_lines[21], trades_lines[20]  # 0.5 s apart
     path = write(tmp_path, "t.csv", trades_lines)
     with pytest.raises(UnsortedData, match=r"t\.csv:22: timestamp"):
         tardis.read([path], progress=False)
@@ -246,6 +248,91 @@ def test_incremental_book_l2_is_delegated(folder):
     assert converted.tables["book_snapshot"].schema.equals(schema_for("book_snapshot", 5))
     renamed = only(tardis.read([folder / L2_FILE], symbol="BTC-PERP", progress=False))
     assert (renamed.symbol, renamed.tables["book_delta"].num_rows) == ("BTC-PERP", 15)
+
+
+def _field(lines: list[str], row: int, column: int, value: str) -> None:
+    fields = lines[row].split(",")
+    fields[column] = value
+    lines[row] = ",".join(fields)
+
+
+@pytest.mark.parametrize(("column", "value", "match"), [
+    (6, "0", "implausible price 0.0"), (6, "-9682", "implausible price -9682.0"),
+    (7, "0", "implausible size 0.0"), (7, "1e300", "implausible size 1e\\+300"),
+])
+def test_trade_prices_and_sizes_must_be_plausible(tmp_path, trades_lines, column, value,
+                                                  match):
+    _field(trades_lines, 4, column, value)
+    path = write(tmp_path, "t.csv", trades_lines)
+    with pytest.raises(DataError, match=rf"t\.csv:5: {match}"):
+        tardis.read([path], progress=False)
+    converted = only(tardis.read([path], repair=True, progress=False))
+    assert converted.repairs.counts == {"implausible_value": 1}
+    assert converted.tables[TRADES].num_rows == 48
+
+
+@pytest.mark.parametrize("value", ["1582329602111000000", "0", "-1582329602111000"])
+def test_a_timestamp_times_1000_zero_or_negative_is_implausible(tmp_path, trades_lines,
+                                                                value):
+    _field(trades_lines, 4, 2, value)  # timestamp: 1840, 1970 or before
+    path = write(tmp_path, "t.csv", trades_lines)
+    with pytest.raises(DataError, match=r"t\.csv:5: implausible exchange_ts"):
+        tardis.read([path], progress=False)
+    converted = only(tardis.read([path], repair=True, progress=False))
+    assert converted.repairs.counts == {"implausible_time": 1}
+
+
+def test_a_clock_an_hour_off_is_a_clock_offset(tmp_path, trades_lines):
+    _field(trades_lines, 4, 3, str(int(trades_lines[4].split(",")[3]) + 3600 * 10**6))
+    path = write(tmp_path, "t.csv", trades_lines)
+    with pytest.raises(DataError, match=r"t\.csv:5: exchange_ts .* apart"):
+        tardis.read([path], progress=False)
+
+
+def test_rows_swapped_seconds_apart_are_time_outliers_not_sorted(tmp_path, trades_lines):
+    trades_lines[20], trades_lines[30] = trades_lines[30], trades_lines[20]  # 4 s apart
+    path = write(tmp_path, "t.csv", trades_lines)
+    with pytest.raises(DataError, match=r"t\.csv:21: timestamp .* both of its neighbours"):
+        tardis.read([path], progress=False)
+    converted = only(tardis.read([path], repair=True, progress=False))
+    assert converted.repairs.counts == {"time_outlier": 1}  # both rows, one repair
+    assert converted.tables[TRADES].num_rows == 47
+
+
+def test_zero_sized_quote_is_implausible(tmp_path, folder):
+    lines = lines_of(folder / QUOTES_FILE)[:20]
+    _field(lines, 7, 4, "0")  # ask_amount
+    path = write(tmp_path, "q.csv", lines)
+    with pytest.raises(DataError, match=r"q\.csv:8: implausible ask_size"):
+        tardis.read([path], progress=False)
+
+
+def test_a_corrupt_gzip_is_a_data_error_at_a_line(tmp_path, folder):
+    data = bytearray((folder / TRADES_FILE).read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path = tmp_path / TRADES_FILE
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=rf"{TRADES_FILE}:\d+: cannot read the file"):
+        tardis.read([path], progress=False)
+
+
+def test_a_file_cut_inside_its_last_line(tmp_path, trades_lines):
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(trades_lines)[:-2])  # 0.13 instead of 0.132, no line end
+    with pytest.raises(DataError, match=r"t\.csv:50: malformed row: the file ends inside"):
+        tardis.read([path], progress=False)
+    converted = only(tardis.read([path], repair=True, progress=False))
+    assert converted.tables[TRADES].num_rows == 48
+
+
+def test_header_only_and_empty_files(tmp_path, trades_lines):
+    header_only = write(tmp_path, "h.csv", trades_lines[:1])
+    with pytest.raises(DataError, match=r"h\.csv:2: no data rows"):
+        tardis.read([header_only], progress=False)
+    assert tardis.read([header_only], repair=True, progress=False) == []
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(DataError, match=r"e\.csv:1: unrecognised tardis CSV header"):
+        tardis.read([tmp_path / "e.csv"], progress=False)
 
 
 @pytest.mark.shared_data

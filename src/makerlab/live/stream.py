@@ -242,19 +242,24 @@ class VenueStream:
             await self._send([cast(SocketSnapshots, self.venue).snapshot_frame(market.symbol)])
 
     async def _fetch_snapshot(self, market: _Market) -> None:
+        try:
+            body = await self._snapshot_body(market)
+        finally:  # also when the connection drops mid-fetch: the next sync fetches again
+            market.fetching = False
+        await self._on_delta(cast(RestSnapshots, self.venue).parse_snapshot(
+            body, market.symbol, self.clock.now_ns()))
+
+    async def _snapshot_body(self, market: _Market) -> bytes:
         venue = cast(RestSnapshots, self.venue)
         backoff = Backoff(self.policy)
         if market.gapped:  # a resync: let the stream buffer a few deltas first
             await asyncio.sleep(self.policy.initial_delay)
         while True:
             try:
-                body = await self.rest.request(venue.snapshot_request(market.symbol))
-                break
+                return await self.rest.request(venue.snapshot_request(market.symbol))
             except VenueError as exc:
                 await self._status(market.symbol, StatusKind.ERROR, f"snapshot: {exc}")
                 await asyncio.sleep(backoff.next())
-        market.fetching = False
-        await self._on_delta(venue.parse_snapshot(body, market.symbol, self.clock.now_ns()))
 
     # -- helpers ---------------------------------------------------------------------------
 

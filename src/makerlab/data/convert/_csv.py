@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,10 +24,19 @@ import pyarrow.csv as pacsv
 
 from makerlab.data import schema
 from makerlab.data.convert import Converted, Repairs, reject
-from makerlab.data.validate import check_finite, check_sorted, check_uncrossed
+from makerlab.data.validate import (
+    Plausibility,
+    check_finite,
+    check_sorted,
+    check_times,
+    check_uncrossed,
+    check_values,
+)
 from makerlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+
+READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeDecodeError)
 
 
 @dataclass
@@ -114,19 +124,26 @@ def expand_inputs(inputs: str | Path | Sequence[str | Path], pattern: str) -> li
     return paths
 
 
-def open_text(path: Path):
-    """Open a (possibly gzip-compressed) text file."""
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+def unreadable(path: Path, error: Exception) -> DataError:
+    """The :class:`DataError` for a file whose bytes cannot be read or decompressed, at the
+    first line that could not be recovered (after the last one for a failed gzip check)."""
+    lines = 0
+    try:
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
+            while chunk := f.read1(1 << 16):
+                lines += chunk.count(b"\n")
+    except READ_ERRORS:
+        pass
+    return DataError(f"cannot read the file (corrupt or truncated?): {error}",
+                     source=path.name, line=lines + 1)
 
 
 def read_header(path: Path) -> list[str]:
     """Column names on the first line of a CSV file (CRLF and BOM tolerated)."""
     try:
-        with open_text(path) as f:
-            line = f.readline()
-    except (OSError, UnicodeDecodeError) as e:
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as f:
+            line = f.readline().decode("utf-8-sig")
+    except READ_ERRORS as e:
         raise DataError(f"cannot read the header: {e}", source=path.name, line=1) from e
     return [name.strip() for name in line.rstrip("\r\n").split(",")]
 
@@ -142,9 +159,12 @@ def read_csv_checked(
     """Read a CSV file into Arrow with ``types``, and the 1-based file line of each row.
 
     Rows with the wrong number of fields, values that do not parse as their column's type
-    or empty integer fields are malformed: the first raises :class:`DataError` naming its
-    line, or with ``repairs`` all are dropped and counted as ``malformed``. Empty or
-    ``NaN`` float fields become NaN (checked later by the converters).
+    (or text that is not UTF-8), empty integer fields, or a last line without a line end
+    (the file was cut short) are malformed: the first raises :class:`DataError` naming
+    its line, or with ``repairs`` all are dropped and counted as ``malformed``. Empty or
+    ``NaN`` float fields become NaN (checked later by the converters). A file without
+    data rows is ``empty_file`` (the table has no rows when repairing); one that cannot be
+    decompressed raises :func:`unreadable`.
     """
     invalid: dict[int, str] = {}
 
@@ -155,18 +175,27 @@ def read_csv_checked(
     options = {
         "read_options": pacsv.ReadOptions(column_names=names, skip_rows=int(header),
                                           use_threads=False),
-        "parse_options": pacsv.ParseOptions(invalid_row_handler=on_invalid,
+        # no quoting in these formats: a stray quote must not swallow the lines after it
+        "parse_options": pacsv.ParseOptions(invalid_row_handler=on_invalid, quote_char=False,
                                             ignore_empty_lines=False),
     }
     try:
-        table = _read_typed(path, types, options)
+        table, watched = _read(path, pacsv.ConvertOptions(column_types=types), options)
         bad = np.zeros(table.num_rows, dtype=bool)
     except pa.ArrowInvalid:
         invalid.clear()
-        table, bad = _read_as_strings(path, names, types, options)
-    lines = _file_lines(table.num_rows + len(invalid), sorted(invalid), int(header))
+        table, bad, watched = _read_as_strings(path, names, types, options)
+    invalid.update(dict.fromkeys(watched.not_text, "not UTF-8 text"))
+    count = table.num_rows + len(invalid)
+    lines = _file_lines(count, sorted(invalid), int(header))
+    if count == 0:
+        reject(repairs, "empty_file", "no data rows", "file without data rows skipped",
+               source=path.name, line=1 + int(header))
     bad |= _null_ints(table, types)
     problems = {**invalid, **{int(n): "a value is missing or not a number" for n in lines[bad]}}
+    if watched.cut and count:
+        problems[count + int(header)] = "the file ends inside this line (cut short?)"
+        bad[-1:] |= lines[-1:] == count + int(header)
     if not problems:
         return table, lines
     _report_malformed(problems, path.name, repairs)
@@ -174,22 +203,81 @@ def read_csv_checked(
     return table.filter(pa.array(keep)), lines[keep]
 
 
-def _read_typed(path: Path, types: dict[str, pa.DataType], options: dict) -> pa.Table:
-    convert = pacsv.ConvertOptions(column_types=types)
+class _Watched:
+    """A binary file as Arrow's CSV reader reads it: each line that is not UTF-8 text is
+    passed on empty (so it is a malformed row at its own line) and remembered; and whether
+    the file ends inside a line (without a line end: cut short)."""
+
+    def __init__(self, raw):
+        self.raw, self.closed = raw, False
+        self.lines = 0  # complete lines passed on
+        self.not_text: list[int] = []
+        self.carry = b""  # the start of a line whose end has not been read yet
+        self.cut = False
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            chunk = self.raw.read(size)
+            data, self.carry = self.carry + chunk, b""
+            if not chunk:  # the end of the file: what is left has no line end
+                self.cut |= bool(data)
+                return self._text(data)
+            end = data.rfind(b"\n") + 1
+            if end:
+                self.carry = data[end:]
+                return self._text(data[:end])
+            self.carry = data
+
+    def _text(self, data: bytes) -> bytes:
+        try:
+            data.decode()
+        except UnicodeDecodeError:
+            data = self._text_lines(data)
+        self.lines += data.count(b"\n")
+        return data
+
+    def _text_lines(self, data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        for i, line in enumerate(lines):
+            try:
+                line.decode()
+            except UnicodeDecodeError:
+                self.not_text.append(self.lines + i + 1)
+                lines[i] = b""
+        return b"\n".join(lines)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _read(path: Path, convert: pacsv.ConvertOptions, options: dict) -> tuple[pa.Table, _Watched]:
+    """The table and what the reading saw (lines that are not text, a cut last line).
+
+    A gzip file is decompressed by Python's gzip, which also checks its CRC.
+    """
     try:
-        return pacsv.read_csv(path, convert_options=convert, **options)
-    except (OSError, EOFError) as e:
-        raise DataError(f"cannot read the file: {e}", source=path.name) from e
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb") as raw:
+            watched = _Watched(raw)
+            table = pacsv.read_csv(pa.PythonFile(watched, mode="r"), convert_options=convert,
+                                   **options)
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from e
+    return table, watched
 
 
 def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType],
-                     options: dict) -> tuple[pa.Table, np.ndarray]:
-    """Read every column as text, then convert; also the mask of unparseable rows."""
+                     options: dict) -> tuple[pa.Table, np.ndarray, _Watched]:
+    """Read every column as text, then convert; also the mask of unparseable rows and
+    what the reading saw."""
     convert = pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
     try:
-        raw = pacsv.read_csv(path, convert_options=convert, **options)
-    except pa.ArrowInvalid as e:
-        raise DataError(f"not a valid CSV file: {e}", source=path.name) from e
+        raw, watched = _read(path, convert, options)
+    except pa.ArrowInvalid:  # Arrow's "Empty CSV file": not a byte to read
+        empty = {name: pa.array([], types.get(name, pa.string())) for name in names}
+        return pa.table(empty), np.zeros(0, dtype=bool), _Watched(None)
     frame = pl.from_arrow(raw)
     bad = np.zeros(raw.num_rows, dtype=bool)
     columns = {}
@@ -203,7 +291,7 @@ def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType]
         nullish = text.is_in(["", "NaN", "nan", "NA", "null", "NULL"])
         bad |= (values.is_null() & ~nullish).to_numpy()
         columns[name] = values.to_arrow()
-    return pa.table(columns), bad
+    return pa.table(columns), bad, watched
 
 
 def _file_lines(count: int, skipped: list[int], header: int) -> np.ndarray:
@@ -271,32 +359,47 @@ def trade_sides(rows: Rows, repairs: Repairs | None) -> np.ndarray:
     return side
 
 
-def checked_trades(rows: Rows, repairs: Repairs | None) -> Rows:
-    """Trades with finite price and size, sorted by local_ts (or raise)."""
-    keep = check_finite({k: rows.cols[k] for k in ("price", "size")}, source=rows.source,
-                        lines=rows.lines, repairs=repairs)
-    return sort_rows(rows.take(keep), repairs)
+def checked_trades(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
+    """Trades with finite, plausible price and size (both > 0) and plausible timestamps,
+    sorted by local_ts (or raise)."""
+    values = {k: rows.cols[k] for k in ("price", "size")}
+    rows = rows.take(check_finite(values, source=rows.source, lines=rows.lines,
+                                  repairs=repairs))
+    rows = rows.take(check_values({"price": rows.cols["price"]}, {"size": rows.cols["size"]},
+                                  source=rows.source, lines=rows.lines, repairs=repairs,
+                                  limits=limits))
+    return checked_times(rows, repairs, limits)
 
 
-def sort_rows(rows: Rows, repairs: Repairs | None, key: str = "local_ts") -> Rows:
-    """``rows`` in non-decreasing ``key`` order (raise :class:`UnsortedData` otherwise)."""
-    order = check_sorted(rows.cols[key], source=rows.source, lines=rows.lines, repairs=repairs)
+def checked_times(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
+    """Rows with plausible timestamps (:func:`~makerlab.data.validate.check_times`) in
+    non-decreasing local_ts order (raise :class:`UnsortedData` otherwise)."""
+    rows = rows.take(check_times(rows.cols["exchange_ts"], rows.cols["local_ts"],
+                                 source=rows.source, lines=rows.lines, repairs=repairs,
+                                 limits=limits))
+    order = check_sorted(rows.cols["local_ts"], source=rows.source, lines=rows.lines,
+                         repairs=repairs, max_backstep=limits.max_backstep_ns)
     return rows if (np.diff(order) == 1).all() else rows.take(order)
 
 
-def checked_book(rows: Rows, repairs: Repairs | None) -> Rows:
-    """Book rows whose levels are consistent and uncrossed, sorted by local_ts.
+def checked_book(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
+    """Book rows whose levels are consistent, plausible and uncrossed, with plausible
+    timestamps, sorted by local_ts.
 
-    Per side, a level is either a finite price with a finite size ≥ 0 or both NaN
-    (missing); missing levels only follow present ones; bid prices strictly descend and
-    ask prices strictly ascend. Violations raise :class:`DataError` (``CrossedBook`` for
-    best bid ≥ best ask) or, repairing, drop the row.
+    Per side, a level is either a finite price with a finite size or both NaN (missing);
+    missing levels only follow present ones; bid prices strictly descend and ask prices
+    strictly ascend; prices and sizes are > 0 and within ``limits``. Violations raise
+    :class:`DataError` (``CrossedBook`` for best bid ≥ best ask) or, repairing, drop the
+    row.
     """
-    keep = check_book(rows, repairs)
-    rows = rows.take(keep)
+    rows = rows.take(check_book(rows, repairs))
+    sides = {kind: {name: rows.cols[name] for name in (f"bid_{kind}", f"ask_{kind}")}
+             for kind in ("price", "size")}
+    rows = rows.take(check_values(sides["price"], sides["size"], source=rows.source,
+                                  lines=rows.lines, repairs=repairs, limits=limits))
     keep = check_uncrossed(rows.cols["bid_price"][:, 0], rows.cols["ask_price"][:, 0],
                            source=rows.source, lines=rows.lines, repairs=repairs)
-    return sort_rows(rows.take(keep), repairs)
+    return checked_times(rows.take(keep), repairs, limits)
 
 
 def check_book(rows: Rows, repairs: Repairs | None) -> np.ndarray:

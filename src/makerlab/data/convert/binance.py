@@ -33,36 +33,22 @@ from __future__ import annotations
 
 import gc
 import gzip
-import re
 import zlib
-from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import chain, repeat
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 import orjson
-import pyarrow as pa
 from tqdm import tqdm
 
-from makerlab.data.book_builder import materialize
 from makerlab.data.convert import Converted, Repairs
 from makerlab.data.convert import _binance_parse as fast
-from makerlab.data.convert._binance_parse import B, Capture, D, T, floats, floats_slow, level_pair
-from makerlab.data.schema import (
-    BBO,
-    BBO_SCHEMA,
-    BOOK_DELTA,
-    BOOK_DELTA_SCHEMA,
-    BOOK_SNAPSHOT,
-    FLAG_SNAPSHOT,
-    NO_SEQ,
-    TRADES,
-    TRADES_SCHEMA,
-)
-from makerlab.errors import ConfigError, CrossedBook, DataError, SequenceGap, UnsortedData
-from makerlab.units import NS_PER_MS
+from makerlab.data.convert._binance_build import build, exchange_id, ns
+from makerlab.data.convert._binance_parse import Capture
+from makerlab.data.schema import NO_SEQ
+from makerlab.data.validate import Plausibility
+from makerlab.errors import ConfigError, DataError
 
 __all__ = ["read"]
 
@@ -77,8 +63,8 @@ def _int64s(*columns: list) -> None:
         for value in column:
             if type(value) is not int or value not in _INT64:
                 raise ValueError(f"expected an int64 integer, got {value!r}")
-_COINM = re.compile(r"^[A-Z0-9]+USD_(PERP|\d{6})$")
-_LOCAL_CLOCK = {b"makerlab.clock": b"local: spot bookTicker has no event time"}
+
+
 _FAST_BLOCKS = {fast.DEPTH: ("depth_fast", fast.depth_block),  # Capture field, builder
                 fast.TRADE: ("trades_fast", fast.trade_block),
                 fast.TICKER: ("bbo_fast", fast.ticker_block)}
@@ -92,6 +78,7 @@ def read(
     depth: int = 20,
     repair: bool = False,
     progress: bool = True,
+    plausibility: Plausibility | None = None,
 ) -> list[Converted]:
     """Parse Binance raw websocket captures into one :class:`Converted` per symbol.
 
@@ -101,14 +88,19 @@ def read(
             futures, ``binance_coinm`` for COIN-M, ``binance_spot`` for spot).
         symbol: keep only this symbol (e.g. ``"BTCUSDT"``); all symbols when None.
         depth: levels per side of the materialised ``book_snapshot`` table.
-        repair: repair instead of raising (see docs/convert.md): skip malformed lines,
-            resynchronise after sequence gaps, sort unsorted rows, drop crossed books.
+        repair: repair instead of raising (see docs/convert.md): skip malformed and
+            implausible lines, resynchronise after sequence gaps, sort slightly unsorted
+            rows, drop the book from a wrong state (crossed, or not as bookTicker) up to
+            the next snapshot.
         progress: show a tqdm bar per file (bytes read).
+        plausibility: the bounds every row must respect (timestamps, prices, sizes; the
+            defaults of :class:`~makerlab.data.validate.Plausibility` when None).
 
     Raises:
         DataError (and its subclasses SequenceGap, UnsortedData, CrossedBook), naming
         the file and line, unless ``repair`` is set.
     """
+    limits = plausibility or Plausibility()
     paths = [Path(p) for p in ([inputs] if isinstance(inputs, str | Path) else inputs)]
     if not paths:
         raise ConfigError("no input files given")
@@ -124,11 +116,12 @@ def read(
                 _merge(captures, part)
         wanted = sorted(k for k in captures if symbol is None or k[1] == symbol.upper())
         if not wanted:
-            raise DataError(f"no messages for symbol {symbol!r}",
-                            source=", ".join(map(str, paths)))
+            wanted_text = f" for symbol {symbol!r}" if symbol else ""
+            raise DataError(f"no messages{wanted_text}", source=", ".join(map(str, paths)),
+                            line=1)
         results = []
         for key in wanted:
-            results.append(_build(captures.pop(key), paths, exchange, depth, repair))
+            results.append(build(captures.pop(key), paths, exchange, depth, repair, limits))
         captures.clear()  # free the parsed records before the collector runs again
         return results
     finally:
@@ -144,7 +137,7 @@ def _merge(captures: dict[tuple[str, str], Capture], part: Capture) -> None:
 
     Spot and futures files share symbols (``BTCUSDT``), so the key includes the market.
     """
-    key = (_exchange_id(part), part.symbol)
+    key = (exchange_id(part), part.symbol)
     whole = captures.get(key)
     if whole is None:
         captures[key] = part
@@ -162,7 +155,7 @@ def _first_timestamp(path: Path) -> int:
     """Local timestamp of the file's first line (ordering key; 0 if unreadable)."""
     try:
         with _open(path) as f:
-            return _ns(np.array([int(f.readline().split(b" ", 1)[0])]))[0]
+            return ns(np.array([int(f.readline().split(b" ", 1)[0])]))[0]
     except (OSError, EOFError, ValueError, zlib.error):
         return 0
 
@@ -172,14 +165,6 @@ def _open(path: Path):
     with open(path, "rb") as f:
         magic = f.read(2)
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-
-
-def _ns(ts: np.ndarray) -> np.ndarray:
-    """Unix timestamps in s, ms, µs or ns (by digit count) -> int64 ns."""
-    ts = np.asarray(ts, dtype=np.int64)
-    scale = np.where(ts >= 10**17, 1, np.where(ts >= 10**14, 10**3, np.where(
-        ts >= 10**11, 10**6, 10**9)))
-    return ts * scale
 
 
 class _Parser:
@@ -278,16 +263,26 @@ class _Parser:
                 part = stream.read1(_CHUNK)
             except (EOFError, OSError, zlib.error) as e:
                 self.ended = True
-                detail = f"truncated or corrupt gzip after line {lineno - 1} ({e})"
-                if not self.repair:
-                    raise DataError(detail + "; pass repair=True to keep the lines before it",
-                                    source=self.source) from e
-                self.repairs.record("truncated_gzip", self.source, None, detail)
+                self._broken(e, lineno + sum(part.count(b"\n") for part in parts))
                 break
             self.ended = not part
             parts.append(part)
             size += len(part)
         return b"".join(parts)
+
+    def _broken(self, error: Exception, line: int) -> None:
+        """A gzip cut short keeps the (intact) lines before the cut when repairing; a
+        corrupt one (bad data or checksum) raises: garbage may have come out before zlib
+        noticed, so not even the lines before can be trusted."""
+        if not isinstance(error, EOFError):
+            raise DataError(f"corrupt gzip, noticed after line {line - 1} ({error}); what "
+                            "decompressed before cannot be trusted either",
+                            source=self.source, line=line) from error
+        detail = f"truncated gzip after line {line - 1} ({error})"
+        if not self.repair:
+            raise DataError(detail + "; pass repair=True to keep the lines before it",
+                            source=self.source, line=line) from error
+        self.repairs.record("truncated_gzip", self.source, line, detail)
 
     @staticmethod
     def _parse_chunk(lines: list[bytes]) -> list | None:
@@ -421,393 +416,3 @@ class _Parser:
         capture.bbo += zip(local, event, seq, repeat(file, n), lines, strict=True)
         capture.bbo_text += text
         capture.futures |= event[0] != NO_SEQ
-
-
-# --------------------------------------------------------------------------- building
-
-
-def _build(
-    capture: Capture, paths: list[Path], exchange: str | None, depth: int, repair: bool
-) -> Converted:
-    """Turn one symbol's parsed records into its tables."""
-    repairs = capture.repairs if repair else None
-    ctx = _Context(paths, capture.symbol, repairs)
-    deltas = _book_delta(capture, ctx)
-    tables = {
-        BOOK_DELTA: deltas,
-        BOOK_SNAPSHOT: _snapshots(deltas, depth, ctx),
-        TRADES: _trades(capture, ctx),
-        BBO: _bbo(capture, ctx),
-    }
-    stats = dict(capture.stats) | ctx.stats
-    return Converted(
-        exchange=exchange or _exchange_id(capture),
-        symbol=capture.symbol,
-        tables=tables,
-        depth=depth,
-        repairs=capture.repairs,
-        stats={k: int(v) for k, v in sorted(stats.items())},
-    )
-
-
-def _exchange_id(capture: Capture) -> str:
-    """``binance`` (USD-M), ``binance_coinm`` (COIN-M) or ``binance_spot``."""
-    if not capture.futures:
-        return "binance_spot"
-    return "binance_coinm" if _COINM.match(capture.symbol) else "binance"
-
-
-@dataclass
-class _Context:
-    """Where rows came from, and where to report problems."""
-
-    paths: list[Path]
-    symbol: str
-    repairs: Repairs | None
-    stats: Counter = field(default_factory=Counter)
-    delta_where: np.ndarray | None = None  # (file, line) of each applied depth message
-    delta_rows: np.ndarray | None = None  # its first row in the book_delta table
-
-    def fail(self, error: type[DataError], where: np.ndarray, message: str, kind: str) -> None:
-        """Raise ``error`` at ``where`` = (file index, line), or record a repair."""
-        source, line = str(self.paths[int(where[0])]), int(where[1])
-        if self.repairs is None:
-            raise error(message, source=source, line=line)
-        self.repairs.record(kind, source, line, message)
-
-
-def _valid_numbers(
-    texts: list[str], owner: np.ndarray, where: np.ndarray, ctx: _Context, what: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Parse ``texts``; return (values, mask of owning records with a bad value).
-
-    ``owner[i]`` is the record index of ``texts[i]``; ``where`` is (file, line) per record.
-    Bad values raise DataError naming the record's line unless repairing.
-    """
-    try:
-        values = floats(texts)
-    except ValueError:
-        values = floats_slow(texts)
-    bad = ~np.isfinite(values)
-    bad_records = np.zeros(len(where), dtype=bool)
-    bad_records[owner[bad]] = True
-    if bad.any():
-        first = int(np.argmax(bad))
-        ctx.fail(DataError, where[owner[first]], f"non-numeric or non-finite {what} "
-                 f"{texts[first]!r}; pass repair=True to skip the line", "malformed_line")
-        ctx.stats[f"{what}_records_dropped"] += int(bad_records.sum())
-    return values, bad_records
-
-
-def _order(local: np.ndarray, where: np.ndarray, ctx: _Context, kind: str) -> np.ndarray:
-    """Row order making ``local`` non-decreasing (identity when already sorted)."""
-    back = np.flatnonzero(np.diff(local) < 0)
-    if back.size == 0:
-        return np.arange(len(local))
-    i = int(back[0]) + 1
-    ctx.fail(UnsortedData, where[i], f"{kind} local timestamp {int(local[i])} goes back "
-             f"from {int(local[i - 1])} ({back.size} backward steps); pass repair=True "
-             "to sort", "unsorted")
-    return np.argsort(local, kind="stable")
-
-
-def _trades(capture: Capture, ctx: _Context) -> pa.Table:
-    if not capture.trades and not capture.trades_fast:
-        return TRADES_SCHEMA.empty_table()
-    rec, values, bad, market, ids = _trade_records(capture, ctx)
-    where = rec[:, [T.FILE, T.LINE]]
-    perm = _file_order(where)
-    keep = perm[(market & ~bad)[perm]]
-    local = _ns(rec[keep, T.LOCAL])
-    keep = keep[_order(local, where[keep], ctx, "trade")]
-    return pa.Table.from_arrays(
-        [
-            pa.array(rec[keep, T.EX] * NS_PER_MS),
-            pa.array(_ns(rec[keep, T.LOCAL])),
-            pa.array(values[keep, 0]),
-            pa.array(values[keep, 1]),
-            pa.array(np.where(rec[keep, T.MAKER] != 0, -1, 1).astype(np.int8)),
-            ids.take(pa.array(keep)),
-        ],
-        schema=TRADES_SCHEMA,
-    )
-
-
-def _trade_records(capture: Capture, ctx: _Context) -> tuple:
-    """(records, [price, size], bad value, MARKET status, ids) of all trades, fast first."""
-    blocks = capture.trades_fast
-    recs, values = [b[0] for b in blocks], [b[1] for b in blocks]
-    ids = [pa.array(b[2]).cast(pa.string()) for b in blocks]
-    bad = [np.zeros(len(r), dtype=bool) for r in recs]
-    market = [np.ones(len(r), dtype=bool) for r in recs]
-    if capture.trades:
-        rec = np.array(capture.trades, dtype=np.int64)
-        price_t, size_t, id_t, status = (list(c) for c in zip(*capture.trade_text, strict=True))
-        where, owner = rec[:, [T.FILE, T.LINE]], np.arange(len(rec))
-        price, bad_p = _valid_numbers(price_t, owner, where, ctx, "trade")
-        size, bad_s = _valid_numbers(size_t, owner, where, ctx, "trade")
-        is_market = np.array([x == "MARKET" for x in status], dtype=bool)
-        for name, count in Counter(status[i] for i in np.flatnonzero(~is_market)).items():
-            ctx.stats[f"trades_skipped_{name}"] += count
-        recs.append(rec)
-        values.append(np.stack([price, size], axis=1))
-        bad.append(bad_p | bad_s)
-        market.append(is_market)
-        ids.append(pa.array(id_t, type=pa.string()))
-    return (np.concatenate(recs), np.concatenate(values), np.concatenate(bad),
-            np.concatenate(market), pa.concat_arrays(ids))
-
-
-def _bbo(capture: Capture, ctx: _Context) -> pa.Table:
-    if not capture.bbo and not capture.bbo_fast:
-        return BBO_SCHEMA.empty_table()
-    recs, values = [b[0] for b in capture.bbo_fast], [b[1] for b in capture.bbo_fast]
-    bad = [np.zeros(len(r), dtype=bool) for r in recs]
-    if capture.bbo:
-        recs.append(np.array(capture.bbo, dtype=np.int64))
-        where = recs[-1][:, [B.FILE, B.LINE]]
-        texts = [t for row in capture.bbo_text for t in row]
-        owner = np.repeat(np.arange(len(where)), 4)
-        parsed, bad_c = _valid_numbers(texts, owner, where, ctx, "bbo")
-        values.append(parsed.reshape(-1, 4))
-        bad.append(bad_c)
-    rec, values, bad = np.concatenate(recs), np.concatenate(values), np.concatenate(bad)
-    where = rec[:, [B.FILE, B.LINE]]
-    perm = _file_order(where)
-    keep = perm[~bad[perm]]
-    local = _ns(rec[keep, B.LOCAL])
-    keep = keep[_order(local, where[keep], ctx, "bbo")]
-    local = _ns(rec[keep, B.LOCAL])
-    no_event = rec[keep, B.EX] == NO_SEQ
-    exchange_ts = np.where(no_event, local, rec[keep, B.EX] * NS_PER_MS)
-    table = pa.Table.from_arrays(
-        [pa.array(exchange_ts), pa.array(local), pa.array(rec[keep, B.SEQ])]
-        + [pa.array(values[keep, j]) for j in range(4)],
-        schema=BBO_SCHEMA,
-    )
-    if no_event.any():
-        table = table.replace_schema_metadata(_LOCAL_CLOCK)
-    return table
-
-
-# --------------------------------------------------------------------------- the book
-
-
-def _book_delta(capture: Capture, ctx: _Context) -> pa.Table:
-    """Synchronise the depth messages and lay the applied ones out as delta rows."""
-    if not capture.depth and not capture.depth_fast:
-        return BOOK_DELTA_SCHEMA.empty_table()
-    rec, values, bad = _depth_records(capture, ctx)
-    counts = rec[:, D.NB] + rec[:, D.NA]
-    starts = np.cumsum(counts) - counts
-    owner = np.repeat(np.arange(len(rec)), counts)
-    where = rec[:, [D.FILE, D.LINE]]
-    with np.errstate(invalid="ignore"):
-        negative = np.flatnonzero((values[:, 0] <= 0) | (values[:, 1] < 0))
-    if negative.size:
-        # the first in reading order: by file, its diffs by line, then its REST snapshots
-        order = (rec[:, D.FILE] * 2 + rec[:, D.SNAP]) * (1 << 40) + rec[:, D.LINE]
-        first = negative[np.argmin(order[owner[negative]])]
-        ctx.fail(DataError, where[owner[first]], f"depth level {values[first]} "
-                 "has a non-positive price or negative size", "malformed_line")
-        bad[owner[negative]] = True
-    perm = _file_order(where)
-    rec, counts, starts, bad = rec[perm], counts[perm], starts[perm], bad[perm]
-    applied, local = _Sync(rec, bad, ctx).run()
-    ctx.stats["depth_messages_applied"] = int((rec[applied, D.SNAP] == 0).sum())
-    ctx.delta_where = rec[applied][:, [D.FILE, D.LINE]]
-    ctx.delta_rows = np.cumsum(counts[applied]) - counts[applied]
-    return _delta_rows(rec, values, (starts, counts), applied, local, ctx)
-
-
-def _depth_records(capture: Capture, ctx: _Context) -> tuple:
-    """(records, level values [n, 2], bad record) of all depth messages, fast first.
-
-    Each record's levels are contiguous in the values, bids first, in record order.
-    """
-    recs = [b[0] for b in capture.depth_fast]
-    values = [b[1] for b in capture.depth_fast]
-    bad = [np.zeros(len(r), dtype=bool) for r in recs]
-    if capture.depth:
-        rec = np.array(capture.depth, dtype=np.int64)
-        counts = rec[:, D.NB] + rec[:, D.NA]
-        owner = np.repeat(np.arange(len(rec)), counts)
-        texts = list(chain.from_iterable(capture.levels))
-        if len(texts) != 2 * len(capture.levels):  # some level is not a [price, qty] pair
-            texts = list(chain.from_iterable(level_pair(level) for level in capture.levels))
-        where = rec[:, [D.FILE, D.LINE]]
-        parsed, bad_c = _valid_numbers(texts, np.repeat(owner, 2), where, ctx, "depth level")
-        recs.append(rec)
-        values.append(parsed.reshape(-1, 2))
-        bad.append(bad_c)
-    return np.concatenate(recs), np.concatenate(values), np.concatenate(bad)
-
-
-def _file_order(where: np.ndarray) -> np.ndarray:
-    """Permutation putting records in (file, line) order."""
-    key = where[:, 0] * (1 << 40) + where[:, 1]
-    if (np.diff(key) >= 0).all():
-        return np.arange(len(key))
-    return np.argsort(key, kind="stable")
-
-
-class _Sync:
-    """Binance's depth synchronisation as a state machine over messages in file order.
-
-    States: waiting for a snapshot (diffs are buffered), holding a snapshot that no diff
-    has spanned yet, and live (each diff must continue the previous one).
-    """
-
-    def __init__(self, rec: np.ndarray, bad: np.ndarray, ctx: _Context):
-        self.rec, self.bad, self.ctx = rec, bad, ctx
-        self.spot = not (rec[:, D.PREV] != NO_SEQ).any()
-        self.pending: list[int] = []
-        self.snapshot: int | None = None  # message index of the unspanned snapshot
-        self.last: int | None = None  # last applied u (live state)
-        self.applied: list[int] = []
-        self.local: list[int] = []
-        self.dropped_after_gap = False
-        self.floor = 0  # minimum local_ts of applied messages while replaying a buffer
-
-    def run(self) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of applied messages (snapshots included) and their local_ts (raw)."""
-        for j in range(len(self.rec)):
-            if self.bad[j]:
-                continue
-            if self.rec[j, D.SNAP]:
-                self._on_snapshot(j)
-            else:
-                self._on_diff(j)
-        reason = "after_gap" if self.dropped_after_gap else "before_snapshot"
-        self.ctx.stats[f"depth_dropped_{reason}"] += len(self.pending)
-        return np.array(self.applied, dtype=np.int64), np.array(self.local, dtype=np.int64)
-
-    def _on_snapshot(self, j: int) -> None:
-        if self.last is not None:
-            self.ctx.stats["snapshots_ignored_in_sync"] += 1
-            return
-        self.snapshot = j
-        buffered, self.pending = self.pending, []
-        self.floor = int(self.rec[j, D.LOCAL])  # buffered diffs apply when it arrives
-        for i in buffered:
-            self._on_diff(i)
-        self.floor = 0
-
-    def _on_diff(self, j: int) -> None:
-        if self.last is not None:
-            self._on_live_diff(j)
-        elif self.snapshot is not None:
-            self._on_first_diff(j)
-        else:
-            self.pending.append(j)
-
-    def _on_first_diff(self, j: int) -> None:
-        snap = self.rec[self.snapshot]
-        last_id, first, last = snap[D.LAST], self.rec[j, D.FIRST], self.rec[j, D.LAST]
-        target = last_id + 1 if self.spot else last_id
-        if last < target:
-            self.ctx.stats["depth_dropped_before_snapshot"] += 1
-            return
-        if first > target:
-            rule = "U <= lastUpdateId+1" if self.spot else "U <= lastUpdateId"
-            self._gap(j, f"first diff after the snapshot (lastUpdateId={last_id}) has "
-                      f"U={first}, u={last}: {rule} <= u fails")
-            return
-        self._apply(self.snapshot)
-        self.snapshot = None
-        self._apply(j)
-
-    def _on_live_diff(self, j: int) -> None:
-        first, prev = self.rec[j, D.FIRST], self.rec[j, D.PREV]
-        if (first == self.last + 1) if self.spot else (prev == self.last):
-            self._apply(j)
-            return
-        got = f"U={first}" if self.spot else f"pu={prev}"
-        want = f"U={self.last + 1}" if self.spot else f"pu={self.last}"
-        self._gap(j, f"depth diff does not continue the book: expected {want}, got {got} "
-                  f"(u={self.rec[j, D.LAST]})")
-
-    def _apply(self, j: int) -> None:
-        self.applied.append(j)
-        self.local.append(max(int(self.rec[j, D.LOCAL]), self.floor))
-        self.last = int(self.rec[j, D.LAST])
-
-    def _gap(self, j: int, message: str) -> None:
-        """Raise SequenceGap, or (repair) drop the book until the next REST snapshot."""
-        self.ctx.fail(SequenceGap, self.rec[j, [D.FILE, D.LINE]], message + "; pass "
-                      "repair=True to drop diffs until the next snapshot", "sequence_gap")
-        self.last, self.snapshot = None, None
-        self.pending = [j]
-        self.dropped_after_gap = True
-
-
-def _delta_rows(
-    rec: np.ndarray, values: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
-    applied: np.ndarray, local: np.ndarray, ctx: _Context,
-) -> pa.Table:
-    """Gather the level rows of the applied messages into a book_delta table.
-
-    ``levels`` holds each message's first row in ``values`` and its number of levels.
-    """
-    if applied.size == 0:
-        return BOOK_DELTA_SCHEMA.empty_table()
-    local = _ns(local)
-    back = np.flatnonzero(np.diff(local) < 0)
-    if back.size:
-        i = int(back[0]) + 1
-        ctx.fail(UnsortedData, rec[applied[i], [D.FILE, D.LINE]], f"depth local timestamp "
-                 f"{int(local[i])} goes back from {int(local[i - 1])}; pass repair=True to "
-                 "clamp it to the previous message's", "unsorted")
-        local = np.maximum.accumulate(local)
-    starts, counts = levels
-    n = counts[applied]
-    first_row = np.cumsum(n) - n
-    rows = np.repeat(starts[applied] - first_row, n) + np.arange(int(n.sum()))
-    nb = rec[applied, D.NB]
-    side = np.where(np.arange(len(rows)) - np.repeat(first_row, n) < np.repeat(nb, n), 1, -1)
-    msg = rec[applied]
-    snap = msg[:, D.SNAP] != 0
-    ctx.stats["level_updates"] = int(n[~snap].sum())
-    ctx.stats["snapshot_levels"] = int(n[snap].sum())
-    exchange_ts = _snapshot_exchange_ts(msg)
-    return pa.Table.from_arrays(
-        [
-            pa.array(np.repeat(exchange_ts * NS_PER_MS, n)),
-            pa.array(np.repeat(local, n)),
-            pa.array(np.repeat(msg[:, D.LAST], n)),
-            pa.array(np.repeat(msg[:, D.FIRST], n)),
-            pa.array(np.repeat(msg[:, D.PREV], n)),
-            pa.array(side.astype(np.int8)),
-            pa.array(values[rows, 0]),
-            pa.array(values[rows, 1]),
-            pa.array(np.repeat(np.where(snap, FLAG_SNAPSHOT, 0).astype(np.uint8), n)),
-        ],
-        schema=BOOK_DELTA_SCHEMA,
-    )
-
-
-def _snapshot_exchange_ts(msg: np.ndarray) -> np.ndarray:
-    """Exchange time (ms) per applied message.
-
-    A spot REST snapshot carries no time: it gets the event time ``E`` of the diff
-    applied right after it (the first diff spanning lastUpdateId, an upper bound).
-    """
-    ts = msg[:, D.EX].copy()
-    missing = np.flatnonzero(ts == NO_SEQ)
-    later = np.minimum(missing + 1, len(ts) - 1)
-    ts[missing] = ts[later]
-    return ts
-
-
-def _snapshots(deltas: pa.Table, depth: int, ctx: _Context) -> pa.Table:
-    """Materialise the deltas; a crossed book names the delta row's file and line."""
-    source = f"{ctx.symbol} book_delta"
-    try:
-        return materialize(deltas, depth, source=source, repairs=ctx.repairs)
-    except CrossedBook as e:
-        row = int(e.line) - 1
-        k = int(np.searchsorted(ctx.delta_rows, row, side="right")) - 1
-        file, line = ctx.delta_where[k]
-        detail = str(e).split(": ", 1)[1]
-        raise CrossedBook(f"{detail} (book_delta row {row})", source=str(ctx.paths[file]),
-                          line=int(line)) from e

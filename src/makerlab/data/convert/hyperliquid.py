@@ -53,8 +53,9 @@ from makerlab.data.convert._csv import (
     trade_sides,
     trades_table,
 )
+from makerlab.data.validate import Plausibility, to_ns
 from makerlab.errors import DataError
-from makerlab.units import NS_PER_MS
+from makerlab.units import NS_PER_MS, NS_PER_US
 
 __all__ = ["read"]
 
@@ -76,6 +77,7 @@ def read(
     depth: int = 20,
     repair: bool = False,
     progress: bool = True,
+    plausibility: Plausibility | None = None,
 ) -> list[Converted]:
     """Parse Hyperliquid collector CSVs into one :class:`Converted` per coin.
 
@@ -85,21 +87,25 @@ def read(
         symbol: symbol to use instead of the coin in the file names (the inputs must then
             all be of one coin).
         depth: maximum levels per side of the ``book_snapshot`` table.
-        repair: drop malformed, non-finite, crossed and unpaired rows and sort unsorted
-            ones (each counted in ``Converted.repairs``) instead of raising.
+        repair: drop malformed, implausible, crossed and unpaired rows and sort slightly
+            unsorted ones (each counted in ``Converted.repairs``) instead of raising.
         progress: show a progress bar over the files.
+        plausibility: the bounds every row must respect (timestamps, prices, sizes; the
+            defaults of :class:`~makerlab.data.validate.Plausibility` when None).
 
     Raises:
-        DataError: a file name or header that is not the collector's, a malformed row,
-            unsorted local timestamps, a NaN price, a crossed book or an unpaired bbo row,
-            naming the file and line (unless ``repair``).
+        DataError: a file name or header that is not the collector's, a malformed row, an
+            implausible timestamp, price or size, unsorted local timestamps, a crossed book,
+            an unpaired bbo row or an unreadable file, naming the file and line (unless
+            ``repair``; see docs/convert.md).
     """
     check_depth(depth)
+    limits = plausibility or Plausibility()
     groups: dict[str, Group] = {}
     for path in tqdm(expand_inputs(inputs, "*.csv*"), unit="file", disable=not progress):
         kind, coin = parse_name(path)
         repairs = Repairs() if repair else None
-        tables, stats = _READERS[kind](path, depth, repairs)
+        tables, stats = _READERS[kind](path, depth, repairs, limits)
         groups.setdefault(symbol or coin, Group()).add(tables, repairs, stats, origin=coin)
     return [group.converted(exchange or EXCHANGE, name) for name, group in groups.items()]
 
@@ -116,7 +122,7 @@ def parse_name(path: Path) -> tuple[str, str]:
 
 def local_ns(seconds: np.ndarray) -> np.ndarray:
     """Unix float seconds → int64 ns, rounded to the microsecond (see module docstring)."""
-    return np.round(seconds * 1e6).astype(np.int64) * 1_000
+    return to_ns(np.round(seconds * 1e6), NS_PER_US)
 
 
 def _check_header(path: Path, expected: list[str]) -> list[str]:
@@ -136,11 +142,11 @@ def _book_header(path: Path) -> tuple[list[str], int]:
 
 
 def _times(table: pa.Table) -> dict[str, np.ndarray]:
-    return {"exchange_ts": column(table, "exchange_timestamp") * NS_PER_MS,
+    return {"exchange_ts": to_ns(column(table, "exchange_timestamp"), NS_PER_MS),
             "local_ts": local_ns(column(table, "timestamp"))}
 
 
-def _read_book(path: Path, depth: int, repairs: Repairs | None):
+def _read_book(path: Path, depth: int, repairs: Repairs | None, limits: Plausibility):
     """``book_snapshot`` table of an ``orderbooks_<COIN>`` file."""
     header, levels = _book_header(path)
     types = dict.fromkeys(header, pa.float64())
@@ -149,11 +155,11 @@ def _read_book(path: Path, depth: int, repairs: Repairs | None):
     cols = _times(table)
     for name in LEVEL_FIELDS:
         cols[name] = stack(table, [f"{name}_{i}" for i in range(levels)])
-    rows = checked_book(Rows(path.name, lines, cols), repairs)
+    rows = checked_book(Rows(path.name, lines, cols), repairs, limits)
     return {schema.BOOK_SNAPSHOT: snapshot_table(rows, depth)}, {}
 
 
-def _read_trades(path: Path, depth: int, repairs: Repairs | None):
+def _read_trades(path: Path, depth: int, repairs: Repairs | None, limits: Plausibility):
     """``trades`` table of a ``trades_<COIN>`` file, exact duplicates dropped."""
     header = _check_header(path, TRADES_HEADER)
     types = {"timestamp": pa.float64(), "price": pa.float64(), "size": pa.float64(),
@@ -164,12 +170,14 @@ def _read_trades(path: Path, depth: int, repairs: Repairs | None):
     rows = drop_duplicate_trades(Rows(path.name, lines, cols))
     duplicates = len(lines) - len(rows)
     rows = rows.with_column("side", trade_sides(rows, repairs))
-    table = trades_table(checked_trades(rows, repairs))
+    table = trades_table(checked_trades(rows, repairs, limits))
     return {schema.TRADES: table}, {"duplicate_trades": duplicates}
 
 
 def drop_duplicate_trades(rows: Rows) -> Rows:
     """``rows`` without exact repeats of (trade_id, exchange_ts, price, size); logged."""
+    if not len(rows):
+        return rows
     keys = pl.DataFrame({name: rows.cols[name] for name in
                          ("trade_id", "exchange_ts", "price", "size")})
     first = keys.select(pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
@@ -181,7 +189,7 @@ def drop_duplicate_trades(rows: Rows) -> Rows:
     return rows.take(first)
 
 
-def _read_prices(path: Path, depth: int, repairs: Repairs | None):
+def _read_prices(path: Path, depth: int, repairs: Repairs | None, limits: Plausibility):
     """``bbo`` table of a ``prices_<COIN>`` file (bid and ask rows paired)."""
     header = _check_header(path, PRICES_HEADER)
     types = {"timestamp": pa.float64(), "price": pa.float64(), "size": pa.float64(),
@@ -190,7 +198,7 @@ def _read_prices(path: Path, depth: int, repairs: Repairs | None):
     cols = _times(table)
     cols.update({name: column(table, name) for name in ("price", "size", "side")})
     rows = pair_bbo(_known_sides(Rows(path.name, lines, cols), repairs), repairs)
-    return {schema.BBO: bbo_table(checked_book(rows, repairs))}, {}
+    return {schema.BBO: bbo_table(checked_book(rows, repairs, limits))}, {}
 
 
 def _known_sides(rows: Rows, repairs: Repairs | None) -> Rows:

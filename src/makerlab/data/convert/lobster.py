@@ -48,6 +48,7 @@ from tqdm import tqdm
 from makerlab.data import schema
 from makerlab.data.convert import Converted, Repairs, reject
 from makerlab.data.convert._csv import (
+    READ_ERRORS,
     Group,
     Rows,
     bbo_table,
@@ -57,11 +58,19 @@ from makerlab.data.convert._csv import (
     expand_inputs,
     read_csv_checked,
     snapshot_table,
-    sort_rows,
     stack,
     trades_table,
+    unreadable,
 )
-from makerlab.data.validate import check_finite
+from makerlab.data.validate import (
+    Plausibility,
+    check_finite,
+    check_sequence_times,
+    check_times,
+    check_values,
+    reject_rows,
+    to_ns,
+)
 from makerlab.errors import ConfigError, DataError
 from makerlab.units import NS_PER_S
 
@@ -90,6 +99,7 @@ def read(
     depth: int = 20,
     repair: bool = False,
     progress: bool = True,
+    plausibility: Plausibility | None = None,
 ) -> list[Converted]:
     """Parse LOBSTER message/order book file pairs into one :class:`Converted` per ticker.
 
@@ -99,22 +109,28 @@ def read(
         symbol: symbol to use instead of the ticker in the file names.
         depth: maximum levels per side of the ``book_snapshot`` table (the file's ``N``
             levels are kept when ``N <= depth``).
-        repair: drop malformed, non-finite and crossed rows and sort unsorted ones (each
-            counted in ``Converted.repairs``) instead of raising.
+        repair: drop malformed, implausible, crossed and misaligned rows and clamp
+            slightly decreasing times (each counted in ``Converted.repairs``) instead of
+            raising.
         progress: show a progress bar over the file pairs.
+        plausibility: the bounds every row must respect (timestamps, prices, sizes; the
+            defaults of :class:`~makerlab.data.validate.Plausibility` when None).
 
     Raises:
         ConfigError: a file name that is not LOBSTER's, or a file without its partner.
         DataError: message and order book files of different lengths; a malformed row,
-            an unknown event type or direction, decreasing times, a NaN price or a
-            crossed book, naming the file and line (unless ``repair``).
+            an unknown event type or direction, a time outside the file's range or
+            decreasing, an implausible price or size, a crossed book, an order book row
+            that does not follow from its message, naming the file and line (unless
+            ``repair``; see docs/convert.md).
     """
     check_depth(depth)
+    limits = plausibility or Plausibility()
     groups: dict[str, Group] = {}
     for key, (message, book) in tqdm(pair_files(expand_inputs(inputs, "*.csv*")).items(),
                                      unit="pair", disable=not progress):
         repairs = Repairs() if repair else None
-        tables, stats = _read_pair(message, book, key, depth, repairs)
+        tables, stats = _read_pair(message, book, key, depth, repairs, limits)
         groups.setdefault(symbol or key[0], Group()).add(tables, repairs, stats,
                                                          origin=key[0])
     return [group.converted(exchange or EXCHANGE, name) for name, group in groups.items()]
@@ -147,7 +163,7 @@ def utc_ns(day: date | str, seconds: np.ndarray) -> np.ndarray:
     offset = datetime.combine(day, time(12), tzinfo=NEW_YORK).utcoffset()
     midnight = datetime.combine(day, time(0), tzinfo=UTC) - offset
     start = int(midnight.timestamp()) * NS_PER_S
-    return start + np.round(np.asarray(seconds, dtype=np.float64) * NS_PER_S).astype(np.int64)
+    return start + to_ns(np.round(np.asarray(seconds, dtype=np.float64) * NS_PER_S), 1)
 
 
 def count_lines(path: Path) -> int:
@@ -159,25 +175,28 @@ def count_lines(path: Path) -> int:
             while chunk := f.read(1 << 22):
                 count += chunk.count(b"\n")
                 last = chunk[-1:]
-    except (OSError, EOFError) as e:
-        raise DataError(f"cannot read the file: {e}", source=path.name) from e
+    except READ_ERRORS as e:
+        raise unreadable(path, e) from e
     return count + (last != b"\n")
 
 
 def _read_pair(message: Path, book: Path, key: tuple[str, str, int], depth: int,
-               repairs: Repairs | None) -> tuple[dict[str, pa.Table], dict[str, int]]:
+               repairs: Repairs | None,
+               limits: Plausibility) -> tuple[dict[str, pa.Table], dict[str, int]]:
     """All tables of one message/order book pair, and its event counters."""
     _, day, levels = key
     lengths = count_lines(message), count_lines(book)
     if lengths[0] != lengths[1]:
         raise DataError(f"{lengths[0]} messages but {book.name} has {lengths[1]} rows; the "
-                        "files must have one order book row per message", source=message.name)
+                        "files must have one order book row per message",
+                        source=message.name, line=min(lengths) + 1)
     rows = _read_rows(message, book, levels, repairs)
-    rows = _checked_messages(rows, repairs)
-    rows = rows.with_column("local_ts", utc_ns(day, rows.cols["time"]))
-    rows = sort_rows(rows.with_column("exchange_ts", rows.cols["local_ts"]), repairs)
+    rows = _checked_messages(rows, repairs, limits, _time_range(message))
+    rows = _checked_times(rows.with_column("local_ts", utc_ns(day, rows.cols["time"])),
+                          repairs, limits)
     rows = rows.with_column("seq", rows.lines.astype(np.int64))
-    books = checked_book(rows, repairs)
+    books = checked_book(rows, repairs, limits)
+    books, rows = aligned(books, rows, repairs, book.name)
     tables = {
         schema.BOOK_SNAPSHOT: snapshot_table(books, depth),
         schema.BBO: bbo_table(books.take(level1_changes(books))),
@@ -209,21 +228,45 @@ def _read_rows(message: Path, book: Path, levels: int, repairs: Repairs | None) 
 
 
 def _blank_dummies(cols: dict[str, np.ndarray]) -> None:
-    """Dummy prices of empty levels → NaN price and size; prices to dollars."""
-    for side in ("ask", "bid"):
+    """LOBSTER's empty levels (ask 9999999999 / bid -9999999999, size 0) → NaN price and
+    size; prices to dollars. Any other price stays, to be judged as a price."""
+    for side, dummy in (("ask", DUMMY_PRICE), ("bid", -DUMMY_PRICE)):
         prices, sizes = cols[f"{side}_price"], cols[f"{side}_size"]
-        with np.errstate(invalid="ignore"):
-            empty = np.abs(prices) >= DUMMY_PRICE
+        empty = (prices == dummy) & (sizes == 0)
         prices[empty] = np.nan
         sizes[empty] = np.nan
         cols[f"{side}_price"] = prices / PRICE_SCALE
 
 
-def _checked_messages(rows: Rows, repairs: Repairs | None) -> Rows:
-    """Rows whose message has a finite time, price and size, a known type and direction."""
+def _time_range(message: Path) -> tuple[float, float]:
+    """The file's time range (seconds after midnight) from its name."""
+    match = FILE_NAME.fullmatch(message.name)
+    return float(match["start"]), float(match["end"])
+
+
+def _checked_messages(rows: Rows, repairs: Repairs | None, limits: Plausibility,
+                      span: tuple[float, float]) -> Rows:
+    """Rows whose message has a finite time inside the file's ``span``, a known type and
+    direction, and (but for halts, type 7) a plausible price and size."""
+    where = {"source": rows.source, "repairs": repairs}
     keep = check_finite({name: rows.cols[name] for name in ("time", "price", "size")},
-                        source=rows.source, lines=rows.lines, repairs=repairs)
-    rows = rows.take(keep)
+                        lines=rows.lines, **where)
+    rows = _known_events(rows.take(keep), repairs)
+    start, end = span
+    time = rows.cols["time"]
+    rows = rows.take(reject_rows(
+        (time < start) | (time > end), "implausible_time",
+        lambda i: f"time {time[i]} s after midnight is outside the file's range "
+                  f"{start:g}..{end:g}", "messages outside the file's time range",
+        lines=rows.lines, **where))
+    halt = rows.cols["type"] == 7  # its price is a halt indicator (-1, 0, 1), its size 0
+    values = {name: np.where(halt, np.nan, rows.cols[name]) for name in ("price", "size")}
+    return rows.take(check_values({"price": values["price"]}, {"size": values["size"]},
+                                  lines=rows.lines, limits=limits, **where))
+
+
+def _known_events(rows: Rows, repairs: Repairs | None) -> Rows:
+    """Rows whose event type is in 1..7 and direction ±1."""
     known = np.isin(rows.cols["type"], [1, 2, 3, 4, 5, 6, 7])
     known &= np.isin(rows.cols["direction"], [-1, 1])
     if known.all():
@@ -236,6 +279,106 @@ def _checked_messages(rows: Rows, repairs: Repairs | None) -> Rows:
            f"{int((~known).sum())} messages dropped (first: {detail})",
            source=rows.source, line=line)
     return rows.take(known)
+
+
+def _checked_times(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
+    """Rows with plausible times in file order: LOBSTER has one clock and its message
+    order is the truth, so a slightly decreasing time is clamped, never sorted."""
+    where = {"source": rows.source, "repairs": repairs}
+    local = rows.cols["local_ts"]
+    rows = rows.take(check_times(local, local, lines=rows.lines, limits=limits, **where))
+    local = check_sequence_times(rows.cols["local_ts"], lines=rows.lines,
+                                 max_backstep=limits.max_backstep_ns, **where)
+    return rows.with_column("local_ts", local).with_column("exchange_ts", local)
+
+
+def aligned(books: Rows, rows: Rows, repairs: Repairs | None,
+            source: str) -> tuple[Rows, Rows]:
+    """Book rows and message rows without order book rows that do not follow from their
+    message (:func:`transition_faults`).
+
+    The first raises :class:`DataError` naming the order book file (``source``) and line.
+    With ``repairs`` both book rows around each failing transition (either may be the
+    corrupt one) and that message's trade are dropped (``misaligned``); but more than two
+    failing transitions in a row are a misaligned file (order book rows shifted against
+    the messages, or not theirs), which raises even when repairing.
+    """
+    fault = transition_faults(books)
+    if not fault.any():
+        return books, rows
+    i = int(np.flatnonzero(fault)[0])
+    cols = books.cols
+    detail = (f"the order book row does not follow from the previous one by its message "
+              f"(type {cols['type'][i]}, price {cols['price'][i]}, size {cols['size'][i]}, "
+              f"direction {cols['direction'][i]})")
+    edges = np.diff(np.r_[0, fault.astype(np.int8), 0])
+    run = int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
+    if run > 2:
+        raise DataError(f"{detail}, and so do the next {run - 1}: the order book rows are "
+                        "shifted against the messages or not theirs", source=source,
+                        line=int(books.lines[i]))
+    reject(repairs, "misaligned", f"{detail}; pass repair=True to drop such rows",
+           f"{int(fault.sum())} order book rows not following from their message dropped "
+           "with the row before and the message's trade", source=source,
+           line=int(books.lines[i]))
+    drop = fault | np.r_[fault[1:], False]
+    return books.take(~drop), rows.take(~np.isin(rows.lines, books.lines[fault]))
+
+
+def transition_faults(rows: Rows) -> np.ndarray:
+    """Per book row: does it differ from the previous row in a way its message cannot
+    explain? (False for the first row and after a dropped line.)
+
+    A message changes one price level of its side: a submission (1) adds its size, a
+    cancellation (2), deletion (3) or visible execution (4) takes it away; hidden
+    executions (5), cross trades (6) and halts (7) change nothing visible. Only the
+    ``N``-level window is recorded, so a price counts where it is visible in both rows
+    (the side has fewer than ``N`` levels, or the price is at or inside its worst one);
+    there, the message's level must change by exactly its size, and every other level of
+    both sides must keep its size.
+    """
+    fault = np.zeros(len(rows), dtype=bool)
+    if len(rows) < 2:
+        return fault
+    cols = {name: values[1:] for name, values in rows.cols.items()}
+    effect = np.select([cols["type"] == 1, np.isin(cols["type"], [2, 3, 4])],
+                       [cols["size"], -cols["size"]], 0.0)
+    for side, code in (("bid", 1), ("ask", -1)):
+        prices, sizes = rows.cols[f"{side}_price"], rows.cols[f"{side}_size"]
+        own = cols["direction"] == code
+        fault[1:] |= _side_faults((prices[:-1], sizes[:-1]), (prices[1:], sizes[1:]),
+                                  np.where(own, cols["price"], np.nan), effect * own, code)
+    fault[1:] &= rows.lines[1:] == rows.lines[:-1] + 1
+    return fault
+
+
+def _side_faults(before: tuple, after: tuple, price: np.ndarray, effect: np.ndarray,
+                 code: int) -> np.ndarray:
+    """Transitions of one side's ``(prices, sizes)`` rows that the message (at ``price``,
+    NaN when on the other side, changing its level by ``effect``) does not explain."""
+    shown = _visible(before[0], price, code), _visible(after[0], price, code)
+    change = _size_at(after, price) - _size_at(before, price)
+    fault = (shown[0] != shown[1]) | (shown[0] & (change != effect))
+    for this, other in ((after, before), (before, after)):
+        for j in range(this[0].shape[1]):
+            level = this[0][:, j]
+            kept = _visible(other[0], level, code) & np.isfinite(level) & (level != price)
+            fault |= kept & (_size_at(other, level) != this[1][:, j])
+    return fault
+
+
+def _visible(prices: np.ndarray, price: np.ndarray, code: int) -> np.ndarray:
+    """Is ``price`` inside the recorded window of each book row (one side, best first)?"""
+    full = np.isfinite(prices).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        inside = price >= prices[:, -1] if code == 1 else price <= prices[:, -1]
+    return ~full | inside
+
+
+def _size_at(levels: tuple, price: np.ndarray) -> np.ndarray:
+    """Size at ``price`` in each row of one side's ``(prices, sizes)`` (0 if absent)."""
+    prices, sizes = levels
+    return np.where(prices == price[:, None], sizes, 0.0).sum(axis=1)
 
 
 def _counts(rows: Rows) -> dict[str, int]:

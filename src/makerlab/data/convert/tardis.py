@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
 from tqdm import tqdm
 
 from makerlab.data import schema
@@ -52,6 +51,7 @@ from makerlab.data.convert._csv import (
     trade_sides,
     trades_table,
 )
+from makerlab.data.validate import Plausibility, to_ns
 from makerlab.errors import DataError
 from makerlab.units import NS_PER_US
 
@@ -84,6 +84,7 @@ def read(
     depth: int = 20,
     repair: bool = False,
     progress: bool = True,
+    plausibility: Plausibility | None = None,
 ) -> list[Converted]:
     """Parse tardis.dev CSV files into one :class:`Converted` per (exchange, symbol).
 
@@ -94,20 +95,25 @@ def read(
         depth: maximum levels per side of ``book_snapshot`` tables; a ``book_snapshot_N``
             file with ``N > depth`` is truncated to ``depth`` levels, a smaller ``N`` is
             kept as ``N``.
-        repair: drop malformed, non-finite and crossed rows and sort unsorted ones
-            (each counted in ``Converted.repairs``) instead of raising.
+        repair: drop malformed, implausible and crossed rows and sort slightly unsorted
+            ones (each counted in ``Converted.repairs``) instead of raising.
         progress: show a progress bar over the files.
+        plausibility: the bounds every row must respect (timestamps, prices, sizes; the
+            defaults of :class:`~makerlab.data.validate.Plausibility` when None).
 
     Raises:
         ConfigError: a bad ``depth``, a missing input, or overrides that would merge two
             instruments into one.
-        DataError: a malformed row, unsorted timestamps, a NaN price, a crossed book or an
-            unrecognised header, naming the file and line (unless ``repair``).
+        DataError: a malformed row, an implausible timestamp, price or size, unsorted
+            timestamps, a crossed book, an unreadable file or an unrecognised header, naming
+            the file and line (unless ``repair``; see docs/convert.md).
     """
     check_depth(depth)
+    limits = plausibility or Plausibility()
     groups: dict[tuple[str, str], Group] = {}
     for path in tqdm(expand_inputs(inputs, "*.csv*"), unit="file", disable=not progress):
-        for key, origin, tables, repairs in _read_file(path, exchange, symbol, depth, repair):
+        for key, origin, tables, repairs in _read_file(path, exchange, symbol, depth, repair,
+                                                       limits):
             groups.setdefault(key, Group()).add(tables, repairs, origin=origin)
     return [group.converted(*key) for key, group in groups.items()]
 
@@ -138,7 +144,8 @@ def snapshot_columns(levels: int) -> list[str]:
     return [f.format(i=i) for i in range(levels) for f in SNAPSHOT_FIELDS]
 
 
-def _read_file(path: Path, exchange: str | None, symbol: str | None, depth: int, repair: bool):
+def _read_file(path: Path, exchange: str | None, symbol: str | None, depth: int, repair: bool,
+               limits: Plausibility):
     """Yield ``(key, origin, {kind: table}, repairs)`` per instrument of a file.
 
     ``key`` is makerlab's (exchange, symbol), ``origin`` the file's tardis pair.
@@ -146,7 +153,7 @@ def _read_file(path: Path, exchange: str | None, symbol: str | None, depth: int,
     header = read_header(path)
     kind, levels = detect(header, path.name)
     if kind == L2:
-        yield from _read_l2(path, exchange, symbol, depth, repair)
+        yield from _read_l2(path, exchange, symbol, depth, repair, limits)
         return
     file_repairs = Repairs() if repair else None
     table, lines = read_csv_checked(path, header, _types(kind, header), header=True,
@@ -155,12 +162,13 @@ def _read_file(path: Path, exchange: str | None, symbol: str | None, depth: int,
         repairs = Repairs() if repair else None
         merge_repairs(repairs, file_repairs)
         rows = _rows(table, lines, index, path.name, kind, levels)
-        out_kind, built = _BUILDERS[kind](rows, depth, repairs)
+        out_kind, built = _BUILDERS[kind](rows, depth, repairs, limits)
         key = (exchange or tardis_exchange(venue), symbol or name)
         yield key, (venue, name), {out_kind: built}, repairs
 
 
-def _read_l2(path: Path, exchange: str | None, symbol: str | None, depth: int, repair: bool):
+def _read_l2(path: Path, exchange: str | None, symbol: str | None, depth: int, repair: bool,
+             limits: Plausibility):
     """Delegate an ``incremental_book_L2`` file to :mod:`makerlab.data.convert.tardis_l2`.
 
     That reader takes one symbol of the file at a time (``symbol`` selects rows there), so
@@ -168,24 +176,20 @@ def _read_l2(path: Path, exchange: str | None, symbol: str | None, depth: int, r
     """
     from makerlab.data.convert.tardis_l2 import read_incremental_book_l2
 
-    for venue, name in _file_instruments(path):
+    for venue, name in _file_instruments(path, repair):
         key = (exchange or tardis_exchange(venue), symbol or name)
         repairs = Repairs() if repair else None
         tables = read_incremental_book_l2(path, exchange=key[0], symbol=name, depth=depth,
-                                          repairs=repairs)
+                                          repairs=repairs, limits=limits)
         yield key, (venue, name), tables, repairs
 
 
-def _file_instruments(path: Path) -> list[tuple[str, str]]:
-    """Distinct (exchange, symbol) pairs of a tardis CSV, in first-seen order."""
-    convert = pacsv.ConvertOptions(include_columns=["exchange", "symbol"],
-                                   column_types={"exchange": pa.string(), "symbol": pa.string()})
-    parse = pacsv.ParseOptions(invalid_row_handler=lambda row: "skip")
-    try:
-        table = pacsv.read_csv(path, convert_options=convert, parse_options=parse)
-    except (pa.ArrowInvalid, OSError, EOFError) as e:
-        raise DataError(f"cannot read the file: {e}", source=path.name) from e
-    frame = pl.from_arrow(table).unique(maintain_order=True)
+def _file_instruments(path: Path, repair: bool) -> list[tuple[str, str]]:
+    """Distinct (exchange, symbol) pairs of a tardis CSV, in first-seen order (the rows'
+    problems are reported, or counted, when the L2 reader reads them again)."""
+    table, _ = read_csv_checked(path, L2_HEADER, dict.fromkeys(L2_HEADER, pa.string()),
+                                header=True, repairs=Repairs() if repair else None)
+    frame = pl.from_arrow(table.select(["exchange", "symbol"])).unique(maintain_order=True)
     return [(venue, name) for venue, name in frame.iter_rows() if venue and name]
 
 
@@ -211,8 +215,8 @@ def _rows(table: pa.Table, lines: np.ndarray, index: np.ndarray, source: str, ki
     """Numpy columns of the rows ``index`` of a parsed tardis table."""
     part = table.take(pa.array(index))
     cols = {
-        "exchange_ts": column(part, "timestamp") * NS_PER_US,
-        "local_ts": column(part, "local_timestamp") * NS_PER_US,
+        "exchange_ts": to_ns(column(part, "timestamp"), NS_PER_US),
+        "local_ts": to_ns(column(part, "local_timestamp"), NS_PER_US),
     }
     if kind == "book_snapshot":
         for side, out in (("asks", "ask"), ("bids", "bid")):
@@ -224,25 +228,28 @@ def _rows(table: pa.Table, lines: np.ndarray, index: np.ndarray, source: str, ki
     return Rows(source, lines[index], cols)
 
 
-def _build_trades(rows: Rows, depth: int, repairs: Repairs | None) -> tuple[str, pa.Table]:
+def _build_trades(rows: Rows, depth: int, repairs: Repairs | None,
+                  limits: Plausibility) -> tuple[str, pa.Table]:
     """``trades`` table from tardis trades rows (``side`` buy/sell/unknown)."""
     rows = rows.rename(amount="size", id="trade_id")
     rows = rows.with_column("side", trade_sides(rows, repairs))
-    return schema.TRADES, trades_table(checked_trades(rows, repairs))
+    return schema.TRADES, trades_table(checked_trades(rows, repairs, limits))
 
 
-def _build_quotes(rows: Rows, depth: int, repairs: Repairs | None) -> tuple[str, pa.Table]:
+def _build_quotes(rows: Rows, depth: int, repairs: Repairs | None,
+                  limits: Plausibility) -> tuple[str, pa.Table]:
     """``bbo`` table from tardis quotes rows (empty sides are NaN)."""
     rows = rows.rename(ask_amount="ask_size", bid_amount="bid_size")
     for name in ("bid_price", "bid_size", "ask_price", "ask_size"):
         rows.cols[name] = rows.cols[name][:, None]
-    rows = checked_book(rows, repairs)
+    rows = checked_book(rows, repairs, limits)
     return schema.BBO, bbo_table(rows)
 
 
-def _build_snapshots(rows: Rows, depth: int, repairs: Repairs | None) -> tuple[str, pa.Table]:
+def _build_snapshots(rows: Rows, depth: int, repairs: Repairs | None,
+                     limits: Plausibility) -> tuple[str, pa.Table]:
     """``book_snapshot`` table (at most ``depth`` levels) from book_snapshot_N rows."""
-    rows = checked_book(rows, repairs)
+    rows = checked_book(rows, repairs, limits)
     return schema.BOOK_SNAPSHOT, snapshot_table(rows, depth)
 
 

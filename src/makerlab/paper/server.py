@@ -1,0 +1,237 @@
+"""The paper exchange server: an archive replayed over real venue protocols on 127.0.0.1.
+
+::
+
+    async with PaperExchange("data/archive", "2024-08-08:23", "2024-08-09:00", speed=0,
+                             serve={"bybit": "binance"}) as paper:
+        paper.urls["binance"]["rest"]   # 'http://127.0.0.1:PORT/binance'
+        paper.urls["bybit"]["ws"]       # 'ws://127.0.0.1:PORT/bybit'
+        ...
+        paper.fault_counts              # {'drop': 3, ...}
+
+One port, one path prefix per protocol: a connector's REST and websocket base URLs are
+the prefix and it appends the venue's real paths (``/fapi/v1/depth``,
+``/public/stream?streams=...``, ``/v5/public/linear``, ``/info``, ``/ws``). Protocols:
+
+========================  ==========================================================
+``binance``               Binance USD-M futures (:mod:`makerlab.paper.binance`)
+``binance_spot``          Binance spot
+``bybit``                 Bybit v5 linear (:mod:`makerlab.paper.bybit`)
+``hyperliquid``           Hyperliquid perps (:mod:`makerlab.paper.hyperliquid`)
+========================  ==========================================================
+
+By default each protocol serves the archive exchange of the same name, when the archive
+has it in range; ``serve={"bybit": "binance"}`` serves archive exchange ``binance`` over
+the Bybit protocol instead (symbols as archived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping
+from types import TracebackType
+
+from aiohttp import web
+
+from makerlab.data.schema import BOOK_SNAPSHOT
+from makerlab.errors import ConfigError
+from makerlab.paper.binance import FUTURES, SPOT, BinanceVenue
+from makerlab.paper.bybit import BybitVenue
+from makerlab.paper.faults import FaultLog, FaultSpec
+from makerlab.paper.hyperliquid import HyperliquidVenue
+from makerlab.paper.instruments import load_instrument
+from makerlab.paper.market import Market, MarketClock
+from makerlab.paper.session import Hub
+from makerlab.paper.source import Dataset, find_datasets, hour_range
+from makerlab.paper.venue import Venue, VenueContext
+
+__all__ = ["PROTOCOLS", "PaperExchange", "serve_until_signalled"]
+
+log = logging.getLogger(__name__)
+
+_VENUES: dict[str, Callable[[VenueContext, list[Market]], Venue]] = {
+    "binance": lambda context, markets: BinanceVenue(context, markets, FUTURES),
+    "binance_spot": lambda context, markets: BinanceVenue(context, markets, SPOT),
+    "bybit": BybitVenue,
+    "hyperliquid": HyperliquidVenue,
+}
+PROTOCOLS = tuple(_VENUES)
+
+
+class PaperExchange:
+    """A local exchange serving ``archive`` from hour ``start`` to ``end`` (inclusive,
+    ``'YYYY-MM-DD:HH'``), as an async context manager.
+
+    Args:
+        speed: ``1`` real time, ``10`` ten times faster, ``0`` as fast as the clients
+            read (see :mod:`makerlab.paper.market`).
+        faults: a :class:`FaultSpec` or its text form (``"drop=0.01,seed=7"``).
+        port: ``0`` picks a free port (read :attr:`port` or :attr:`urls`).
+        serve: ``{protocol: archive exchange}`` overriding the default pairing.
+    """
+
+    def __init__(self, archive: str | os.PathLike, start: str, end: str, *,
+                 speed: float = 1.0, faults: FaultSpec | str | None = None, port: int = 0,
+                 host: str = "127.0.0.1", serve: Mapping[str, str] | None = None) -> None:
+        if speed < 0:
+            raise ConfigError(f"speed must be >= 0 (0: as fast as clients read), got {speed}")
+        self.archive = archive
+        self.hours = hour_range(start, end)
+        self.speed = speed
+        self.faults = faults if isinstance(faults, FaultSpec) else FaultSpec.parse(faults)
+        self.host = host
+        self.port = port
+        self._serve = dict(serve or {})
+        self.fault_log = FaultLog()
+        self.served: dict[str, str] = {}
+        self.markets: dict[tuple[str, str], Market] = {}
+        self._runner: web.AppRunner | None = None
+        self._clock_task: asyncio.Task[None] | None = None
+        self._hub: Hub | None = None
+        self._clock: MarketClock | None = None
+
+    # -- lifecycle
+
+    async def __aenter__(self) -> PaperExchange:
+        await self.start()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Read the archive's listing, open the books and start serving."""
+        if self._runner is not None:
+            raise RuntimeError("the paper exchange is already running")
+        datasets = await asyncio.to_thread(find_datasets, self.archive, self.hours)
+        self.served = _pair(self._serve, datasets)
+        used = [d for d in datasets.values() if d.exchange in self.served.values()]
+        self.markets = await asyncio.to_thread(self._markets, used)
+        self._hub = Hub()
+        self._clock = MarketClock(self.archive, used, self.markets, self.hours, self._hub,
+                                  self.speed)
+        await asyncio.to_thread(self._clock.open)
+        await self._listen(self._app(VenueContext(self._clock, self._hub, self.faults,
+                                                  self.fault_log)))
+        self._clock_task = asyncio.create_task(self._clock.run(), name="paper-clock")
+
+    def _markets(self, datasets: list[Dataset]) -> dict[tuple[str, str], Market]:
+        return {(d.exchange, d.symbol): Market(load_instrument(self.archive, d, self.hours),
+                                               derive=d.book_kind == BOOK_SNAPSHOT)
+                for d in datasets}
+
+    def _app(self, context: VenueContext) -> web.Application:
+        app = web.Application()
+        for protocol, exchange in self.served.items():
+            markets = [m for (e, _), m in sorted(self.markets.items()) if e == exchange]
+            sub = web.Application()
+            sub.add_routes(_VENUES[protocol](context, markets).routes())
+            app.add_subapp(f"/{protocol}", sub)
+        return app
+
+    async def _listen(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                     shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Stop the clock, close every connection and the listening socket."""
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
+            self._clock_task = None
+        if self._hub is not None:
+            await self._hub.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- what it serves
+
+    @property
+    def urls(self) -> dict[str, dict[str, str]]:
+        """``{protocol: {"rest": base URL, "ws": base URL}}`` for each served protocol."""
+        return {p: {"rest": f"http://{self.host}:{self.port}/{p}",
+                    "ws": f"ws://{self.host}:{self.port}/{p}"} for p in self.served}
+
+    def url_lines(self) -> list[str]:
+        """One printable line per protocol: ``binance  rest http://...  ws ws://...``."""
+        width = max((len(p) for p in self.served), default=0)
+        return [f"{p:<{width}}  rest {u['rest']}  ws {u['ws']}" for p, u in self.urls.items()]
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """Injected faults so far, by kind."""
+        return dict(self.fault_log.counts)
+
+    @property
+    def replay_done(self) -> asyncio.Event:
+        """Set when the clock has played the whole range."""
+        assert self._clock is not None, "start the paper exchange first"
+        return self._clock.done
+
+    async def wait(self) -> None:
+        """Until the clock stops (it played the range, or failed: then raise)."""
+        assert self._clock_task is not None, "start the paper exchange first"
+        await asyncio.shield(self._clock_task)
+
+
+def _pair(overrides: dict[str, str], datasets: dict[tuple[str, str], Dataset]) -> dict[str, str]:
+    """``{protocol: archive exchange}``: same-named exchanges, then the overrides."""
+    exchanges = sorted({e for e, _ in datasets})
+    unknown = sorted(set(overrides) - set(PROTOCOLS))
+    if unknown:
+        raise ConfigError(f"unknown protocol {unknown[0]!r}; expected one of "
+                          f"{', '.join(PROTOCOLS)}")
+    missing = sorted(set(overrides.values()) - set(exchanges))
+    if missing:
+        raise ConfigError(f"the archive has no data for exchange {missing[0]!r} in the "
+                          f"range; it has {', '.join(exchanges) or 'nothing'}")
+    served = {p: p for p in PROTOCOLS if p in exchanges}
+    served.update(overrides)
+    if not served:
+        raise ConfigError(f"nothing to serve: the archive's exchanges in the range "
+                          f"({', '.join(exchanges) or 'none'}) match no protocol; pair one "
+                          f"with serve={{protocol: exchange}} (--serve PROTOCOL=EXCHANGE)")
+    return {p: served[p] for p in PROTOCOLS if p in served}
+
+
+async def serve_until_signalled(paper: PaperExchange,
+                                announce: Callable[[str], None] = print) -> None:
+    """Run ``paper`` until SIGINT or SIGTERM, announcing the URLs, the end of the replay
+    and, on the way out, the injected faults. A failing clock stops it too (and raises)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with paper:
+            for line in paper.url_lines():
+                announce(line)
+            async with asyncio.TaskGroup() as tasks:
+                watcher = tasks.create_task(_watch(paper, announce, stop))
+                await stop.wait()
+                watcher.cancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        announce(paper.fault_log.summary())
+
+
+async def _watch(paper: PaperExchange, announce: Callable[[str], None],
+                 stop: asyncio.Event) -> None:
+    try:
+        await paper.wait()
+    except Exception:
+        stop.set()
+        raise
+    announce("replay finished; serving the last state until interrupted")
