@@ -395,3 +395,24 @@ def test_handlers_fire_on_every_change():
                           [("a", "PARTIAL")]]  # a dead order leaves the page
     assert positions == [{TICKER: D("0.004")}]
     assert [(d["ticker"], d["delta"]) for d in position_deltas] == [(TICKER, D("0.004"))]
+
+
+class WithoutTimers:
+    """The replayed venue behind a facade without ``add_timer``: an OrderVenue that runs
+    no clock callbacks."""
+
+    def __init__(self, venue) -> None:
+        self._venue = venue
+
+    def __getattr__(self, name: str):
+        if name == "add_timer":
+            raise AttributeError(name)
+        return getattr(self._venue, name)
+
+
+def test_arguments_are_checked_at_the_call_clock_callbacks_need_venue_timers():
+    rep, _ = fresh()
+    oms = OMS(venue=WithoutTimers(rep.venue))
+    with pytest.raises(ConfigError, match="runs no clock callbacks"):
+        asyncio.run(oms.add_clock_callback(lambda: None, interval_ms=100))
+    assert len(rep.queue) == 0

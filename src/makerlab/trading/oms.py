@@ -20,7 +20,8 @@ Rules:
   ``reduce_only`` and ``round_to_specs`` booleans; ``cloid`` a non-empty ``str``. A bad
   one raises :class:`~makerlab.errors.OrderRejected` naming the argument and its value,
   and nothing is sent. Unknown keyword arguments raise ``TypeError``; a clock callback's
-  ``interval_ms`` must be a positive number (``ConfigError``).
+  ``interval_ms`` must be a positive number and the venue must run timers
+  (:class:`~makerlab.trading.protocols.VenueTimers`; ``ConfigError`` otherwise).
 - **client order ids are unique**: a ``cloid`` the orders mirror holds (alive) or
   remembers as closed (the newest ``max_tombstones`` of them) is refused
   (``OrderRejected``, code ``-4015``): updates for it could not be told apart.
@@ -88,7 +89,13 @@ from makerlab.core.positions import (
     accounting_for,
 )
 from makerlab.errors import ConfigError, OrderRejected
-from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest, OrderVenue
+from makerlab.trading.protocols import (
+    AmendRequest,
+    CancelRequest,
+    OrderRequest,
+    OrderVenue,
+    VenueTimers,
+)
 
 __all__ = ["MAX_ORDER_NUMBER", "OMS"]
 
@@ -468,8 +475,9 @@ class OMS:
                                  name: str = "CLOCK", interval_ms: float = 500) -> None:
         """Run ``callback()`` every ``interval_ms`` ms of the venue's clock.
 
-        Raises :class:`~makerlab.errors.ConfigError` if ``callback`` is not callable or
-        ``interval_ms`` is not a positive number (as order amounts are checked).
+        Raises :class:`~makerlab.errors.ConfigError` if ``callback`` is not callable,
+        ``interval_ms`` is not a positive number (as order amounts are checked) or the
+        venue runs no timers (:class:`~makerlab.trading.protocols.VenueTimers`).
         """
         where = f"add_clock_callback {name!r}"
         interval = _parsed(interval_ms)
@@ -478,6 +486,9 @@ class OMS:
             raise ConfigError(f"{where}: interval_ms={interval_ms!r} {problem}")
         if not callable(callback):
             raise ConfigError(f"{where}: callback={callback!r} must be callable")
+        if not isinstance(self.venue, VenueTimers):
+            raise ConfigError(f"{where}: the venue {self.venue!r} runs no clock callbacks "
+                              "(it has no add_timer)")
         self.venue.add_timer(callback, interval)
 
 

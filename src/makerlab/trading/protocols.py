@@ -48,6 +48,7 @@ __all__ = [
     "OrderListener",
     "OrderRequest",
     "OrderVenue",
+    "VenueTimers",
 ]
 
 
@@ -161,10 +162,6 @@ class OrderVenue(Protocol):
       AMEND_REJECT naming an order the venue no longer (or not yet) holds carries the
       request's ids, an empty ``status`` and zero amounts; listeners treat a refused cancel
       or amend as a note on the order, never as its state.
-    - **timers run on the venue's clock**: ``add_timer(callback, interval_ms)`` calls
-      ``callback()`` (awaiting it if it returns an awaitable) every ``interval_ms`` of
-      :attr:`clock` time, the tutorial's clock callbacks: a replayed venue's time moves
-      only with its event loop, so the venue, owner of the clock, schedules them.
     """
 
     @property
@@ -191,5 +188,17 @@ class OrderVenue(Protocol):
     async def positions(self, exchange: str) -> list[PositionState]: ...
 
     async def balances(self, exchange: str) -> list[BalanceState]: ...
+
+
+@runtime_checkable
+class VenueTimers(Protocol):
+    """Clock callbacks on a venue's time (the OMS's ``add_clock_callback``).
+
+    - **timers run on the venue's clock**: ``add_timer(callback, interval_ms)`` calls
+      ``callback()`` (awaiting it if it returns an awaitable) every ``interval_ms`` of the
+      venue's clock time. A replayed venue's time moves only with its event loop, so the
+      venue, owner of the clock, schedules them. A venue without timers is still an
+      :class:`OrderVenue`; the OMS refuses clock callbacks on it.
+    """
 
     def add_timer(self, callback: Callable[[], object], interval_ms: Decimal) -> None: ...
