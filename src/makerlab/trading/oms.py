@@ -5,11 +5,11 @@ One :class:`OMS` serves replay and live, every line shared: it keeps the local
 mirrors, rounds by the instrument's :class:`~makerlab.core.instruments.InstrumentSpec`,
 inserts orders as PENDING and marks cancels CANCEL_PENDING, and applies the venue's events.
 It depends only on :class:`~makerlab.trading.protocols.OrderVenue` (the replay engine's
-:class:`~makerlab.sim.venue.SimVenue`; live venues in a later issue): it sends
-:class:`~makerlab.trading.protocols.OrderRequest` / ``CancelRequest`` / ``AmendRequest``
-and, attached as one :class:`~makerlab.trading.protocols.OrderListener` among any others,
-receives :class:`~makerlab.core.events.OrderUpdate` and :class:`~makerlab.core.events.Fill`
-events.
+:class:`~makerlab.sim.venue.SimVenue`, or :class:`~makerlab.live.order_venue.LiveOrderVenue`
+passed as ``venue``): it sends :class:`~makerlab.trading.protocols.OrderRequest` /
+``CancelRequest`` / ``AmendRequest`` and, attached as one
+:class:`~makerlab.trading.protocols.OrderListener` among any others, receives
+:class:`~makerlab.core.events.OrderUpdate` and :class:`~makerlab.core.events.Fill` events.
 
 Rules:
 
