@@ -393,6 +393,9 @@ def test_venue_events_are_upserts():
         price=D(102), code="-5022", reason="Post Only order would be executed.")))
     assert rejected.reject_reason == "-5022 Post Only order would be executed."
     assert orders.cloid_query("c4") is None  # dead orders are removed
+    cancelled = venue_update(OrderEventKind.CANCEL_ACK, "CANCELLED", 5, amount=D(0),
+                             price=None, filled=D("0.5"))  # an answer without the size
+    assert run(orders.apply_update(cancelled)).amount == D(2)
 
 
 def test_refused_cancels_and_amends_are_notes():

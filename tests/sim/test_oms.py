@@ -331,6 +331,18 @@ def test_amends_change_the_mirror_when_the_venue_acknowledges_them():
     assert (resting.price, resting.qty) == (D("59998.0"), D("0.02"))
 
 
+def test_amends_change_the_mirror_when_the_venue_acknowledges_them_after_a_partial_fill():
+    books, _ = flat_market(20)
+    rep = replayer(books, np.array([[1_100, 59999.0, 0.01, -1]]))  # fills 0.01 of 0.03
+    oms = rep.get_oms()
+    at(rep, {1_000: lambda: oms.limit_order(EXC, TICKER, D("0.03"), D("60000.0"),
+                                            cloid="a"),
+             1_200: lambda: oms.amend_order(EXC, TICKER, cloid="a", price=D("59999.5"))})
+    order = oms.cloid_query(EXC, "a")
+    assert (order.ord_status, order.price, order.filled_sz) == (
+        OrderStatus.PARTIAL, D("59999.5"), D("0.01"))
+
+
 def test_cancelling_or_amending_an_unknown_order_is_refused_at_the_call():
     rep, oms = fresh()
     cloid = asyncio.run(oms.limit_order(EXC, TICKER, D("0.01"), D("59999.0")))

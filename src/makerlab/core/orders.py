@@ -240,7 +240,8 @@ class Orders:
     - **venue events are upserts**: the update's ids, symbol, signed amount, price, status,
       filled size, time in force, reduce-only flag, ``update_id`` and exchange time (in ms)
       go through :meth:`upsert_order` and its rules; a REJECT records ``reject_reason``
-      (``"<code> <reason>"``).
+      (``"<code> <reason>"``). A zero amount counts as not reported (a venue's answer to a
+      cancel or amend may not restate the size).
     - **refused cancels and amends are notes**: a CANCEL_REJECT or AMEND_REJECT leaves the
       order's state as it is (status, ``update_id``, time) and records ``reject_reason =
       "cancel rejected: <code> <reason>"`` (``"amend rejected: ..."``) on an order the
@@ -429,7 +430,7 @@ class Orders:
         rejected = update.kind is OrderEventKind.REJECT
         return await self.upsert_order(
             exc=update.exchange, oid=update.oid, cloid=update.cloid, ticker=update.symbol,
-            amount=update.amount, price=update.price, tif=update.tif or None,
+            amount=update.amount or None, price=update.price, tif=update.tif or None,
             reduce_only=update.reduce_only, ord_status=update.status,
             filled_sz=update.filled, timestamp=update.exchange_ts // NS_PER_MS,
             update_id=update.update_id, reject_reason=_reason(update) if rejected else None)

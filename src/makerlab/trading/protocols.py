@@ -158,10 +158,10 @@ class OrderVenue(Protocol):
       venue also reports the order's resolution when it learns it.
     - **snapshots for reconciliation**: ``open_orders``/``positions``/``balances`` return
       the venue's current truth (``OrderUpdate`` of kind ``STATE`` for each open order).
-    - **a refusal for an order the venue does not hold has no state**: a CANCEL_REJECT or
-      AMEND_REJECT naming an order the venue no longer (or not yet) holds carries the
-      request's ids, an empty ``status`` and zero amounts; listeners treat a refused cancel
-      or amend as a note on the order, never as its state.
+    - **a refused cancel or amend is a note, not a state**: a CANCEL_REJECT or AMEND_REJECT
+      says a request was refused (``code``, ``reason``, the request's ids); listeners keep
+      the order's state as they know it, whatever its ``status`` field says (the replayed
+      venue leaves it empty, with zero amounts, for an order it does not hold).
     """
 
     @property
