@@ -16,7 +16,6 @@ import pyarrow as pa
 import pytest
 from captures import cryptofeed_http, cryptofeed_ws
 from fake_venue import FakeVenue, Socket
-from replayed import validate_replayed
 
 from makerlab.core.events import BookUpdate
 from makerlab.data.archive import HOUR_NS, list_archive, read_table
@@ -172,7 +171,7 @@ def test_a_real_session_is_archived_as_the_live_book_and_rebuilds_exactly(tmp_pa
 
     live, rec = _run(main())
     out = tmp_path / "arc"
-    assert validate_replayed(out).ok
+    assert validate_archive(out).ok
     deltas = _check_books(out, "binance", SYMBOL, 5, live.books())
     flags = deltas.column("flags").to_numpy()
     assert flags[0] == FLAG_SNAPSHOT and deltas.column("seq")[0].as_py() == \
@@ -230,7 +229,7 @@ def test_gaps_and_reconnects_resync_the_recorded_book_and_reach_the_health_log(t
 
     live = _run(main())
     out = tmp_path / "arc"
-    assert validate_replayed(out).ok
+    assert validate_archive(out).ok
     deltas = _check_books(out, "binance", SYMBOL, 3, live.books())
     snapshot_seqs = sorted(set(np.asarray(deltas.column("seq"))[
         (np.asarray(deltas.column("flags")) & FLAG_SNAPSHOT) != 0].tolist()))
@@ -287,7 +286,7 @@ def test_hours_are_committed_while_recording_and_the_rest_on_stop(tmp_path):
     assert sorted(set(after["hours"].explode())) == [0, 23]
     assert set(after["kind"]) == {"book_delta", "book_snapshot", "bbo", "trades"}
     assert rec.rows_received == rec.rows_committed
-    assert validate_replayed(tmp_path / "arc").ok
+    assert validate_archive(tmp_path / "arc").ok
 
 
 def test_joining_a_live_market_starts_from_the_whole_local_book(tmp_path):
@@ -376,7 +375,7 @@ def test_feed_archive_scheduler_records_its_subscriptions_and_flushes_on_demand(
 
     live, flushed = _run(main())
     assert set(flushed["kind"]) == {"book_delta", "book_snapshot", "bbo", "trades"}
-    assert validate_replayed(out).ok
+    assert validate_archive(out).ok
     first = read_table(out, "book_delta", "binance", SYMBOL).column("seq")[0].as_py()
     assert first in (100, 101)  # the snapshot, or the whole book when it joined after it
     _check_books(out, "binance", SYMBOL, 3, [b for b in live.books() if b.seq >= first])
@@ -472,9 +471,9 @@ def test_a_failed_commit_stops_recording_and_keeps_the_rows_for_recovery(tmp_pat
     live = _run(main())
     out = tmp_path / "arc"
     (session,) = segment_sessions(out)
-    assert not session.alive and not validate_replayed(out).ok
+    assert not session.alive and not validate_archive(out).ok
     assert list_archive(out).empty
     monkeypatch.undo()
     assert Feed.squash_archives(path=out)
     _check_books(out, "binance", SYMBOL, 3, live.books())
-    assert validate_replayed(out).ok
+    assert validate_archive(out).ok

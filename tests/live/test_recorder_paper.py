@@ -30,10 +30,10 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pytest
-from replayed import validate_replayed
 
 from makerlab.data.archive import read_table, write_table
 from makerlab.data.book_builder import materialize
+from makerlab.data.validate import validate_archive
 from makerlab.live.gateway import Gateway
 from makerlab.live.recorder import Recorder
 from makerlab.paper import PaperExchange
@@ -123,7 +123,7 @@ def _rows(table: pa.Table, *, trim: bool = False) -> list[bytes]:
 
 
 def test_the_recorded_archive_is_sound(recorded):
-    assert validate_replayed(recorded).ok
+    assert validate_archive(recorded).ok
 
 
 def _assert_source_rows(mine: pa.Table, *, ids: bool) -> list[bytes]:
@@ -187,7 +187,7 @@ def test_makerlab_record_against_the_paper_exchange(source_archive, tmp_path):
             return child.returncode
 
     assert asyncio.run(asyncio.wait_for(main(), 60)) == 0
-    assert validate_replayed(out).ok
+    assert validate_archive(out).ok
     mine = read_table(out, "book_snapshot", "binance", SYMBOL, depth=DEPTH)
     assert len(_assert_source_rows(mine, ids=True)) > 10
     trades = read_table(out, "trades", "binance", SYMBOL).to_pydict()

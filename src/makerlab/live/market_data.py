@@ -74,6 +74,12 @@ class LiveMarketData:
         stream = self._streams.get(exchange)
         return None if stream is None else stream.full_book(symbol)
 
+    def replays(self, exchange: str) -> bool:
+        """True when ``exchange`` is a paper venue replaying an archive (its exchange
+        times are the archive's, not now)."""
+        config = self.configs.get(exchange)
+        return config is not None and config.env == "paper"
+
     def check_market(self, kind: MarketKind, exchange: str, symbol: str) -> None:
         """Raise ConfigError unless ``exchange`` is configured and (once its instrument
         list is loaded) lists ``symbol``; ``subscribe`` loads the list and checks again."""

@@ -47,7 +47,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -62,7 +62,14 @@ from makerlab.core.events import BookDelta, BookUpdate, FeedStatus, StatusKind, 
 from makerlab.data.archive import HOUR_NS, check_writable
 from makerlab.data.layout import check_name, dataset_dir
 from makerlab.data.manifest import HEALTH_DIR
-from makerlab.data.schema import BBO, BOOK_DELTA, BOOK_SNAPSHOT, TRADES
+from makerlab.data.schema import (
+    BBO,
+    BOOK_DELTA,
+    BOOK_SNAPSHOT,
+    CLOCK_KEY,
+    REPLAYED_CLOCK,
+    TRADES,
+)
 from makerlab.data.segments import (
     Committed,
     SegmentFile,
@@ -386,8 +393,8 @@ class Recorder:
         batch = self._take()
         if batch.books or batch.trades:
             assert self._segments is not None
-            self.rows_received += await asyncio.to_thread(self._segments.append,
-                                                          _tables(batch))
+            self.rows_received += await asyncio.to_thread(
+                self._segments.append, _tables(batch, self.source.replays))
 
     def _take(self) -> _Batch:
         """The events received since the last flush, grouped (on the event loop, so that
@@ -447,17 +454,27 @@ class Recorder:
             log.info("committed %d rows into %d hour files", done.rows, len(done.files))
 
 
-def _tables(batch: _Batch) -> list[tuple[str, pa.Table]]:
-    """(dataset, table) pairs of one flush (runs in a worker thread)."""
+def _tables(batch: _Batch, replays: Callable[[str], bool]) -> list[tuple[str, pa.Table]]:
+    """(dataset, table) pairs of one flush (runs in a worker thread); tables of an
+    exchange that ``replays`` an archive carry the replayed-clock tag."""
     out = []
     for (exchange, symbol), (updates, deltas, depths) in batch.books.items():
-        out.append((dataset_dir(BOOK_DELTA, exchange, symbol), delta_table(deltas)))
-        out += [(dataset_dir(BOOK_SNAPSHOT, exchange, symbol, depth),
-                 snapshot_table(updates, depth)) for depth in depths]
-        out.append((dataset_dir(BBO, exchange, symbol), bbo_table(updates)))
+        tables = [(dataset_dir(BOOK_DELTA, exchange, symbol), delta_table(deltas))]
+        tables += [(dataset_dir(BOOK_SNAPSHOT, exchange, symbol, depth),
+                    snapshot_table(updates, depth)) for depth in depths]
+        tables.append((dataset_dir(BBO, exchange, symbol), bbo_table(updates)))
+        out += _tag(tables, replays(exchange))
     for (exchange, symbol), trades in batch.trades.items():
-        out.append((dataset_dir(TRADES, exchange, symbol), trade_table(trades)))
+        out += _tag([(dataset_dir(TRADES, exchange, symbol), trade_table(trades))],
+                    replays(exchange))
     return out
+
+
+def _tag(tables: list[tuple[str, pa.Table]], replayed: bool) -> list[tuple[str, pa.Table]]:
+    if not replayed:
+        return tables
+    return [(dataset, table.replace_schema_metadata({CLOCK_KEY: REPLAYED_CLOCK}))
+            for dataset, table in tables]
 
 
 # --------------------------------------------------------------------------- makerlab record
