@@ -32,9 +32,9 @@ from makerlab.errors import (
     UnsortedData,
 )
 from makerlab.live.gateway import Gateway
-from makerlab.oms import OMS
 from makerlab.sweep import params
 from makerlab.trading.feed import Feed, FeedCls, FeedType
+from makerlab.trading.oms import OMS
 
 __version__ = "0.1.0"
 
