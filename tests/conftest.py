@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from s3_server import S3Server
+
 # CI runs the property tests derandomised (the same examples every run, so a red run is
 # reproducible and never a fluke of the draw) and without per-example time limits (a busy
 # 2-core machine is slow); locally they keep exploring new examples each run.
@@ -35,3 +37,30 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not available at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- object storage
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """The session's :class:`S3Server`, its environment set (``s3.bucket()`` makes a fresh
+    bucket); the test is skipped when moto's server cannot be imported or started."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as error:
+        pytest.skip(f"moto's S3 server is not installed ({error}); pip install 'moto[server]'")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        server.start()
+    except Exception as error:  # the server's own failure, whatever it is
+        pytest.skip(f"moto's S3 server did not start: {error}")
+    host, port = server.get_host_and_port()
+    s3 = S3Server(f"http://{host}:{port}")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3.env.items():
+            patch.setenv(name, value)
+        for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            patch.delenv(name, raising=False)
+        yield s3
+    server.stop()

@@ -1,0 +1,209 @@
+"""Archives on S3, end to end against a local S3 server (moto's, started by the ``s3``
+fixture): convert, validate, info, the loaders and the Replayer give what they give on a
+local disk; credentials come from the environment and are never shown."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow.fs as pafs
+import pytest
+
+from makerlab.cli import main
+from makerlab.data.archive import read_table
+from makerlab.data.storage import os_reason, resolve
+from makerlab.errors import DataError
+from makerlab.sim import Replayer
+from makerlab.trading.feed import Feed
+from s3_server import S3_KEY_ID, S3_SECRET
+
+BUNDLED_ARCHIVE = Path(__file__).resolve().parents[2] / "data" / "archive"
+SAMPLES = sorted((Path(__file__).resolve().parents[1] / "samples" / "binance").glob("*.gz"))
+HOUR = "2024-08-08:23"
+
+
+def objects(root: str) -> dict[str, bytes]:
+    """Every file below ``root`` (local or URL) by relative path."""
+    arc = resolve(root)
+    return {arc.rel(info.path): arc.read_bytes(info.path) for info in arc.listing(arc.base)
+            if info.type == pafs.FileType.File}
+
+
+def upload(local: Path, url: str) -> None:
+    """Mirror a local archive into the bucket, file for file."""
+    arc = resolve(url)
+    for rel, data in objects(str(local)).items():
+        arc.write_bytes(arc.path(rel), data)
+
+
+def shard_files(files: dict[str, bytes]) -> dict[str, dict]:
+    """The manifest's file entries, without the commit ids and times that differ per run."""
+    entries = {}
+    for rel, data in files.items():
+        if rel.startswith("_makerlab/manifest/"):
+            for name, entry in json.loads(data)["files"].items():
+                entries[f"{rel}/{name}"] = {k: v for k, v in entry.items() if k != "commit"}
+    return entries
+
+
+@pytest.fixture(scope="module")
+def converted(s3, tmp_path_factory) -> tuple[Path, str]:
+    """The samples converted by the CLI to a local directory and to a bucket."""
+    local = tmp_path_factory.mktemp("local") / "archive"
+    url = f"{s3.bucket()}/archive"
+    for out in (str(local), url):
+        assert main(["convert", "binance", *map(str, SAMPLES), "--out", out, "--quiet"]) == 0
+    return local, url
+
+
+def test_convert_writes_the_same_archive_to_s3(converted):
+    local, url = converted
+    here, there = objects(str(local)), objects(url)
+    hours = sorted(rel for rel in here if rel.endswith(".parquet"))
+    assert len(hours) == 8
+    assert {rel: hashlib.sha256(here[rel]).digest() for rel in hours} == \
+        {rel: hashlib.sha256(there[rel]).digest() for rel in there if rel.endswith(".parquet")}
+    assert shard_files(there) == shard_files(here) and len(shard_files(here)) == 8
+    assert sorted(there) == sorted(here)  # nothing staged, no journal left
+
+
+def test_validate_and_info_read_s3(converted, capsys):
+    local, url = converted
+    assert main(["validate", url]) == 0
+    assert capsys.readouterr().out.strip() == f"{url}: OK"
+    assert main(["info", str(local)]) == 0
+    on_disk = capsys.readouterr().out
+    assert main(["info", url]) == 0
+    assert capsys.readouterr().out == on_disk and "book_snapshot" in on_disk
+
+
+def test_validate_reports_damage_on_s3(converted, s3):
+    local, _ = converted
+    url = f"{s3.bucket()}/archive"
+    upload(local, url)
+    arc = resolve(url)
+    [victim] = [info.path for info in arc.listing(arc.base)
+                if "kind=trades/exchange=binance/" in info.path
+                and info.path.endswith("23.parquet")]
+    arc.delete(victim)
+    arc.write_bytes(arc.path("kind=trades/notes.txt"), b"x")
+    assert main(["validate", url]) == 1
+    with pytest.raises(DataError, match="missing: the manifest lists it"):
+        read_table(url, "trades", "binance", "BTCUSDT")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@pytest.fixture(scope="module")
+def bundled(s3) -> str:
+    """The bundled archive (data/archive) mirrored into a bucket."""
+    if not (BUNDLED_ARCHIVE / "kind=book_snapshot").is_dir():
+        pytest.skip("bundled archive data/archive absent")
+    url = f"{s3.bucket()}/archive"
+    upload(BUNDLED_ARCHIVE, url)
+    return url
+
+
+def quoting_run(path: str) -> Replayer:
+    """Join the best bid and ask of Binance USD-M BTCUSDT every second, for one hour."""
+    rep = Replayer.from_archive({"binance": ["BTCUSDT"]}, HOUR, HOUR, path=path,
+                                maker_fees=-0.00005,
+                                latencies={"req_private": 5, "ack_private": 5})
+    oms = rep.get_oms()
+    engine = rep.venue.engine("binance", "BTCUSDT")
+
+    async def quote() -> None:
+        await oms.cancel_order("binance", "BTCUSDT")
+        bid, ask = engine.best(1), engine.best(-1)
+        if bid == bid and ask == ask:
+            for amount, price in ((Decimal("0.002"), bid), (Decimal("-0.002"), ask)):
+                await oms.limit_order("binance", "BTCUSDT", amount, Decimal(repr(price)),
+                                      tif="GTX")
+
+    async def go() -> None:
+        await oms.add_clock_callback(quote, interval_ms=1000)
+        await rep.play(progress=False)
+
+    asyncio.run(go())
+    return rep
+
+
+def test_the_replayer_fills_the_same_from_s3(bundled):
+    local, remote = quoting_run(str(BUNDLED_ARCHIVE)), quoting_run(bundled)
+    assert len(local.fills) > 10
+    assert remote.fills == local.fills
+    assert remote.statistics()["binance"]["pnl"] == local.statistics()["binance"]["pnl"]
+
+
+def test_the_tutorial_loaders_read_s3_as_the_disk(bundled):
+    for exc, cls in (("binance", "perp"), ("binance", "spot")):
+        kwargs = {"start": HOUR, "end": "2024-08-09:00", "feed_cls": cls}
+        here = Feed.load_lob_archives(exc, "BTCUSDT", 20, path=str(BUNDLED_ARCHIVE), **kwargs)
+        there = Feed.load_lob_archives(exc, "BTCUSDT", 20, path=bundled, **kwargs)
+        assert len(here) > 1000 and len(there) == len(here)
+        assert all(a["ts"] == b["ts"] and np.array_equal(a["b"], b["b"])
+                   and np.array_equal(a["a"], b["a"]) for a, b in zip(here, there, strict=True))
+        trades = Feed.load_trade_archives(exc, "BTCUSDT", path=bundled, **kwargs)
+        assert np.array_equal(trades, Feed.load_trade_archives(
+            exc, "BTCUSDT", path=str(BUNDLED_ARCHIVE), **kwargs))
+    paths = Feed.load_lob_archives("binance", "BTCUSDT", 20, path=bundled, start=HOUR,
+                                   end="2024-08-09:00", only_paths=True)
+    assert [p.split("/archive/")[1] for p in paths] == [
+        "kind=book_snapshot/depth=20/exchange=binance/symbol=BTCUSDT/date=2024-08-08/23.parquet",
+        "kind=book_snapshot/depth=20/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet"]
+
+
+def requests(caplog) -> list[tuple[str, str]]:
+    """(method, path) of every request the S3 server logged."""
+    found = []
+    for record in caplog.records:
+        if record.name == "werkzeug" and '"' in record.getMessage():
+            method, path = record.getMessage().split('"')[1].split()[:2]
+            found.append((method.split("m")[-1], path.split("?")[0]))
+    return found
+
+
+def test_reading_hour_files_asks_no_metadata_per_file(bundled, caplog):
+    """An hour file costs reads of its own bytes only: its size comes from the one listing
+    of the dataset, so no HEAD request per file."""
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    table = read_table(bundled, "book_delta", "binance", "BTCUSDT")
+    seen = requests(caplog)
+    hours = {path for _, path in seen if path.endswith(".parquet")}
+    assert table.num_rows and len(hours) == 2
+    assert [m for m, p in seen if p in hours and m != "GET"] == []
+    assert len([1 for m, p in seen if m == "GET" and p in hours]) <= 2 * len(hours)
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def test_credentials_never_appear_in_output_logs_or_errors(converted, s3, caplog, capsys):
+    """The environment's keys, and keys written into a URL by mistake, are redacted from
+    every message, path and repr; the secret of a URL still reaches the SDK."""
+    _, url = converted
+    caplog.set_level(logging.DEBUG)
+    shown = [repr(resolve(url)), str(resolve(url))]
+    assert main(["-v", "info", url]) == 0 and main(["-v", "validate", url]) == 0
+    bucket = url.removeprefix("s3://").split("/")[0]
+    keyed = f"s3://{S3_KEY_ID}:{S3_SECRET}@{bucket}/archive"
+    arc = resolve(keyed)
+    shown += [repr(arc), arc.show(arc.path("x"))]
+    missing = f"s3://{S3_KEY_ID}:{S3_SECRET}@nope-x/archive"
+    assert main(["validate", keyed.replace("/archive", "/nothing")]) == 2
+    assert main(["convert", "binance", str(SAMPLES[0]), "--out", missing, "--quiet"]) == 2
+    errors = []
+    errors.append(os_reason(OSError(f"denied for {S3_KEY_ID} with {S3_SECRET}")))
+    out = capsys.readouterr()
+    text = "\n".join([*shown, *errors, out.out, out.err,
+                      *(r.getMessage() for r in caplog.records)])
+    assert "no archive at s3://***@" in text and "cannot write to the archive at s3://***@" \
+        in text and "NO_SUCH_BUCKET" in text
+    assert S3_SECRET not in text and S3_KEY_ID not in text
