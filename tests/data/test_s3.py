@@ -8,6 +8,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import signal
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from makerlab.cli import main
+from makerlab.data import manifest
 from makerlab.data.archive import read_table
 from makerlab.data.storage import os_reason, resolve
 from makerlab.errors import DataError
@@ -207,3 +211,69 @@ def test_credentials_never_appear_in_output_logs_or_errors(converted, s3, caplog
     assert "no archive at s3://***@" in text and "cannot write to the archive at s3://***@" \
         in text and "NO_SUCH_BUCKET" in text
     assert S3_SECRET not in text and S3_KEY_ID not in text
+
+
+# --------------------------------------------------------------------------- interrupted commits
+
+# Run the CLI; SIGKILL this very process right before occurrence N (0-based) of the storage
+# operation OP on a path containing PART (as tests/data/test_archive_kill.py does on disk).
+CHILD = r"""
+import os, signal, sys
+from makerlab.data.storage import Root
+
+op, part, occurrence = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen = [0]
+real = getattr(Root, op)
+
+def call(self, *args):
+    if part in args[0]:
+        if seen[0] == occurrence:
+            os.kill(os.getpid(), signal.SIGKILL)
+        seen[0] += 1
+    return real(self, *args)
+
+setattr(Root, op, call)
+from makerlab.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def killed_convert(url: str, op: str, part: str, occurrence: int) -> None:
+    argv = ["convert", "binance", *map(str, SAMPLES), "--out", url, "--quiet"]
+    child = subprocess.run([sys.executable, "-c", CHILD, op, part, str(occurrence), *argv],
+                           capture_output=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+
+
+def hour_digests(root: str) -> dict[str, str]:
+    return {rel: hashlib.sha256(data).hexdigest() for rel, data in objects(root).items()
+            if rel.endswith(".parquet")}
+
+
+@pytest.mark.parametrize(("op", "part", "occurrence", "repair"), [
+    # a server-side copy landed, its staged object was not deleted yet: both exist
+    ("delete", ".parquet.tmp-", 2, ["validate", "--fix", "URL"]),
+    # every hour file in place, 3 of 8 shards written
+    ("write_bytes", "/_makerlab/manifest/", 3,
+     ["convert", "binance", *map(str, SAMPLES), "--out", "URL", "--quiet"]),
+])
+def test_an_interrupted_commit_on_s3_is_reported_refused_and_completed(
+        converted, s3, op, part, occurrence, repair, capsys):
+    local, _ = converted
+    url = f"{s3.bucket()}/archive"
+    killed_convert(url, op, part, occurrence)
+    [journal] = manifest.read_pending(resolve(url))[0]
+    assert main(["validate", url]) == 1
+    problems = [line for line in capsys.readouterr().out.splitlines() if "ERROR" in line]
+    assert len(problems) == 9 and all(journal.commit.id in line for line in problems)
+    if op == "delete":  # the third file's copy landed: it is in place, not "previous"
+        assert sum("in place, not yet recorded" in line for line in problems) == 2
+        assert sum("copied into place, its staged copy not yet deleted" in line
+                   for line in problems) == 1
+    with pytest.raises(DataError, match="unfinished write"):
+        read_table(url, "book_delta", "binance", "BTCUSDT")
+    assert main([url if arg == "URL" else arg for arg in repair]) == 0
+    assert main(["validate", url]) == 0
+    assert not [rel for rel in objects(url) if ".tmp-" in rel or "/pending/" in rel]
+    assert hour_digests(url) == hour_digests(str(local))
+    assert shard_files(objects(url)) == shard_files(objects(str(local)))

@@ -294,6 +294,8 @@ def _pending_status(ctx: _Context, journal: Pending, entry: FileEntry) -> tuple[
     folder, name = entry.path.rsplit("/", 1)
     exists = entry.path in ctx.sha_of or ctx.arc.is_file(ctx.arc.path(entry.path))
     if f"{folder}/{staged_name(name, journal.commit.id)}" in ctx.staged:
+        if ctx.sha_of.get(entry.path) == entry.sha256:  # an object store's copy landed
+            return "copied into place, its staged copy not yet deleted", True
         previous = " (the file there is the previous version)" if exists else ""
         return f"staged, not yet moved into place{previous}", False
     if ctx.sha_of.get(entry.path) == entry.sha256:
