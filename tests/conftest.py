@@ -43,24 +43,22 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def s3():
-    """The session's :class:`S3Server`, its environment set (``s3.bucket()`` makes a fresh
-    bucket); the test is skipped when moto's server cannot be imported or started."""
+def s3(tmp_path_factory):
+    """The session's :class:`S3Server` (moto's server, a process on 127.0.0.1), its
+    environment set (``s3.bucket()`` makes a fresh bucket); the test is skipped when moto's
+    server is not installed."""
     try:
-        from moto.server import ThreadedMotoServer
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
     except ImportError as error:
         pytest.skip(f"moto's S3 server is not installed ({error}); pip install 'moto[server]'")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    s3 = S3Server.start(tmp_path_factory.mktemp("s3") / "server.log")
     try:
-        server.start()
-    except Exception as error:  # the server's own failure, whatever it is
-        pytest.skip(f"moto's S3 server did not start: {error}")
-    host, port = server.get_host_and_port()
-    s3 = S3Server(f"http://{host}:{port}")
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in s3.env.items():
-            patch.setenv(name, value)
-        for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-            patch.delenv(name, raising=False)
-        yield s3
-    server.stop()
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in s3.env.items():
+                patch.setenv(name, value)
+            for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+                patch.delenv(name, raising=False)
+            yield s3
+    finally:
+        s3.stop()

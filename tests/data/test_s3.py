@@ -13,6 +13,7 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pyarrow.fs as pafs
@@ -25,7 +26,6 @@ from makerlab.data.storage import os_reason, resolve
 from makerlab.errors import DataError
 from makerlab.sim import Replayer
 from makerlab.trading.feed import Feed
-from s3_server import S3_KEY_ID, S3_SECRET
 
 BUNDLED_ARCHIVE = Path(__file__).resolve().parents[2] / "data" / "archive"
 SAMPLES = sorted((Path(__file__).resolve().parents[1] / "samples" / "binance").glob("*.gz"))
@@ -164,22 +164,11 @@ def test_the_tutorial_loaders_read_s3_as_the_disk(bundled):
         "kind=book_snapshot/depth=20/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet"]
 
 
-def requests(caplog) -> list[tuple[str, str]]:
-    """(method, path) of every request the S3 server logged."""
-    found = []
-    for record in caplog.records:
-        if record.name == "werkzeug" and '"' in record.getMessage():
-            method, path = record.getMessage().split('"')[1].split()[:2]
-            found.append((method.split("m")[-1], path.split("?")[0]))
-    return found
-
-
-def test_reading_hour_files_asks_no_metadata_per_file(bundled, caplog):
+def test_reading_hour_files_asks_no_metadata_per_file(bundled, s3):
     """An hour file costs reads of its own bytes only: its size comes from the one listing
     of the dataset, so no HEAD request per file."""
-    caplog.set_level(logging.INFO, logger="werkzeug")
-    table = read_table(bundled, "book_delta", "binance", "BTCUSDT")
-    seen = requests(caplog)
+    with s3.requests() as seen:
+        table = read_table(bundled, "book_delta", "binance", "BTCUSDT")
     hours = {path for _, path in seen if path.endswith(".parquet")}
     assert table.num_rows and len(hours) == 2
     assert [m for m, p in seen if p in hours and m != "GET"] == []
@@ -189,28 +178,37 @@ def test_reading_hour_files_asks_no_metadata_per_file(bundled, caplog):
 # --------------------------------------------------------------------------- credentials
 
 
-def test_credentials_never_appear_in_output_logs_or_errors(converted, s3, caplog, capsys):
+def test_credentials_never_appear_in_output_logs_or_errors(converted, s3, caplog, capsys,
+                                                          monkeypatch):
     """The environment's keys, and keys written into a URL by mistake, are redacted from
-    every message, path and repr; the secret of a URL still reaches the SDK."""
+    every message, path and repr; the server checks signatures, so a wrong secret is
+    refused and a key in the URL is the one used."""
     _, url = converted
+    key_id, secret = s3.key_id, s3.secret
     caplog.set_level(logging.DEBUG)
     shown = [repr(resolve(url)), str(resolve(url))]
     assert main(["-v", "info", url]) == 0 and main(["-v", "validate", url]) == 0
+    shown.append(os_reason(OSError(f"denied for {key_id} with {secret}")))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(DataError, match=r"cannot list .*SIGNATURE_DOES_NOT_MATCH") as refused:
+        read_table(url, "trades", "binance", "BTCUSDT")
     bucket = url.removeprefix("s3://").split("/")[0]
-    keyed = f"s3://{S3_KEY_ID}:{S3_SECRET}@{bucket}/archive"
+    keyed = f"s3://{key_id}:{quote(secret, safe='')}@{bucket}/archive"
+    assert read_table(keyed, "trades", "binance", "BTCUSDT").num_rows == 569
+    raw = f"s3://{key_id}:{secret}/{secret}@{bucket}/archive"  # a / left unencoded
+    assert main(["info", raw]) == 2
     arc = resolve(keyed)
-    shown += [repr(arc), arc.show(arc.path("x"))]
-    missing = f"s3://{S3_KEY_ID}:{S3_SECRET}@nope-x/archive"
+    replayer = Replayer.from_archive({"binance": ["BTCUSDT"]}, HOUR, HOUR, path=keyed)
+    shown += [repr(arc), arc.show(arc.path("x")), str(refused.value), repr(replayer.config)]
+    missing = keyed.replace(bucket, "nope-x")
     assert main(["validate", keyed.replace("/archive", "/nothing")]) == 2
     assert main(["convert", "binance", str(SAMPLES[0]), "--out", missing, "--quiet"]) == 2
-    errors = []
-    errors.append(os_reason(OSError(f"denied for {S3_KEY_ID} with {S3_SECRET}")))
     out = capsys.readouterr()
-    text = "\n".join([*shown, *errors, out.out, out.err,
-                      *(r.getMessage() for r in caplog.records)])
+    text = "\n".join([*shown, out.out, out.err, *(r.getMessage() for r in caplog.records)])
     assert "no archive at s3://***@" in text and "cannot write to the archive at s3://***@" \
         in text and "NO_SUCH_BUCKET" in text
-    assert S3_SECRET not in text and S3_KEY_ID not in text
+    assert "cannot open the archive at s3://***@" in text
+    assert not [word for word in (secret, quote(secret, safe=""), key_id) if word in text]
 
 
 # --------------------------------------------------------------------------- interrupted commits
@@ -233,6 +231,7 @@ def call(self, *args):
     return real(self, *args)
 
 setattr(Root, op, call)
+from makerlab.analytics.record import RunRecord
 from makerlab.cli import main
 sys.exit(main(sys.argv[4:]))
 """

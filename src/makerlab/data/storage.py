@@ -26,13 +26,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from makerlab.errors import DataError
+from makerlab.errors import ConfigError, DataError
 
 __all__ = ["CREDENTIAL_ENV", "Root", "is_object_store", "os_reason", "redact", "resolve",
            "staged_commit", "staged_name"]
 
 _STAGED = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<commit>[^/]+)$")
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+_USERINFO = re.compile(  # user@ or user:password@ (a raw password may hold a /)
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:[^@\s/]*|[^@\s/:]*:[^@\s]*)@")
 _OBJECT_STORES = frozenset({"s3", "s3a", "gcs", "gs", "abfs", "abfss", "az", "adl", "oss"})
 _S3_OPTIONS = "allow_delayed_open=true"  # small writes as one PUT, not a multipart upload
 
@@ -96,7 +97,10 @@ class Root:
     def listing(self, path: str) -> list[pafs.FileInfo]:
         """Every file and directory below ``path`` (recursive; empty if it does not exist)."""
         selector = pafs.FileSelector(path, recursive=True, allow_not_found=True)
-        return self.fs.get_file_info(selector)
+        try:
+            return self.fs.get_file_info(selector)
+        except (OSError, pa.ArrowException) as exc:  # refused, unreachable
+            raise DataError(f"cannot list ({os_reason(exc)})", source=self.show(path)) from exc
 
     def read_bytes(self, path: str) -> bytes:
         """The bytes of ``path``; ``FileNotFoundError`` if absent, DataError if unreadable."""
@@ -176,20 +180,26 @@ def _root(fs: pafs.FileSystem, base: str, given: str) -> Root:
 
 
 def _from_uri(url: str) -> tuple[pafs.FileSystem, str]:
-    """pyarrow's filesystem for ``url`` (S3 writing small objects in one PUT), else
-    fsspec's."""
+    """pyarrow's filesystem for ``url`` (S3 writing small objects in one PUT); fsspec's
+    for a scheme pyarrow does not know (``memory://``)."""
     if url.startswith("s3://") and "allow_delayed_open" not in url:
         url += ("&" if "?" in url else "?") + _S3_OPTIONS
     try:
         return pafs.FileSystem.from_uri(url)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        import fsspec
-
-        ffs, base = fsspec.core.url_to_fs(url)
-        return _arrow_fs(ffs), base
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        error = exc  # its message quotes the URL: never chained, only redacted
     except OSError as exc:  # e.g. the bucket's region cannot be looked up
         raise DataError(f"cannot open the archive's filesystem ({os_reason(exc)})",
-                        source=redact(url)) from exc
+                        source=redact(url)) from None
+    import fsspec
+
+    try:
+        ffs, base = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError):
+        raise ConfigError(f"cannot open the archive at {redact(url)}: {os_reason(error)} "
+                          "(percent-encode special characters; better, keep credentials "
+                          "in the environment)") from None
+    return _arrow_fs(ffs), base
 
 
 def resolve(root: str | os.PathLike, filesystem: Any = None) -> Root:

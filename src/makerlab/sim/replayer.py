@@ -182,6 +182,7 @@ class Replayer:
         latencies, balance, models, ...).
         """
         from makerlab.data import arrays
+        from makerlab.data.storage import redact
 
         loaders = {"snapshot": arrays.load_snapshot_arrays,
                    "delta": arrays.load_snapshot_arrays_from_deltas}
@@ -197,7 +198,8 @@ class Replayer:
                     path, exc, t, start, end)))
         self = cls.__new__(cls)  # archives were checked at conversion: no input checks
         self._configure(books, trades, recorded_local_time=recorded_local_time, **options)
-        self.config.update({"path": str(path), "start": str(start), "end": str(end),
+        self.config.update({"path": redact(os.fspath(path)), "start": str(start),
+                            "end": str(end),
                             "depth": depth, "books": source})
         return self
 
