@@ -122,7 +122,7 @@ def _sweep(args: argparse.Namespace) -> int:
                    start=args.start, end=args.end, search=args.search, trials=args.trials,
                    objective=args.objective, backend=args.backend, workers=args.workers,
                    address=args.address, seed=args.seed, progress=not args.quiet,
-                   report=not args.no_report)
+                   report=not args.no_report, archive=args.archive)
     table, failed = result.table, result.failed
     for row in failed.itertuples(index=False):
         print(f"config {row.config} failed: {row.error}")
@@ -257,6 +257,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                     help="V1,V2,... or a range LOW:HIGH[:STEP|:log]; repeat per parameter")
     sw.add_argument("--start", help="the script's start parameter, e.g. 2024-08-08:23")
     sw.add_argument("--end", help="the script's end parameter")
+    sw.add_argument("--archive", help="the archive the script reads, a path or URL "
+                                      "(s3://bucket/archive): its MAKERLAB_ARCHIVE")
     sw.add_argument("--search", choices=["grid", "optuna"], default="grid")
     sw.add_argument("--trials", type=int, help="configurations optuna tries")
     sw.add_argument("--objective", default="pnl",

@@ -16,19 +16,23 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
+import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
+from makerlab.analytics.record import RunRecord
 from makerlab.cli import main
 from makerlab.data import manifest
 from makerlab.data.archive import read_table
 from makerlab.data.storage import os_reason, resolve
-from makerlab.errors import DataError
+from makerlab.errors import ConfigError, DataError
 from makerlab.sim import Replayer
+from makerlab.sweep import sweep
 from makerlab.trading.feed import Feed
 
 BUNDLED_ARCHIVE = Path(__file__).resolve().parents[2] / "data" / "archive"
 SAMPLES = sorted((Path(__file__).resolve().parents[1] / "samples" / "binance").glob("*.gz"))
+QUOTER = Path(__file__).resolve().parents[1] / "sweep" / "scripts" / "quoter.py"
 HOUR = "2024-08-08:23"
 
 
@@ -162,6 +166,34 @@ def test_the_tutorial_loaders_read_s3_as_the_disk(bundled):
     assert [p.split("/archive/")[1] for p in paths] == [
         "kind=book_snapshot/depth=20/exchange=binance/symbol=BTCUSDT/date=2024-08-08/23.parquet",
         "kind=book_snapshot/depth=20/exchange=binance/symbol=BTCUSDT/date=2024-08-09/00.parquet"]
+
+
+def test_a_sweep_over_an_s3_archive_gives_the_rows_of_the_disk(bundled, tmp_path, capsys):
+    """Each configuration runs in a spawned worker process that reads the bucket (the
+    server checks signatures: the environment's credentials reached the workers); the
+    script reads the archive from MAKERLAB_ARCHIVE, which --archive sets."""
+    grid = {"interval_ms": [1000, 2000]}
+    disk = sweep(QUOTER, grid, args=["0"], out=tmp_path / "disk", backend="serial",
+                 archive=str(BUNDLED_ARCHIVE), progress=False, report=False).table
+    assert main(["sweep", str(QUOTER), "0", "--param", "interval_ms=1000,2000", "--archive",
+                 bundled, "--backend", "local", "--workers", "2", "--out",
+                 str(tmp_path / "s3"), "--quiet", "--no-report"]) == 0
+    assert "2/2 configurations ran" in capsys.readouterr().out
+    there = pd.read_parquet(tmp_path / "s3" / "results.parquet")
+    same = [c for c in disk.columns if c not in ("wall_s", "run_dir")]
+    assert disk.status.tolist() == ["ok", "ok"] and disk["binance.#trades"].min() > 10
+    pd.testing.assert_frame_equal(there[same], disk[same])
+    for config in ("0", "1"):
+        run = tmp_path / "s3" / "runs" / config
+        assert RunRecord.load(run / "record").config["replayer"]["path"] == bundled
+        assert json.loads((run / "sweep.json").read_text())["archive"] == bundled
+
+
+def test_a_sweep_refuses_a_missing_s3_archive_before_running(s3, tmp_path):
+    with pytest.raises(ConfigError, match=r"no archive at s3://makerlab-\w+/nothing"):
+        sweep(QUOTER, {"interval_ms": [1000]}, args=["0"], out=tmp_path / "out",
+              archive=f"{s3.bucket()}/nothing")
+    assert not (tmp_path / "out").exists()
 
 
 def test_reading_hour_files_asks_no_metadata_per_file(bundled, s3):

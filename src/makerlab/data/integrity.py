@@ -397,7 +397,7 @@ def check_archive(root: str | os.PathLike, *, check: TableCheck, filesystem: Any
     run on the table of every readable hour file; ``spool``: where recorders keep their
     sessions, if not the default."""
     arc = resolve(root, filesystem)
-    if arc.fs.get_file_info(arc.base).type == pafs.FileType.NotFound:
+    if not arc.exists():
         raise ConfigError(f"no archive at {arc.shown}")
     scan = _scan(arc)
     state = _read_state(arc, scan.meta)

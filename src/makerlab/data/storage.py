@@ -94,6 +94,14 @@ class Root:
     def is_file(self, path: str) -> bool:
         return self.fs.get_file_info(path).type == pafs.FileType.File
 
+    def exists(self) -> bool:
+        """Whether anything is at the root (on an object store: any object below it);
+        DataError if the filesystem cannot be asked (refused, unreachable)."""
+        try:
+            return self.fs.get_file_info(self.base).type != pafs.FileType.NotFound
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"cannot look up ({os_reason(exc)})", source=self.shown) from exc
+
     def listing(self, path: str) -> list[pafs.FileInfo]:
         """Every file and directory below ``path`` (recursive; empty if it does not exist)."""
         selector = pafs.FileSelector(path, recursive=True, allow_not_found=True)
