@@ -27,6 +27,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -52,6 +53,10 @@ HISTORY = 16
 
 Key = tuple[str, str]
 _YIELD_EVERY = 64  # events played between two turns of the event loop at speed 0
+
+
+def _nothing() -> None:
+    """No trading side to tell."""
 
 
 class MarketListener(Protocol):
@@ -164,6 +169,7 @@ class MarketClock:
         self._last = (0, 0)  # (exchange_ts, local_ts) of the last event
         self._played = 0
         self.done = asyncio.Event()
+        self.after_play: Callable[[], None] = _nothing  # the trading side looks
 
     # -- opening
 
@@ -217,9 +223,11 @@ class MarketClock:
             for key, event in events:
                 await self._pace(event.local_ts)
                 self._play(self._markets[key], event)
+                self.after_play()
         for market in self._markets.values():
             market.end()
         self.done.set()
+        self.after_play()
         log.info("replay finished at exchange time %d ns", self._last[0])
 
     def _play(self, market: Market, event: BookMessage | TradePrint) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +130,7 @@ class Session:
         self._faults = faults
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue()
         self._aborted = False
+        self._tasks: asyncio.TaskGroup | None = None
 
     # -- subscriptions
 
@@ -158,6 +160,10 @@ class Session:
         """Queue a control reply (ack, pong, error): in order, never faulted."""
         self.push(Outgoing("", payload, data=False))
 
+    def push_private(self, payload: Any) -> None:
+        """Queue an account event (user stream): in order, never faulted."""
+        self.push(Outgoing("", payload, data=False))
+
     def encode(self, item: Outgoing) -> str:
         """The text frame for ``item``."""
         return item.text()
@@ -172,12 +178,19 @@ class Session:
         """React to one parsed client message."""
         raise NotImplementedError
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a request the session answers later) while the session lives;
+        requests start in the order they came in."""
+        assert self._tasks is not None, "the session is not serving"
+        self._tasks.create_task(work)
+
     async def serve(self) -> None:
         """Read and write until either side closes."""
         self.hub.sessions.add(self)
         self.hub.changed()
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 tasks.create_task(self._write())
                 await self._read()
                 self._queue.put_nowait(_CLOSE)
