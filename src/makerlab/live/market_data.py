@@ -25,6 +25,7 @@ from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.errors import ConfigError
 from makerlab.live.config import VenueConfig
+from makerlab.live.lockstep import Lockstep
 from makerlab.live.stream import VenueStream
 from makerlab.live.transport import ReconnectPolicy, RestClient
 from makerlab.trading.protocols import MarketDataListener, MarketKind
@@ -44,8 +45,9 @@ class LiveMarketData:
     """
 
     def __init__(self, configs: Mapping[str, VenueConfig], *, policy: ReconnectPolicy,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, lockstep: Lockstep | None = None) -> None:
         self.configs, self.policy, self.clock = dict(configs), policy, clock or WallClock()
+        self.lockstep = lockstep
         self._listeners: list[MarketDataListener] = []
         self._streams: dict[str, VenueStream] = {}
         self._specs: dict[str, dict[str, InstrumentSpec]] = {}
@@ -122,7 +124,8 @@ class LiveMarketData:
             rest = RestClient(self._session, cfg.endpoints.rest, venue=exchange,
                               timeout=self.policy.rest_timeout)
             stream = VenueStream(cfg.make_venue(), cfg.endpoints.ws, rest, self._session, self,
-                                 policy=self.policy, clock=self.clock)
+                                 policy=self.policy, clock=self.clock,
+                                 lockstep=self.lockstep if cfg.lockstep else None)
             self._streams[exchange] = stream
         return stream
 

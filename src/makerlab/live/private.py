@@ -39,6 +39,7 @@ import orjson
 from makerlab.core.clock import Clock
 from makerlab.core.events import BalanceState, Fill, OrderUpdate, PositionState
 from makerlab.errors import ConnectionLost, RateLimited, RequestTimeout, VenueError
+from makerlab.live.lockstep import Lockstep
 from makerlab.live.ratelimit import RateLimitState
 from makerlab.live.transport import Link, ReconnectPolicy, RestClient, RestReply, WsSupervisor
 from makerlab.live.venues.base import Endpoints, Reply, Request
@@ -75,9 +76,10 @@ class PrivateClient:
 
     def __init__(self, venue: PrivateVenue, endpoints: Endpoints,
                  session: aiohttp.ClientSession, sink: EventSink, *,
-                 policy: ReconnectPolicy, clock: Clock) -> None:
+                 policy: ReconnectPolicy, clock: Clock, lockstep: Lockstep | None = None) -> None:
         self.venue, self.endpoints, self.sink = venue, endpoints, sink
         self.policy, self.clock = policy, clock
+        self.lockstep = lockstep
         self.rest = RestClient(session, endpoints.rest, venue=venue.exchange,
                                timeout=policy.rest_timeout)
         self.limits = RateLimitState(venue.exchange)
@@ -98,6 +100,8 @@ class PrivateClient:
 
     async def start(self) -> None:
         """Log in, then open the user stream (and the order socket)."""
+        if self.lockstep is not None:
+            self.lockstep.touch()
         await self.login()
         self._spawn(self._supervise(self._user, "user"))
         if self._orders is not None:
@@ -112,7 +116,8 @@ class PrivateClient:
 
     async def _supervise(self, handler: _UserSocket | _OrderSocket, what: str) -> None:
         supervisor = WsSupervisor(self._session, handler, self.policy,
-                                  name=f"{self.exchange}-{what}", clock=self.clock)
+                                  name=f"{self.exchange}-{what}", clock=self.clock,
+                                  lockstep=self.lockstep)
         await supervisor.run()
 
     async def close(self) -> None:
@@ -159,6 +164,8 @@ class PrivateClient:
         budget = self.venue.budget(op)
         if budget is not None:
             self.limits.spend(*budget, now_ns=self.clock.now_ns())
+        if self.lockstep is not None:
+            self.lockstep.sent()
         if self._orders is not None and self._orders.ready and self.venue.uses_ws(op):
             return await self._orders.call(op)
         return await self._rest_call(op)

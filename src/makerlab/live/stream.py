@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import aiohttp
 import msgspec
@@ -35,6 +35,9 @@ from makerlab.live.book import BookSync
 from makerlab.live.transport import Backoff, Link, ReconnectPolicy, RestClient, WsSupervisor
 from makerlab.live.venues.base import Reply, RestSnapshots, Resync, SocketSnapshots, Venue
 from makerlab.trading.protocols import MarketDataListener, MarketKind
+
+if TYPE_CHECKING:
+    from makerlab.live.lockstep import Lockstep
 
 __all__ = ["VenueStream"]
 
@@ -68,11 +71,12 @@ class VenueStream:
 
     def __init__(self, venue: Venue, ws: str, rest: RestClient, session: aiohttp.ClientSession,
                  listener: MarketDataListener, *, policy: ReconnectPolicy,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, lockstep: Lockstep | None = None) -> None:
         self.venue, self.ws, self.rest, self.listener = venue, ws, rest, listener
         self.policy, self.clock = policy, clock or WallClock()
+        self.lockstep = lockstep
         self.supervisor = WsSupervisor(session, self, policy, name=venue.exchange,
-                                       clock=self.clock)
+                                       clock=self.clock, lockstep=lockstep)
         self._markets: dict[str, _Market] = {}
         self._topics: list[str] = []
         self._url_topics: list[str] = []
@@ -91,6 +95,8 @@ class VenueStream:
 
     async def subscribe(self, kind: MarketKind, symbol: str, depth: int) -> None:
         """Start ``kind`` data of ``symbol``; opens the socket on first use."""
+        if self.lockstep is not None:
+            self.lockstep.touch()
         market = self._markets.setdefault(symbol, _Market(symbol))
         stale: list[str] = []
         if kind is MarketKind.TRADES:
@@ -254,8 +260,12 @@ class VenueStream:
             body = await self._snapshot_body(market)
         finally:  # also when the connection drops mid-fetch: the next sync fetches again
             market.fetching = False
-        await self._on_delta(cast(RestSnapshots, self.venue).parse_snapshot(
-            body, market.symbol, self.clock.now_ns()))
+        try:
+            await self._on_delta(cast(RestSnapshots, self.venue).parse_snapshot(
+                body, market.symbol, self.clock.now_ns()))
+        finally:
+            if self.lockstep is not None:
+                self.lockstep.book_delivered(self.venue.exchange)
 
     async def _snapshot_body(self, market: _Market) -> bytes:
         venue = cast(RestSnapshots, self.venue)

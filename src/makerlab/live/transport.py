@@ -12,6 +12,9 @@
   ``on_open`` and resyncs its books (it was told ``on_close``).
 - **owned tasks**: the ping loop and anything the handler starts with ``link.spawn`` run
   in the connection's :class:`asyncio.TaskGroup`; they end with the connection.
+- **lockstep** (a paper exchange's, :mod:`makerlab.live.lockstep`): its frames are
+  answered by the Gateway's :class:`~makerlab.live.lockstep.Lockstep` and never reach
+  the handler.
 
 Lost connections (:class:`~makerlab.errors.ConnectionLost`, aiohttp and OS errors) are
 retried forever; any other exception (a bug, a failing listener) ends ``run()``.
@@ -24,7 +27,7 @@ import logging
 import random
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -33,6 +36,9 @@ import yarl
 from makerlab.core.clock import Clock, WallClock
 from makerlab.errors import AuthError, ConnectionLost, RateLimited, VenueError
 from makerlab.live.venues.base import Request
+
+if TYPE_CHECKING:
+    from makerlab.live.lockstep import Lockstep
 
 __all__ = ["Backoff", "Link", "ReconnectPolicy", "RestClient", "RestReply", "SocketHandler",
            "WsSupervisor"]
@@ -116,9 +122,10 @@ class WsSupervisor:
 
     def __init__(self, session: aiohttp.ClientSession, handler: SocketHandler,
                  policy: ReconnectPolicy, *, name: str, clock: Clock | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, lockstep: Lockstep | None = None) -> None:
         self.session, self.handler, self.policy, self.name = session, handler, policy, name
         self.clock = clock or WallClock()
+        self.lockstep = lockstep
         self.backoff = Backoff(policy, rng)
         self.connections = 0
 
@@ -149,7 +156,13 @@ class WsSupervisor:
                 if self.handler.ping_frame:
                     tasks.create_task(self._ping(link, self.handler.ping_frame))
                 await self.handler.on_open(link)
-                await self._read(ws, link)
+                if self.lockstep is not None:
+                    self.lockstep.opened(link)
+                try:
+                    await self._read(ws, link)
+                finally:
+                    if self.lockstep is not None:
+                        self.lockstep.closed(link)
         except* _DROPPED as group:
             reasons += [_describe(exc) for exc in group.exceptions]
         return "; ".join(reasons)
@@ -164,6 +177,9 @@ class WsSupervisor:
             if msg.type in _CLOSED:
                 raise ConnectionLost(f"socket closed ({msg.type.name})", venue=self.name)
             self.backoff.reset()
+            if self.lockstep is not None and await self.lockstep.intercept(msg.data, link,
+                                                                          self.name):
+                continue
             await self.handler.on_frame(msg.data, self.clock.now_ns(), link)
 
     async def _ping(self, link: Link, frame: bytes) -> None:

@@ -4,7 +4,8 @@
   ``recvWindow``): ``POST/DELETE/PUT /fapi/v1/order`` (place, cancel, modify),
   ``POST /fapi/v1/batchOrders`` (≤ 5), ``DELETE /fapi/v1/allOpenOrders``,
   ``POST /fapi/v1/countdownCancelAll`` (the dead-man switch, per symbol),
-  ``GET /fapi/v1/openOrders``, ``GET /fapi/v2/positionRisk``, ``GET /fapi/v2/balance``;
+  ``GET /fapi/v1/openOrders``, ``GET /fapi/v1/order`` (one order, open or recently
+  closed), ``GET /fapi/v2/positionRisk``, ``GET /fapi/v2/balance``;
   ``POST/PUT/DELETE /fapi/v1/listenKey`` (key header only).
 - **WS API** ``/ws-fapi/v1``: ``order.place``, ``order.cancel``, ``order.modify``, each
   signed on its own; answers ``{"id", "status", "result" | "error", "rateLimits"}``.
@@ -57,7 +58,7 @@ _EXEC = {OrderEventKind.ACK: "NEW", OrderEventKind.FILL: "TRADE",
          OrderEventKind.AMEND_ACK: "AMENDMENT"}
 _TIFS = frozenset({"GTC", "IOC", "FOK", "GTX"})
 _WEIGHTS = {"place": 1, "cancel": 1, "modify": 1, "batch": 5, "cancel_all": 1,
-            "countdown": 10, "openOrders": 1, "positionRisk": 5, "balance": 5}
+            "countdown": 10, "openOrders": 1, "query": 1, "positionRisk": 5, "balance": 5}
 
 
 class Refused(Exception):
@@ -118,6 +119,7 @@ class BinancePrivate:
                 web.delete("/fapi/v1/allOpenOrders", self._rest(self.cancel_all, "cancel_all")),
                 web.post("/fapi/v1/countdownCancelAll", self._rest(self.countdown, "countdown")),
                 web.get("/fapi/v1/openOrders", self._rest(self.open_orders, "openOrders")),
+                web.get("/fapi/v1/order", self._rest(self.query, "query")),
                 web.get("/fapi/v2/positionRisk", self._rest(self.position_risk,
                                                             "positionRisk")),
                 web.get("/fapi/v2/balance", self._rest(self.balance, "balance")),
@@ -248,7 +250,7 @@ class BinancePrivate:
 
     async def place(self, params: dict[str, str]) -> dict[str, Any]:
         request = self.order_request(params)
-        [answer] = await self.hub.request(self.protocol, RequestKind.PLACE, request)
+        answer = (await self.hub.request(self.protocol, RequestKind.PLACE, request)).answer
         return self._answer(answer)
 
     def _ids(self, params: dict[str, str]) -> tuple[str | None, str | None]:
@@ -260,9 +262,9 @@ class BinancePrivate:
     async def cancel(self, params: dict[str, str]) -> dict[str, Any]:
         spec = self._spec(params)
         cloid, oid = self._ids(params)
-        [answer] = await self.hub.request(self.protocol, RequestKind.CANCEL,
-                                          CancelRequest(self.protocol, spec.symbol, cloid, oid))
-        return self._answer(answer)
+        outcome = await self.hub.request(self.protocol, RequestKind.CANCEL,
+                                         CancelRequest(self.protocol, spec.symbol, cloid, oid))
+        return self._answer(outcome.answer)
 
     async def modify(self, params: dict[str, str]) -> dict[str, Any]:
         spec = self._spec(params)
@@ -273,8 +275,8 @@ class BinancePrivate:
         qty, price = _decimal(params, "quantity"), _decimal(params, "price")
         amend = AmendRequest(self.protocol, spec.symbol, cloid, oid, price,
                              qty if side == "BUY" else -qty)
-        [answer] = await self.hub.request(self.protocol, RequestKind.AMEND, amend)
-        return self._answer(answer, modify=True)
+        outcome = await self.hub.request(self.protocol, RequestKind.AMEND, amend)
+        return self._answer(outcome.answer, modify=True)
 
     async def batch(self, params: dict[str, str]) -> list[dict[str, Any]]:
         try:
@@ -345,14 +347,21 @@ class BinancePrivate:
                 out.append(self.order_object(update, spec))
         return out
 
+    async def query(self, params: dict[str, str]) -> dict[str, Any]:
+        spec = self._spec(params)
+        cloid, oid = self._ids(params)
+        found = self.hub.told(self.protocol).find(cloid, oid)
+        if found is None or found.symbol != spec.symbol:
+            raise Refused(-2013, "Order does not exist.")
+        return self.order_object(found, spec)
+
     async def position_risk(self, params: dict[str, str]) -> list[dict[str, Any]]:
         told, marks = self.hub.told(self.protocol), self.hub.marks(self.protocol)
-        now = ms(self.hub.send_ns())
-        return [self._position(told, symbol, marks.get(symbol, float("nan")), now)
+        return [self._position(told, symbol, marks.get(symbol, float("nan")))
                 for symbol in self.hub.desk.markets(self.protocol)
                 if params.get("symbol") in (None, symbol)]
 
-    def _position(self, told: Told, symbol: str, mark: float, now: int) -> dict[str, Any]:
+    def _position(self, told: Told, symbol: str, mark: float) -> dict[str, Any]:
         pos = told.positions.get(symbol)
         amount, entry = (pos.amount, pos.entry) if pos is not None else (Decimal(0),
                                                                          Decimal(0))
@@ -364,7 +373,7 @@ class BinancePrivate:
                 "liquidationPrice": "0", "leverage": "20", "maxNotionalValue": "1000000",
                 "marginType": "cross", "isolatedMargin": "0", "isAutoAddMargin": "false",
                 "positionSide": "BOTH", "notional": "0", "isolatedWallet": "0",
-                "updateTime": now}
+                "updateTime": ms(told.fill_ns.get(symbol, 0))}
 
     async def balance(self, params: dict[str, str]) -> list[dict[str, Any]]:
         told, marks = self.hub.told(self.protocol), self.hub.marks(self.protocol)
@@ -374,7 +383,7 @@ class BinancePrivate:
                  "crossWalletBalance": wallet, "crossUnPnl": format(upnl, "f"),
                  "availableBalance": format(told.wallet + upnl, "f"),
                  "maxWithdrawAmount": wallet, "marginAvailable": True,
-                 "updateTime": ms(self.hub.send_ns())}]
+                 "updateTime": ms(told.as_of_ns)}]
 
     # -- listen key ----------------------------------------------------------------------
 

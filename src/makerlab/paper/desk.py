@@ -22,8 +22,6 @@ decides **when** things happen, in the replay's order:
 - **the answer to a request** is the delivery its arrival produced for it (ACK or
   REJECT, CANCEL_ACK or CANCEL_REJECT, AMEND_ACK or AMEND_REJECT; every CANCEL_ACK of a
   cancel-all).
-- **dead-man switches** fire at their deadline, in exchange time, as a cancel-all that
-  travels REQ_PRIVATE like any request.
 
 The desk never reads a wall clock: who drives it decides what time it is
 (:mod:`makerlab.paper.market` at the chosen speed, or :mod:`makerlab.paper.lockstep`).
@@ -191,7 +189,6 @@ class Desk:
         self._running: tuple[int, int] = (0, 0)  # (parent seq, seq) of the delivery running
         self._collected: list[Delivery] = []
         self._fill: Fill | None = None
-        self._dead_men: dict[tuple[str, str | None], int] = {}
         self.now = 0  # exchange time reached
 
     # -- setup -------------------------------------------------------------------------
@@ -241,7 +238,7 @@ class Desk:
         return t[self._next_row] if self._next_row < len(t) else NEVER
 
     def next_arrival(self) -> tuple[int, int]:
-        """``(time, seq)`` of the next arrival or timer, ``(NEVER, 0)`` if none."""
+        """``(time, seq)`` of the next arrival, ``(NEVER, 0)`` if none."""
         heap = self._queue.heap
         return (heap[0][0], heap[0][1]) if heap else (NEVER, 0)
 
@@ -260,9 +257,9 @@ class Desk:
         while True:
             row_t, (arr_t, _) = self.next_row_ns(), self.next_arrival()
             if arr_t < row_t and (arr_t < until_ns or (arrivals_at_end and arr_t == until_ns)):
-                await self._run_arrival()
+                await self.run_arrival()
             elif row_t <= until_ns and row_t != NEVER:
-                await self._step_row()
+                await self.step_row()
             else:
                 break
         self.now = max(self.now, min(until_ns, NEVER - 1))
@@ -274,13 +271,13 @@ class Desk:
             if arr_seq == 0:
                 raise RuntimeError("a request's arrival is missing from the desk's queue")
             if row_t <= arr_t:
-                await self._step_row()
+                await self.step_row()
             else:
-                await self._run_arrival()
+                await self.run_arrival()
         self.now = max(self.now, pending.arrival_ns)
         return pending.done.result()
 
-    async def _step_row(self) -> None:
+    async def step_row(self) -> None:
         t, kind, stream, row = (col[self._next_row] for col in self._rows)
         self._next_row += 1
         self.clock.ns = t
@@ -297,7 +294,7 @@ class Desk:
             self.venue.settle(engine.spec.exchange, result)
             await self._run_fresh(0)
 
-    async def _run_arrival(self) -> None:
+    async def run_arrival(self) -> None:
         t, seq, callback, payload = heapq.heappop(self._queue.heap)
         self.clock.ns = t
         result = callback(payload)
@@ -367,34 +364,6 @@ class Desk:
             await self.venue.cancel_all(protocol, request)
         else:
             raise TypeError(f"{kind} does not take {type(request).__name__}")
-
-    # -- dead-man switches -------------------------------------------------------------
-
-    def arm_dead_man(self, protocol: str, symbol: str | None, deadline_ns: int | None) -> None:
-        """Cancel every order of ``protocol`` (``symbol``) at ``deadline_ns`` unless armed
-        again before (None disarms)."""
-        key = (protocol, symbol)
-        if deadline_ns is None:
-            self._dead_men.pop(key, None)
-            return
-        self._dead_men[key] = deadline_ns
-        self._queue.accepting = True
-        try:
-            self._queue.push(deadline_ns, self._fire, (key, deadline_ns))
-        finally:
-            self._queue.accepting = False
-
-    async def _fire(self, args: tuple[tuple[str, str | None], int]) -> None:
-        key, deadline = args
-        if self._dead_men.get(key) != deadline:
-            return  # re-armed or disarmed since
-        del self._dead_men[key]
-        self._queue.accepting = True
-        try:
-            await self.venue.cancel_all(*key)
-        finally:
-            self._queue.accepting = False
-
 
 def _position(account: Any, symbol: str) -> Callable[[], Decimal]:
     return lambda: account.position(symbol).amount

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -48,12 +49,13 @@ from makerlab.paper.venue import VenueContext
 from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
 from makerlab.units import NS_PER_MS
 
-__all__ = ["PRIVATE_PROTOCOLS", "Credentials", "PrivateHub", "Streamer", "Told",
+__all__ = ["PRIVATE_PROTOCOLS", "Credentials", "Outcome", "PrivateHub", "Streamer", "Told",
            "load_credentials", "serve_private"]
 
 log = logging.getLogger(__name__)
 
 PRIVATE_PROTOCOLS = ("binance", "bybit", "hyperliquid")
+CLOSED_KEPT = 10_000
 ZERO = Decimal(0)
 _ALIVE = frozenset({"NEW", "PARTIAL"})
 
@@ -109,13 +111,17 @@ def _read_key_file(path: Path) -> dict[str, Credentials]:
 
 @dataclass
 class Told:
-    """One account as the client was told: open orders by oid, positions, wallet."""
+    """One account as the client was told: open orders by oid (and the newest
+    :data:`CLOSED_KEPT` closed ones, for order queries), positions with the exchange time
+    of their last fill, wallet."""
 
     start: Decimal
     specs: Callable[[str], InstrumentSpec | None]
     orders: dict[str, OrderUpdate] = field(default_factory=dict)
+    closed: OrderedDict[str, OrderUpdate] = field(default_factory=OrderedDict)
     positions: dict[str, Position] = field(default_factory=dict)
-    fees: Decimal = ZERO
+    fill_ns: dict[str, int] = field(default_factory=dict)
+    _cloids: dict[str, str] = field(default_factory=dict)
 
     def apply(self, update: OrderUpdate, fill: Fill | None) -> None:
         """Take in an answer or a stream event sent to the client."""
@@ -125,10 +131,24 @@ class Told:
             return
         if update.oid is None:
             return
+        if update.cloid is not None:
+            self._cloids[update.cloid] = update.oid
         if update.status in _ALIVE:
             self.orders[update.oid] = update
-        else:
-            self.orders.pop(update.oid, None)
+            return
+        self.orders.pop(update.oid, None)
+        self.closed[update.oid] = update
+        if len(self.closed) > CLOSED_KEPT:
+            _, old = self.closed.popitem(last=False)
+            if old.cloid is not None and self._cloids.get(old.cloid) == old.oid:
+                del self._cloids[old.cloid]
+
+    def find(self, cloid: str | None, oid: str | None) -> OrderUpdate | None:
+        """An order as last told (open or recently closed), by oid or else cloid."""
+        key = oid if oid is not None else self._cloids.get(cloid or "")
+        if key is None:
+            return None
+        return self.orders.get(key) or self.closed.get(key)
 
     def _book(self, fill: Fill) -> None:
         spec = self.specs(fill.symbol)
@@ -137,7 +157,12 @@ class Told:
         old = self.positions.get(fill.symbol) or Position(fill.symbol)
         self.positions[fill.symbol] = accounting_for(spec).apply_fill(
             old, fill.side * fill.size, fill.price, fill.fee)
-        self.fees += fill.fee
+        self.fill_ns[fill.symbol] = max(self.fill_ns.get(fill.symbol, 0), fill.exchange_ts)
+
+    @property
+    def as_of_ns(self) -> int:
+        """Exchange time of the last fill told (a snapshot includes every fill up to it)."""
+        return max(self.fill_ns.values(), default=0)
 
     @property
     def wallet(self) -> Decimal:
@@ -154,6 +179,27 @@ class Told:
 # --------------------------------------------------------------------------- hub
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a request's arrival produced: its ``answers`` and every delivery (fills,
+    expiries) it made."""
+
+    answers: list[OrderUpdate]
+    deliveries: list[Delivery]
+
+    @property
+    def answer(self) -> OrderUpdate:
+        """The one answer of a request about one order."""
+        [answer] = self.answers
+        return answer
+
+    def fills(self) -> list[Fill]:
+        return [d.fill for d in self.deliveries if d.fill is not None]
+
+    def expired(self) -> bool:
+        return any(d.update.kind is OrderEventKind.EXPIRE for d in self.deliveries)
+
+
 class Streamer(Protocol):
     """A protocol's user streams: send one delivery to the account's sessions."""
 
@@ -164,6 +210,7 @@ class Stepper(Protocol):
     """What the hub needs from the lockstep coordinator."""
 
     step_ns: int
+    finished: bool
 
     def received(self) -> None: ...
 
@@ -189,6 +236,7 @@ class PrivateHub:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self.reached = 0  # deliveries sent up to this time (at the market's pace)
+        self._dead_men: dict[tuple[str, str | None], asyncio.Task[None]] = {}
 
     # -- accounts ----------------------------------------------------------------------
 
@@ -235,11 +283,13 @@ class PrivateHub:
 
     async def request(self, protocol: str, kind: RequestKind,
                       request: OrderRequest | CancelRequest | AmendRequest | str | None
-                      ) -> list[OrderUpdate]:
-        """Send a request and return the venue's answers to it (module rules)."""
+                      ) -> Outcome:
+        """Send a request; the venue's answers to it (module rules)."""
         pending = await self.desk.send(protocol, kind, request, self.send_ns())
         if self.lockstep is not None:
             deliveries = await self.desk.run_through(pending)
+            if self.lockstep.finished:  # no more steps: what is due goes out now
+                await self.advance(max(self.desk.now, self.reached))
         else:
             self.wake()
             deliveries = await pending.done
@@ -249,15 +299,36 @@ class PrivateHub:
         told = self.told(protocol)
         for answer in answers:
             told.apply(answer.update, None)
-        return [a.update for a in answers]
+        return Outcome([a.update for a in answers], deliveries)
 
-    def arm_dead_man(self, protocol: str, symbol: str | None, timeout_ms: int) -> int:
-        """Cancel ``protocol``'s orders (of ``symbol``) ``timeout_ms`` of exchange time
-        from now unless armed again (0 disarms); returns the deadline in ns (0 if none)."""
-        deadline = self.send_ns() + timeout_ms * NS_PER_MS if timeout_ms > 0 else None
-        self.desk.arm_dead_man(protocol, symbol, deadline)
-        self.wake()
-        return deadline or 0
+    def arm_dead_man(self, protocol: str, symbol: str | None, timeout_ms: int) -> None:
+        """Cancel ``protocol``'s orders (of ``symbol``) unless armed again within
+        ``timeout_ms`` of **wall** time (0 disarms): a dead-man switch watches the client,
+        which lives in wall time whatever the market's speed (in lockstep virtual time
+        only moves when the client answers)."""
+        key = (protocol, symbol)
+        old = self._dead_men.pop(key, None)
+        if old is not None:
+            old.cancel()
+        if timeout_ms > 0:
+            self._dead_men[key] = asyncio.get_running_loop().create_task(
+                self._dead_man(protocol, symbol, timeout_ms / 1000))
+
+    async def _dead_man(self, protocol: str, symbol: str | None, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        self._dead_men.pop((protocol, symbol), None)
+        log.info("%s: dead-man switch fired; cancelling every order%s", protocol,
+                 f" of {symbol}" if symbol else "")
+        await self.request(protocol, RequestKind.CANCEL_ALL, symbol)
+
+    async def close(self) -> None:
+        """Stop the dead-man timers."""
+        for task in self._dead_men.values():
+            task.cancel()
+        for task in self._dead_men.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._dead_men.clear()
 
     # -- deliveries --------------------------------------------------------------------
 

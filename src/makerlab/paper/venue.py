@@ -31,6 +31,7 @@ class VenueContext:
     hub: Hub
     faults: FaultSpec
     fault_log: FaultLog
+    lockstep: bool = False
 
 
 def ms(ns: int) -> int:

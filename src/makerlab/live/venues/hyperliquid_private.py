@@ -282,7 +282,8 @@ class HyperliquidPrivate:
                 return []
             return [self._fill(f, local_ts) for f in _fill_rows.decode(fills.fills)]
         if env.channel == "webData2":
-            return _account(orjson.loads(env.data).get("clearinghouseState") or {}, local_ts)
+            return _account(orjson.loads(bytes(env.data)).get("clearinghouseState") or {},
+                            local_ts)
         return []  # subscriptionResponse, pong
 
     def _update(self, u: _OrderUpdate, local_ts: int) -> OrderUpdate:
