@@ -9,6 +9,7 @@
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
     makerlab specs                               the bundled instrument specs
     makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
+    makerlab parity SCRIPT --archive DIR --start H --end H   replay vs live fills of a script
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 
 from makerlab.errors import MakerlabError
 
@@ -121,6 +123,8 @@ def _paper(args: argparse.Namespace) -> int:
 
     from makerlab.errors import ConfigError
     from makerlab.paper import PaperExchange, serve_until_signalled
+    from makerlab.paper.private import load_credentials
+    from makerlab.paper.trading import TradingConfig, parse_latency, parse_queue_model
 
     serve = {}
     for pair in args.serve:
@@ -128,10 +132,30 @@ def _paper(args: argparse.Namespace) -> int:
         if not sep or not protocol or not exchange:
             raise ConfigError(f"--serve takes PROTOCOL=EXCHANGE (e.g. bybit=binance), got {pair!r}")
         serve[protocol] = exchange
+    trading = TradingConfig(parse_latency(args.latency), _fee(args.maker_fee, "maker"),
+                            _fee(args.taker_fee, "taker"), _fee(args.balance, "balance"),
+                            parse_queue_model(args.queue_model))
     paper = PaperExchange(args.archive, args.start, args.end, speed=args.speed,
-                          faults=args.faults, port=args.port, serve=serve)
+                          faults=args.faults, port=args.port, serve=serve,
+                          credentials=load_credentials(args.key_file), trading=trading,
+                          lockstep=args.lockstep)
     asyncio.run(serve_until_signalled(paper, lambda line: print(line, flush=True)))
     return 0
+
+
+def _parity(args: argparse.Namespace) -> int:
+    from makerlab.parity import main_parity
+
+    return main_parity(args.script, args.archive, args.start, args.end, args.exchange)
+
+
+def _fee(text: str, what: str) -> Decimal:
+    from makerlab.errors import ConfigError
+
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        raise ConfigError(f"--{what.replace('_', '-')} takes a number, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,7 +226,33 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--serve", action="append", default=[], metavar="PROTOCOL=EXCHANGE",
                        help="serve archive exchange EXCHANGE over PROTOCOL (binance, "
                             "binance_spot, bybit, hyperliquid); repeatable")
+    paper.add_argument("--key-file", help="JSON {protocol: {key, secret}} of the accounts "
+                                          "the private side serves (also MAKERLAB_PAPER_"
+                                          "<PROTOCOL>_KEY / _SECRET)")
+    paper.add_argument("--latency", help="ms on every channel ('0'), or CHANNEL=MS,... "
+                                         "(req_private=5,ack_private=5; others: the "
+                                         "Replayer's defaults, 100 public / 50 private)")
+    paper.add_argument("--queue-model", help="risk_averse (default), power[:n], power2[:n], "
+                                             "power3[:n], log, log2")
+    paper.add_argument("--maker-fee", default="0.0001", help="fraction of notional "
+                                                             "(negative: rebate)")
+    paper.add_argument("--taker-fee", default="0.0003", help="fraction of notional")
+    paper.add_argument("--balance", default="10000", help="starting balance of each "
+                                                          "account (quote currency)")
+    paper.add_argument("--lockstep", action="store_true",
+                       help="play at one client's pace in the Replayer's virtual time "
+                            "(makerlab parity; see docs/paper.md)")
     paper.set_defaults(handler=_paper)
+
+    parity = sub.add_parser("parity", help="run a strategy script in the Replayer and live "
+                                           "against the paper exchange; compare the fills")
+    parity.add_argument("script", help="the script (run as 'SCRIPT 0' and 'SCRIPT 1')")
+    parity.add_argument("--archive", required=True, help="archive root")
+    parity.add_argument("--start", required=True, help="first hour, YYYY-MM-DD:HH")
+    parity.add_argument("--end", required=True, help="last hour, YYYY-MM-DD:HH (inclusive)")
+    parity.add_argument("--exchange", default="binance",
+                        help="the traded exchange (binance, bybit or hyperliquid)")
+    parity.set_defaults(handler=_parity)
     return parser
 
 

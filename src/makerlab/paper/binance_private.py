@@ -441,6 +441,10 @@ class BinancePrivate:
 
     # -- the user stream -----------------------------------------------------------------
 
+    def listeners(self) -> int:
+        """Open user streams of the account."""
+        return len(self._users)
+
     def stream(self, delivery: Delivery, told: Told) -> None:
         exec_type = _EXEC.get(delivery.update.kind)
         if exec_type is None or not self._users:

@@ -443,6 +443,10 @@ class BybitPrivate:
 
     # -- the private stream --------------------------------------------------------------
 
+    def listeners(self) -> int:
+        """Open user streams of the account."""
+        return len(self._users)
+
     def stream(self, delivery: Delivery, told: Told) -> None:
         update = delivery.update
         cross = update.kind is OrderEventKind.REJECT and update.code == _POST_ONLY_CROSS

@@ -414,6 +414,10 @@ class HyperliquidPrivate:
 
     # -- the user streams ----------------------------------------------------------------
 
+    def listeners(self) -> int:
+        """Open user streams of the account."""
+        return len(self._subscribers["orderUpdates"])
+
     def stream(self, delivery: Delivery, told: Told) -> None:
         update, fill = delivery.update, delivery.fill
         messages: list[tuple[str, dict[str, Any]]] = []

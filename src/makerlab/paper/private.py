@@ -133,6 +133,8 @@ class Told:
             return
         if update.cloid is not None:
             self._cloids[update.cloid] = update.oid
+        if update.oid in self.closed:
+            return  # an answer told after the stream closed the order: dead stays dead
         if update.status in _ALIVE:
             self.orders[update.oid] = update
             return
@@ -205,6 +207,10 @@ class Streamer(Protocol):
 
     def stream(self, delivery: Delivery, told: Told) -> None: ...
 
+    def listeners(self) -> int:
+        """How many user streams are open (subscribed to order events)."""
+        ...
+
 
 class Stepper(Protocol):
     """What the hub needs from the lockstep coordinator."""
@@ -254,6 +260,11 @@ class PrivateHub:
 
     def spec(self, protocol: str, symbol: str) -> InstrumentSpec | None:
         return self.desk.spec(protocol, symbol)
+
+    def listeners(self, protocol: str) -> int:
+        """How many user streams of ``protocol``'s account are open."""
+        streamer = self._streamers.get(protocol)
+        return 0 if streamer is None else streamer.listeners()
 
     def marks(self, protocol: str) -> dict[str, float]:
         """Mid of each traded market of ``protocol`` (the engines' current book)."""

@@ -120,9 +120,9 @@ class PaperExchange:
         self.lockstep = lockstep
         if lockstep and str(self.faults) != "none":
             raise ConfigError("lockstep plays the archive exactly: it takes no faults")
-        self._feed_ns = feed_latency(self.trading.latency_model) if lockstep else 0
         self._lockstep: Lockstep | None = None
         self.trading = trading or TradingConfig()
+        self._feed_ns = feed_latency(self.trading.latency_model) if lockstep else 0
         self.desk: Desk | None = None
         self.private: PrivateHub | None = None
         self._drive_task: asyncio.Task[None] | None = None
@@ -185,6 +185,7 @@ class PaperExchange:
         assert self._clock is not None
         self.private = PrivateHub(self.desk, self._clock.exchange_ns, self._credentials)
         if not self.lockstep:
+            await self.private.advance(self._clock.exchange_ns())  # the opening books
             self._clock.after_play = self._after_play
             self._drive_task = asyncio.create_task(self.private.drive(), name="paper-desk")
 
