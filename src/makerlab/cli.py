@@ -6,7 +6,7 @@
     makerlab info ARCHIVE                        what an archive holds
     makerlab validate ARCHIVE [--fix]            check every file of an archive
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
-    makerlab specs                               the bundled instrument specs
+    makerlab specs [MARKET...]                   the cached and bundled instrument specs
     makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
 """
 
@@ -17,8 +17,12 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from makerlab.errors import MakerlabError
+
+if TYPE_CHECKING:
+    from makerlab.core.instruments import InstrumentSpec
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -90,12 +94,29 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _specs(args: argparse.Namespace) -> int:
-    from makerlab.core.instruments import load_specs
+    from pathlib import Path
 
-    for (exchange, symbol), spec in sorted(load_specs().items()):
-        print(f"{exchange:14} {symbol:12} {spec.kind:18} tick {spec.tick_size:<8} "
-              f"lot {spec.lot_size:<8} min notional {spec.min_notional}")
+    from makerlab.core.instruments import load_specs
+    from makerlab.data.specs import SOURCES, default_cache_dir, read_spec_dir
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    found = [("cache", spec) for spec in read_spec_dir(cache).values()]
+    found += [("bundled", spec) for spec in load_specs().values()]
+    wanted = [(source, spec) for source, spec in found if _matches(spec, args.markets)]
+    wanted.sort(key=lambda row: (row[1].exchange, row[1].symbol, SOURCES.index(row[0])))
+    for source, spec in wanted:
+        print(f"{source:8} {spec.exchange:14} {spec.symbol:12} {spec.kind:18} "
+              f"tick {spec.tick_size:<8} lot {spec.lot_size:<8} "
+              f"min notional {spec.min_notional}")
+    print(f"({len(wanted)} specs; cache: {cache}; a replay takes the first of: specs passed, "
+          "cache, bundled, inferred from the data)")
     return 0
+
+
+def _matches(spec: InstrumentSpec, markets: Sequence[str]) -> bool:
+    """``spec`` is one of ``markets`` (``exchange`` or ``exchange/symbol``), or no filter."""
+    return not markets or spec.exchange in markets or \
+        f"{spec.exchange}/{spec.symbol}" in markets
 
 
 def _paper(args: argparse.Namespace) -> int:
@@ -153,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-html", action="store_true", help="PDF only")
     rep.set_defaults(handler=_report)
 
-    specs = sub.add_parser("specs", help="print the bundled instrument specs")
+    specs = sub.add_parser("specs", help="print the cached and bundled instrument specs")
+    specs.add_argument("markets", nargs="*", metavar="MARKET",
+                       help="only these: EXCHANGE or EXCHANGE/SYMBOL")
+    specs.add_argument("--cache", help="spec cache directory (default $MAKERLAB_SPEC_CACHE "
+                                       "or ~/.cache/makerlab/specs)")
     specs.set_defaults(handler=_specs)
 
     paper = sub.add_parser("paper", help="serve an archive over the public protocols of "
