@@ -175,6 +175,45 @@ def test_a_gap_stops_the_book_until_a_resync_snapshot(tmp_path):
     assert rec.kinds()[gap + 1] == StatusKind.RESYNC  # nothing delivered in between
 
 
+SPOT_INFO = orjson.dumps({"symbols": [{
+    "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
+    "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.01"},
+                {"filterType": "LOT_SIZE", "stepSize": "0.00001", "minQty": "0.00001"},
+                {"filterType": "NOTIONAL", "minNotional": "5"}]}]})
+
+
+def test_a_spot_snapshot_without_time_is_delivered_with_the_next_diff(tmp_path):
+    """Binance spot's REST depth has no time: the first book is delivered with the first
+    diff applied on it, as a snapshot at that diff's id and exchange time."""
+    snapshot = orjson.dumps({"lastUpdateId": 100, "bids": [["10", "1"]], "asks": [["11", "1"]]})
+
+    async def script(sock: Socket) -> None:
+        while not any("depth" in r for r in sock.venue.requests):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        for first, ts, bid in ((100, 4_000, "2"), (101, 5_000, "3"), (102, 6_000, "4")):
+            await sock.send(orjson.dumps({"stream": "btcusdt@depth@100ms", "data": {
+                "e": "depthUpdate", "E": ts, "s": "BTCUSDT", "U": first, "u": first,
+                "b": [["10", bid]], "a": []}}))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance_spot/api/v3/exchangeInfo": SPOT_INFO,
+                            "/binance_spot/api/v3/depth": snapshot}
+            venue.scripts = {"/binance_spot/stream": script}
+            cfg = {"binance_spot": {"env": "paper", "base_url": venue.url + "/binance_spot"}}
+            async with Gateway(cfg, spec_cache=tmp_path, policy=FAST) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "binance_spot", "BTCUSDT", 5)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 102 for e in ev))
+                return rec
+
+    books = [(e.seq, e.exchange_ts, e.delta.is_snapshot, e.bids.tolist())
+             for e in _run(main()).events if type(e).__name__ == "BookUpdate"]
+    assert books == [(101, 5_000_000_000, True, [[10, 3]]), (102, 6_000_000_000, False, [[10, 4]])]
+
+
 def _book():
     from makerlab.trading.protocols import MarketKind
     return MarketKind.L2BOOK

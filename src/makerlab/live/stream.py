@@ -12,6 +12,9 @@ to subscribe and how to read frames, checks every book message with a
   and a snapshot ``BookUpdate`` (``delta.is_snapshot``) before anything else.
 - **each BookUpdate carries the top ``depth`` levels** (the deepest depth subscribed for
   the market) and the message that produced it.
+- **a delivered book has the venue's time**: a snapshot without one
+  (:data:`~makerlab.live.venues.base.NO_TIME`) is delivered with the first message
+  applied on it, as a snapshot at that message's id and time.
 - **a frame that cannot be read** is logged and reported as ``FeedStatus(ERROR)``; it does
   not drop the connection.
 """
@@ -32,7 +35,14 @@ from makerlab.core.events import BookDelta, BookUpdate, FeedStatus, StatusKind, 
 from makerlab.errors import CrossedBook, SequenceGap, VenueError
 from makerlab.live.book import BookSync
 from makerlab.live.transport import Backoff, Link, ReconnectPolicy, RestClient, WsSupervisor
-from makerlab.live.venues.base import Reply, RestSnapshots, Resync, SocketSnapshots, Venue
+from makerlab.live.venues.base import (
+    NO_TIME,
+    Reply,
+    RestSnapshots,
+    Resync,
+    SocketSnapshots,
+    Venue,
+)
 from makerlab.trading.protocols import MarketDataListener, MarketKind
 
 __all__ = ["VenueStream"]
@@ -52,6 +62,7 @@ class _Market:
     book_topics: list[str] = field(default_factory=list)
     gapped: bool = False  # a GAP was reported and no RESYNC yet
     fetching: bool = False
+    untimed: bool = False  # the book is a snapshot without a time: not delivered yet
 
 
 class VenueStream:
@@ -194,14 +205,18 @@ class VenueStream:
             return
         if not applied:
             return
-        if applied[0].is_snapshot:
+        if applied[0].is_snapshot or market.untimed:
             await self._deliver_snapshot(market, applied)
         else:
             await self._deliver(market, applied[0])
 
     async def _deliver_snapshot(self, market: _Market, applied: list[BookDelta]) -> None:
-        sync = cast(BookSync, market.sync)
-        snap = applied[0] if len(applied) == 1 else _whole_book(sync, applied[-1])
+        last = applied[-1]
+        market.untimed = last.exchange_ts == NO_TIME
+        if market.untimed:  # the next message applied gives the book a time
+            return
+        snap = last if len(applied) == 1 and last.is_snapshot else \
+            _whole_book(cast(BookSync, market.sync), last)
         if market.gapped:
             market.gapped = False
             await self._status(market.symbol, StatusKind.RESYNC, f"snapshot seq={snap.seq}")

@@ -24,6 +24,7 @@ from makerlab.trading.protocols import MarketKind
 from makerlab.units import NS_PER_MS
 
 __all__ = [
+    "NO_TIME",
     "Endpoints",
     "Parsed",
     "Reply",
@@ -37,6 +38,12 @@ __all__ = [
     "decimal",
     "ms_to_ns",
 ]
+
+
+NO_TIME = 0
+"""``exchange_ts`` of a snapshot the venue sends without a time (Binance spot's REST depth).
+The stream delivers such a book only once a message is applied on it, with that
+message's id and time, so no delivered book carries a made-up exchange time."""
 
 
 class Resync(Enum):
