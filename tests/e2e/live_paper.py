@@ -35,6 +35,13 @@ BUNDLED = Path(__file__).resolve().parents[2] / "data" / "archive"
 START, END = "2024-08-08:23", "2024-08-09:00"  # the bundled archive's two hours
 DEPTH = 20
 POLICY = ReconnectPolicy(initial_delay=0.01, max_delay=0.05, watchdog=10.0, rest_timeout=10.0)
+MARKETS = {"binance": "BTCUSDT", "binance_spot": "BTCUSDT", "bybit": "BTCUSDT",
+           "hyperliquid": "BTCUSDT"}
+"""Every paper protocol, each following BTCUSDT of the bundled archive."""
+SERVE = {"bybit": "binance", "hyperliquid": "binance"}
+ARCHIVED_AS = {"binance": "binance", "binance_spot": "binance_spot", "bybit": "binance",
+               "hyperliquid": "binance"}
+BY_SEQ = frozenset({"binance", "binance_spot"})  # the venue's update id is the archive's seq
 Side = tuple[tuple[float, float], ...]
 Top = tuple[Side, Side]
 Trade = tuple[float, float, float, float]
@@ -68,11 +75,15 @@ class Archived:
         i = bisect.bisect_left(self.seq, seq)
         return i if i < len(self.seq) and self.seq[i] == seq else None
 
-    def index_at_ms(self, ts_ms: int, top: Top, after: int) -> int | None:
-        """The first state at or after index ``after`` stamped ``ts_ms`` that is ``top``."""
-        lo = max(bisect.bisect_left(self.ts_ms, ts_ms), after)
-        hi = bisect.bisect_right(self.ts_ms, ts_ms)
-        return next((i for i in range(lo, hi) if self.tops[i] == top), None)
+    def describe(self, top: Top) -> str:
+        """Where else ``top`` appears in the archive."""
+        found = [i for i, t in enumerate(self.tops) if t == top][:5]
+        return f"the archive has this book at {[(i, self.ts_ms[i]) for i in found]}"
+
+    def index_at_ms(self, ts_ms: int, top: Top) -> int | None:
+        """The last state stamped ``ts_ms`` that is ``top``."""
+        lo, hi = bisect.bisect_left(self.ts_ms, ts_ms), bisect.bisect_right(self.ts_ms, ts_ms)
+        return next((i for i in range(hi - 1, lo - 1, -1) if self.tops[i] == top), None)
 
 
 def _side(prices: np.ndarray, sizes: np.ndarray) -> Side:
@@ -84,14 +95,21 @@ def lob_top(lob: LOB) -> Top:
             tuple(map(tuple, lob.get_asks().tolist())))
 
 
-@dataclass
+@dataclass(repr=False)
 class Book:
-    """One handler call: the LOB's time (ms) and top, and the update that made it."""
+    """One handler call: the LOB's time (ms) and top, the update that made it, and how
+    many statuses the market had seen before it."""
 
     ts_ms: int
     top: Top
     seq: int
     is_snapshot: bool
+    after: int
+
+    def __repr__(self) -> str:
+        kind = "snapshot" if self.is_snapshot else "delta"
+        return f"{kind} seq {self.seq} at {self.ts_ms} ms after status {self.after}, " \
+            f"best {self.top[0][:1]} / {self.top[1][:1]}"
 
 
 @dataclass
@@ -139,7 +157,7 @@ async def _subscribe(feed: Feed, exchange: str, symbol: str, seen: Seen) -> None
         update = seen.last_update
         assert update is not None and update.symbol == symbol
         seen.books.append(Book(lob.timestamp, lob_top(lob), update.seq,
-                               update.delta.is_snapshot))
+                               update.delta.is_snapshot, len(seen.statuses)))
         seen.last_event = time.monotonic()
 
     await feed.add_l2_book_feed(exc=exchange, ticker=symbol, depth=DEPTH, handler=on_book)
@@ -169,23 +187,36 @@ async def _until_quiet(paper: PaperExchange, seen: Mapping[str, Seen], quiet: fl
         await asyncio.sleep(quiet / 4)
 
 
-def wrong_books(seen: Seen, archived: Archived, *, by_seq: bool) -> tuple[list[str], int]:
-    """(every delivered book that is not the archived state of its update, the archive
-    index of the last one matched). ``by_seq``: the update id is the archive's ``seq``;
-    else the book must be a state of its exchange millisecond, never going back."""
-    wrong: list[str] = []
-    at = 0
+@dataclass
+class Matched:
+    """Delivered books against the archive: the archive index of each book that is the
+    archived state of its update, and a description of (up to 10) that are not."""
+
+    indices: list[int] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+
+    def parts(self, archived: Archived, n: int) -> set[int]:
+        """Which of ``n`` equal parts of the archive's states the delivered books fall in."""
+        return {i * n // len(archived.tops) for i in self.indices}
+
+
+def match_books(seen: Seen, archived: Archived, *, by_seq: bool) -> Matched:
+    """Match every delivered book with the archive: it must be the archived state of its
+    update (``by_seq``: the update id is the archive's ``seq``; else a state of its
+    exchange millisecond), with the archived time, and never earlier than the book
+    delivered before it."""
+    matched, shown = Matched(), 0
     for n, book in enumerate(seen.books):
         i = archived.index_of_seq(book.seq) if by_seq else \
-            archived.index_at_ms(book.ts_ms, book.top, at)
-        ok = i is not None and i >= at and archived.tops[i] == book.top and \
-            archived.ts_ms[i] == book.ts_ms
-        if ok:
-            at = i
-        elif len(wrong) < 10:
-            wrong.append(f"book {n} (seq {book.seq}, {book.ts_ms} ms): {_short(book.top)}")
-    return wrong, at
+            archived.index_at_ms(book.ts_ms, book.top)
+        if i is not None and archived.tops[i] == book.top and \
+                archived.ts_ms[i] == book.ts_ms >= shown:
+            matched.indices.append(i)
+            shown = book.ts_ms
+        elif len(matched.wrong) < 10:
+            matched.wrong.append(f"book {n} ({book}) after a book of {shown} ms: "
+                                 f"{archived.describe(book.top)}")
+    return matched
 
 
-def _short(top: Top) -> str:
-    return f"bids {top[0][:2]}... asks {top[1][:2]}..."
+

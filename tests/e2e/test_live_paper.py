@@ -15,22 +15,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from live_paper import BUNDLED, Archived, Run, follow, wrong_books
+from live_paper import (
+    ARCHIVED_AS,
+    BUNDLED,
+    BY_SEQ,
+    MARKETS,
+    SERVE,
+    Archived,
+    Run,
+    follow,
+    match_books,
+)
 
 from makerlab.core.events import StatusKind
-
-MARKETS = {"binance": "BTCUSDT", "binance_spot": "BTCUSDT", "bybit": "BTCUSDT",
-           "hyperliquid": "BTCUSDT"}
-SERVE = {"bybit": "binance", "hyperliquid": "binance"}
-ARCHIVED_AS = {"binance": "binance", "binance_spot": "binance_spot", "bybit": "binance",
-               "hyperliquid": "binance"}
-BY_SEQ = {"binance", "binance_spot"}  # the venue's update id is the archive's seq
-
-
-@pytest.fixture(scope="module")
-def archived() -> dict[str, Archived]:
-    return {exchange: Archived.read(BUNDLED, exchange, "BTCUSDT")
-            for exchange in ("binance", "binance_spot")}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +39,7 @@ def run(tmp_path_factory) -> Run:
 @pytest.mark.parametrize("protocol", list(MARKETS))
 def test_every_delivered_book_is_the_archived_book_of_its_update(run, archived, protocol):
     seen, expected = run.seen[protocol], archived[ARCHIVED_AS[protocol]]
-    wrong, _ = wrong_books(seen, expected, by_seq=protocol in BY_SEQ)
-    assert wrong == []
+    assert match_books(seen, expected, by_seq=protocol in BY_SEQ).wrong == []
     assert len(seen.books) > 3000  # the 100 ms streams merge two archive messages in one
     assert seen.books[-1].top == expected.tops[-1]  # followed to the archive's last state
     assert seen.books[0].is_snapshot
@@ -71,8 +67,7 @@ def test_hyperliquid_over_its_own_data(tmp_path, samples):
     run = asyncio.run(follow(root, {"hyperliquid": "BTC"}, serve={}, spec_cache=tmp_path,
                              start=hour, end=hour))
     seen = run.seen["hyperliquid"]
-    wrong, _ = wrong_books(seen, expected, by_seq=False)
-    assert wrong == []
+    assert match_books(seen, expected, by_seq=False).wrong == []
     assert seen.books[-1].top == expected.tops[-1] and len(seen.books) > 200
     first = expected.trades.index(seen.trades[0])
     assert seen.trades == expected.trades[first:]

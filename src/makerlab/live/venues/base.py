@@ -43,7 +43,8 @@ __all__ = [
 NO_TIME = 0
 """``exchange_ts`` of a snapshot the venue sends without a time (Binance spot's REST depth).
 The stream delivers such a book only once a message is applied on it, with that
-message's id and time, so no delivered book carries a made-up exchange time."""
+message's id and time, so no delivered book carries a made-up exchange time
+(:mod:`makerlab.live.stream`)."""
 
 
 class Resync(Enum):
