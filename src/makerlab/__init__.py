@@ -32,8 +32,8 @@ from makerlab.errors import (
     UnsortedData,
 )
 from makerlab.live.gateway import Gateway
-from makerlab.oms import OMS
 from makerlab.trading.feed import Feed, FeedCls, FeedType
+from makerlab.trading.oms import OMS
 
 __version__ = "0.1.0"
 

@@ -5,6 +5,7 @@
     makerlab convert SOURCE INPUT... --out DIR   convert real captures into an archive
     makerlab info ARCHIVE                        what an archive holds
     makerlab validate ARCHIVE [--fix]            check every file of an archive
+    makerlab record --exchange X --symbols A,B --out DIR   record live data into an archive
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
     makerlab specs [MARKET...]                   the cached and bundled instrument specs
     makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
@@ -71,6 +72,23 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"NOTE {line}")
     print(f"{args.archive}: {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
     return 0 if report.ok else 1
+
+
+def _record(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from makerlab.live.recorder import record
+
+    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    started = time.perf_counter()
+    recorder = asyncio.run(record(args.exchange, symbols, args.depth, args.out,
+                                  base_url=args.base_url, env=args.env,
+                                  duration=args.duration))
+    print(f"recorded {recorder.rows_received} rows of {args.exchange} "
+          f"{','.join(symbols)} in {time.perf_counter() - started:.1f}s; committed "
+          f"{recorder.rows_committed} rows into {len(recorder.hour_files)} hour files of "
+          f"{args.out}")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -167,6 +185,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="first complete interrupted writes and delete their leftovers "
                           "(only while no writer is running)")
     val.set_defaults(handler=_validate)
+
+    rec = sub.add_parser("record", help="record live market data into an archive")
+    rec.add_argument("--exchange", required=True,
+                     help="exchange id: binance (USD-M), binance_spot, bybit, hyperliquid, "
+                          "paradex, woox")
+    rec.add_argument("--symbols", required=True, help="comma-separated venue symbols")
+    rec.add_argument("--depth", type=int, default=20, help="levels per book_snapshot row")
+    rec.add_argument("--out", required=True, help="archive root (a local directory)")
+    rec.add_argument("--base-url", help="the venue's REST base (websocket derived), e.g. "
+                                        "a paper exchange: http://127.0.0.1:P/binance")
+    rec.add_argument("--env", help="mainnet (default), testnet, demo or paper")
+    rec.add_argument("--duration", type=float,
+                     help="seconds to record (default: until SIGINT/SIGTERM)")
+    rec.set_defaults(handler=_record)
 
     rep = sub.add_parser("report", help="rebuild the simulation report of a saved run")
     rep.add_argument("run", help="a run folder saved by Replayer(run_dir=...) or .save()")

@@ -11,6 +11,7 @@
     │   └── UnsortedData     timestamps that go backwards
     └── VenueError           a live venue failed or refused a request
         ├── ConnectionLost   a websocket closed, timed out or could not connect
+        │   └── RequestTimeout   a request was sent but no answer came in time
         ├── RateLimited      the venue answered 429/418 or its own rate-limit code
         └── AuthError        credentials missing, unknown or rejected
 
@@ -94,8 +95,22 @@ class ConnectionLost(VenueError):
     """A websocket closed, went silent past its watchdog, or could not connect."""
 
 
+class RequestTimeout(ConnectionLost):
+    """A request reached the socket but no answer came within the timeout: its outcome is
+    unknown until the venue's user stream (or a snapshot) reports it."""
+
+
 class RateLimited(VenueError):
-    """The venue answered with a rate-limit status (HTTP 429/418 or its own code)."""
+    """The venue answered with a rate-limit status (HTTP 429/418 or its own code).
+
+    Attributes:
+        retry_after: seconds to wait before the next request, as the venue said
+            (``Retry-After`` header, reset timestamp) or ``None`` when it did not.
+    """
+
+    def __init__(self, message: str, *, venue: str = "", retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message, venue=venue)
 
 
 class AuthError(VenueError):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from makerlab.core.events import OrderEventKind, OrderUpdate
 from makerlab.core.orders import Order, Orders, OrderStatus
 from makerlab.errors import ConfigError
 
@@ -57,7 +58,7 @@ def test_order_as_dict_has_the_tutorial_keys():
     d = Order(exc="bybit", cloid="c", ticker="BTC", amount=D(1), price=D(5)).as_dict()
     assert {"amount", "cloid", "exc", "filled_sz", "last_fill_sz", "oid", "ord_status",
             "ord_type", "price", "reduce_only", "ticker", "tif", "timestamp",
-            "avg_fill_price", "reject_reason"} == set(d)
+            "avg_fill_price", "reject_reason", "update_id"} == set(d)
     assert d["ord_status"] == "PENDING"
 
 
@@ -214,6 +215,18 @@ def test_exchange_time_is_not_checked_while_pending():
     assert orders.cloid_query("c2").timestamp == 5
 
 
+def test_venue_updates_are_ordered_by_update_id():
+    orders = book()
+    run(orders.upsert_order(oid="1", ord_status="PARTIAL", filled_sz=D("0.2"), update_id=7,
+                            timestamp=20))
+    # an older update (a lower id) is stale even if its time looks newer
+    assert run(orders.upsert_order(oid="1", ord_status="PARTIAL", filled_sz=D("0.3"),
+                                   update_id=6, timestamp=30)) is None
+    assert run(orders.upsert_order(oid="1", price=D(99), update_id=8, timestamp=20))
+    local = run(orders.upsert_order(oid="1", ord_status="CANCEL_PENDING"))
+    assert local.update_id == 8  # local updates keep the order's id
+
+
 def test_cancel_pending_keeps_the_exchange_time():
     orders = book()
     run(orders.upsert_order(oid="1", ord_status="CANCEL_PENDING", timestamp=99))
@@ -232,6 +245,18 @@ def test_leaving_cancel_pending_needs_news():
     run(orders.upsert_order(oid="1", ord_status="CANCEL_PENDING"))
     assert run(orders.upsert_order(oid="1", ord_status="PARTIAL", filled_sz=D("0.1"),
                                    timestamp=11)) is not None
+
+
+def test_leaving_cancel_pending_needs_news_by_update_id():
+    orders = book()
+    run(orders.upsert_order(oid="1", ord_status="NEW", update_id=3, timestamp=10))
+    run(orders.upsert_order(oid="1", ord_status="CANCEL_PENDING"))
+    # the same venue update again (same id) is no news, even with a later time
+    assert run(orders.upsert_order(oid="1", ord_status="NEW", update_id=3,
+                                   timestamp=11)) is None
+    # a newer venue update at the same millisecond is
+    assert run(orders.upsert_order(oid="1", ord_status="NEW", price=D(99), update_id=4,
+                                   timestamp=10)) is not None
 
 
 def test_fills_never_regress():
@@ -344,3 +369,49 @@ def test_none_fields_count_as_not_reported():
     got = run(orders.upsert_order(oid=None, cloid="c1", price=None, ord_status="PARTIAL",
                                   filled_sz=D("0.1"), timestamp=20))
     assert got.oid == "1" and got.price == D(100)
+
+
+# ---- typed venue updates ---------------------------------------------------------------
+
+def venue_update(kind: OrderEventKind, status: str, update_id: int, **fields) -> OrderUpdate:
+    base = {"exchange": "bybit", "symbol": "BTC", "exchange_ts": 20_000_000,
+            "local_ts": 21_000_000, "cloid": "c2", "oid": "2", "amount": D(2),
+            "price": D(101), "filled": D(0), "tif": "GTC"}
+    return OrderUpdate(kind=kind, status=status, update_id=update_id, **{**base, **fields})
+
+
+def test_venue_events_are_upserts():
+    orders = book()  # c2 is PENDING
+    acked = run(orders.apply_update(venue_update(OrderEventKind.ACK, "NEW", 1)))
+    assert (acked.oid, acked.ord_status, acked.update_id, acked.timestamp) == (
+        "2", OrderStatus.NEW, 1, 20)
+    fill = venue_update(OrderEventKind.FILL, "PARTIAL", 3, filled=D("0.5"))
+    assert run(orders.apply_update(fill)).last_fill_sz == D("0.5")
+    assert run(orders.apply_update(venue_update(OrderEventKind.ACK, "NEW", 1))) is None
+    rejected = run(orders.apply_update(venue_update(
+        OrderEventKind.REJECT, "REJECTED", 4, cloid="c4", oid="4", amount=D(-3),
+        price=D(102), code="-5022", reason="Post Only order would be executed.")))
+    assert rejected.reject_reason == "-5022 Post Only order would be executed."
+    assert orders.cloid_query("c4") is None  # dead orders are removed
+    cancelled = venue_update(OrderEventKind.CANCEL_ACK, "CANCELLED", 5, amount=D(0),
+                             price=None, filled=D("0.5"))  # an answer without the size
+    assert run(orders.apply_update(cancelled)).amount == D(2)
+
+
+def test_refused_cancels_and_amends_are_notes():
+    orders, seen = book(), []
+    orders.add_delta_handler(seen.append)
+    run(orders.apply_update(venue_update(OrderEventKind.ACK, "NEW", 1)))
+    run(orders.upsert_order(cloid="c2", ord_status="CANCEL_PENDING"))
+    refused = venue_update(OrderEventKind.CANCEL_REJECT, "", 5, amount=D(0), price=None,
+                           code="-2011", reason="Unknown order sent.")
+    noted = run(orders.apply_update(refused))
+    assert noted.ord_status is OrderStatus.CANCEL_PENDING and noted.update_id == 1
+    assert noted.reject_reason == "cancel rejected: -2011 Unknown order sent."
+    amend = venue_update(OrderEventKind.AMEND_REJECT, "NEW", 6, code="-5022",
+                         reason="Post only.")
+    assert run(orders.apply_update(amend)).reject_reason == "amend rejected: -5022 Post only."
+    assert [d["reject_reason"] for d in seen][-2:] == [
+        "cancel rejected: -2011 Unknown order sent.", "amend rejected: -5022 Post only."]
+    gone = venue_update(OrderEventKind.CANCEL_REJECT, "", 7, cloid="nope", oid=None)
+    assert run(orders.apply_update(gone)) is None and len(orders) == 5

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from makerlab.core.events import Fill
 from makerlab.core.instruments import get_spec
 from makerlab.core.positions import (
     Accounting,
@@ -249,3 +251,31 @@ def test_add_positions_reset():
 
 def test_accountings_satisfy_the_protocol():
     assert isinstance(LINEAR, Accounting) and isinstance(INVERSE, Accounting)
+
+
+def test_fills_are_booked_once():
+    positions, deltas = Positions(), []
+    positions.add_delta_handler(deltas.append)
+    fill = Fill("binance", "BTC", 1_000, 2_000, "c1", "1", trade_id="7", side=-1,
+                price=D(100), size=D(2), fee=D("0.1"), fee_asset="USDT", is_maker=True)
+    assert run(positions.book_fill(fill)).amount == D(-2)
+    assert run(positions.book_fill(fill)) is None  # delivered twice, booked once
+    assert positions.get_ticker_position("BTC").realized_pnl == D("-0.1")
+    other = run(positions.book_fill(replace(fill, trade_id="8", side=1, size=D(1))))
+    assert other.amount == D(-1) and [d["delta"] for d in deltas] == [D(-2), D(1)]
+
+
+def test_fills_are_booked_once_among_the_newest():
+    positions = Positions(max_trade_ids=2)
+    fill = Fill("binance", "BTC", 1, 1, None, None, trade_id="1", side=1, price=D(100),
+                size=D(1), fee=D(0), fee_asset="USDT", is_maker=True)
+    for trade_id in ("1", "2", "3", "1"):  # "1" was forgotten when "3" came
+        run(positions.book_fill(replace(fill, trade_id=trade_id)))
+    assert positions.get_ticker_amount("BTC") == D(4)
+
+
+def test_accounting_may_be_a_function_of_the_ticker():
+    asked = []
+    positions = Positions(accounting=lambda t: asked.append(t) or INVERSE)
+    run(positions.update_position("INV", fill_amount=D(100), fill_entry=D(50_000)))
+    assert asked == ["INV"]

@@ -3,7 +3,13 @@ import pyarrow as pa
 import pytest
 
 from makerlab.data.convert import Repairs
-from makerlab.data.schema import BBO_SCHEMA, BOOK_DELTA_SCHEMA, TRADES_SCHEMA
+from makerlab.data.schema import (
+    BBO_SCHEMA,
+    BOOK_DELTA_SCHEMA,
+    CLOCK_KEY,
+    REPLAYED_CLOCK,
+    TRADES_SCHEMA,
+)
 from makerlab.data.validate import (
     Plausibility,
     book_ticker_agreement,
@@ -214,3 +220,23 @@ def test_validate_table_reports_implausible_archive_values():
                          "ask_size": pa.array([[1.0, 1.0]], levels)})
     with pytest.raises(DataError, match=r"s:1: implausible bid_size \[1.0, 0.0\]"):
         validate_table("book_snapshot", snapshot, "s")
+
+
+def test_a_replayed_recording_checks_its_clocks_against_their_median_distance():
+    years = 2 * 365 * 86_400 * 10**9  # a 2024 capture received two years later
+    exchange = [NOW - years + i * 10**9 for i in range(5)]
+    local = [NOW + i * 10**9 for i in range(5)]
+    trades = _table(TRADES_SCHEMA, exchange_ts=exchange, local_ts=local,
+                    price=[100.0] * 5, size=[1.0] * 5, side=[1] * 5,
+                    trade_id=[str(i) for i in range(5)])
+    with pytest.raises(DataError, match="apart"):
+        validate_table("trades", trades, "t")  # untagged: the clocks must be close
+    tagged = trades.replace_schema_metadata({CLOCK_KEY: REPLAYED_CLOCK})
+    validate_table("trades", tagged, "t")
+    shifted = list(exchange)
+    shifted[2] += 3_600 * 10**9  # one row's exchange clock an hour late
+    bad = _table(TRADES_SCHEMA, exchange_ts=shifted, local_ts=local, price=[100.0] * 5,
+                 size=[1.0] * 5, side=[1] * 5, trade_id=[str(i) for i in range(5)])
+    with pytest.raises(DataError, match=r"t:3: .*apart"):
+        validate_table("trades", bad.replace_schema_metadata({CLOCK_KEY: REPLAYED_CLOCK}),
+                       "t")

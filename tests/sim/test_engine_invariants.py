@@ -20,7 +20,7 @@ D = Decimal
 
 action = st.tuples(
     st.integers(1_000, 10_900),                         # when (ms)
-    st.sampled_from(["limit", "limit", "limit", "cancel", "market"]),
+    st.sampled_from(["limit", "limit", "limit", "cancel", "market", "amend"]),
     st.integers(-30, 30).filter(bool),                  # size in lots x sign
     st.integers(-3, 3),                                 # price offset in ticks from the bid
     st.sampled_from(["GTC", "GTC", "IOC", "FOK", "GTX"]),
@@ -40,6 +40,8 @@ def run(seed: int, actions: list[tuple], lat_seed: int) -> object:
         amount = D(lots) * D("0.01")
         if kind == "cancel":
             await oms.cancel_order(EXC, TICKER)
+        elif kind == "amend":
+            await amend(oms, engine, lots, ticks)
         elif kind == "market":
             await oms.market_order(EXC, TICKER, amount, reduce_only=reduce_only)
         elif engine.best(1) == engine.best(1):
@@ -54,12 +56,24 @@ def run(seed: int, actions: list[tuple], lat_seed: int) -> object:
     return rep
 
 
+async def amend(oms, engine, lots: int, ticks: int) -> None:
+    """Amend the oldest acknowledged live order: size by ``lots``, price by ``ticks``."""
+    live = [o for o in oms.orders_peek(EXC).get_orders() if o.ord_status is OrderStatus.NEW
+            or o.ord_status is OrderStatus.PARTIAL]
+    if live and engine.best(1) == engine.best(1):
+        order = live[0]
+        price = D(repr(engine.best(1))) + D(ticks) * D("0.1") if ticks else None
+        amount = order.side * (abs(order.amount) + D(lots) * D("0.01")) if lots > 0 else None
+        if price is not None or amount is not None:
+            await oms.amend_order(EXC, TICKER, cloid=order.cloid, price=price, amount=amount)
+
+
 def events_by_cloid(rep) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(dict)
     for a in rep.actions:
         if "cloid" in a:
             out[a["cloid"]].setdefault(a["event"], a["ts"])
-            if a["event"] == "submit":
+            if a["event"] in ("submit", "amended"):  # the order's size, amended or not
                 out[a["cloid"]]["amount"] = a["amount"]
     return out
 
@@ -103,15 +117,19 @@ def check_conservation(rep) -> None:
 
 def check_mirror(rep) -> None:
     """Once every update is delivered, the OMS mirror equals the venue: its position, and
-    its live orders are the engine's resting ones, acknowledged (nothing left PENDING or
-    CANCEL_PENDING)."""
+    its live orders are the engine's resting ones (price, amount and filled size, amends
+    included), acknowledged (nothing left PENDING or CANCEL_PENDING)."""
     if len(rep.queue) == 0:
         venue_pos = rep.venue.account(EXC).position(TICKER)
         oms = rep.get_oms()
         assert oms.get_position(EXC, TICKER) == venue_pos.amount
-        live = {o.cloid: o.ord_status for o in oms.orders_peek(EXC).get_orders()}
-        assert set(live) == set(rep.venue.engine(EXC, TICKER).resting)
-        assert set(live.values()) <= {OrderStatus.NEW, OrderStatus.PARTIAL}
+        live = {o.cloid: o for o in oms.orders_peek(EXC).get_orders()}
+        resting = rep.venue.engine(EXC, TICKER).resting
+        assert set(live) == set(resting)
+        assert {o.ord_status for o in live.values()} <= {OrderStatus.NEW, OrderStatus.PARTIAL}
+        assert [(o.price, o.amount, o.filled_sz) for o in live.values()] == [
+            (resting[c].price, resting[c].side * resting[c].qty, resting[c].filled)
+            for c in live]
 
 
 def test_determinism_same_inputs_same_fills():

@@ -8,6 +8,8 @@ import pytest
 
 from makerlab.core.instruments import get_spec
 from makerlab.sim.matching import (
+    REJECT_AMEND_NOTHING,
+    REJECT_AMEND_QTY,
     REJECT_DUPLICATE,
     REJECT_LOT,
     REJECT_MIN_QTY,
@@ -15,6 +17,7 @@ from makerlab.sim.matching import (
     REJECT_POST_ONLY,
     REJECT_REDUCE,
     REJECT_TICK,
+    REJECT_UNKNOWN_ORDER,
     MatchingEngine,
     SimOrder,
 )
@@ -233,3 +236,47 @@ def test_client_order_ids_are_unique_among_resting_orders():
     assert eng.resting == {first.cloid: first}
     assert eng.cancel(first.cloid) is first and not eng.resting
     assert eng.submit(dup).rejected is None  # free again once the first is gone
+
+
+def test_an_amend_keeps_the_queue_place_only_when_it_shrinks_the_order():
+    eng = engine()
+    first, second = order("0.3", "60000.0"), order("0.3", "60000.0")
+    eng.submit(first)
+    eng.submit(second)
+    eng.on_trade(60000.0, 0.8, -1)  # 0.2 of the displayed 1.0 left ahead of both
+    assert not eng.amend(first.cloid, None, D("0.2")).fills  # smaller: keeps its place
+    assert (first.qty, first.seq, first.queue.ahead) == (D("0.2"), 0, pytest.approx(0.2))
+    eng.amend(second.cloid, None, D("0.4"))  # larger: to the back, behind the level
+    assert (second.qty, second.seq, second.queue.ahead) == (D("0.4"), 2, pytest.approx(1.0))
+    eng.amend(first.cloid, D("59999.9"), None)  # repriced: to the back of the new level
+    assert (first.seq, first.queue.ahead, first.price) == (3, pytest.approx(2.0),
+                                                           D("59999.9"))
+    assert set(eng.resting) == {first.cloid, second.cloid}
+    res = eng.on_trade(60000.0, 1.3, -1)  # 1.0 ahead of second, then second
+    assert [(f.order.cloid, f.qty) for f in res.fills] == [(second.cloid, D("0.3"))]
+
+
+def test_an_amend_keeps_the_queue_place_only_when_it_shrinks_the_order_a_crossing_price_takes():
+    eng = engine()
+    o = order("0.7", "60000.0")
+    eng.submit(o)
+    res = eng.amend(o.cloid, D("60000.1"), None)  # reaches the ask: takes it as a new order
+    assert [(f.price, f.qty, f.is_maker, f.filled) for f in res.fills] == [
+        (D("60000.1"), D("0.5"), False, D("0.5"))]
+    assert eng.resting[o.cloid] is o and o.remaining == D("0.2")
+
+
+def test_an_amend_keeps_the_queue_place_only_when_it_shrinks_the_order_refusals():
+    eng = engine()
+    o, post = order("0.3", "60000.0"), order("-0.3", "60000.2", tif="GTX")
+    eng.submit(o)
+    eng.submit(post)
+    eng.on_trade(59999.0, 0.1, -1)  # 0.1 filled
+    refused = [eng.amend(o.cloid, D("60000.05"), None).rejected,  # off the tick grid
+               eng.amend(o.cloid, None, D("0.1")).rejected,  # not above the filled 0.1
+               eng.amend(o.cloid, D("60000.0"), D("0.3")).rejected,  # nothing changes
+               eng.amend(post.cloid, D("60000.0"), None).rejected,  # post-only would cross
+               eng.amend("nope", D("1"), None).rejected]
+    assert refused == [REJECT_TICK, REJECT_AMEND_QTY, REJECT_AMEND_NOTHING, REJECT_POST_ONLY,
+                       REJECT_UNKNOWN_ORDER]
+    assert (o.price, o.qty, o.seq, post.price) == (D("60000.0"), D("0.3"), 0, D("60000.2"))

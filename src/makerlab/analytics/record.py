@@ -9,8 +9,9 @@ Tables (times are integer epoch **nanoseconds** unless stated, prices in quote c
 - ``fills``: ts, exc, ticker, oid, cloid, price, size (> 0, base units), dir (+1 buy, -1
   sell), is_maker, fee (quote, negative = rebate), rule, arrival_ts (the order's arrival at
   the venue), position (venue position in the ticker after the fill, signed base units);
-- ``actions``: ts, event (submit, ack, reject, cancel, cancelled, cancel_reject, expired),
-  exc, ticker, cloid, oid, amount (signed base units, submits only), price, tif, reason;
+- ``actions``: ts, event (submit, ack, reject, cancel, cancelled, cancel_reject, expired,
+  amend, amended, amend_reject, cancel_all), exc, ticker, cloid, oid, amount (signed base
+  units: submits and amends), price, tif, reason;
 - ``stamps``: ts, exc, equity, balance, inventory (net notional) every ``stamp_cycle``,
   plus one closing stamp at the end of the replay;
 - ``declarations``: ts (epoch **ms**, as the tutorial), key, value, exc, ticker, group;

@@ -4,8 +4,9 @@ An :class:`Order` carries the tutorial OMS's fields; its signed ``amount`` is th
 (positive buys, negative sells) and sizes/prices are :class:`~decimal.Decimal`. The
 :class:`Orders` container keeps the live orders of one account, answers the quoting
 queries strategies make on every tick (``get_bid_orders``, ``pending_asks``, ...) and
-applies updates through :meth:`Orders.upsert_order`, which refuses stale or out-of-order
-updates. Times are epoch **milliseconds**.
+applies updates through :meth:`Orders.upsert_order` (fields by name, the tutorial's call) or
+:meth:`Orders.apply_update` (a venue's typed :class:`~makerlab.core.events.OrderUpdate`),
+which refuse stale or out-of-order updates. Times are epoch **milliseconds**.
 
 Lifecycle::
 
@@ -31,7 +32,9 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
+from makerlab.core.events import OrderEventKind, OrderUpdate
 from makerlab.errors import ConfigError
+from makerlab.units import NS_PER_MS
 
 __all__ = ["POST_ONLY", "TIFS", "DeltaHandler", "Order", "OrderStatus", "Orders"]
 
@@ -101,8 +104,10 @@ class Order:
         timestamp: time of the latest update in ms; exchange time once acknowledged.
         avg_fill_price: size-weighted average price of the fills so far.
         reject_reason: why the exchange rejected the order, or (on an order still alive)
-            why it rejected the latest cancel, e.g. ``cancel rejected: -2011 Unknown
-            order sent.``
+            why it rejected the latest cancel or amend, e.g. ``cancel rejected: -2011
+            Unknown order sent.``
+        update_id: the venue's sequence number of the latest update applied
+            (:attr:`~makerlab.core.events.OrderUpdate.update_id`); ``None`` until one is.
     """
 
     exc: str | None = None
@@ -120,6 +125,7 @@ class Order:
     timestamp: int | None = None
     avg_fill_price: Decimal | None = None
     reject_reason: str | None = None
+    update_id: int | None = None
 
     def __post_init__(self) -> None:
         self.amount = _dec(self.amount) or Decimal(0)
@@ -165,6 +171,7 @@ def _copy_into(dst: Order, src: Order) -> Order:
     dst.reduce_only, dst.ord_status, dst.filled_sz = src.reduce_only, src.ord_status, src.filled_sz
     dst.last_fill_sz, dst.timestamp = src.last_fill_sz, src.timestamp
     dst.avg_fill_price, dst.reject_reason = src.avg_fill_price, src.reject_reason
+    dst.update_id = src.update_id
     return dst
 
 
@@ -174,7 +181,7 @@ _IDENTITY = ("exc", "ticker", "oid", "cloid")
 _NAMES = tuple(f.name for f in fields(Order))
 _FIELD_NAMES = frozenset(_NAMES)
 _values = attrgetter(*_NAMES)  # the fields' values as a tuple, in field order
-_compared = attrgetter(*(n for n in _NAMES if n != "last_fill_sz"))
+_compared = attrgetter(*(n for n in _NAMES if n not in ("last_fill_sz", "update_id")))
 _INF = Decimal("Infinity")
 
 
@@ -208,20 +215,38 @@ class Orders:
     - **exchange time is monotonic**: an update whose ``timestamp`` is older than the
       order's last exchange timestamp is rejected (equal times are allowed). The check is
       skipped while the order is PENDING, whose timestamp is the local submit time.
+    - **venue updates are ordered by update_id**: an update whose ``update_id`` is lower
+      than the order's is stale and rejected, whatever its timestamp (equal ids pass on to
+      the other rules). Local updates carry none and keep the order's.
     - **cancel-pending keeps the exchange time**: a CANCEL_PENDING update is local and does
       not move ``timestamp``.
     - **leaving cancel-pending needs news**: CANCEL_PENDING returns to NEW/PARTIAL only on
-      a strictly newer timestamp or a larger ``filled_sz`` (a failed cancel or a fill).
+      a strictly newer update (a higher ``update_id``; without ids, a later timestamp) or
+      a larger ``filled_sz`` (an amend or a fill).
     - **fills never regress**: ``filled_sz`` may not decrease, nor exceed ``|amount|``.
     - **identity is fixed**: ``exc``, ``ticker``, ``oid``, ``cloid`` (once known) and the
       sign of ``amount`` never change.
-    - **duplicates are rejected**: an update that changes nothing is dropped.
+    - **duplicates are rejected**: an update that changes nothing is dropped (its higher
+      ``update_id``, if any, is kept).
     - **last fill is inferred**: without ``last_fill_sz`` it is set to the increase of
       ``filled_sz`` (``0`` for an update without a fill); FILLED without ``filled_sz``
       means ``filled_sz = |amount|``.
     - **dead orders are removed**: with ``clear_unalived=True`` an order that dies is
       dropped after its handlers run.
     - **handlers see every accepted change**: each delta handler gets ``order.as_dict()``.
+
+    Rules of :meth:`apply_update` (a venue's :class:`~makerlab.core.events.OrderUpdate`):
+
+    - **venue events are upserts**: the update's ids, symbol, signed amount, price, status,
+      filled size, time in force, reduce-only flag, ``update_id`` and exchange time (in ms)
+      go through :meth:`upsert_order` and its rules; a REJECT records ``reject_reason``
+      (``"<code> <reason>"``). A zero amount counts as not reported (a venue's answer to a
+      cancel or amend may not restate the size).
+    - **refused cancels and amends are notes**: a CANCEL_REJECT or AMEND_REJECT leaves the
+      order's state as it is (status, ``update_id``, time) and records ``reject_reason =
+      "cancel rejected: <code> <reason>"`` (``"amend rejected: ..."``) on an order the
+      mirror holds; its handlers see that. For an order the mirror does not hold (gone,
+      or never seen) it changes nothing.
     """
 
     def __init__(
@@ -384,13 +409,31 @@ class Orders:
             new.filled_sz = abs(new.amount)
         if new.ord_status is OrderStatus.CANCEL_PENDING:
             new.timestamp = old.timestamp
-        if not _acceptable(old, new) or _same(old, new):
+        if not _acceptable(old, new):
+            return None
+        if _same(old, new):
+            old.update_id = new.update_id  # no news, but later updates are measured by it
             return None
         if "last_fill_sz" not in kw:
             new.last_fill_sz = new.filled_sz - old.filled_sz
         _copy_into(old, new)
         self._index(old, key)
         return old
+
+    async def apply_update(self, update: OrderUpdate) -> Order | None:
+        """Apply a venue's typed update (rules in the class docstring); the order, or
+        ``None`` if the update was rejected."""
+        note = _NOTES.get(update.kind)
+        if note is not None:
+            return await self.upsert_order(oid=update.oid, cloid=update.cloid,
+                                           reject_reason=f"{note}: {_reason(update)}")
+        rejected = update.kind is OrderEventKind.REJECT
+        return await self.upsert_order(
+            exc=update.exchange, oid=update.oid, cloid=update.cloid, ticker=update.symbol,
+            amount=update.amount or None, price=update.price, tif=update.tif or None,
+            reduce_only=update.reduce_only, ord_status=update.status,
+            filled_sz=update.filled, timestamp=update.exchange_ts // NS_PER_MS,
+            update_id=update.update_id, reject_reason=_reason(update) if rejected else None)
 
     async def _fire(self, order: Order) -> None:
         for handler in self._handlers:
@@ -440,6 +483,15 @@ class Orders:
         return [o.__copy__() for o in found] if copy else found
 
 
+_NOTES = {OrderEventKind.CANCEL_REJECT: "cancel rejected",
+          OrderEventKind.AMEND_REJECT: "amend rejected"}
+
+
+def _reason(update: OrderUpdate) -> str:
+    """A venue refusal as one string: ``"-2011 Unknown order sent."``."""
+    return f"{update.code} {update.reason}".strip()
+
+
 def _bid_key(order: Order) -> Decimal:
     return _INF if order.price is None else order.price  # market orders first
 
@@ -463,7 +515,7 @@ def _acceptable(old: Order, new: Order) -> bool:
     return (old.is_alive()
             and _identity_kept(old, new)
             and _status_allowed(old, new)
-            and _time_allowed(old, new)
+            and _in_order(old, new)
             and old.filled_sz <= new.filled_sz <= abs(new.amount))
 
 
@@ -478,13 +530,23 @@ def _status_allowed(old: Order, new: Order) -> bool:
         return old.ord_status is OrderStatus.PENDING
     if old.ord_status is OrderStatus.CANCEL_PENDING and new.ord_status in _ACKED_ALIVE - {
             OrderStatus.CANCEL_PENDING}:
-        newer = (old.timestamp is None or new.timestamp is None
-                 or new.timestamp > old.timestamp)
-        return newer or new.filled_sz > old.filled_sz
+        return _newer(old, new) or new.filled_sz > old.filled_sz
     return True
 
 
-def _time_allowed(old: Order, new: Order) -> bool:
+def _newer(old: Order, new: Order) -> bool:
+    """``new`` is a strictly later venue update than ``old``: by ``update_id`` where both
+    have one, else by timestamp (unknown times count as later)."""
+    if old.update_id is not None and new.update_id is not None:
+        return new.update_id > old.update_id
+    return old.timestamp is None or new.timestamp is None or new.timestamp > old.timestamp
+
+
+def _in_order(old: Order, new: Order) -> bool:
+    """The update-id and exchange-time rules."""
+    if (old.update_id is not None and new.update_id is not None
+            and new.update_id < old.update_id):
+        return False
     if old.ord_status is OrderStatus.PENDING or old.timestamp is None or new.timestamp is None:
         return True
     return new.timestamp >= old.timestamp

@@ -26,11 +26,13 @@ fills' signed cash flows plus the position valued at ``mark``.
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from makerlab.core.events import Fill
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.errors import ConfigError
 
@@ -250,15 +252,23 @@ class Positions:
       positions; ``get_ticker_position`` still returns a flat one (its realised PnL).
     - **handlers see each change**: after an update that changes amount or entry, each
       handler gets ``{ticker, amount (new), delta, entry, realized_pnl}``.
+    - **fills are booked once**: :meth:`book_fill` books a venue's
+      :class:`~makerlab.core.events.Fill` unless a fill with the same symbol and trade id
+      was booked before (the newest ``max_trade_ids`` are remembered): a fill delivered
+      twice (a replayed message, a snapshot overlapping the stream) moves nothing.
     """
 
     def __init__(self, positions: Mapping[str, Position | Mapping[str, Any]] | None = None,
                  delta_handlers: Iterable[PositionDeltaHandler] | None = None, *,
-                 accounting: Mapping[str, Accounting] | None = None) -> None:
-        """``accounting`` maps tickers to non-linear accounting (default linear)."""
+                 accounting: Mapping[str, Accounting] | Callable[[str], Accounting] | None
+                 = None, max_trade_ids: int = 100_000) -> None:
+        """``accounting`` gives each ticker's accounting when it is not linear: a mapping,
+        or a function of the ticker (asked on each fill)."""
         self._positions: dict[str, Position] = {}
         self._handlers: list[PositionDeltaHandler] = list(delta_handlers or [])
-        self._accounting: dict[str, Accounting] = dict(accounting or {})
+        self._accounting_of = _accounting_lookup(accounting)
+        self._trade_ids: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._max_trade_ids = max_trade_ids
         self.add_positions(positions or {})
 
     def get_ticker_amount(self, ticker: str) -> Decimal:
@@ -316,6 +326,18 @@ class Positions:
             await self._fire(old, new)
         return new
 
+    async def book_fill(self, fill: Fill) -> Position | None:
+        """Book a venue's fill (signed by its side, fee included) unless its trade id was
+        booked before; the new position, or ``None`` for a duplicate."""
+        key = (fill.symbol, fill.trade_id)
+        if key in self._trade_ids:
+            return None
+        self._trade_ids[key] = None
+        if len(self._trade_ids) > self._max_trade_ids:
+            self._trade_ids.popitem(last=False)
+        return await self.update_position(fill.symbol, fill_amount=fill.side * fill.size,
+                                          fill_entry=fill.price, fee=fill.fee)
+
     def _next(self, old: Position, amount: Number | None, fill_amount: Number | None,
               entry: Number | None, fill_entry: Number | None, fee: Number) -> Position:
         if amount is not None and fill_amount is not None:
@@ -323,7 +345,7 @@ class Positions:
         if fill_amount is not None:
             if fill_entry is None:
                 raise ConfigError(f"{old.ticker}: fill_amount needs fill_entry (its price)")
-            acct = self._accounting.get(old.ticker, LINEAR)
+            acct = self._accounting_of(old.ticker)
             new = acct.apply_fill(old, fill_amount, fill_entry, fee)
         elif amount is not None:
             new = replace(old, amount=_dec(amount))
@@ -343,6 +365,14 @@ class Positions:
             result = handler(dict(delta))
             if inspect.isawaitable(result):
                 await result
+
+
+def _accounting_lookup(accounting: Mapping[str, Accounting] | Callable[[str], Accounting]
+                       | None) -> Callable[[str], Accounting]:
+    if callable(accounting):
+        return accounting
+    table = dict(accounting or {})
+    return lambda ticker: table.get(ticker, LINEAR)
 
 
 def _position_from(ticker: str, data: Mapping[str, Any]) -> Position:

@@ -3,7 +3,8 @@
 Every path is checked against the layout; every hour file is read (readable, schema, its
 rows in its own hour, the dataset its metadata names, then the content checks) and
 compared with the manifest: missing, duplicated, moved, extra and changed files;
-unfinished and cut-short commits, leftover staged files and half-written instruments.
+unfinished and cut-short commits, leftover staged files and half-written instruments;
+segments a killed recorder left uncommitted (:mod:`makerlab.data.segments`).
 Nothing here raises on a damaged archive: each problem is one line naming its path.
 """
 
@@ -23,6 +24,7 @@ from makerlab.data import manifest
 from makerlab.data.archive import check_hour, read_hour_bytes
 from makerlab.data.layout import HourPath, StagedPath, StrayPath, classify
 from makerlab.data.manifest import META_DIR, FileEntry, Incomplete, Pending, Shard
+from makerlab.data.segments import recover_segments, segment_sessions
 from makerlab.data.storage import Root, resolve, staged_name
 from makerlab.errors import ConfigError, DataError
 
@@ -367,6 +369,22 @@ def _notes(ctx: _Context, scan: _Scan) -> list[str]:
             "makerlab or another tool): checked file by file" for dataset in uncovered]
 
 
+def _segment_lines(root: str | os.PathLike, filesystem: Any) -> tuple[list[str], list[str]]:
+    """(problems, notes): recorder sessions that died with uncommitted rows, and those
+    running now."""
+    problems, notes = [], []
+    for info in segment_sessions(root, filesystem=filesystem):
+        if info.alive:
+            notes.append(f"{info.path}: recorder session {info.session} is running "
+                         f"({info.files} segment files not yet committed)")
+        else:
+            problems.append(f"{info.path}: uncommitted rows of recorder session "
+                            f"{info.session}, which was interrupted ({info.files} segment "
+                            "files): `makerlab validate --fix` or the next `makerlab record` "
+                            "on this archive commits them")
+    return problems, notes
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -381,6 +399,7 @@ def check_archive(root: str | os.PathLike, *, check: TableCheck,
     state = _read_state(arc, scan.meta)
     facts = [_examine(arc, where, info, check) for where, info in scan.hours]
     ctx = _context(arc, scan, state, facts)
+    segment_problems, segment_notes = _segment_lines(root, filesystem)
     problems = [
         *_stray_lines(arc, scan),
         *state.problems,
@@ -390,13 +409,15 @@ def check_archive(root: str | os.PathLike, *, check: TableCheck,
         *_incomplete_lines(ctx),
         *_leftover_lines(ctx, scan),
         *_half_written_lines(ctx),
+        *segment_problems,
     ]
-    return ArchiveReport(tuple(problems), tuple(_notes(ctx, scan)))
+    return ArchiveReport(tuple(problems), (*_notes(ctx, scan), *segment_notes))
 
 
 def repair_archive(root: str | os.PathLike, *, filesystem: Any = None) -> list[str]:
-    """Complete interrupted commits and delete what commits that never happened left
-    behind (``makerlab validate --fix``; run it while no writer is running).
+    """Complete interrupted commits, delete what commits that never happened left
+    behind, then commit the segments of interrupted recorder sessions
+    (``makerlab validate --fix``; run it while no writer is running).
 
     Returns one line per repair.
     """
@@ -423,4 +444,4 @@ def repair_archive(root: str | os.PathLike, *, filesystem: Any = None) -> list[s
             arc.delete(arc.path(rel))
             done.append(_line(arc, rel, f"deleted, left by write {commit}, which never "
                                         "committed"))
-    return done
+    return done + recover_segments(root, filesystem=filesystem)

@@ -5,6 +5,12 @@ The manifest lives beside the hive tree, under ``_makerlab/`` (a name DuckDB glo
 
     root/_makerlab/manifest/<dataset>/date=YYYY-MM-DD.json   one shard per dataset and day
     root/_makerlab/pending/<commit>.json                     the journal of an unfinished commit
+    root/_makerlab/segments/<session>/...                    a recorder's uncommitted rows
+    root/_makerlab/health/<exchange>/YYYY-MM-DD.jsonl        a recorder's feed health log
+
+(The last two belong to the streaming recorder, :mod:`makerlab.data.segments` and
+:mod:`makerlab.live.recorder`; they are listed here so every path under ``_makerlab/`` is
+known.)
 
 ``<dataset>`` is the dataset's directory (``kind=trades/exchange=binance/symbol=BTCUSDT``,
 or with ``depth=N`` for ``book_snapshot``). A shard records every hour file of its day
@@ -46,7 +52,9 @@ from makerlab.errors import DataError
 
 __all__ = [
     "FORMAT",
+    "HEALTH_DIR",
     "META_DIR",
+    "SEGMENTS_DIR",
     "Commit",
     "FileEntry",
     "Incomplete",
@@ -72,6 +80,10 @@ META_DIR = "_makerlab"
 
 _SHARDS = f"{META_DIR}/manifest"
 _PENDING = f"{META_DIR}/pending"
+SEGMENTS_DIR = f"{META_DIR}/segments"
+"""The streaming recorder's write-ahead segments (:mod:`makerlab.data.segments`)."""
+HEALTH_DIR = f"{META_DIR}/health"
+"""The streaming recorder's feed health logs (:mod:`makerlab.live.recorder`)."""
 
 
 # --------------------------------------------------------------------------- records
@@ -198,8 +210,14 @@ def _load_json(root: Root, rel: str) -> dict[str, Any]:
 
 def meta_file(rel: str) -> tuple[str, str] | None:
     """What the file ``rel`` under ``_makerlab/`` is: ``("shard", key)``,
-    ``("journal", commit)`` or ``("staged", commit)``; None when it is none of those."""
+    ``("journal", commit)``, ``("staged", commit)``, a recorder's ``("segment", session)``
+    or ``("health", exchange)``; None when it is none of those."""
     name = rel.rsplit("/", 1)[-1]
+    parts = rel.split("/")
+    if rel.startswith(f"{SEGMENTS_DIR}/") and len(parts) > 3:
+        return ("segment", parts[2])
+    if rel.startswith(f"{HEALTH_DIR}/") and len(parts) == 4 and name.endswith(".jsonl"):
+        return ("health", parts[2])
     staged = staged_commit(name)
     if staged is not None:
         return ("staged", staged[1])

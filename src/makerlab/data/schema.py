@@ -45,6 +45,17 @@ KINDS = (BOOK_DELTA, BOOK_SNAPSHOT, TRADES, BBO)
 FLAG_SNAPSHOT = 1  # the row belongs to a full-book snapshot
 NO_SEQ = -1
 
+CLOCK_KEY = b"makerlab.clock"
+#: ``makerlab.clock`` of data recorded from a replayed market (the paper exchange): the
+#: exchange times are the replayed capture's, the local times when it was received, so
+#: the two clocks are a constant distance apart rather than close.
+REPLAYED_CLOCK = b"replayed: exchange_ts from the replayed capture, local_ts at receipt"
+
+
+def replayed_clock(metadata: dict[bytes, bytes] | None) -> bool:
+    """True for a table whose ``makerlab.clock`` says it was recorded from a replay."""
+    return (metadata or {}).get(CLOCK_KEY, b"").startswith(b"replayed")
+
 BOOK_DELTA_SCHEMA = pa.schema(
     [
         ("exchange_ts", pa.int64()),

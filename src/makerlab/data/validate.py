@@ -461,16 +461,20 @@ def validate_table(kind: str, table, source: str,
     """Raise :class:`DataError` at the first problem of an archive table of ``kind``.
 
     Checks: rows sorted by ``local_ts``; both timestamps inside the plausible window and
-    at most ``max_clock_offset_ns`` apart; prices and sizes finite where a level exists
-    and plausible (:func:`check_values`: sizes ≥ 0 in ``book_delta``, > 0 elsewhere);
-    books (``book_snapshot``, ``bbo``) uncrossed, snapshot levels in book order.
+    at most ``max_clock_offset_ns`` apart (for a table recorded from a replayed market,
+    :data:`~makerlab.data.schema.REPLAYED_CLOCK`, apart from their median distance);
+    prices and sizes finite where a level exists and plausible (:func:`check_values`:
+    sizes ≥ 0 in ``book_delta``, > 0 elsewhere); books (``book_snapshot``, ``bbo``)
+    uncrossed, snapshot levels in book order.
     """
-    from makerlab.data.schema import BOOK_DELTA, TRADES
+    from makerlab.data.schema import BOOK_DELTA, TRADES, replayed_clock
 
     local, exchange = (table.column(name).to_numpy() for name in ("local_ts", "exchange_ts"))
     check_sorted(local, source=source)
     check_time_window({"exchange_ts": exchange, "local_ts": local}, source=source,
                       limits=limits)
+    if replayed_clock(table.schema.metadata):  # clocks a constant distance apart
+        local = local + int(np.median(exchange - local)) if len(local) else local
     check_clock_offset(exchange, local, source=source, limits=limits)
     if kind in (TRADES, BOOK_DELTA):
         price, size = (table.column(name).to_numpy() for name in ("price", "size"))

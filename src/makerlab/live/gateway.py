@@ -11,6 +11,9 @@ The tutorial's lifecycle: ``Gateway(config_keys)``, ``await gateway.init_clients
   or :meth:`Gateway.load_specs`), written to the spec cache; if the venue cannot be
   reached, a cached file is used and a warning logged.
 - **market_data()** is the Gateway's one :class:`~makerlab.live.market_data.LiveMarketData`.
+- **order_venue()** is the Gateway's one :class:`~makerlab.live.order_venue.LiveOrderVenue`
+  over every exchange configured with credentials (after ``init_clients()``; its
+  ``start()`` logs in and opens the user streams).
 - **cleanup_clients()** closes every stream, task and the session.
 """
 
@@ -24,13 +27,16 @@ from types import TracebackType
 import aiohttp
 from dotenv import load_dotenv
 
-from makerlab.core.clock import Clock
+from makerlab.core.clock import Clock, WallClock
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.data.specs import default_cache_dir, read_specs, write_specs
-from makerlab.errors import VenueError
+from makerlab.errors import ConfigError, VenueError
 from makerlab.live.config import Secret, VenueConfig, parse_config
 from makerlab.live.market_data import LiveMarketData
+from makerlab.live.order_venue import LiveOrderVenue
+from makerlab.live.private import PrivateClient
 from makerlab.live.transport import ReconnectPolicy, RestClient
+from makerlab.live.venues.private import PRIVATE_VENUES
 
 __all__ = ["Gateway"]
 
@@ -54,9 +60,11 @@ class Gateway:
         self.configs: dict[str, VenueConfig] = parse_config(config_keys)
         self.spec_cache = Path(spec_cache) if spec_cache is not None else default_cache_dir()
         self.policy = policy or ReconnectPolicy()
-        self._market_data = LiveMarketData(self.configs, policy=self.policy, clock=clock)
+        self.clock = clock or WallClock()
+        self._market_data = LiveMarketData(self.configs, policy=self.policy, clock=self.clock)
         self._credentials: dict[str, tuple[Secret, Secret]] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._order_venue: LiveOrderVenue | None = None
 
     def __repr__(self) -> str:
         envs = ", ".join(f"{exc}:{cfg.env}" for exc, cfg in self.configs.items())
@@ -72,6 +80,24 @@ class Gateway:
     def market_data(self) -> LiveMarketData:
         """The Gateway's market-data source (what ``Feed(gateway=...)`` streams from)."""
         return self._market_data
+
+    def order_venue(self) -> LiveOrderVenue:
+        """Order entry on every exchange configured with ``key`` and ``secret``."""
+        if self._session is None:
+            raise ConfigError("order entry needs `await gateway.init_clients()` first")
+        if self._order_venue is None:
+            clients = {}
+            venue = LiveOrderVenue({}, self.load_specs, self.clock)
+            for exchange, creds in self._credentials.items():
+                cfg = self.configs[exchange]
+                if exchange not in PRIVATE_VENUES:
+                    continue  # binance_spot: market data only
+                private = PRIVATE_VENUES[exchange](creds, cfg.env, cfg.endpoints, cfg.options)
+                clients[exchange] = PrivateClient(private, cfg.endpoints, self._session, venue,
+                                                  policy=self.policy, clock=self.clock)
+            venue.add_clients(clients)
+            self._order_venue = venue
+        return self._order_venue
 
     def credentials(self, exchange: str) -> tuple[Secret, Secret] | None:
         """``exchange``'s ``(key, secret)`` after ``init_clients()``; None for public."""
@@ -119,6 +145,9 @@ class Gateway:
     async def cleanup_clients(self) -> None:
         """Close every stream and the session."""
         try:
+            if self._order_venue is not None:
+                await self._order_venue.close()
+                self._order_venue = None
             await self._market_data.close()
         finally:
             if self._session is not None:

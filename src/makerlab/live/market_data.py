@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
+import numpy as np
 
 from makerlab.core.clock import Clock, WallClock
 from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
@@ -60,6 +61,24 @@ class LiveMarketData:
     def attach(self, listener: MarketDataListener) -> None:
         if listener not in self._listeners:
             self._listeners.append(listener)
+
+    def detach(self, listener: MarketDataListener) -> None:
+        """Stop delivering to ``listener`` (nothing if it is not attached)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def full_book(self, exchange: str, symbol: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every level of ``exchange``/``symbol``'s local book, best first, while it is known
+        correct (None otherwise). Called from a listener's ``on_book`` it is the book after
+        that update: what a recorder that starts on a live market writes as its snapshot."""
+        stream = self._streams.get(exchange)
+        return None if stream is None else stream.full_book(symbol)
+
+    def replays(self, exchange: str) -> bool:
+        """True when ``exchange`` is a paper venue replaying an archive (its exchange
+        times are the archive's, not now)."""
+        config = self.configs.get(exchange)
+        return config is not None and config.env == "paper"
 
     def check_market(self, kind: MarketKind, exchange: str, symbol: str) -> None:
         """Raise ConfigError unless ``exchange`` is configured and (once its instrument

@@ -40,6 +40,7 @@ from typing import cast
 
 import aiohttp
 import msgspec
+import numpy as np
 
 from makerlab.core.clock import Clock, WallClock
 from makerlab.core.events import BookDelta, BookUpdate, FeedStatus, StatusKind, TradeEvent
@@ -189,6 +190,13 @@ class VenueStream:
     @property
     def task(self) -> asyncio.Task[None] | None:
         return self._task
+
+    def full_book(self, symbol: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every level of ``symbol``'s local book while it is known correct, else None."""
+        market = self._markets.get(symbol)
+        if market is None or market.sync is None or not market.sync.live:
+            return None
+        return market.sync.book.top(len(market.sync.book))
 
     # -- socket callbacks (transport.SocketHandler) ----------------------------------------
 

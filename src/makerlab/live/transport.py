@@ -22,17 +22,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp
+import yarl
 
 from makerlab.core.clock import Clock, WallClock
 from makerlab.errors import AuthError, ConnectionLost, RateLimited, VenueError
 from makerlab.live.venues.base import Request
 
-__all__ = ["Backoff", "Link", "ReconnectPolicy", "RestClient", "SocketHandler", "WsSupervisor"]
+__all__ = ["Backoff", "Link", "ReconnectPolicy", "RestClient", "RestReply", "SocketHandler",
+           "WsSupervisor"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ class Link:
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coro`` until it ends or the connection does."""
         return self._tasks.create_task(coro)
+
+    async def close(self) -> None:
+        """Close the socket: the supervisor reconnects (a fresh ``handler.url()``)."""
+        await self._ws.close()
 
 
 class SocketHandler(Protocol):
@@ -169,6 +176,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+@dataclass(frozen=True, slots=True)
+class RestReply:
+    """A REST answer as received: status, headers (case-insensitive) and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
 class RestClient:
     """REST calls against one venue base URL, with timeouts and error mapping."""
 
@@ -179,17 +195,27 @@ class RestClient:
 
     async def request(self, req: Request) -> bytes:
         """The response body; raises RateLimited, AuthError, VenueError or ConnectionLost."""
-        headers = {"Content-Type": "application/json"} if req.body is not None else None
+        reply = await self.exchange(req)
+        _check_status(reply.status, req, reply.body, self.venue)
+        return reply.body
+
+    async def exchange(self, req: Request) -> RestReply:
+        """The answer whatever its status (a signed call reads the venue's refusal from
+        it); raises ConnectionLost only, when no answer came. The query string is sent
+        exactly as ``req.params`` orders it (signed strings depend on it)."""
+        headers = {"Content-Type": "application/json"} if req.body is not None else {}
+        headers.update(req.headers)
+        url = self.base + req.path
+        if req.params:
+            url += "?" + urlencode(list(req.params.items()))
         try:
-            async with self.session.request(req.method, self.base + req.path,
-                                            params=dict(req.params) or None, data=req.body,
-                                            headers=headers, timeout=self.timeout) as resp:
-                body = await resp.read()
+            async with self.session.request(req.method, yarl.URL(url, encoded=True),
+                                            data=req.body, headers=headers,
+                                            timeout=self.timeout) as resp:
+                return RestReply(resp.status, resp.headers, await resp.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ConnectionLost(f"{req.method} {req.path}: {_describe(exc)}",
                                  venue=self.venue) from exc
-        _check_status(resp.status, req, body, self.venue)
-        return body
 
 
 def _check_status(status: int, req: Request, body: bytes, venue: str) -> None:

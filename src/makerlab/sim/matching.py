@@ -40,6 +40,14 @@ lot grid before they become fills. Rules, each with a test named after it in
   fails.
 - **client order ids are unique among resting orders**: an order whose cloid is already
   resting is rejected (Binance ``-4015``); the resting one is untouched.
+- **an amend keeps the queue place only when it shrinks the order**: an amend of a resting
+  order reaches the engine at exchange time and is checked as a new order would be (tick,
+  lot, minimum size and notional, post-only crossing, reduce-only); the new size must
+  exceed what is filled and something must change, or it is rejected and the order is
+  untouched. A size decrease at the same price keeps the order's place in the queue; a
+  price change or a size increase sends it to the back: it re-enters at its new price as
+  a new arrival would (taking liquidity if it now crosses, the rest joining the queue
+  behind the displayed size). An amend of an order the engine does not hold fails.
 - **resting orders far from the touch cost nothing per row**: orders are indexed by price
   level (:mod:`makerlab.sim.resting`); a book row looks only at the levels it crosses,
   those displayed now or at their last update, and those a print reached since (any
@@ -57,7 +65,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import ClassVar
 
@@ -84,6 +92,9 @@ REJECT_TIF = "-1115 Invalid timeInForce."
 REJECT_NO_BOOK = "-2010 No market data to price a market order."
 REJECT_DUPLICATE = "-4015 Client order id is not valid: an open order already uses it."
 REJECT_UNKNOWN_ORDER = "-2011 Unknown order sent."
+REJECT_AMEND_QTY = ("-4003 Quantity less than or equal to zero or below the minimum: an "
+                    "amended size must keep the order's side and exceed its filled size.")
+REJECT_AMEND_NOTHING = "-5027 No need to modify the order."
 
 
 @dataclass(slots=True)
@@ -104,6 +115,8 @@ class SimOrder:
     queue: QueueState = field(default_factory=QueueState)
     level_qty: float = 0.0
     seq: int = 0  # arrival rank among the engine's resting orders
+    update_id: int = 0  # the venue's id of the order's latest event
+    update_ns: int = 0  # and its exchange time
 
     @property
     def remaining(self) -> Decimal:
@@ -117,13 +130,15 @@ class SimOrder:
 
 @dataclass(frozen=True, slots=True)
 class RawFill:
-    """One fill before fees: ``qty`` unsigned, ``rule`` the matching rule that made it."""
+    """One fill before fees: ``qty`` unsigned, ``filled`` the order's filled size after it,
+    ``rule`` the matching rule that made it."""
 
     order: SimOrder
     qty: Decimal
     price: Decimal
     is_maker: bool
     rule: str
+    filled: Decimal
 
 
 @dataclass(slots=True)
@@ -284,6 +299,36 @@ class MatchingEngine:
         reason = self._reject_reason(order)
         if reason is not None:
             return MatchResult(rejected=reason)
+        return self._enter(order)
+
+    def amend(self, cloid: str, price: Decimal | None, qty: Decimal | None) -> MatchResult:
+        """Change a resting order's price and/or unsigned size (``None`` keeps it), at
+        exchange time (the rule **an amend keeps the queue place only when it shrinks the
+        order**)."""
+        order = self.resting.get(cloid)
+        if order is None:
+            return MatchResult(rejected=REJECT_UNKNOWN_ORDER)
+        trial = replace(order, price=order.price if price is None else price,
+                        qty=order.qty if qty is None else qty)
+        reason = self._amend_reason(order, trial)
+        if reason is not None:
+            return MatchResult(rejected=reason)
+        if trial.price == order.price and trial.qty < order.qty:
+            order.qty = trial.qty
+            return MatchResult()
+        self._unrest(order)
+        order.price, order.qty, order.queue = trial.price, trial.qty, QueueState()
+        return self._enter(order)
+
+    def _amend_reason(self, order: SimOrder, trial: SimOrder) -> str | None:
+        if trial.qty <= order.filled:
+            return REJECT_AMEND_QTY
+        if (trial.price, trial.qty) == (order.price, order.qty):
+            return REJECT_AMEND_NOTHING
+        return self._grid_reason(trial) or self._reject_by_market(trial)
+
+    def _enter(self, order: SimOrder) -> MatchResult:
+        """A valid order entering the book: take what it crosses, rest or expire the rest."""
         self._unbooked = ZERO
         result = MatchResult()
         if self._crosses(order) and not self._take(order, result):
@@ -297,18 +342,21 @@ class MatchingEngine:
         return result
 
     def _reject_reason(self, order: SimOrder) -> str | None:
-        spec = self.spec
         if order.tif not in TIFS:
             return REJECT_TIF
         if order.cloid in self.resting:
             return REJECT_DUPLICATE
+        return self._grid_reason(order) or self._reject_by_market(order)
+
+    def _grid_reason(self, order: SimOrder) -> str | None:
+        spec = self.spec
         if order.price is not None and order.price % spec.tick_size != 0:
             return REJECT_TICK
         if order.qty % spec.lot_size != 0:
             return REJECT_LOT
         if order.qty < spec.min_qty or order.qty <= 0:
             return REJECT_MIN_QTY
-        return self._reject_by_market(order)
+        return None
 
     def _reject_by_market(self, order: SimOrder) -> str | None:
         ref = order.price if order.price is not None else self.best(-order.side)
@@ -406,7 +454,7 @@ class MatchingEngine:
               result: MatchResult) -> None:
         order.filled += qty
         self._unbooked += order.side * qty
-        result.fills.append(RawFill(order, qty, price, is_maker, rule))
+        result.fills.append(RawFill(order, qty, price, is_maker, rule, order.filled))
         if order.remaining <= 0:
             self._unrest(order)
 

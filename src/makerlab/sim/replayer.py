@@ -49,9 +49,9 @@ from tqdm import tqdm
 from makerlab.analytics import frames, metrics, research
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.report import CODE_FILE
+from makerlab.core.clock import ReplayClock
 from makerlab.data.specs import Resolved, SpecResolver
 from makerlab.errors import ConfigError, DataError
-from makerlab.oms import OMS
 from makerlab.sim.checks import check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import (
@@ -75,7 +75,8 @@ from makerlab.sim.timeline import (
     merge_market,
     ms_to_ns,
 )
-from makerlab.sim.venue import Clock, SimVenue
+from makerlab.sim.venue import SimVenue
+from makerlab.trading.oms import OMS
 from makerlab.units import NS_PER_MS
 
 __all__ = ["MockOMS", "Replayer"]
@@ -84,15 +85,20 @@ log = logging.getLogger(__name__)
 
 
 class MockOMS(OMS):
-    """The shared :class:`~makerlab.oms.OMS` over the simulated venue."""
+    """The shared :class:`~makerlab.trading.oms.OMS` over the simulated venue, with the
+    tutorial's two replay-only helpers."""
+
+    def __init__(self, venue: SimVenue) -> None:
+        super().__init__(venue=venue)
+        self._sim = venue
 
     def get_positions_value(self, exc: str) -> float:
         """Net signed notional of ``exc``'s open positions at replay time."""
-        return float(self.venue.balance(exc)["notional_position"])
+        return float(self._sim.balance(exc)["notional_position"])
 
     def lagged_price(self, exc: str, ticker: str) -> float:
         """Mid of ``ticker`` at the current exchange time."""
-        return self.venue.engine(exc, ticker).mid()
+        return self._sim.engine(exc, ticker).mid()
 
 
 class Replayer:
@@ -261,7 +267,7 @@ class Replayer:
         self.books, self.trades = books, trades
         self.rng = np.random.default_rng(seed)
         self.stamp_cycle_ns = int(stamp_cycle) * NS_PER_MS
-        self.clock, self.queue = Clock(), EventQueue()
+        self.clock, self.queue = ReplayClock(), EventQueue()
         self.venue = SimVenue(self.queue, self.clock, self.latency_models, fees,
                               Decimal(str(balance)))
         self._build_engines(queue_model, fill_model)

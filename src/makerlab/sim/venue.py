@@ -1,39 +1,66 @@
-"""The simulated venue: the exchange side of the OMS seam in replay.
+"""The simulated venue: :class:`SimVenue` implements
+:class:`~makerlab.trading.protocols.OrderVenue` in replay.
 
-:class:`SimVenue` owns one :class:`~makerlab.sim.matching.MatchingEngine` per instrument
-and one :class:`SimAccount` per exchange (the venue's truth: positions, balance, fees), and
-carries every message between the OMS and the engines over the latency channels:
+It owns one :class:`~makerlab.sim.matching.MatchingEngine` per instrument and one
+:class:`SimAccount` per exchange (the venue's truth: positions, balance, fees), and carries
+every message between its listeners (the OMS, a recorder, a risk module) and the engines
+over the latency channels:
 
-- **requests travel REQ_PRIVATE**: an order or cancel sent at local time ``t`` reaches the
-  engine at ``t + REQ_PRIVATE``.
-- **acks and rejections travel ACK_PRIVATE**: the NEW ack, a rejection, a cancel
-  confirmation or failure reach the OMS ``ACK_PRIVATE`` after the engine decided.
-- **a cancel for an order the engine does not hold fails**: the order was filled, expired
-  or cancelled before the cancel arrived, or has not arrived yet; the venue records
-  ``cancel_reject`` (reason ``-2011 Unknown order sent.``) and reports it to the OMS's
-  ``on_cancel_reject``.
-- **fills and order updates travel FEED_PRIVATE**: each fill (with its PARTIAL/FILLED order
-  update and position change) and each expiry reach the OMS ``FEED_PRIVATE`` later.
+- **requests travel REQ_PRIVATE**: an order, cancel, amend or cancel-all sent at local time
+  ``t`` reaches the engine at ``t + REQ_PRIVATE``.
+- **every outcome is a typed event on both clocks**: the engine decides at exchange time
+  (the event's ``exchange_ts``); the :class:`~makerlab.core.events.OrderUpdate` or
+  :class:`~makerlab.core.events.Fill` reaches every attached listener, in the order they
+  were attached, a channel latency later (its ``local_ts``, the delivery time).
+- **acks and rejections travel ACK_PRIVATE**: ACK (NEW), REJECT (REJECTED, with the
+  engine's code and reason, e.g. ``-5022``), CANCEL_ACK (CANCELLED), CANCEL_REJECT,
+  AMEND_ACK and AMEND_REJECT.
+- **fills and expiries travel FEED_PRIVATE**: each fill as a ``Fill`` followed by its FILL
+  update (PARTIAL or FILLED, the filled size after that fill), each expiry (IOC/market
+  remainder, reduce-only once flat) as EXPIRE (CANCELLED).
+- **a cancel or amend for an order the engine does not hold is refused**: the order was
+  filled, expired or cancelled before the request arrived, or has not arrived yet; the
+  refusal (``-2011 Unknown order sent.``) carries the request's ids, an empty ``status``
+  (the venue does not know the order) and a zero amount.
+- **cancel-all cancels what rests when it arrives**: every order of the exchange (of the
+  symbol, if given) resting in the engine at that moment, each with its CANCEL_ACK;
+  orders still travelling are not touched.
+- **ids are the venue's counters**: oids, trade ids and ``update_id`` s count from 1 per
+  venue, so a replay's ids are deterministic and an order's updates are ordered by
+  ``update_id``.
 - **the account books fills at exchange time** with
   :func:`~makerlab.core.positions.apply_fill` and the fee model, so reduce-only checks and
   equity stamps see the venue's position, not the OMS's lagging mirror.
-
+- **snapshots are the venue's truth now**: ``open_orders`` (a STATE update per resting
+  order, with the ``update_id`` and exchange time of its latest event), ``positions`` and
+  ``balances`` at the current exchange time, marked at the engines' mids.
 - **engines are read current**: an engine that is not being stepped row by row is brought
   to the clock (``sync``, installed by the replayer) whenever the venue reads it: order
-  arrival, :meth:`SimVenue.engine`, marks and balances.
+  arrival, :meth:`SimVenue.engine`, marks, balances and snapshots.
 
-Times are ns inside; the OMS-facing payloads carry ms timestamps as the tutorial does.
+Besides the events, the venue keeps its journal for the run record at exchange time:
+``actions`` (every request and outcome) and ``fills`` (with the matching rule, the order's
+arrival time and the venue position after each fill): what the venue knows and its
+listeners, a latency later, do not. Times are ns.
 """
 
 from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
+from makerlab.core.clock import ReplayClock
+from makerlab.core.events import (
+    BalanceState,
+    Fill,
+    OrderEventKind,
+    OrderUpdate,
+    PositionState,
+)
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import OrderStatus
 from makerlab.core.positions import Accounting, Position, accounting_for
@@ -48,31 +75,18 @@ from makerlab.sim.matching import (
     SimOrder,
 )
 from makerlab.sim.timeline import EventQueue
+from makerlab.trading.protocols import (
+    AmendRequest,
+    CancelRequest,
+    OrderListener,
+    OrderRequest,
+)
 from makerlab.units import NS_PER_MS
 
-__all__ = ["Clock", "SimAccount", "SimVenue", "VenueListener"]
+__all__ = ["SimAccount", "SimVenue"]
 
 ZERO = Decimal(0)
-
-
-class VenueListener(Protocol):
-    """What the venue calls on the OMS side (the OMS implements it)."""
-
-    async def on_order_update(self, exc: str, update: dict[str, Any]) -> None: ...
-
-    async def on_fill(self, exc: str, fill: dict[str, Any]) -> None: ...
-
-    async def on_cancel_reject(self, exc: str, reject: dict[str, Any]) -> None: ...
-
-
-@dataclass(slots=True)
-class Clock:
-    """The replay clock: current time in integer ns."""
-
-    ns: int = 0
-
-    def ms(self) -> int:
-        return self.ns // NS_PER_MS
+_Delivery = tuple[Fill | None, OrderUpdate]
 
 
 @dataclass
@@ -112,13 +126,18 @@ class SimAccount:
     def balance(self) -> Decimal:
         return self.start + sum((p.realized_pnl for p in self.positions.values()), ZERO)
 
+    def unrealized(self, ticker: str, mark: float) -> Decimal:
+        """Unrealised PnL of ``ticker``'s position at ``mark`` (zero if flat or no mark)."""
+        pos = self.positions.get(ticker)
+        if pos is None or not pos.amount or mark != mark:
+            return ZERO
+        return self.accounting[ticker].unrealized_pnl(pos, Decimal(repr(mark)))
+
     def equity(self, marks: dict[str, float]) -> float:
         """Balance plus unrealised PnL at ``marks`` (entry price where a mark is missing)."""
         eq = float(self.balance)
-        for ticker, pos in self.positions.items():
-            mark = marks.get(ticker, float("nan"))
-            if pos.amount and mark == mark:
-                eq += float(self.accounting[ticker].unrealized_pnl(pos, Decimal(repr(mark))))
+        for ticker in self.positions:
+            eq += float(self.unrealized(ticker, marks.get(ticker, float("nan"))))
         return eq
 
 
@@ -126,28 +145,41 @@ def _no_sync() -> None:
     """Engines are kept current by whoever drives them (the default)."""
 
 
+def _status(filled: Decimal) -> OrderStatus:
+    """An open order's status by what it has filled."""
+    return OrderStatus.PARTIAL if filled > 0 else OrderStatus.NEW
+
+
+def _ids(request: CancelRequest | AmendRequest) -> dict[str, str | None]:
+    """A request's ids for the journal (``oid`` only when the request names one)."""
+    if request.oid is None:
+        return {"cloid": request.cloid}
+    return {"cloid": request.cloid, "oid": request.oid}
+
+
 class SimVenue:
     """Matching engines, accounts and latency-delayed messaging for every exchange.
 
     Args:
         queue: the replay's event queue (scheduled events).
-        clock: the replay clock.
-        engines: ``{(exc, ticker): MatchingEngine}``.
+        clock: the replay clock (local time; the replay loop sets it).
         latencies: ``{exc: LatencyModel}``.
         fees: the fee schedule.
         balance: starting balance per exchange (quote currency).
     """
 
-    def __init__(self, queue: EventQueue, clock: Clock, latencies: dict[str, LatencyModel],
-                 fees: FeeSchedule, balance: Decimal) -> None:
+    def __init__(self, queue: EventQueue, clock: ReplayClock,
+                 latencies: dict[str, LatencyModel], fees: FeeSchedule,
+                 balance: Decimal) -> None:
         self.queue, self.clock, self.latencies, self.fees = queue, clock, latencies, fees
         self.start_balance = balance
         self.engines: dict[tuple[str, str], MatchingEngine] = {}
         self.accounts: dict[str, SimAccount] = {}
-        self.listener: VenueListener | None = None
         self.actions: list[dict[str, Any]] = []
         self.fills: list[dict[str, Any]] = []
-        self._oids = itertools.count(1)
+        self._listeners: list[OrderListener] = []
+        self._oids, self._trade_ids = itertools.count(1), itertools.count(1)
+        self._update_ids = itertools.count(1)
         self.end_ns = 0  # last market-data time; timers stop there
         self.sync: Callable[[], None] = _no_sync  # brings lazy engines to the clock
 
@@ -170,15 +202,29 @@ class SimVenue:
         try:
             return self.engines[(exc, ticker)]
         except KeyError:
-            known = ", ".join(f"{e}/{t}" for e, t in self.engines)
-            raise ConfigError(f"no replayed market {exc}/{ticker}; known: {known}") from None
+            raise ConfigError(f"no replayed market {exc}/{ticker}; known: "
+                              f"{self._known()}") from None
 
-    def spec(self, exc: str, ticker: str) -> InstrumentSpec:
-        engine = self.engines.get((exc, ticker))
-        return engine.spec if engine is not None else self.engine(exc, ticker).spec
+    def _engines_of(self, exc: str, ticker: str | None = None) -> list[MatchingEngine]:
+        """The engines of ``exc`` (of ``ticker`` only, if given), brought to the clock."""
+        if ticker is not None:
+            return [self.engine(exc, ticker)]
+        self.sync()
+        found = [engine for (e, _), engine in self.engines.items() if e == exc]
+        if not found:
+            raise ConfigError(f"no replayed market on {exc}; known: {self._known()}")
+        return found
 
-    def attach(self, listener: VenueListener) -> None:
-        self.listener = listener
+    def _known(self) -> str:
+        return ", ".join(f"{e}/{t}" for e, t in self.engines)
+
+    def spec(self, exchange: str, symbol: str) -> InstrumentSpec:
+        engine = self.engines.get((exchange, symbol))
+        return engine.spec if engine is not None else self.engine(exchange, symbol).spec
+
+    def attach(self, listener: OrderListener) -> None:
+        """Deliver every order event to ``listener`` too (after those attached before)."""
+        self._listeners.append(listener)
 
     def _after(self, exc: str, channel: Latencies) -> int:
         now = self.clock.ns
@@ -187,62 +233,120 @@ class SimVenue:
     def _record(self, event: str, exc: str, **fields: Any) -> None:
         self.actions.append({"ts": self.clock.ns, "event": event, "exc": exc, **fields})
 
-    # -- requests from the OMS (local time) ----------------------------------------------
+    # -- requests from the listeners' side (local time) -----------------------------------
 
-    async def submit(self, exc: str, request: dict[str, Any]) -> None:
-        """Send an order request; it reaches the engine after REQ_PRIVATE."""
-        self.engine(exc, request["ticker"])  # unknown markets fail at the caller
-        self._record("submit", exc, **request)
-        self.queue.push(self._after(exc, Latencies.REQ_PRIVATE), self._arrive, (exc, request))
+    async def submit(self, request: OrderRequest) -> None:
+        """Send an order; it reaches the engine after REQ_PRIVATE (an unknown market raises
+        :class:`~makerlab.errors.ConfigError` here)."""
+        exc = request.exchange
+        self.engine(exc, request.symbol)
+        self._record("submit", exc, ticker=request.symbol, cloid=request.cloid,
+                     amount=request.amount, price=request.price, tif=request.tif,
+                     reduce_only=request.reduce_only, ord_type=request.ord_type)
+        self.queue.push(self._after(exc, Latencies.REQ_PRIVATE), self._arrive, request)
 
-    async def cancel(self, exc: str, ticker: str, cloid: str) -> None:
-        """Send a cancel; it reaches the engine after REQ_PRIVATE."""
-        self._record("cancel", exc, ticker=ticker, cloid=cloid)
-        self.queue.push(self._after(exc, Latencies.REQ_PRIVATE), self._arrive_cancel,
-                        (exc, ticker, cloid))
+    async def cancel(self, request: CancelRequest) -> None:
+        """Send a cancel (by ``cloid``, else ``oid``); it reaches the engine after
+        REQ_PRIVATE."""
+        self.engine(request.exchange, request.symbol)
+        self._record("cancel", request.exchange, ticker=request.symbol, **_ids(request))
+        self.queue.push(self._after(request.exchange, Latencies.REQ_PRIVATE),
+                        self._arrive_cancel, request)
+
+    async def amend(self, request: AmendRequest) -> None:
+        """Send an amend (new price and/or signed amount); it reaches the engine after
+        REQ_PRIVATE, where the matching rules decide (see :mod:`makerlab.sim.matching`)."""
+        self.engine(request.exchange, request.symbol)
+        self._record("amend", request.exchange, ticker=request.symbol, **_ids(request),
+                     amount=request.amount, price=request.price)
+        self.queue.push(self._after(request.exchange, Latencies.REQ_PRIVATE),
+                        self._arrive_amend, request)
+
+    async def cancel_all(self, exchange: str, symbol: str | None = None) -> None:
+        """Cancel every order resting on ``exchange`` (of ``symbol``) when the request
+        reaches the engines, REQ_PRIVATE later."""
+        self._engines_of(exchange, symbol)
+        self._record("cancel_all", exchange, ticker=symbol)
+        self.queue.push(self._after(exchange, Latencies.REQ_PRIVATE), self._arrive_cancel_all,
+                        (exchange, symbol))
 
     # -- at the exchange (exchange time) -------------------------------------------------
 
-    def _arrive(self, args: tuple[str, dict[str, Any]]) -> None:
-        exc, req = args
-        engine = self.engine(exc, req["ticker"])
-        amount = req["amount"]
-        order = SimOrder(exc, req["ticker"], req["cloid"], str(next(self._oids)),
-                         1 if amount > 0 else -1, abs(amount), req.get("price"),
-                         req.get("tif") or "GTC", bool(req.get("reduce_only")), self.clock.ns)
-        result = engine.submit(order)
+    def _arrive(self, request: OrderRequest) -> None:
+        exc, amount = request.exchange, request.amount
+        order = SimOrder(exc, request.symbol, request.cloid, str(next(self._oids)),
+                         1 if amount > 0 else -1, abs(amount), request.price,
+                         request.tif or "GTC", request.reduce_only, self.clock.ns)
+        result = self.engine(exc, request.symbol).submit(order)
         if result.rejected is not None:
             self._record("reject", exc, ticker=order.ticker, cloid=order.cloid,
                          reason=result.rejected)
-            self._send(exc, Latencies.ACK_PRIVATE, self._update(order, OrderStatus.REJECTED,
-                                                                reject_reason=result.rejected))
+            self._send(order, OrderEventKind.REJECT, OrderStatus.REJECTED, ZERO,
+                       result.rejected)
             return
         self._record("ack", exc, ticker=order.ticker, cloid=order.cloid, oid=order.oid)
-        self._send(exc, Latencies.ACK_PRIVATE, self._update(order, OrderStatus.NEW,
-                                                            filled_sz=ZERO))
+        self._send(order, OrderEventKind.ACK, OrderStatus.NEW, ZERO)
         self.settle(exc, result)
 
-    def _arrive_cancel(self, args: tuple[str, str, str]) -> None:
-        exc, ticker, cloid = args
-        order = self.engine(exc, ticker).cancel(cloid)
+    def _arrive_cancel(self, request: CancelRequest) -> None:
+        engine = self.engine(request.exchange, request.symbol)
+        order = self._resting(engine, request)
         if order is None:
-            self._record("cancel_reject", exc, ticker=ticker, cloid=cloid,
-                         reason=REJECT_UNKNOWN_ORDER)
-            reject = {"ticker": ticker, "cloid": cloid, "reason": REJECT_UNKNOWN_ORDER,
-                      "timestamp": self.clock.ms()}
-            self.queue.push(self._after(exc, Latencies.ACK_PRIVATE), self._deliver_reject,
-                            (exc, reject))
+            self._record("cancel_reject", request.exchange, ticker=request.symbol,
+                         **_ids(request), reason=REJECT_UNKNOWN_ORDER)
+            self._refuse(request, OrderEventKind.CANCEL_REJECT)
             return
-        self._record("cancelled", exc, ticker=ticker, cloid=cloid, oid=order.oid)
-        self._send(exc, Latencies.ACK_PRIVATE, self._update(order, OrderStatus.CANCELLED))
+        self._cancel(engine, order)
+
+    def _arrive_cancel_all(self, args: tuple[str, str | None]) -> None:
+        for engine in self._engines_of(*args):
+            for order in list(engine.resting.values()):
+                self._cancel(engine, order)
+
+    def _cancel(self, engine: MatchingEngine, order: SimOrder) -> None:
+        engine.cancel(order.cloid)
+        self._record("cancelled", order.exc, ticker=order.ticker, cloid=order.cloid,
+                     oid=order.oid)
+        self._send(order, OrderEventKind.CANCEL_ACK, OrderStatus.CANCELLED, order.filled)
+
+    def _arrive_amend(self, request: AmendRequest) -> None:
+        exc = request.exchange
+        engine = self.engine(exc, request.symbol)
+        order = self._resting(engine, request)
+        if order is None:
+            self._record("amend_reject", exc, ticker=request.symbol, **_ids(request),
+                         reason=REJECT_UNKNOWN_ORDER)
+            self._refuse(request, OrderEventKind.AMEND_REJECT)
+            return
+        filled = order.filled  # the ack reports the order before its own new fills
+        qty = None if request.amount is None else order.side * request.amount
+        result = engine.amend(order.cloid, request.price, qty)
+        if result.rejected is not None:
+            self._record("amend_reject", exc, ticker=order.ticker, cloid=order.cloid,
+                         oid=order.oid, reason=result.rejected)
+            self._send(order, OrderEventKind.AMEND_REJECT, _status(filled), filled,
+                       result.rejected)
+            return
+        self._record("amended", exc, ticker=order.ticker, cloid=order.cloid, oid=order.oid,
+                     amount=order.side * order.qty, price=order.price)
+        self._send(order, OrderEventKind.AMEND_ACK, _status(filled), filled)
+        self.settle(exc, result)
+
+    @staticmethod
+    def _resting(engine: MatchingEngine,
+                 request: CancelRequest | AmendRequest) -> SimOrder | None:
+        if request.cloid is not None:
+            return engine.resting.get(request.cloid)
+        return next((o for o in engine.resting.values() if o.oid == request.oid), None)
 
     def settle(self, exc: str, result: MatchResult) -> None:
-        """Book an engine result's fills and expiries and send their updates."""
+        """Book an engine result's fills and expiries and send their events."""
         for raw in result.fills:
             self._book_fill(exc, raw)
         for order in result.expired:
             self._record("expired", exc, ticker=order.ticker, cloid=order.cloid, oid=order.oid)
-            self._send(exc, Latencies.FEED_PRIVATE, self._update(order, OrderStatus.CANCELLED))
+            self._send(order, OrderEventKind.EXPIRE, OrderStatus.CANCELLED, order.filled,
+                       channel=Latencies.FEED_PRIVATE)
 
     def _book_fill(self, exc: str, raw: RawFill) -> None:
         order, spec = raw.order, self.spec(exc, raw.order.ticker)
@@ -250,43 +354,59 @@ class SimVenue:
         fee = self.fees.for_exchange(exc).fee(notional, raw.is_maker)
         if spec.is_inverse:
             fee = fee / raw.price
-        qty = order.side * raw.qty
-        pos = self.account(exc).book(order.ticker, qty, raw.price, fee)
-        fill = {"ts": self.clock.ns, "exc": exc, "ticker": order.ticker, "oid": order.oid,
-                "cloid": order.cloid, "price": raw.price, "size": raw.qty, "dir": order.side,
-                "is_maker": raw.is_maker, "fee": fee, "rule": raw.rule,
-                "arrival_ts": order.arrival_ns, "position": pos.amount}
-        self.fills.append(fill)
-        status = OrderStatus.FILLED if order.remaining <= 0 else OrderStatus.PARTIAL
-        self._send(exc, Latencies.FEED_PRIVATE, self._update(order, status), fill)
+        pos = self.account(exc).book(order.ticker, order.side * raw.qty, raw.price, fee)
+        self.fills.append({"ts": self.clock.ns, "exc": exc, "ticker": order.ticker,
+                           "oid": order.oid, "cloid": order.cloid, "price": raw.price,
+                           "size": raw.qty, "dir": order.side, "is_maker": raw.is_maker,
+                           "fee": fee, "rule": raw.rule, "arrival_ts": order.arrival_ns,
+                           "position": pos.amount})
+        at = self._after(exc, Latencies.FEED_PRIVATE)
+        fill = Fill(exc, order.ticker, self.clock.ns, at, order.cloid, order.oid,
+                    str(next(self._trade_ids)), order.side, raw.price, raw.qty, fee,
+                    spec.base if spec.is_inverse else spec.quote, raw.is_maker)
+        status = OrderStatus.FILLED if raw.filled >= order.qty else OrderStatus.PARTIAL
+        update = self._update(order, OrderEventKind.FILL, status, raw.filled, at)
+        self.queue.push(at, self._deliver, (fill, update))
 
-    def _update(self, order: SimOrder, status: OrderStatus, **extra: Any) -> dict[str, Any]:
-        return {"oid": order.oid, "cloid": order.cloid, "ticker": order.ticker,
-                "amount": order.side * order.qty, "price": order.price,
-                "ord_status": status, "filled_sz": order.filled,
-                "timestamp": self.clock.ms(), **extra}
+    # -- events --------------------------------------------------------------------------
 
-    def _send(self, exc: str, channel: Latencies, update: dict[str, Any],
-              fill: dict[str, Any] | None = None) -> None:
-        self.queue.push(self._after(exc, channel), self._deliver, (exc, update, fill))
+    def _update(self, order: SimOrder, kind: OrderEventKind, status: OrderStatus,
+                filled: Decimal, at: int, refusal: str = "") -> OrderUpdate:
+        """The order's event now, delivered at ``at``; ``refusal`` is the engine's
+        ``"<code> <reason>"``."""
+        code, _, reason = refusal.partition(" ")
+        order.update_id, order.update_ns = next(self._update_ids), self.clock.ns
+        return OrderUpdate(order.exc, order.ticker, self.clock.ns, at, kind, status.value,
+                           order.cloid, order.oid, order.side * order.qty, order.price,
+                           filled, order.update_id, code, reason, order.tif,
+                           order.reduce_only)
 
-    async def _deliver(self, args: tuple[str, dict[str, Any], dict[str, Any] | None]) -> None:
-        exc, update, fill = args
-        if self.listener is None:
-            return
-        if fill is not None:
-            await self.listener.on_fill(exc, fill)
-        await self.listener.on_order_update(exc, update)
+    def _send(self, order: SimOrder, kind: OrderEventKind, status: OrderStatus,
+              filled: Decimal, refusal: str = "",
+              channel: Latencies = Latencies.ACK_PRIVATE) -> None:
+        at = self._after(order.exc, channel)
+        self.queue.push(at, self._deliver, (None, self._update(order, kind, status, filled,
+                                                                at, refusal)))
 
-    async def _deliver_reject(self, args: tuple[str, dict[str, Any]]) -> None:
-        exc, reject = args
-        if self.listener is not None:
-            await self.listener.on_cancel_reject(exc, reject)
+    def _refuse(self, request: CancelRequest | AmendRequest, kind: OrderEventKind) -> None:
+        """Refuse a request for an order the engine does not hold (ACK_PRIVATE)."""
+        at = self._after(request.exchange, Latencies.ACK_PRIVATE)
+        code, _, reason = REJECT_UNKNOWN_ORDER.partition(" ")
+        update = OrderUpdate(request.exchange, request.symbol, self.clock.ns, at, kind, "",
+                             request.cloid, request.oid, ZERO, None, ZERO,
+                             next(self._update_ids), code, reason)
+        self.queue.push(at, self._deliver, (None, update))
+
+    async def _deliver(self, delivery: _Delivery) -> None:
+        fill, update = delivery
+        for listener in self._listeners:
+            if fill is not None:
+                await listener.on_fill(fill)
+            await listener.on_order_update(update)
 
     # -- clock ---------------------------------------------------------------------------
 
-    def add_timer(self, callback: Callable[[], Awaitable[Any] | Any],
-                  interval_ms: float) -> None:
+    def add_timer(self, callback: Callable[[], object], interval_ms: float | Decimal) -> None:
         """Run ``callback()`` every ``interval_ms`` from now until the data ends."""
         step = int(Decimal(str(interval_ms)) * NS_PER_MS)
         if step <= 0:
@@ -306,9 +426,6 @@ class SimVenue:
     def exchanges(self) -> list[str]:
         return list(dict.fromkeys(exc for exc, _ in self.engines))
 
-    def accounting(self, exc: str) -> dict[str, Accounting]:
-        return dict(self.account(exc).accounting)
-
     def marks(self, exc: str) -> dict[str, float]:
         """Mid of each of ``exc``'s instruments at the current exchange time."""
         self.sync()
@@ -323,3 +440,29 @@ class SimVenue:
         return {"equity_total": equity, "margin_total": equity,
                 "notional_position": notional,
                 "unrealized_pnl": equity - float(account.balance)}
+
+    async def open_orders(self, exchange: str) -> list[OrderUpdate]:
+        """A STATE update of every order resting on ``exchange`` now (exchange time: its
+        latest event's)."""
+        now = self.clock.ns
+        return [OrderUpdate(exchange, o.ticker, o.update_ns, now, OrderEventKind.STATE,
+                            _status(o.filled).value, o.cloid, o.oid, o.side * o.qty, o.price,
+                            o.filled, o.update_id, tif=o.tif, reduce_only=o.reduce_only)
+                for engine in self._engines_of(exchange) for o in engine.resting.values()]
+
+    async def positions(self, exchange: str) -> list[PositionState]:
+        """Every position the account on ``exchange`` has held (flat ones too), now."""
+        account, marks, now = self.account(exchange), self.marks(exchange), self.clock.ns
+        return [PositionState(exchange, t, now, now, p.amount, p.entry,
+                              account.unrealized(t, marks.get(t, float("nan"))))
+                for t, p in account.positions.items()]
+
+    async def balances(self, exchange: str) -> list[BalanceState]:
+        """The account on ``exchange`` in its margin asset (the first market's quote) now."""
+        engines = self._engines_of(exchange)
+        account, marks = self.account(exchange), self.marks(exchange)
+        wallet = account.balance
+        equity = wallet + sum((account.unrealized(t, marks.get(t, float("nan")))
+                               for t in account.positions), ZERO)
+        return [BalanceState(exchange, engines[0].spec.quote, self.clock.ns, self.clock.ns,
+                             wallet, equity, equity)]

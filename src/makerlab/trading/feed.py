@@ -33,6 +33,10 @@ Subscription rules:
 The tutorial speaks milliseconds: ``ts`` values returned here are exchange time in integer
 epoch milliseconds, while the archive itself stores nanoseconds.
 
+Archive recording (the tutorial's ``run_archive_scheduler``/``flush_archives``/
+``squash_archives``) is the live :class:`~makerlab.live.recorder.Recorder` over this Feed's
+subscriptions, writing the archive the loaders read (``docs/recorder.md``).
+
 Exchange names in the archive carry the market class, see :func:`archive_exchange`:
 ``binance`` is Binance USD-M perpetuals (as in the tutorial), ``binance_spot`` Binance spot,
 ``binance_coinm`` Binance COIN-M; ``bybit``, ``hyperliquid`` ... are their perpetuals.
@@ -169,6 +173,7 @@ class Feed:
         self.gateway, self.source = gateway, source
         self._subs: dict[str, Subscription] = {}
         self._by_market: dict[tuple[str, str, str], list[Subscription]] = {}
+        self._archiver: Any = None  # the running Recorder of run_archive_scheduler
         source.attach(self)
 
     # -- subscriptions -------------------------------------------------------------------
@@ -182,6 +187,8 @@ class Feed:
             await self.source.subscribe(kind, exc, ticker, depth)
             sub = self._subs[feed_id] = Subscription(feed_id, exc, ticker, sub_kind, make())
             self._by_market.setdefault((kind.value, exc, ticker), []).append(sub)
+            if self._archiver is not None:
+                _track(self._archiver, sub)
         if handler is not None:
             sub.handlers.append(handler)
         return sub
@@ -248,7 +255,10 @@ class Feed:
         return list(self._subs.values())
 
     async def cleanup(self) -> None:
-        """Close the source's streams."""
+        """Stop the archive scheduler (committing what it holds), close the source's
+        streams."""
+        if self._archiver is not None:
+            await self._archiver.stop()
         await self.source.close()
 
     # -- live delivery (MarketDataListener) ----------------------------------------------
@@ -279,6 +289,81 @@ class Feed:
     async def on_status(self, status: FeedStatus) -> None:
         """Connection and book health events (kept by the source's health log)."""
 
+
+    # -- archive recording (the tutorial's scheduler) -------------------------------------
+
+    async def run_archive_scheduler(self, path: str | os.PathLike = "./archives/",
+                                    splits: int = 1, squash: bool = True,
+                                    rm_subfiles: bool = True, max_workers: int = 5,
+                                    **kwargs: Any) -> None:
+        """Record every market this Feed subscribes to (now and later) into the archive at
+        ``path`` until the task is cancelled or :meth:`cleanup` runs; then commit all.
+
+        Books go to ``book_delta``, ``book_snapshot`` (each subscribed depth) and ``bbo``,
+        trades (trade and bar feeds) to ``trades``, as hour files committed hourly, with a
+        one-second write-ahead log (:class:`~makerlab.live.recorder.Recorder`). The
+        tutorial's knobs map onto that: ``splits`` and ``max_workers`` bound memory and
+        threads in quantpylib and change nothing here (memory never holds more than a
+        second, commits run on one worker thread); ``rm_subfiles``: the write-ahead
+        segments are always removed once committed; ``squash`` must be True (hour files
+        are always whole).
+        """
+        _no_extra("run_archive_scheduler", kwargs)
+        _positive("splits", splits)
+        _positive("max_workers", max_workers)
+        _flag("rm_subfiles", rm_subfiles)
+        if squash is not True:
+            raise ConfigError("squash=False is not supported: makerlab always commits whole "
+                              "hour files (there are no partial files to keep)")
+        if self._archiver is not None:
+            raise ConfigError(f"an archive scheduler is already running into "
+                              f"{self._archiver.out}")
+        from makerlab.live.market_data import LiveMarketData
+        from makerlab.live.recorder import Recorder
+
+        if not isinstance(self.source, LiveMarketData):
+            raise ConfigError("run_archive_scheduler records live data: build the Feed with "
+                              "a Gateway")
+        recorder = Recorder(self.source, out=path)
+        for sub in self._subs.values():
+            _track(recorder, sub)
+        self._archiver = recorder
+        try:
+            async with recorder:
+                await recorder.run()
+        finally:
+            self._archiver = None
+
+    async def flush_archives(self, path: str | os.PathLike = "./archives/", prefix: str = "",
+                             postfix: str = "", idx: str | int = "", **kwargs: Any) -> None:
+        """Commit what the running archive scheduler holds now into the hour files at
+        ``path`` (the current hour too; the rest of it is merged in later).
+
+        makerlab writes hour files only, so ``prefix``/``postfix``/``idx`` (ad-hoc file
+        names in quantpylib) must stay empty.
+        """
+        _no_extra("flush_archives", kwargs)
+        if prefix or postfix or idx not in ("", None):
+            raise ConfigError("makerlab archives hold hour files only: prefix, postfix and "
+                              "idx (ad-hoc file names) are not supported")
+        if self._archiver is None or not _same_path(self._archiver.out, path):
+            raise ConfigError(f"no archive scheduler is running into {os.fspath(path)}; "
+                              "start run_archive_scheduler(path=...) first")
+        await self._archiver.commit()
+
+    @staticmethod
+    def squash_archives(path: str | os.PathLike = "./archives/", rm_subfiles: bool = False,
+                        max_workers: int = 5, **kwargs: Any) -> list[str]:
+        """Commit the rows interrupted recorders left at ``path`` (their write-ahead
+        segments) into hour files, as the next ``makerlab record`` or ``makerlab validate
+        --fix`` would. Segments are removed once committed, whatever ``rm_subfiles`` says;
+        ``max_workers`` changes nothing. Returns one line per recovered session."""
+        _no_extra("squash_archives", kwargs)
+        _flag("rm_subfiles", rm_subfiles)
+        _positive("max_workers", max_workers)
+        from makerlab.data.segments import recover_segments
+
+        return recover_segments(path)
 
     # -- archives ------------------------------------------------------------------------
 
@@ -361,6 +446,28 @@ def _padded(levels: np.ndarray, depth: int) -> np.ndarray:
     out = np.full((depth, 2), np.nan)
     out[: len(levels)] = levels[:depth]
     return out
+
+
+def _track(recorder: Any, sub: Subscription) -> None:
+    """Have the archive scheduler's recorder record ``sub``'s market."""
+    if sub.kind == "l2book":
+        recorder.track(sub.exc, sub.ticker, depth=sub.obj.depth)
+    else:
+        recorder.track(sub.exc, sub.ticker, trades=True)
+
+
+def _positive(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _flag(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+
+
+def _same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return os.path.abspath(os.fspath(a)) == os.path.abspath(os.fspath(b))
 
 
 def _stored_depth(path: str | os.PathLike, exchange: str, ticker: str, depth: int) -> int:

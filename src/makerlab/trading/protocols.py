@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -47,6 +48,7 @@ __all__ = [
     "OrderListener",
     "OrderRequest",
     "OrderVenue",
+    "VenueTimers",
 ]
 
 
@@ -156,9 +158,16 @@ class OrderVenue(Protocol):
       venue also reports the order's resolution when it learns it.
     - **snapshots for reconciliation**: ``open_orders``/``positions``/``balances`` return
       the venue's current truth (``OrderUpdate`` of kind ``STATE`` for each open order).
+    - **a refused cancel or amend is a note, not a state**: a CANCEL_REJECT or AMEND_REJECT
+      says a request was refused (``code``, ``reason``, the request's ids); listeners keep
+      the order's state as they know it, whatever its ``status`` field says (the replayed
+      venue leaves it empty, with zero amounts, for an order it does not hold).
     """
 
-    clock: Clock
+    @property
+    def clock(self) -> Clock:
+        """Local time (read-only: an implementation may hold a more specific clock)."""
+        ...
 
     def exchanges(self) -> list[str]: ...
 
@@ -179,3 +188,17 @@ class OrderVenue(Protocol):
     async def positions(self, exchange: str) -> list[PositionState]: ...
 
     async def balances(self, exchange: str) -> list[BalanceState]: ...
+
+
+@runtime_checkable
+class VenueTimers(Protocol):
+    """Clock callbacks on a venue's time (the OMS's ``add_clock_callback``).
+
+    - **timers run on the venue's clock**: ``add_timer(callback, interval_ms)`` calls
+      ``callback()`` (awaiting it if it returns an awaitable) every ``interval_ms`` of the
+      venue's clock time. A replayed venue's time moves only with its event loop, so the
+      venue, owner of the clock, schedules them. A venue without timers is still an
+      :class:`OrderVenue`; the OMS refuses clock callbacks on it.
+    """
+
+    def add_timer(self, callback: Callable[[], object], interval_ms: Decimal) -> None: ...

@@ -70,12 +70,14 @@ class Endpoints:
 @dataclass(frozen=True, slots=True)
 class Request:
     """One REST call: ``method`` ``path`` (appended to the REST base) with query
-    ``params`` or a JSON ``body``."""
+    ``params`` or a ``body`` (JSON unless ``headers`` say otherwise), and extra
+    ``headers`` (signed calls: keys and signatures, never logged)."""
 
     method: str
     path: str
     params: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,83 @@
+"""What a venue says about our request budget: one :class:`RateLimitState` per exchange.
+
+The private clients feed it; the risk layer reads it (``LiveOrderVenue.rate_limits``).
+
+- **reported usage** comes from the venue where it reports it: Binance
+  ``X-MBX-USED-WEIGHT-1M`` / ``X-MBX-ORDER-COUNT-10S`` / ``-1M`` headers and the WS API's
+  ``rateLimits`` array, Bybit ``X-Bapi-Limit`` / ``-Status`` / ``-Reset-Timestamp``. Each
+  observation replaces the previous one of that name.
+- **counted usage** is kept here for venues that report nothing (Hyperliquid, Paradex,
+  WOO X): each call spends its documented weight in a fixed window
+  (:meth:`RateLimitState.spend`).
+- **a refusal for rate** (HTTP 429/418, Bybit ``retCode 10006``, ...) sets
+  ``retry_at_ns``; :meth:`RateLimitState.retry_after` says how long remains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from makerlab.units import NS_PER_S
+
+__all__ = ["Observation", "RateLimitState", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One budget as a venue reports it: ``used`` of ``limit`` (``None`` = unknown) in the
+    window named ``name`` (``weight_1m``, ``orders_10s``, ``order_create`` ...); ``reset_ns``
+    is when the window resets, if the venue says."""
+
+    name: str
+    used: int
+    limit: int | None = None
+    reset_ns: int | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    """The latest state of one budget; ``window_ns`` is set for counted budgets."""
+
+    used: int
+    limit: int | None
+    updated_ns: int
+    reset_ns: int | None = None
+    window_ns: int = 0
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else self.limit - self.used
+
+
+@dataclass(slots=True)
+class RateLimitState:
+    """Every known budget of one exchange (rules in the module docstring)."""
+
+    exchange: str
+    usage: dict[str, Usage] = field(default_factory=dict)
+    retry_at_ns: int | None = None
+
+    def observe(self, observations: list[Observation], now_ns: int) -> None:
+        for o in observations:
+            self.usage[o.name] = Usage(o.used, o.limit, now_ns, o.reset_ns)
+
+    def spend(self, name: str, weight: int, limit: int, window_s: float, now_ns: int) -> None:
+        """Count ``weight`` against a budget of ``limit`` per ``window_s`` seconds."""
+        window_ns = int(window_s * NS_PER_S)
+        usage = self.usage.get(name)
+        if usage is None or usage.reset_ns is None or now_ns >= usage.reset_ns:
+            usage = Usage(0, limit, now_ns, now_ns + window_ns, window_ns)
+            self.usage[name] = usage
+        usage.used += weight
+        usage.updated_ns = now_ns
+
+    def limited(self, retry_after_s: float | None, now_ns: int) -> None:
+        """The venue refused a call for rate; wait ``retry_after_s`` (60 s if unknown)."""
+        wait = 60.0 if retry_after_s is None else retry_after_s
+        self.retry_at_ns = now_ns + int(wait * NS_PER_S)
+
+    def retry_after(self, now_ns: int) -> float:
+        """Seconds until the venue said calls may resume (0 when they may)."""
+        if self.retry_at_ns is None or now_ns >= self.retry_at_ns:
+            return 0.0
+        return (self.retry_at_ns - now_ns) / NS_PER_S
