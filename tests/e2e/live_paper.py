@@ -8,7 +8,7 @@ book and trades, exactly as a strategy would. Every handler call is recorded wit
 :class:`~makerlab.core.events.BookUpdate` that caused it, so a delivered book can be
 compared with the archive's depth-20 ``book_snapshot`` row of the same update
 (:class:`Archived`): by update id where the venue's id is the archive's (Binance ``u``),
-else by exchange millisecond, in archive order (Bybit, Hyperliquid).
+else by exchange millisecond (Bybit, Hyperliquid); never earlier than the book before.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class Seen:
         return sum(1 for s in self.statuses if s.kind is kind)
 
 
-class Recorder:
+class Tap:
     """A listener attached before the Feed: it sees each event just before the Feed does."""
 
     def __init__(self, seen: Mapping[str, Seen]) -> None:
@@ -173,7 +173,7 @@ async def follow(root: Path, markets: Mapping[str, str], *, serve: Mapping[str, 
     async with PaperExchange(root, start, end, speed=0, faults=faults, serve=serve) as paper:
         config = {p: {"env": "paper", "base_url": paper.urls[p]["rest"]} for p in markets}
         async with Gateway(config, spec_cache=spec_cache, policy=POLICY) as gateway:
-            gateway.market_data().attach(Recorder(seen))
+            gateway.market_data().attach(Tap(seen))
             feed = Feed(gateway=gateway)
             for protocol, symbol in markets.items():
                 await _subscribe(feed, protocol, symbol, seen[protocol])
