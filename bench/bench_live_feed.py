@@ -340,14 +340,15 @@ def against_paper(kind: str, repeat: int) -> dict:
     """The best of ``repeat`` runs of ``kind`` (least CPU per frame), each on a fresh
     paper exchange."""
     ctx, last_u, runs = mp.get_context("spawn"), last_archived_id(), []
-    archive = btcusdt_archive(Path(tempfile.mkdtemp(prefix="makerlab-bench-")))
-    for _ in range(repeat):
-        with paper_exchange(archive) as base:
-            out_q = ctx.Queue()
-            client = ctx.Process(target=paper_client, args=(kind, base, last_u, out_q))
-            client.start()
-            runs.append(out_q.get(timeout=300))
-            client.join()
+    with tempfile.TemporaryDirectory(prefix="makerlab-bench-") as tmp:
+        archive = btcusdt_archive(Path(tmp))
+        for _ in range(repeat):
+            with paper_exchange(archive) as base:
+                out_q = ctx.Queue()
+                client = ctx.Process(target=paper_client, args=(kind, base, last_u, out_q))
+                client.start()
+                runs.append(out_q.get(timeout=300))
+                client.join()
     best = min(runs, key=lambda r: r["cpu_s"] / r["frames"])
     p50, p99 = _pcts(best["read_to_handler"])
     span = (best["rows"][-1][2] - best["rows"][0][2]) / 1e9
