@@ -7,7 +7,8 @@
     makerlab validate ARCHIVE [--fix]            check every file of an archive
     makerlab record --exchange X --symbols A,B --out DIR   record live data into an archive
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
-    makerlab specs                               the bundled instrument specs
+    makerlab sweep SCRIPT [ARGS] --param ... --out DIR   one backtest per configuration
+    makerlab specs [MARKET...]                   the cached and bundled instrument specs
     makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
     makerlab parity SCRIPT --archive DIR --start H --end H   replay vs live fills of a script
 """
@@ -20,8 +21,12 @@ import sys
 import time
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from makerlab.errors import MakerlabError
+
+if TYPE_CHECKING:
+    from makerlab.core.instruments import InstrumentSpec
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -109,13 +114,54 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _specs(args: argparse.Namespace) -> int:
-    from makerlab.core.instruments import load_specs
+def _sweep(args: argparse.Namespace) -> int:
+    from makerlab.sweep import sweep
+    from makerlab.sweep.search import objective_column
+    from makerlab.sweep.space import parse_params
 
-    for (exchange, symbol), spec in sorted(load_specs().items()):
-        print(f"{exchange:14} {symbol:12} {spec.kind:18} tick {spec.tick_size:<8} "
-              f"lot {spec.lot_size:<8} min notional {spec.min_notional}")
+    result = sweep(args.script, parse_params(args.param), out=args.out, args=args.script_args,
+                   start=args.start, end=args.end, search=args.search, trials=args.trials,
+                   objective=args.objective, backend=args.backend, workers=args.workers,
+                   address=args.address, seed=args.seed, progress=not args.quiet,
+                   report=not args.no_report)
+    table, failed = result.table, result.failed
+    for row in failed.itertuples(index=False):
+        print(f"config {row.config} failed: {row.error}")
+    column = objective_column(table.columns, args.objective)
+    ok = table[table.status == "ok"]
+    if column is not None and ok[column].notna().any():
+        best = ok.loc[ok[column].astype(float).idxmax()]
+        values = ", ".join(f"{name}={best[name]}" for name in result.space)
+        print(f"best {column} = {best[column]:.6g}: config {best.config} ({values})")
+    print(f"{len(table) - len(failed)}/{len(table)} configurations ran in "
+          f"{result.wall_s:.1f}s; wrote {', '.join(str(p) for p in result.files.values())}")
+    return 0 if len(ok) else 1
+
+
+def _specs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from makerlab.core.instruments import load_specs
+    from makerlab.data.specs import SOURCES, default_cache_dir, read_spec_dir
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    found = [("cache", spec) for spec in read_spec_dir(cache).values()]
+    found += [("bundled", spec) for spec in load_specs().values()]
+    wanted = [(source, spec) for source, spec in found if _matches(spec, args.markets)]
+    wanted.sort(key=lambda row: (row[1].exchange, row[1].symbol, SOURCES.index(row[0])))
+    for source, spec in wanted:
+        print(f"{source:8} {spec.exchange:14} {spec.symbol:12} {spec.kind:18} "
+              f"tick {spec.tick_size:<8} lot {spec.lot_size:<8} "
+              f"min notional {spec.min_notional}")
+    print(f"({len(wanted)} specs; cache: {cache}; a replay takes the first of: specs passed, "
+          "cache, bundled, inferred from the data)")
     return 0
+
+
+def _matches(spec: InstrumentSpec, markets: Sequence[str]) -> bool:
+    """``spec`` is one of ``markets`` (``exchange`` or ``exchange/symbol``), or no filter."""
+    return not markets or spec.exchange in markets or \
+        f"{spec.exchange}/{spec.symbol}" in markets
 
 
 def _paper(args: argparse.Namespace) -> int:
@@ -209,7 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-html", action="store_true", help="PDF only")
     rep.set_defaults(handler=_report)
 
-    specs = sub.add_parser("specs", help="print the bundled instrument specs")
+    _add_sweep(sub)
+
+    specs = sub.add_parser("specs", help="print the cached and bundled instrument specs")
+    specs.add_argument("markets", nargs="*", metavar="MARKET",
+                       help="only these: EXCHANGE or EXCHANGE/SYMBOL")
+    specs.add_argument("--cache", help="spec cache directory (default $MAKERLAB_SPEC_CACHE "
+                                       "or ~/.cache/makerlab/specs)")
     specs.set_defaults(handler=_specs)
 
     paper = sub.add_parser("paper", help="serve an archive over the public protocols of "
@@ -254,6 +306,34 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the traded exchange (binance, bybit or hyperliquid)")
     parity.set_defaults(handler=_parity)
     return parser
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    from makerlab.sweep.backends import BACKENDS
+
+    sw = sub.add_parser("sweep", help="run a backtest script once per parameter configuration "
+                                      "(docs/sweep.md)")
+    sw.add_argument("script", help="the backtest script (it plays one Replayer)")
+    sw.add_argument("script_args", nargs="*", metavar="ARGS",
+                    help="the script's own arguments, right after it (0: the tutorial's "
+                         "backtest mode; options starting with - need the Python API's args=)")
+    sw.add_argument("--param", action="append", default=[], metavar="NAME=VALUES",
+                    help="V1,V2,... or a range LOW:HIGH[:STEP|:log]; repeat per parameter")
+    sw.add_argument("--start", help="the script's start parameter, e.g. 2024-08-08:23")
+    sw.add_argument("--end", help="the script's end parameter")
+    sw.add_argument("--search", choices=["grid", "optuna"], default="grid")
+    sw.add_argument("--trials", type=int, help="configurations optuna tries")
+    sw.add_argument("--objective", default="pnl",
+                    help="statistic to maximise and plot: pnl, sharpe, ... or EXC.KEY")
+    sw.add_argument("--backend", choices=BACKENDS,
+                    help="default: local (process pool), or ray with --address")
+    sw.add_argument("--address", help="join the Ray cluster at this address")
+    sw.add_argument("--workers", type=int, help="configurations at once (default: the cores)")
+    sw.add_argument("--seed", type=int, default=0, help="optuna sampler seed")
+    sw.add_argument("--out", required=True, help="output folder")
+    sw.add_argument("--no-report", action="store_true", help="no summary plot and report")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(handler=_sweep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,13 +32,13 @@ from dotenv import load_dotenv
 
 from makerlab.core.clock import Clock, WallClock, use_clock
 from makerlab.core.instruments import InstrumentSpec
+from makerlab.data.specs import default_cache_dir, read_specs, write_specs
 from makerlab.errors import ConfigError, VenueError
 from makerlab.live.config import Secret, VenueConfig, parse_config
 from makerlab.live.lockstep import Lockstep
 from makerlab.live.market_data import LiveMarketData
 from makerlab.live.order_venue import LiveOrderVenue
 from makerlab.live.private import PrivateClient
-from makerlab.live.specs import default_cache_dir, read_specs, write_specs
 from makerlab.live.transport import ReconnectPolicy, RestClient
 from makerlab.live.venues.private import PRIVATE_VENUES
 
@@ -53,7 +53,7 @@ class Gateway:
     Args:
         config_keys: ``{exchange_id: settings}``, see :mod:`makerlab.live.config`.
         spec_cache: directory of the instrument spec cache (default
-            :func:`~makerlab.live.specs.default_cache_dir`).
+            :func:`~makerlab.data.specs.default_cache_dir`).
         policy: reconnect and timeout settings shared by every connection.
         clock: where receive times come from (the wall clock by default).
     """

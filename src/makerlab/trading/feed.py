@@ -24,7 +24,8 @@ Subscription rules:
   ``implied_orderbook``) is a ``TypeError``, never silently ignored.
 - **live events update buffers, then handlers run**: each
   :class:`~makerlab.core.events.BookUpdate` is loaded into every matching book
-  subscription as a snapshot of its depth, each
+  subscription as a snapshot of its depth (trusted, as the replay's checked rows are:
+  a source hands over levels in book order, positive, finite and uncrossed), each
   :class:`~makerlab.core.events.TradeEvent` appended to every trade buffer and bar
   builder; handlers are awaited in subscription order, in the source's read loop (a slow
   handler delays the next message rather than reordering it).
@@ -59,6 +60,7 @@ from makerlab.core.lob import LOB
 from makerlab.core.trades import Trades
 from makerlab.data import archive
 from makerlab.data.arrays import SnapshotArrays, load_snapshot_arrays, load_trade_arrays
+from makerlab.data.convert import quantpylib
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, TRADES
 from makerlab.errors import ConfigError, DataError
 from makerlab.trading.protocols import MarketDataSource, MarketKind
@@ -268,7 +270,7 @@ class Feed:
         for sub in self._by_market.get((MarketKind.L2BOOK.value, update.exchange,
                                         update.symbol), ()):
             sub.last_ts = max(ts, sub.last_ts)
-            sub.obj.update(sub.last_ts, update.bids, update.asks, is_snapshot=True)
+            _load_book(sub.obj, sub.last_ts, update.bids, update.asks)
             if sub.handlers:
                 await run_handlers(sub.handlers, sub.obj)
 
@@ -381,6 +383,9 @@ class Feed:
 
         ``start``/``end``: datetime (naive = UTC) or ``'%Y-%m-%d:%H'``; both hours are
         inclusive and a datetime counts as its whole hour. Defaults: the last 14 days.
+        ``path`` may also be an archive in quantpylib's own layout
+        (``{exc}/{feed_cls}/l2book/{yyyy}/{mm}/{ticker}_depth{N}_{ddhh}.parquet``, see
+        :mod:`makerlab.data.convert.quantpylib`), read in place.
 
         Returns:
             ``[{'ts': int_ms, 'b': ndarray (k, 2), 'a': ndarray (k, 2)}, ...]`` in
@@ -390,6 +395,10 @@ class Feed:
         """
         exchange = archive_exchange(exc, feed_cls)
         lo, hi = _range(start, end)
+        if quantpylib.is_archive(path, exchange):  # quantpylib's own layout: read in place
+            files = quantpylib.hour_files(path, exchange, "l2book", ticker, lo, hi, depth)
+            return [str(f) for f in files] if only_paths else _lob_records(
+                quantpylib.snapshot_arrays(files, depth), depth)
         stored = _stored_depth(path, exchange, ticker, depth)
         if only_paths:
             return archive.archive_paths(path, BOOK_SNAPSHOT, exchange, ticker, lo, hi,
@@ -416,15 +425,41 @@ class Feed:
         """
         exchange = archive_exchange(exc, feed_cls)
         lo, hi = _range(start, end)
-        if only_paths:
+        if quantpylib.is_archive(path, exchange):  # quantpylib's own layout: read in place
+            files = quantpylib.hour_files(path, exchange, "trades", ticker, lo, hi)
+            if only_paths:
+                return [str(f) for f in files]
+            trades = quantpylib.trade_arrays(files)
+        elif only_paths:
             return archive.archive_paths(path, TRADES, exchange, ticker, lo, hi)
-        trades = load_trade_arrays(path, exchange, ticker, lo, hi)
+        else:
+            trades = load_trade_arrays(path, exchange, ticker, lo, hi)
         out = np.empty((len(trades), 4), np.float64)
         out[:, 0] = trades.exchange_ts // NS_PER_MS
         out[:, 1] = trades.price
         out[:, 2] = trades.size
         out[:, 3] = trades.side
         return out
+
+
+def _load_book(lob: LOB, ts: int, bids: np.ndarray, asks: np.ndarray) -> None:
+    """``bids``/``asks`` (a source's read-only top levels, best first) as ``lob``'s new
+    state: what ``lob.update(ts, bids, asks, is_snapshot=True)`` gives, without checking
+    levels the source already checked."""
+    cap = lob.safe_depth
+    bids, asks = bids[:cap], asks[:cap]
+    mid = (bids[0, 0] + asks[0, 0]) / 2 if len(bids) and len(asks) else float("nan")
+    if lob.buffer_size:
+        lob._load_snapshot(ts, bids, asks, _padded(bids, lob.depth), _padded(asks, lob.depth),
+                           float(mid))
+    else:
+        lob._load_snapshot(ts, bids, asks, bids, asks, float(mid))
+
+
+def _padded(levels: np.ndarray, depth: int) -> np.ndarray:
+    out = np.full((depth, 2), np.nan)
+    out[: len(levels)] = levels[:depth]
+    return out
 
 
 def _track(recorder: Any, sub: Subscription) -> None:
