@@ -11,6 +11,10 @@
   handled (handlers returned). ``requests`` is how many order requests the client sent
   (:meth:`Lockstep.sent`, counted by the private clients); on a market-data socket the
   answer also waits until ``books`` REST book snapshots of that exchange were delivered.
+- **REST books are delivered in their step**: once the market runs, a REST book
+  snapshot (which the paper answers when the book opens) is delivered only when a sync
+  marker of its exchange counts it (:meth:`Lockstep.book_turn`), so after that step's
+  clock marker.
 - **ready when quiet**: once the sockets are open and no subscription came for
   :attr:`Lockstep.settle_s` seconds, ``{"paper": "ready"}`` starts the paper's market.
 """
@@ -40,8 +44,12 @@ class Lockstep:
     def __init__(self) -> None:
         self.clock = ReplayClock()
         self.requests = 0
+        self.started = False  # "ready" was sent: the market runs
         self._books: Counter[str] = Counter()
+        self._fetched: Counter[str] = Counter()
+        self._asked: Counter[str] = Counter()
         self._delivered = asyncio.Event()
+        self._asking = asyncio.Event()
         self._links: dict[Link, None] = {}
         self._quiet_since = time.monotonic()
         self._ready: asyncio.Task[None] | None = None
@@ -65,6 +73,13 @@ class Lockstep:
         """An order request is leaving."""
         self.requests += 1
 
+    async def book_turn(self, exchange: str) -> None:
+        """A REST book snapshot of ``exchange`` came: wait for the step that counts it."""
+        self._fetched[exchange] += 1
+        while self.started and self._asked[exchange] < self._fetched[exchange]:
+            self._asking.clear()
+            await self._asking.wait()
+
     def book_delivered(self, exchange: str) -> None:
         """A REST book snapshot of ``exchange`` was delivered (or given up)."""
         self._books[exchange] += 1
@@ -81,7 +96,10 @@ class Lockstep:
         if message.get("paper") == "clock":
             self.clock.ns = int(message["t"])
         elif message.get("paper") == "sync":
-            await self._synced(int(message.get("books", 0)), exchange)
+            books = int(message.get("books", 0))
+            self._asked[exchange] = max(self._asked[exchange], books)
+            self._asking.set()
+            await self._synced(books, exchange)
             await link.send(orjson.dumps({"paper": "synced", "n": message.get("n"),
                                           "requests": self.requests}))
         return True
@@ -95,6 +113,7 @@ class Lockstep:
         while not self._links or time.monotonic() - self._quiet_since < self.settle_s:
             await asyncio.sleep(self.settle_s / 4)
         link = next(iter(self._links))
+        self.started = True
         await link.send(b'{"paper":"ready"}')
 
     async def close(self) -> None:

@@ -335,6 +335,8 @@ class VenueStream:
     async def _fetch_snapshot(self, market: _Market) -> None:
         body = await self._snapshot_body(market)
         market.fetch = None  # a gap found while applying it fetches again
+        if self.lockstep is not None:
+            await self.lockstep.book_turn(self.venue.exchange)
         try:
             await self._on_delta(cast(RestSnapshots, self.venue).parse_snapshot(
                 body, market.symbol, self.clock.now_ns()))

@@ -263,6 +263,11 @@ class PaperExchange:
         return [f"{p:<{width}}  rest {u['rest']}  ws {u['ws']}" for p, u in self.urls.items()]
 
     @property
+    def lockstep_steps(self) -> int:
+        """Steps played in lockstep so far (0 when not in lockstep)."""
+        return self._lockstep.steps if self._lockstep is not None else 0
+
+    @property
     def fault_counts(self) -> dict[str, int]:
         """Injected faults so far, by kind."""
         return dict(self.fault_log.counts)
