@@ -526,8 +526,11 @@ class _OrderSession(Session):
         try:
             result = await self._run(message)
         except Refused as refused:
-            self.reply({"id": ident, "status": refused.status, "error": {
-                "code": refused.code, "msg": refused.msg}, "rateLimits": private.rate_limits()})
+            error: dict[str, Any] = {"code": refused.code, "msg": refused.msg}
+            if refused.retry_after is not None:
+                error["data"] = {"retryAfter": refused.retry_after * 1000}
+            self.reply({"id": ident, "status": refused.status, "error": error,
+                        "rateLimits": private.rate_limits()})
             return
         self.reply({"id": ident, "status": 200, "result": result,
                     "rateLimits": private.rate_limits()})

@@ -21,7 +21,8 @@ Channels:
 - ``trades``: one message per archived trade: ``side`` the aggressor (``B``/``A``),
   ``tid`` the archived id (or a stable hash of it), placeholder ``hash`` and ``users``.
 
-Numbers are written without trailing zeros (one decimal kept: ``"105055.0"``).
+Numbers are written without trailing zeros (one decimal kept: ``"105055.0"``). The server
+pings every 10 s (websocket ping frames), so a quiet socket (a user stream) stays open.
 There are no update ids, so the ``gap`` fault does not apply.
 """
 
@@ -43,6 +44,7 @@ from makerlab.paper.venue import Venue, VenueContext, json_response, ms, numeric
 __all__ = ["DEPTH", "HyperliquidVenue", "number"]
 
 DEPTH = 20
+_HEARTBEAT_S = 10.0  # protocol pings: a quiet user stream stays open
 _PRIVATE_INFO = frozenset({"clearinghouseState", "openOrders", "frontendOpenOrders",
                            "userFills", "orderStatus"})
 _NOBODY = "0x" + "0" * 40
@@ -180,7 +182,7 @@ class HyperliquidVenue(Venue):
         def make(ws: web.WebSocketResponse, faults: SessionFaults, name: str) -> Session:
             return HyperliquidSession(ws, self, faults, name)
 
-        return await self.serve_websocket(request, make)
+        return await self.serve_websocket(request, make, heartbeat=_HEARTBEAT_S)
 
     def topic(self, subscription: Any) -> Topic | None:
         """The topic of a subscription object, or None when it names none."""
