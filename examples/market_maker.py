@@ -10,17 +10,10 @@ script runs headless; the report lands in ``logs/reports/``. The quoting constan
 ``makerlab.params`` so that ``makerlab sweep`` can vary them (docs/sweep.md); run on its own, the
 script uses the tutorial's values.
 
-    python examples/market_maker.py 0     # backtest
-    python examples/market_maker.py 1     # live (against a paper exchange: see below)
+    python examples/market_maker.py 0     # backtest (1 would trade live: not available yet)
     makerlab sweep examples/market_maker.py 0 --param spread_bps=4,6,8 --out logs/sweeps/spread
-    makerlab parity examples/market_maker.py --archive data/archive --start 2024-08-08:23 \
-        --end 2024-08-08:23                # the same fills in the Replayer and live
 
-``MAKERLAB_ARCHIVE`` overrides the archive location (default ``data/archive``). The live
-Gateway config goes through ``paper_config``: with ``MAKERLAB_PAPER_URL`` set (a
-``makerlab paper`` server, e.g. ``http://127.0.0.1:8765``) it trades there, with the account
-in ``MAKERLAB_PAPER_BINANCE_KEY``/``_SECRET`` and in lockstep when
-``MAKERLAB_PAPER_LOCKSTEP=1`` (docs/paper.md); without it, the config is the tutorial's.
+``MAKERLAB_ARCHIVE`` overrides the archive location (default ``data/archive``).
 The body is the tutorial's code as written (its style included), so ruff is told to skip it.
 """
 # ruff: noqa
@@ -36,7 +29,6 @@ from decimal import Decimal
 from datetime import datetime
 
 from makerlab import OMS, Feed, Gateway, params
-from makerlab.live.config import paper_config
 from makerlab.utils import _time,pdf_snapshot
 
 PARAMS = params(order_value=200, spread_bps=6, skew_bps=4, start='2024-08-08:23', end='2024-08-08:23')
@@ -47,10 +39,10 @@ parser.add_argument('mode', type=lambda arg:int(arg), help="Set script mode.")
 args = parser.parse_args()
 simulated = False if args.mode == 1 else True
 
-config_keys = paper_config({
+config_keys = {
     "binance":{},
     "binance_spot":{},
-})
+}
 
 exc = 'binance'
 tickers = ["BTCUSDT"]

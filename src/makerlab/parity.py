@@ -13,12 +13,13 @@ How it runs (docs/paper.md, "Sim-live parity"):
    replay's fills and its models (latencies, fees, queue and fill models, balance).
 2. **live**: a :class:`~makerlab.paper.PaperExchange` serves the same archive and range
    in lockstep (:mod:`makerlab.paper.lockstep`) with those models and a fresh account on
-   ``--exchange``; ``python SCRIPT 1`` runs with ``MAKERLAB_PAPER_URL``,
-   ``MAKERLAB_PAPER_LOCKSTEP=1`` and ``MAKERLAB_PAPER_<EXCHANGE>_KEY``/``_SECRET`` set (a
-   script points its live Gateway config at the paper with
-   :func:`makerlab.live.config.paper_config`). Once the paper played the range and the
-   script handled every event, the script is stopped (SIGINT) and the paper's fill
-   journal is the live run's fills.
+   ``--exchange``; ``python SCRIPT 1`` runs with ``MAKERLAB_CONFIG_KEYS`` set: the
+   Gateway config (JSON) of every protocol the paper serves (``env: paper``, its base URL,
+   ``lockstep: true``; the account's key and secret in ``MAKERLAB_PAPER_<EXCHANGE>_KEY`` /
+   ``_SECRET``), which the script uses as its ``config_keys`` (as
+   examples/market_maker.py does). Once the paper played the range and the script handled
+   every event, the script is stopped (SIGINT) and the paper's fill journal is the live
+   run's fills.
 3. **compare**: both fill lists in order, and their agreement on count, side, price and
    size; fill times (exchange time) are compared too and any difference is shown.
 
@@ -30,6 +31,7 @@ and trades on the one ``--exchange``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -117,7 +119,8 @@ class ParityResult:
 def _row(fill: FillRow) -> str:
     moment = datetime.fromtimestamp(fill.ts / 1e9, tz=UTC).strftime("%H:%M:%S.%f")[:-3]
     side = "buy" if fill.side > 0 else "sell"
-    return f"{moment}  {side:<4} {format(fill.price, 'f'):>12} x {format(fill.size, 'f')}"
+    return (f"{moment}  {side:<4} {format(fill.price.normalize(), 'f'):>12} x "
+            f"{format(fill.size.normalize(), 'f')}")
 
 
 def _time_differences(replay: list[FillRow], live: list[FillRow]) -> list[str]:
@@ -220,14 +223,24 @@ async def _live(script: Path, archive: Path, start: str, end: str, exchange: str
         creds = Credentials("0x" + secrets.token_hex(20), "0x" + secrets.token_hex(32))
     async with PaperExchange(archive, start, end, credentials={exchange: creds},
                              trading=trading, lockstep=True) as paper:
-        name = exchange.upper()
-        env = _env(MAKERLAB_ARCHIVE=str(archive),
-                   MAKERLAB_PAPER_URL=f"http://{paper.host}:{paper.port}",
-                   MAKERLAB_PAPER_LOCKSTEP="1", **{f"MAKERLAB_PAPER_{name}_KEY": creds.key,
-                                                  f"MAKERLAB_PAPER_{name}_SECRET": creds.secret})
+        key, secret = (f"MAKERLAB_PAPER_{exchange.upper()}_{what}" for what in ("KEY", "SECRET"))
+        env = _env(MAKERLAB_ARCHIVE=str(archive), MAKERLAB_CONFIG_KEYS=json.dumps(
+            live_config(paper, exchange, key, secret)), **{key: creds.key, secret: creds.secret})
         await _until_played(paper, [python, str(script), "1"], cwd, env, timeout_s)
         assert paper.desk is not None
         return list(paper.desk.fills)
+
+
+def live_config(paper: PaperExchange, exchange: str, key: str, secret: str
+                ) -> dict[str, dict[str, Any]]:
+    """The live Gateway config of a script against ``paper`` in lockstep: every protocol it
+    serves, and the account's key and secret (names of environment variables) on
+    ``exchange``."""
+    config: dict[str, dict[str, Any]] = {
+        protocol: {"env": "paper", "base_url": urls["rest"], "lockstep": True}
+        for protocol, urls in paper.urls.items()}
+    config[exchange] |= {"key": key, "secret": secret}
+    return config
 
 
 async def _until_played(paper: PaperExchange, args: list[str], cwd: Path,

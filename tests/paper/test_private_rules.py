@@ -13,7 +13,7 @@ import pytest
 from private_kit import HOUR, KEYS, cloid, trading, until
 
 from makerlab.errors import ConfigError, RateLimited
-from makerlab.live.config import paper_config, parse_config
+from makerlab.live.config import parse_config
 from makerlab.paper import PaperExchange
 from makerlab.paper.limits import Budget
 from makerlab.paper.private import load_credentials
@@ -173,19 +173,9 @@ def test_latency_and_queue_model_options():
         parse_queue_model("log:2")
 
 
-def test_paper_config_points_a_scripts_gateway_at_the_paper():
-    config = {"binance": {}, "binance_spot": {}}
-    assert paper_config(config, {}) == config
-    env = {"MAKERLAB_PAPER_URL": "http://127.0.0.1:9/", "MAKERLAB_PAPER_LOCKSTEP": "1",
-           "MAKERLAB_PAPER_BINANCE_KEY": "k", "MAKERLAB_PAPER_BINANCE_SECRET": "s"}
-    pointed = paper_config(config, env)
-    assert pointed == {
-        "binance": {"env": "paper", "base_url": "http://127.0.0.1:9/binance", "lockstep": True,
-                    "key": "MAKERLAB_PAPER_BINANCE_KEY",
-                    "secret": "MAKERLAB_PAPER_BINANCE_SECRET"},
-        "binance_spot": {"env": "paper", "base_url": "http://127.0.0.1:9/binance_spot",
-                         "lockstep": True}}
-    assert parse_config(pointed)["binance"].lockstep
+def test_lockstep_is_a_paper_only_gateway_setting():
+    assert parse_config({"binance": {"env": "paper", "base_url": "http://127.0.0.1:9/binance",
+                                     "lockstep": True}})["binance"].lockstep
     with pytest.raises(ConfigError, match="lockstep"):
         parse_config({"binance": {"lockstep": True}})
 

@@ -33,7 +33,7 @@ from makerlab.live.venues.hyperliquid import Hyperliquid
 from makerlab.live.venues.paradex import Paradex
 from makerlab.live.venues.woo import Woox
 
-__all__ = ["VENUES", "Secret", "VenueConfig", "paper_config", "parse_config"]
+__all__ = ["VENUES", "Secret", "VenueConfig", "parse_config"]
 
 VENUES: dict[str, type] = {
     "binance": BinanceUsdm,
@@ -157,31 +157,3 @@ def _credential_names(exchange: str, cfg: dict[str, object]) -> tuple[str | None
                               "(letters, digits, _), not hold the credential itself")
     return names[0], names[1]  # type: ignore[return-value]
 
-
-def paper_config(config_keys: Mapping[str, Mapping[str, object]],
-                 environ: Mapping[str, str] | None = None
-                 ) -> dict[str, Mapping[str, object]]:
-    """``config_keys`` pointed at a paper exchange when ``MAKERLAB_PAPER_URL`` is set
-    (``http://127.0.0.1:P``), unchanged otherwise.
-
-    Each exchange gets ``env: paper`` and ``base_url: <url>/<exchange>``; ``lockstep``
-    when ``MAKERLAB_PAPER_LOCKSTEP`` is ``1``; and ``key``/``secret`` naming
-    ``MAKERLAB_PAPER_<EXCHANGE>_KEY`` / ``_SECRET`` when those variables are set (the names
-    ``makerlab paper`` reads its accounts from). What the script's entries say otherwise
-    is kept.
-    """
-    env = os.environ if environ is None else environ
-    url = env.get("MAKERLAB_PAPER_URL", "").rstrip("/")
-    if not url:
-        return dict(config_keys)
-    out: dict[str, Mapping[str, object]] = {}
-    for exchange, settings in config_keys.items():
-        cfg: dict[str, object] = {**(settings or {}), "env": "paper",
-                                  "base_url": f"{url}/{exchange}"}
-        if env.get("MAKERLAB_PAPER_LOCKSTEP") == "1":
-            cfg["lockstep"] = True
-        key, secret = (f"MAKERLAB_PAPER_{exchange.upper()}_{what}" for what in ("KEY", "SECRET"))
-        if env.get(key) and env.get(secret):
-            cfg["key"], cfg["secret"] = key, secret
-        out[exchange] = cfg
-    return out
