@@ -262,7 +262,8 @@ class Desk:
                 await self.step_row()
             else:
                 break
-        self.now = max(self.now, min(until_ns, NEVER - 1))
+        if until_ns < NEVER - 1:  # else: everything ran; now is the last event's time
+            self.now = max(self.now, until_ns)
 
     async def run_through(self, pending: Pending) -> list[Delivery]:
         """Move exchange time to ``pending``'s arrival and run it (lockstep: the answer now)."""
@@ -280,7 +281,7 @@ class Desk:
     async def step_row(self) -> None:
         t, kind, stream, row = (col[self._next_row] for col in self._rows)
         self._next_row += 1
-        self.clock.ns = t
+        self.clock.ns = self.now = t
         engine = self._engines[(BOOK_EXCH if kind == BOOK_EXCH else 0, stream)]
         if kind == BOOK_EXCH:
             result = engine.on_book(row)
@@ -297,6 +298,7 @@ class Desk:
     async def run_arrival(self) -> None:
         t, seq, callback, payload = heapq.heappop(self._queue.heap)
         self.clock.ns = t
+        self.now = max(self.now, t)
         result = callback(payload)
         if inspect.isawaitable(result):
             await result
