@@ -27,7 +27,8 @@ streams (the Gateway's ``cleanup_clients()`` closes it). Rules, on top of the pr
 - **dead-man switch**: ``arm_dead_man(exchange, timeout_ms)`` asks the venue to cancel
   every open order if it is not armed again within ``timeout_ms`` (0 disarms);
   ``keep_dead_man`` re-arms it periodically in an owned task (a failed arming is logged
-  and tried again next period).
+  and tried again next period). Where it is per symbol and armed, a symbol's first order
+  arms it for that symbol before it leaves.
 - **clock callbacks** (:class:`~makerlab.trading.protocols.VenueTimers`): ``add_timer``
   runs a callback every ``interval_ms`` of the wall clock in an owned task; a late
   callback skips the ticks it missed rather than bursting. A callback that raises ends its
@@ -87,6 +88,7 @@ class LiveOrderVenue:
         self._failure_handlers: list[FailureHandler] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._active: dict[str, set[str]] = {}
+        self._armed: dict[str, int] = {}  # the dead-man timeout last armed, by exchange
         self._started = False
         self.latest_positions: dict[tuple[str, str], PositionState] = {}
         self.latest_balances: dict[tuple[str, str], BalanceState] = {}
@@ -163,7 +165,7 @@ class LiveOrderVenue:
     # -- order entry ---------------------------------------------------------------------
 
     async def submit(self, request: OrderRequest) -> None:
-        self._mark_active(request.exchange, [request.symbol])
+        await self._cover(request.exchange, [request.symbol])
         await self._run(Op(OpKind.PLACE, request.exchange, request.symbol, (request,)))
 
     async def submit_batch(self, requests: Sequence[OrderRequest]) -> None:
@@ -171,7 +173,7 @@ class LiveOrderVenue:
         if not requests:
             return
         exchange = requests[0].exchange
-        self._mark_active(exchange, [r.symbol for r in requests])
+        await self._cover(exchange, [r.symbol for r in requests])
         size = self._client(exchange).venue.max_batch
         for start in range(0, len(requests), size):
             chunk = tuple(requests[start:start + size])
@@ -206,8 +208,19 @@ class LiveOrderVenue:
         """Cancel every open order of ``exchange`` unless armed again within
         ``timeout_ms`` (0 disarms); per symbol where the venue scopes it (see the module
         docstring)."""
+        self._armed[exchange] = timeout_ms
         for scope in await self._scopes(exchange, OpKind.DEAD_MAN, symbol, snapshot=False):
             await self._safe(Op(OpKind.DEAD_MAN, exchange, scope, timeout_ms=timeout_ms))
+
+    async def _cover(self, exchange: str, symbols: list[str]) -> None:
+        """Mark ``symbols`` active; where the dead-man switch is per symbol and armed,
+        arm it for a symbol's first order before that order leaves."""
+        new = set(symbols) - self._active.get(exchange, set())
+        self._mark_active(exchange, symbols)
+        timeout = self._armed.get(exchange, 0)
+        if timeout and OpKind.DEAD_MAN in self._client(exchange).venue.symbol_scoped:
+            for symbol in sorted(new):
+                await self._safe(Op(OpKind.DEAD_MAN, exchange, symbol, timeout_ms=timeout))
 
     def keep_dead_man(self, exchange: str, timeout_ms: int, every_s: float,
                       symbol: str | None = None) -> None:

@@ -17,7 +17,9 @@ A :class:`PrivateClient` is the same code for every venue; the venue's private m
 - **answers, not exceptions**: a venue refusal comes back as a failed
   :class:`~makerlab.live.venues.private_base.Answer`; exceptions are for transport,
   rate limits and credentials. Rate-limit headers and refusals update ``limits``.
-- **user stream**: supervised like the market-data sockets (backoff, watchdog, pings);
+- **user stream**: supervised like the market-data sockets (backoff, watchdog, pings;
+  a venue without application pings is kept alive by protocol pings every half
+  watchdog instead of the frame watchdog: a quiet account is not a lost stream);
   every parsed event goes to the sink, in socket order, between a
   ``FeedStatus(CONNECTED)`` when the socket opens and a ``FeedStatus(DISCONNECTED)`` when
   it is lost (symbol ``""``): what the mirror hears is whole only in between.
@@ -249,6 +251,7 @@ class _UserSocket:
     def __init__(self, client: PrivateClient) -> None:
         self.client, self.venue = client, client.venue
         self.ping_frame, self.ping_interval = self.venue.ping_frame, self.venue.ping_interval
+        self.heartbeat = None if self.ping_frame else client.policy.watchdog / 2
         self._link: Link | None = None
 
     def url(self) -> str:
@@ -299,6 +302,7 @@ class _OrderSocket:
     def __init__(self, client: PrivateClient) -> None:
         self.client, self.venue = client, client.venue
         self.ping_frame, self.ping_interval = self.venue.ping_frame, self.venue.ping_interval
+        self.heartbeat = None if self.ping_frame else client.policy.watchdog / 2
         self.ready = False
         self._link: Link | None = None
         self._pending: dict[str, asyncio.Future[list[Answer]]] = {}

@@ -39,10 +39,11 @@ Rules:
   PENDING (timestamp: local send time in ms) before the request leaves, and return its
   cloid.
 - **a request that does not leave rejects its order**: if ``venue.submit`` raises, the
-  order is marked REJECTED with ``reject_reason="submit failed: <error>"`` (its handlers
-  see it) and the error propagates to the caller, so no order waits PENDING for an answer
-  that may never come. A failure in transit (connection lost, timeout, a 5xx) leaves the
-  order doubtful: the venue's first news of it revives it as the venue reports it
+  order, unless the venue has reported it meanwhile, is marked REJECTED with
+  ``reject_reason="submit failed: <error>"`` (its handlers see it) and the error
+  propagates to the caller, so no order waits PENDING for an answer that may never come.
+  A failure in transit (connection lost, timeout, a 5xx) leaves the order doubtful: the
+  venue's first news of it revives it as the venue reports it
   (:mod:`makerlab.trading.reconcile`); a refusal before sending (rate limit, credentials)
   does not.
 - **rounding comes from the spec**: with ``round_to_specs=True`` the amount is rounded
@@ -187,6 +188,7 @@ class OMS:
                         "refresh_positions_snapshot": _period("refresh_positions_snapshot",
                                                               refresh_positions_snapshot)}
         self.exchanges = list(exchanges or venue.exchanges())
+        _check_tracked(self.exchanges, venue)
         self._orders = {exc: Orders() for exc in self.exchanges}
         self._positions = {exc: Positions(accounting=_accounting_of(venue, exc))
                            for exc in self.exchanges}
@@ -592,6 +594,9 @@ class OMS:
                 self.reconciler.inflight.discard(key)
 
     async def _failed_send(self, request: OrderRequest, error: Exception) -> None:
+        order = self._orders[request.exchange].cloid_query(request.cloid)
+        if order is None or order.ord_status is not OrderStatus.PENDING:
+            return  # the venue has reported it already: its word stands
         await self._orders[request.exchange].upsert_order(
             cloid=request.cloid, ord_status=OrderStatus.REJECTED,
             reject_reason=f"submit failed: {type(error).__name__}: {error}")
@@ -776,6 +781,15 @@ def _venue_of(gateway: Any) -> OrderVenue:
                           "the Replayer's get_oms()")
     venue: OrderVenue = gateway.order_venue()
     return venue
+
+
+def _check_tracked(exchanges: list[str], venue: OrderVenue) -> None:
+    known = venue.exchanges()
+    missing = [exc for exc in exchanges if exc not in known]
+    if missing:
+        raise ConfigError(f"OMS: {', '.join(missing)} cannot take orders on {venue!r} "
+                          f"(a live exchange needs 'key' and 'secret' in the Gateway "
+                          f"config); its exchanges: {', '.join(known) or 'none'}")
 
 
 def _period(name: str, value: object) -> float:

@@ -164,11 +164,11 @@ class Reconciler:
             await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
                                                  ord_status=closed, reject_reason=NOT_FOUND)
             return
-        applied = await self.apply(state)
+        cancelling = order.ord_status is OrderStatus.CANCEL_PENDING
+        await self.apply(state)
         still = self._orders[exc].cloid_query(order.cloid) if order.cloid else \
             self._orders[exc].oid_query(str(order.oid))
-        if resend and applied is None and still is not None and \
-                still.ord_status is OrderStatus.CANCEL_PENDING:
+        if resend and cancelling and still is not None and still.is_alive():
             log.warning("%s: order %s still open at the venue after its cancel: cancelling "
                         "again", exc, order.cloid or order.oid)
             for ident in (order.cloid, order.oid):
