@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from fake_binance import KEY, SECRET, FakeBinance
 from fake_private import FakePrivate, until
@@ -17,6 +19,7 @@ from makerlab.trading.oms import OMS
 EXC, SYMBOL = "binance", "BTCUSDT"
 FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05, watchdog=5.0, rest_timeout=2.0)
 HOUR = 3600.0  # reconciliation periods the tests do not wait for: they call the rounds
+T = TypeVar("T")
 
 
 class ShiftedClock:
@@ -79,3 +82,43 @@ async def streams_up(oms: OMS, fake: FakePrivate) -> None:
 def live(oms: OMS) -> list[tuple[str | None, str]]:
     """The mirror's live orders as (cloid, status)."""
     return [(o.cloid, o.ord_status.value) for o in oms.orders_peek(EXC).get_orders()]
+
+
+class ThreadedExchange:
+    """A :class:`FakeBinance` served from its own thread and event loop, so it outlives
+    the client's ``asyncio.run`` (what the exit guard acts in)."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.url = ""
+        self.exchange: FakeBinance | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+
+    def __enter__(self) -> ThreadedExchange:
+        self._thread.start()
+        assert self._ready.wait(10), "the fake exchange did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        async with FakePrivate() as fake:
+            self.exchange, self.url = FakeBinance(fake), fake.url
+            self._ready.set()
+            await self._stop.wait()
+
+    def call(self, fn: Callable[[FakeBinance], T]) -> T:
+        """``fn(exchange)`` run in the exchange's thread."""
+        assert self._loop is not None and self.exchange is not None
+        exchange = self.exchange
+
+        async def run() -> T:
+            return fn(exchange)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)

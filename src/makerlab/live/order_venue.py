@@ -43,7 +43,6 @@ streams (the Gateway's ``cleanup_clients()`` closes it). Rules, on top of the pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -150,9 +149,7 @@ class LiveOrderVenue:
                 await on_close()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # failures were logged
         self._tasks.clear()
         for client in self._clients.values():
             await client.close()

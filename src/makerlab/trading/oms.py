@@ -208,6 +208,9 @@ class OMS:
         venue.attach(self)
         venue.attach(self.risk)
 
+    def __repr__(self) -> str:
+        return f"OMS({', '.join(self.exchanges)}; {self.kill_switch!r})"
+
     async def init(self) -> None:
         """Start mirroring: on a live venue, the session (module docstring); nothing to
         start in replay."""

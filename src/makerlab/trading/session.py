@@ -109,9 +109,7 @@ class LiveSession:
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)  # failures were logged
         self._tasks.clear()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
