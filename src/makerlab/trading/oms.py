@@ -221,7 +221,7 @@ class OMS:
                                      self._cancel_one)
         self.session = LiveSession(
             self._live, self.exchanges, self.reconciler, self.kill_switch, self.trip,
-            self.risk.check_positions,
+            self.risk.check_positions, self._close_gateway,
             refresh_orders_s=self.options["refresh_orders_snapshot"],
             refresh_positions_s=self.options["refresh_positions_snapshot"],
             pending_timeout_ms=self.options["pending_timeout"],
@@ -239,9 +239,16 @@ class OMS:
         if self.session is None or self._closed:
             return
         self._closed = True
-        self.session.stopping = True
-        await self.trip(KillReason.EXIT, "oms.cleanup()")
+        exited, self.session.stopping = self.session.stopping, True
+        if not exited:  # else the exit guard or SIGTERM has cancelled everything
+            await self.trip(KillReason.EXIT, "oms.cleanup()")
         await self.session.stop()
+
+    async def _close_gateway(self) -> None:
+        cleanup = getattr(self.gateway, "cleanup_clients", None)
+        if cleanup is not None:
+            with _logged("closing the Gateway at SIGTERM"):
+                await cleanup()
 
     async def on_close(self) -> None:
         """The live venue is closing (the Gateway's ``cleanup_clients()``): clean up first."""

@@ -19,8 +19,9 @@ Started by ``await oms.init()`` on a :class:`~makerlab.trading.protocols.Connect
   ``cleanup_clients()``), the event loop cancelling the exit guard (``asyncio.run``
   ending on an exception or Ctrl-C) and SIGTERM trip the kill switch (exit) before the
   connections close. SIGTERM is taken over only when nothing else handles it (its
-  handler is the default) in the main thread; it trips the kill switch, then cancels the
-  task that called ``init()``, as Ctrl-C does.
+  handler is the default) in the main thread; it trips the kill switch, closes the
+  Gateway's connections, then ends the event loop with ``SystemExit(143)`` (128 +
+  SIGTERM, the status SIGTERM's default handler gives).
 """
 
 from __future__ import annotations
@@ -56,24 +57,25 @@ class LiveSession:
         kill_switch: the OMS's kill switch.
         trip: the OMS's trip (reason, detail): engages the switch and cancels everything.
         after_positions: awaited after each positions reconciliation (the risk check).
+        close: closes the connections at SIGTERM (the Gateway's ``cleanup_clients``).
         refresh_orders_s, refresh_positions_s, pending_timeout_ms, dead_man_ms: periods.
     """
 
     def __init__(self, venue: ConnectedVenue, exchanges: list[str], reconciler: Reconciler,
                  kill_switch: KillSwitch,
                  trip: Callable[[KillReason, str], Coroutine[Any, Any, None]],
-                 after_positions: Callable[[], Awaitable[None]], *,
+                 after_positions: Callable[[], Awaitable[None]],
+                 close: Callable[[], Awaitable[None]], *,
                  refresh_orders_s: float, refresh_positions_s: float,
                  pending_timeout_ms: float, dead_man_ms: int) -> None:
         self.venue, self.exchanges, self.reconciler = venue, exchanges, reconciler
         self.kill_switch, self._trip = kill_switch, trip
-        self._after_positions = after_positions
+        self._after_positions, self._close = after_positions, close
         self.periods = {"orders": refresh_orders_s, "positions": refresh_positions_s,
                         "pending": pending_timeout_ms / 1000}
         self.dead_man_ms = dead_man_ms
         self.down: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._main: asyncio.Task[Any] | None = None
         self._signalled = False
         self._terminating: asyncio.Task[None] | None = None
         self.stopping = False
@@ -92,7 +94,6 @@ class LiveSession:
         if self.dead_man_ms:
             self.spawn(self._keep_dead_man(), "makerlab-oms-deadman")
         self.spawn(self._guard(), "makerlab-oms-exit-guard")
-        self._main = asyncio.current_task()
         self._take_sigterm()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -221,5 +222,11 @@ class LiveSession:
 
     async def _terminate(self) -> None:
         await self._exit("SIGTERM")
-        if self._main is not None and not self._main.done():
-            self._main.cancel()
+        await self._close()
+        asyncio.get_running_loop().call_soon(_exit_terminated)
+
+
+def _exit_terminated() -> None:
+    """Raised in a loop callback, SystemExit leaves ``asyncio.run`` (which then cancels
+    what is left) with SIGTERM's usual exit status."""
+    raise SystemExit(128 + signal.SIGTERM)
