@@ -6,10 +6,14 @@ the archive ``path``; ``run_dir`` in the replayer configs (so ``makerlab report`
 rebuild the report later); the two broken ``except`` clauses; the report file name's nested quotes (a syntax
 error before Python 3.12; the modelling script already wrote it this way); the
 ``MAKERLAB_CONFIG_KEYS`` override of ``config_keys``. ``show`` is False so the
-script runs headless; the report lands in ``logs/reports/``.
+script runs headless; the report lands in ``logs/reports/``. The quoting constants (order value 200,
+6 bps spread, 4 bps inventory skew) and the replay window are read from ``PARAMS``, declared with
+``makerlab.params`` so that ``makerlab sweep`` can vary them (docs/sweep.md); run on its own, the
+script uses the tutorial's values.
 
     python examples/market_maker.py 0     # backtest
     python examples/market_maker.py 1     # live: needs order entry (see below)
+    makerlab sweep examples/market_maker.py 0 --param spread_bps=4,6,8 --out logs/sweeps/spread
 
 ``MAKERLAB_ARCHIVE`` overrides the archive location (default ``data/archive``).
 ``MAKERLAB_CONFIG_KEYS`` (JSON) replaces ``config_keys``: mode ``1`` needs Binance USD-M with
@@ -32,8 +36,10 @@ from pprint import pprint
 from decimal import Decimal
 from datetime import datetime
 
-from makerlab import OMS, Feed, Gateway
+from makerlab import OMS, Feed, Gateway, params
 from makerlab.utils import _time,pdf_snapshot
+
+PARAMS = params(order_value=200, spread_bps=6, skew_bps=4, start='2024-08-08:23', end='2024-08-08:23')
 
 show = False
 parser = argparse.ArgumentParser(description="Parse script mode.")
@@ -67,8 +73,8 @@ print_interval = 120 * 1000 #every 2 mins
 
 if simulated:
     from makerlab.sim import Replayer,Latencies
-    start='2024-08-08:23'
-    end='2024-08-08:23'
+    start=PARAMS['start']
+    end=PARAMS['end']
     latencies={
         Latencies.REQ_PUBLIC:0,
         Latencies.REQ_PRIVATE:0,
@@ -195,7 +201,8 @@ async def quote_markets(replayer,oms,feed,ticker):
     )
     ticker_trades = feed.get_feed(ticker_trade_id)
 
-    order_value = 200
+    order_value = PARAMS['order_value']
+    spread_bps, skew_bps = PARAMS['spread_bps'], PARAMS['skew_bps']
     last_print = time()
     async def l2_handler(lob):
         nonlocal last_print
@@ -219,11 +226,11 @@ async def quote_markets(replayer,oms,feed,ticker):
             return
 
         bid = min(
-            ref_vamp - ((6 + np.tanh(q) * 4) * 1e-4) * ref_vamp,
+            ref_vamp - ((spread_bps + np.tanh(q) * skew_bps) * 1e-4) * ref_vamp,
             lob.get_bids()[1,0]
         )
         ask = max(
-            ref_vamp + ((6 + np.tanh(-q) * 4) * 1e-4) * ref_vamp,
+            ref_vamp + ((spread_bps + np.tanh(-q) * skew_bps) * 1e-4) * ref_vamp,
             lob.get_asks()[1,0]
         )
 
@@ -304,6 +311,7 @@ async def sim_report(replayer):
             '_start':start,
             '_end':end,
             'params':replayer_configs,
+            'strategy':PARAMS,
         },
         'dict'
     ))

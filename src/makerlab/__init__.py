@@ -32,6 +32,7 @@ from makerlab.errors import (
     UnsortedData,
 )
 from makerlab.live.gateway import Gateway
+from makerlab.sweep import params
 from makerlab.trading.feed import Feed, FeedCls, FeedType
 from makerlab.trading.oms import OMS
 
@@ -71,4 +72,5 @@ __all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
     "VolumeBars",
     "get_spec",
     "load_specs",
+    "params",
 ]

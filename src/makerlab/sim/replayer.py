@@ -76,6 +76,7 @@ from makerlab.sim.timeline import (
     ms_to_ns,
 )
 from makerlab.sim.venue import SimVenue
+from makerlab.sweep.context import sweepable
 from makerlab.trading.oms import OMS
 from makerlab.trading.risk import RiskLimits
 from makerlab.units import NS_PER_MS
@@ -221,6 +222,7 @@ class Replayer:
 
     # -- construction ------------------------------------------------------------------
 
+    @sweepable  # in a sweep configuration, its Replayer arguments replace these
     def _configure(self, books: list[BookTape], trades: list[TradeTape], *,
                    recorded_local_time: bool, maker_fees: float = 0.0001,
                    taker_fees: float = 0.0003, exchanges: Sequence[str] | None = None,
