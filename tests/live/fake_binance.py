@@ -12,6 +12,8 @@ cancels them. Knobs the tests turn:
   answering (a disconnect in the middle of order entry);
 - ``silent``: user-stream events are held in ``held`` instead of sent (a lost stream);
 - ``order_count``: the ``X-MBX-ORDER-COUNT-10S`` it reports (of 300);
+- ``answer_times``: ``False`` leaves the venue time out of order answers (as Bybit's and
+  Hyperliquid's answers carry none);
 - ``positions``: the venue's truth, which the tests may change behind the stream's back.
 
 Market data: ``tick()`` pushes one depth diff (and a trade) to every open market stream of
@@ -90,6 +92,7 @@ class FakeBinance:
         self.cancel_alls: list[str] = []
         self.held: list[bytes] = []
         self.silent = self.rate_limited = self.drop_next_answer = False
+        self.answer_times = True  # False: answers without the order's updateTime
         self.order_count = 0
         self.seq, self._oid, self._trade, self._last_ms = 1000, 100, 500, 0
         self._routes()
@@ -218,6 +221,10 @@ class FakeBinance:
         return next((o for o in self.orders.values()
                      if o.cloid == p.get("origClientOrderId")), None)
 
+    def _answer(self, row: dict) -> dict:
+        return row if self.answer_times else {k: v for k, v in row.items()
+                                              if k != "updateTime"}
+
     def _cancel(self, p: dict) -> tuple[int, dict]:
         order = self._find(p)
         if order is None or order not in self.open():
@@ -232,7 +239,7 @@ class FakeBinance:
         status, answer = self._place(_signed(request))
         if status == 200:
             await self.emit(self.event(self.orders[answer["orderId"]], "NEW"))
-        return json_response(answer, status, self._headers() | (
+        return json_response(self._answer(answer), status, self._headers() | (
             {"Retry-After": "30"} if status == 429 else {}))
 
     async def _rest_cancel(self, request: web.Request, body: bytes) -> web.Response:
@@ -277,7 +284,8 @@ class FakeBinance:
             await conn.ws.close()
             return
         key = "result" if status == 200 else "error"
-        await conn.send(orjson.dumps({"id": req["id"], "status": status, key: answer,
+        await conn.send(orjson.dumps({"id": req["id"], "status": status,
+                                      key: self._answer(answer),
                                       "rateLimits": [{"rateLimitType": "ORDERS",
                                                       "interval": "SECOND", "intervalNum": 10,
                                                       "limit": 300,
