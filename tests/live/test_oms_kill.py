@@ -43,9 +43,11 @@ async def refused(oms: OMS) -> OrderRejected:
 
 
 def test_kill_switch_on_exit_cleanup(monkeypatch, tmp_path):
-    async def main():
-        async with live_oms(monkeypatch, tmp_path) as (oms, exchange, _):
+    async def main():  # no dead-man switch kept: the kill arms it as a backstop
+        async with live_oms(monkeypatch, tmp_path,
+                            risk=RiskLimits(dead_man_ms=0)) as (oms, exchange, _):
             await quote(oms)
+            assert not exchange.dead_man
             await oms.cleanup()
             return (exchange.open(), live(oms), oms.kill_switch.reason, await refused(oms),
                     exchange.dead_man, exchange.cancel_alls)
@@ -53,7 +55,7 @@ def test_kill_switch_on_exit_cleanup(monkeypatch, tmp_path):
     at_venue, mirror, reason, refusal, dead_man, cancel_alls = run(main())
     assert at_venue == [] and mirror == [] and reason is KillReason.EXIT
     assert refusal.code == KILL_SWITCH and "rearm" in str(refusal)
-    assert cancel_alls == [SYMBOL] and dead_man  # the venue's backstop armed
+    assert cancel_alls == [SYMBOL] and dead_man == [(SYMBOL, 60_000)]  # the backstop
 
 
 def test_kill_switch_on_exit_gateway_cleanup(monkeypatch, tmp_path):

@@ -194,18 +194,21 @@ def test_duplicated_and_out_of_order_user_stream_events(monkeypatch, tmp_path):
     async def main():
         async with live_oms(monkeypatch, tmp_path) as (oms, exchange, _):
             cloid = await place(oms)
+            marker = await place(oms, price="58000")
             oid = oid_of(exchange, cloid)
-            new_event = exchange.event(exchange.orders[oid], "NEW")
             fill = await exchange.fill(oid, D("0.004"))
             await until(lambda: oms.get_position(EXC, SYMBOL) == D("0.004"), "fill")
-            for frame in (fill, fill, new_event):  # twice the fill, then the older NEW
+            order = exchange.orders[oid]
+            order.price, order.updated = D("58900"), exchange.now_ms()  # amended later
+            await exchange.emit(exchange.event(order, "AMENDMENT"))
+            for frame in (fill, fill):  # the fill again, twice: older than the amendment
                 await exchange.emit(frame)
-            await exchange.fill(oid, D("0.001"))  # in order after them
+            await exchange.fill(oid_of(exchange, marker), D("0.001"))  # after them
             await until(lambda: oms.get_position(EXC, SYMBOL) == D("0.005"), "marker fill")
-            order = oms.orders_peek(EXC).cloid_query(cloid)
-            return order.ord_status, order.filled_sz
+            mirrored = oms.orders_peek(EXC).cloid_query(cloid)
+            return mirrored.ord_status, mirrored.filled_sz, mirrored.price
 
-    assert run(main()) == (OrderStatus.PARTIAL, D("0.005"))
+    assert run(main()) == (OrderStatus.PARTIAL, D("0.004"), D("58900"))
 
 
 def test_a_send_lost_in_transit_is_doubtful_not_dead_the_stream_revives_it(monkeypatch,
@@ -473,3 +476,18 @@ def test_orders_get_shapes_are_the_tutorials(monkeypatch, tmp_path):
     assert set(row) == {"amount", "cloid", "filled_sz", "oid", "ord_status", "price",
                         "ticker", "timestamp"} and row["cloid"] == cloid
     assert positions == {EXC: {}}
+
+
+def test_cancel_open_orders_cancels_what_the_mirror_does_not_know(monkeypatch, tmp_path):
+    async def main():
+        async with live_oms(monkeypatch, tmp_path) as (oms, exchange, _):
+            cloid = await place(oms)
+            exchange._place({"symbol": SYMBOL, "side": "SELL", "quantity": "0.01",
+                             "price": "61000", "newClientOrderId": "elsewhere"})
+            await oms.cancel_open_orders(EXC, SYMBOL)
+            marked = live(oms)
+            await until(lambda: not live(oms), "cancelled")
+            return cloid, marked, exchange.open()
+
+    cloid, marked, at_venue = run(main())
+    assert marked in ([(cloid, "CANCEL_PENDING")], []) and at_venue == []

@@ -142,6 +142,25 @@ def test_worst_case_exposure_an_order_that_only_reduces_is_never_refused():
     assert outcome["buy"].code == RISK_POSITION and outcome["sell"]
 
 
+def test_worst_case_exposure_an_order_that_only_reduces_is_never_refused_an_amend():
+    trades = np.array([[1_300, 59990.0, 0.05, -1]])
+    rep, oms = fresh(RiskLimits(max_position={KEY: D("0.03")}), trades=trades)
+    outcome = {}
+
+    async def quote():
+        outcome["bid"] = await oms.limit_order(EXC, TICKER, D("0.02"), D("59980.0"))
+
+    async def around():  # filled around the OMS: exposure 0.03 + 0.02, beyond the limit
+        await rep.venue.submit(OrderRequest(EXC, TICKER, "manual", D("0.03"), D("59990.0")))
+
+    async def shrink():  # to 0.03 + 0.01: still beyond, but less
+        await oms.amend_order(EXC, TICKER, cloid=outcome["bid"], amount=D("0.01"))
+
+    at(rep, {1_000: quote, 1_200: around, 1_500: shrink})
+    assert oms.get_position(EXC, TICKER) == D("0.03") and not oms.kill_switch.tripped
+    assert oms.orders_peek(EXC).cloid_query(outcome["bid"]).amount == D("0.01")
+
+
 def test_worst_case_exposure_an_amend_counts_as_its_order_resized():
     rep, oms = fresh(RiskLimits(max_position={KEY: D("0.03")}))
     outcome = {}

@@ -85,9 +85,14 @@ class Reconciler:
 
     def _track(self, exc: str) -> None:
         def news(order: dict[str, Any]) -> None:
+            alive = OrderStatus(order["ord_status"]).is_alive
             for ident in (order["cloid"], order["oid"]):
-                if ident is not None:
+                if ident is None:
+                    continue
+                if alive:
                     self._news[(exc, ident)] = self._clock.now_ns()
+                else:
+                    self._news.pop((exc, ident), None)
 
         def filled(delta: dict[str, Any]) -> None:
             self._fills[(exc, delta["ticker"])] = self._clock.now_ns()

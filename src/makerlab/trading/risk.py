@@ -124,6 +124,11 @@ class RiskLimits:
         return self.max_position.get(f"{exchange}/{symbol}")
 
     @property
+    def exposure_limited(self) -> bool:
+        """True if any position or notional limit is set."""
+        return bool(self.max_position) or self.notional_limited
+
+    @property
     def notional_limited(self) -> bool:
         return self.max_notional is not None or self.max_total_notional is not None
 
@@ -276,17 +281,18 @@ class Risk:
         return sent
 
     def _count(self, exc: str) -> None:
-        self._sent.setdefault(exc, deque()).append(self._clock.now_ns())
+        if self.limits.max_orders_per_s is not None:
+            self._sent.setdefault(exc, deque()).append(self._clock.now_ns())
 
     def _check_exposure(self, where: str, exc: str, ticker: str, amount: Decimal,
                         price: Decimal | None, replaced: Order | None) -> None:
-        if not amount:
+        limit = self.limits.position_limit(exc, ticker)
+        if not amount or (limit is None and not self.limits.notional_limited):
             return
         side = 1 if amount > 0 else -1
         after = self.exposure(exc, ticker, side, replaced) + abs(amount)
         if after <= self.exposure(exc, ticker, side, None):
             return  # never refused for exposure it does not add
-        limit = self.limits.position_limit(exc, ticker)
         if limit is not None and after > limit:
             raise refuse(where, "amount", amount, f"would bring the worst-case position to "
                          f"{after} (max_position {limit})", RISK_POSITION)
@@ -355,12 +361,13 @@ class Risk:
     # -- post-trade (an OrderListener attached after the OMS) ----------------------------
 
     async def on_order_update(self, update: OrderUpdate) -> None:
-        if update.price is not None:
+        if update.price is not None and self.limits.exposure_limited:
             self._prices[(update.exchange, update.symbol)] = update.price
 
     async def on_fill(self, fill: Fill) -> None:
-        self._prices[(fill.exchange, fill.symbol)] = fill.price
-        await self.check_positions()
+        if self.limits.exposure_limited:
+            self._prices[(fill.exchange, fill.symbol)] = fill.price
+            await self.check_positions()
 
     async def check_positions(self) -> None:
         """Trip the kill switch (``on_breach``) if a position breaches a limit."""
