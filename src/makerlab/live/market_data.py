@@ -8,7 +8,8 @@ Gateway's venue connections.
   (:class:`~makerlab.live.stream.VenueStream`).
 - **every listener gets every event**, in the order the socket delivered them: the Feed,
   a recorder, a monitor. A listener that raises stops that venue's stream; the error is
-  logged at once and raised again by :meth:`LiveMarketData.close`.
+  logged at once, handed to the failure handlers (``add_failure_handler``: the OMS's
+  kill switch) and raised again by :meth:`LiveMarketData.close`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = ["LiveMarketData"]
 log = logging.getLogger(__name__)
 
 SpecLoader = Callable[[str], Awaitable[dict[str, InstrumentSpec]]]
+FailureHandler = Callable[[BaseException], Awaitable[None]]
 
 
 class LiveMarketData:
@@ -54,6 +56,7 @@ class LiveMarketData:
         self._session: aiohttp.ClientSession | None = None
         self._fetch_specs: SpecLoader | None = None
         self._failure: BaseException | None = None
+        self._failure_handlers: list[FailureHandler] = []
 
     def open(self, session: aiohttp.ClientSession, fetch_specs: SpecLoader) -> None:
         """Called by the Gateway's ``init_clients()``: the session, and how to fetch an
@@ -63,6 +66,10 @@ class LiveMarketData:
     def attach(self, listener: MarketDataListener) -> None:
         if listener not in self._listeners:
             self._listeners.append(listener)
+
+    def add_failure_handler(self, handler: FailureHandler) -> None:
+        """Await ``handler(error)`` when a listener raises (before the stream stops)."""
+        self._failure_handlers.append(handler)
 
     def detach(self, listener: MarketDataListener) -> None:
         """Stop delivering to ``listener`` (nothing if it is not attached)."""
@@ -148,14 +155,23 @@ class LiveMarketData:
 
     async def on_book(self, update: BookUpdate) -> None:
         for listener in self._listeners:
-            await listener.on_book(update)
+            await self._reported(listener.on_book(update))
 
     async def on_trade(self, trade: TradeEvent) -> None:
         for listener in self._listeners:
-            await listener.on_trade(trade)
+            await self._reported(listener.on_trade(trade))
 
     async def on_status(self, status: FeedStatus) -> None:
         log.info("%s %s %s %s", status.exchange, status.symbol or "*", status.kind.value,
                  status.detail)
         for listener in self._listeners:
-            await listener.on_status(status)
+            await self._reported(listener.on_status(status))
+
+    async def _reported(self, delivery: Awaitable[None]) -> None:
+        """Await a listener's delivery; a failure goes to the failure handlers, then on."""
+        try:
+            await delivery
+        except Exception as exc:
+            for handler in self._failure_handlers:
+                await handler(exc)
+            raise

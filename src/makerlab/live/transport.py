@@ -6,7 +6,10 @@
   subscribes), then hand every frame to ``handler.on_frame`` with its receive time (ns).
 - **keepalive**: aiohttp answers the server's protocol pings; a venue that wants an
   application ping (``handler.ping_frame``) gets one every ``handler.ping_interval``.
-- **watchdog**: no frame for ``policy.watchdog`` seconds counts as a lost connection.
+- **watchdog**: no frame for ``policy.watchdog`` seconds counts as a lost connection;
+  except on a socket whose handler has a ``heartbeat`` (seconds; a user stream may be
+  quiet for hours): protocol pings go out every ``heartbeat`` and a pong missing for as
+  long closes it instead.
 - **backoff**: after a loss, wait ``initial_delay * 2**n`` (capped at ``max_delay``,
   ± ``jitter``), reset once a frame arrives; then reconnect. The handler resubscribes in
   ``on_open`` and resyncs its books (it was told ``on_close``).
@@ -142,7 +145,8 @@ class WsSupervisor:
     async def _connection(self) -> str:
         try:
             async with self.session.ws_connect(self.handler.url(), autoping=True,
-                                               max_msg_size=0) as ws:
+                                               max_msg_size=0,
+                                               heartbeat=self._heartbeat) as ws:
                 self.connections += 1
                 return await self._serve(ws)
         except _DROPPED as exc:
@@ -167,10 +171,15 @@ class WsSupervisor:
             reasons += [_describe(exc) for exc in group.exceptions]
         return "; ".join(reasons)
 
+    @property
+    def _heartbeat(self) -> float | None:
+        return getattr(self.handler, "heartbeat", None)
+
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, link: Link) -> None:
+        watchdog = None if self._heartbeat else self.policy.watchdog
         while True:
             try:
-                msg = await ws.receive(timeout=self.policy.watchdog)
+                msg = await ws.receive(timeout=watchdog)
             except TimeoutError:
                 raise ConnectionLost(f"no frame for {self.policy.watchdog} s",
                                      venue=self.name) from None

@@ -78,6 +78,7 @@ from makerlab.sim.timeline import (
 from makerlab.sim.venue import SimVenue
 from makerlab.sweep.context import sweepable
 from makerlab.trading.oms import OMS
+from makerlab.trading.risk import RiskLimits
 from makerlab.units import NS_PER_MS
 
 __all__ = ["MockOMS", "Replayer"]
@@ -89,8 +90,8 @@ class MockOMS(OMS):
     """The shared :class:`~makerlab.trading.oms.OMS` over the simulated venue, with the
     tutorial's two replay-only helpers."""
 
-    def __init__(self, venue: SimVenue) -> None:
-        super().__init__(venue=venue)
+    def __init__(self, venue: SimVenue, risk: RiskLimits | None = None) -> None:
+        super().__init__(venue=venue, risk=risk)
         self._sim = venue
 
     def get_positions_value(self, exc: str) -> float:
@@ -142,6 +143,8 @@ class Replayer:
             Markets it lacks take the venue spec cache, then the bundled specs, else
             specs inferred from the data with a warning (:mod:`makerlab.data.specs`);
             each market's spec and its source are in ``config['specs']``.
+        risk: the :class:`~makerlab.trading.risk.RiskLimits` the OMS enforces, as a live
+            OMS would (refusals, kill switch on a breach); recorded in :attr:`config`.
     """
 
     ROW_BY_ROW = False  # step every engine through every row (the reference path)
@@ -155,7 +158,8 @@ class Replayer:
                  validate_data: bool = True, balance: float = 10_000, seed: int = 0,
                  queue_model: QueueModel | None = None, fill_model: FillModel | None = None,
                  run_dir: str | os.PathLike | None = None, feed_cls: Any = None,
-                 specs: str | os.PathLike | Mapping[str, Any] | None = None) -> None:
+                 specs: str | os.PathLike | Mapping[str, Any] | None = None,
+                 risk: RiskLimits | None = None) -> None:
         books = [BookTape.from_records(e, t, recs) for e, d in l2_data.items()
                  for t, recs in d.items()]
         trades = [TradeTape.from_rows(e, t, rows) for e, d in trade_data.items()
@@ -169,7 +173,7 @@ class Replayer:
                         exchange_fees=exchange_fees, exchange_latencies=exchange_latencies,
                         stamp_cycle=stamp_cycle, balance=balance, seed=seed,
                         queue_model=queue_model, fill_model=fill_model, run_dir=run_dir,
-                        specs=specs)
+                        specs=specs, risk=risk)
 
     @classmethod
     def from_archive(cls, markets: Mapping[str, Sequence[str]], start: Any, end: Any,
@@ -233,7 +237,8 @@ class Replayer:
                    stamp_cycle: int = 1000, balance: float = 10_000, seed: int = 0,
                    queue_model: QueueModel | None = None, fill_model: FillModel | None = None,
                    run_dir: str | os.PathLike | None = None,
-                   specs: str | os.PathLike | Mapping[str, Any] | None = None) -> None:
+                   specs: str | os.PathLike | Mapping[str, Any] | None = None,
+                   risk: RiskLimits | None = None) -> None:
         """Set up the venue and records for ``books``/``trades`` (the one place every
         construction path goes through; the defaults are the constructor's)."""
         self.specs = _resolve_specs(SpecResolver(specs), books, trades, exchanges)
@@ -249,7 +254,8 @@ class Replayer:
             trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
         fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
         queue_model, fill_model = _engine_models(queue_model, fill_model)
-        self._setup(books, trades, fees, stamp_cycle, balance, seed, queue_model, fill_model)
+        self._setup(books, trades, fees, stamp_cycle, balance, seed, queue_model, fill_model,
+                    risk)
         self.run_dir = run_dir
         self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
                        "exchange_fees": exchange_fees, "latencies": to_config(default_latency),
@@ -260,12 +266,13 @@ class Replayer:
                        "fees": to_config(fees),
                        "latency_models": {e: to_config(m) for e, m in self.latency_models.items()},
                        "recorded_local_time": recorded_local_time,
+                       "risk": None if risk is None else to_config(risk),
                        "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()},
                        "specs": _spec_records(self.specs)}
 
     def _setup(self, books: list[BookTape], trades: list[TradeTape], fees: FeeSchedule,
                stamp_cycle: int, balance: float, seed: int, queue_model: QueueModel,
-               fill_model: FillModel) -> None:
+               fill_model: FillModel, risk: RiskLimits | None) -> None:
         self.books, self.trades = books, trades
         self.rng = np.random.default_rng(seed)
         self.stamp_cycle_ns = int(stamp_cycle) * NS_PER_MS
@@ -280,7 +287,7 @@ class Replayer:
         self.started = False
         self.finished = False
         self._final_record: RunRecord | None = None  # built once, after play() ends
-        self._oms = MockOMS(venue=self.venue)
+        self._oms = MockOMS(venue=self.venue, risk=risk)
         self._feed = MockFeed(self)
 
     def _build_engines(self, queue_model: QueueModel, fill_model: FillModel) -> None:
