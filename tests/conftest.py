@@ -1,4 +1,5 @@
-"""Shared test fixtures: paths to bundled samples and to the optional ../shared/data."""
+"""Shared test fixtures: bundled samples, the optional ../shared/data, an empty spec cache
+per test, and the local S3 server (moto's)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not available at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def spec_cache(tmp_path_factory, monkeypatch) -> Path:
+    """An empty venue spec cache per test ($MAKERLAB_SPEC_CACHE), so a developer's real
+    ~/.cache/makerlab/specs never changes what a replay resolves (and no test writes
+    there)."""
+    path = tmp_path_factory.mktemp("spec_cache")
+    monkeypatch.setenv("MAKERLAB_SPEC_CACHE", str(path))
+    return path
 
 
 # --------------------------------------------------------------------------- object storage

@@ -50,7 +50,7 @@ from makerlab.analytics import frames, metrics, research
 from makerlab.analytics.record import RunRecord
 from makerlab.analytics.report import CODE_FILE
 from makerlab.core.clock import ReplayClock
-from makerlab.core.instruments import load_specs
+from makerlab.data.specs import Resolved, SpecResolver
 from makerlab.errors import ConfigError, DataError
 from makerlab.sim.checks import check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
@@ -78,6 +78,7 @@ from makerlab.sim.timeline import (
 from makerlab.sim.venue import SimVenue
 from makerlab.sweep.context import sweepable
 from makerlab.trading.oms import OMS
+from makerlab.trading.risk import RiskLimits
 from makerlab.units import NS_PER_MS
 
 __all__ = ["MockOMS", "Replayer"]
@@ -89,8 +90,8 @@ class MockOMS(OMS):
     """The shared :class:`~makerlab.trading.oms.OMS` over the simulated venue, with the
     tutorial's two replay-only helpers."""
 
-    def __init__(self, venue: SimVenue) -> None:
-        super().__init__(venue=venue)
+    def __init__(self, venue: SimVenue, risk: RiskLimits | None = None) -> None:
+        super().__init__(venue=venue, risk=risk)
         self._sim = venue
 
     def get_positions_value(self, exc: str) -> float:
@@ -113,8 +114,7 @@ class Replayer:
         l2_data: ``{exc: {ticker: [{'ts', 'b', 'a'}, ...]}}`` book snapshots (``ts`` ms).
         trade_data: ``{exc: {ticker: [(ts, price, size, dir), ...] or N x 4 array}}``.
         maker_fees, taker_fees: fractions of notional (negative maker fee = rebate).
-        gateway: accepted for compatibility and ignored (specs come from the bundled
-            :class:`~makerlab.core.instruments.InstrumentSpec` file).
+        gateway: accepted for compatibility and ignored.
         exchanges: exchanges to trade (default: every exchange in the data).
         latencies: ms per :class:`~makerlab.sim.latency.Latencies` channel, or a latency
             model; default 100 ms public / 50 ms private.
@@ -138,6 +138,13 @@ class Replayer:
         run_dir: if given, :meth:`play` saves the run's record under
             ``run_dir/<UTC time>/`` when it ends (``makerlab report`` rebuilds reports
             from it).
+        specs: instrument specs of the traded markets: a spec file, a directory of them,
+            or ``{exc: {ticker: InstrumentSpec | {'tick_size': .., 'lot_size': ..}}}``.
+            Markets it lacks take the venue spec cache, then the bundled specs, else
+            specs inferred from the data with a warning (:mod:`makerlab.data.specs`);
+            each market's spec and its source are in ``config['specs']``.
+        risk: the :class:`~makerlab.trading.risk.RiskLimits` the OMS enforces, as a live
+            OMS would (refusals, kill switch on a breach); recorded in :attr:`config`.
     """
 
     ROW_BY_ROW = False  # step every engine through every row (the reference path)
@@ -150,7 +157,9 @@ class Replayer:
                  exchange_latencies: Mapping[str, Any] | None = None, stamp_cycle: int = 1000,
                  validate_data: bool = True, balance: float = 10_000, seed: int = 0,
                  queue_model: QueueModel | None = None, fill_model: FillModel | None = None,
-                 run_dir: str | os.PathLike | None = None, feed_cls: Any = None) -> None:
+                 run_dir: str | os.PathLike | None = None, feed_cls: Any = None,
+                 specs: str | os.PathLike | Mapping[str, Any] | None = None,
+                 risk: RiskLimits | None = None) -> None:
         books = [BookTape.from_records(e, t, recs) for e, d in l2_data.items()
                  for t, recs in d.items()]
         trades = [TradeTape.from_rows(e, t, rows) for e, d in trade_data.items()
@@ -163,7 +172,8 @@ class Replayer:
                         taker_fees=taker_fees, exchanges=exchanges, latencies=latencies,
                         exchange_fees=exchange_fees, exchange_latencies=exchange_latencies,
                         stamp_cycle=stamp_cycle, balance=balance, seed=seed,
-                        queue_model=queue_model, fill_model=fill_model, run_dir=run_dir)
+                        queue_model=queue_model, fill_model=fill_model, run_dir=run_dir,
+                        specs=specs, risk=risk)
 
     @classmethod
     def from_archive(cls, markets: Mapping[str, Sequence[str]], start: Any, end: Any,
@@ -228,9 +238,12 @@ class Replayer:
                    exchange_latencies: Mapping[str, Any] | None = None,
                    stamp_cycle: int = 1000, balance: float = 10_000, seed: int = 0,
                    queue_model: QueueModel | None = None, fill_model: FillModel | None = None,
-                   run_dir: str | os.PathLike | None = None) -> None:
+                   run_dir: str | os.PathLike | None = None,
+                   specs: str | os.PathLike | Mapping[str, Any] | None = None,
+                   risk: RiskLimits | None = None) -> None:
         """Set up the venue and records for ``books``/``trades`` (the one place every
         construction path goes through; the defaults are the constructor's)."""
+        self.specs = _resolve_specs(SpecResolver(specs), books, trades, exchanges)
         names = list(dict.fromkeys(t.exc for t in [*books, *trades]))
         default_latency = latency_model_from(latencies)
         self.latency_models = latency_models_by_exchange(names, default_latency,
@@ -243,8 +256,8 @@ class Replayer:
             trades = [_with_feed_latency(t, self.latency_models[t.exc]) for t in trades]
         fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
         queue_model, fill_model = _engine_models(queue_model, fill_model)
-        self._setup(books, trades, fees, exchanges, stamp_cycle, balance, seed, queue_model,
-                    fill_model)
+        self._setup(books, trades, fees, stamp_cycle, balance, seed, queue_model, fill_model,
+                    risk)
         self.run_dir = run_dir
         self.config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
                        "exchange_fees": exchange_fees, "latencies": to_config(default_latency),
@@ -255,18 +268,19 @@ class Replayer:
                        "fees": to_config(fees),
                        "latency_models": {e: to_config(m) for e, m in self.latency_models.items()},
                        "recorded_local_time": recorded_local_time,
-                       "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()}}
+                       "risk": None if risk is None else to_config(risk),
+                       "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()},
+                       "specs": _spec_records(self.specs)}
 
     def _setup(self, books: list[BookTape], trades: list[TradeTape], fees: FeeSchedule,
-               exchanges: Sequence[str] | None, stamp_cycle: int, balance: float, seed: int,
-               queue_model: QueueModel, fill_model: FillModel) -> None:
+               stamp_cycle: int, balance: float, seed: int, queue_model: QueueModel,
+               fill_model: FillModel, risk: RiskLimits | None) -> None:
         self.books, self.trades = books, trades
         self.rng = np.random.default_rng(seed)
         self.stamp_cycle_ns = int(stamp_cycle) * NS_PER_MS
         self.clock, self.queue = ReplayClock(), EventQueue()
         self.venue = SimVenue(self.queue, self.clock, self.latency_models, fees,
                               Decimal(str(balance)))
-        self._traded = set(exchanges) if exchanges is not None else None
         self._build_engines(queue_model, fill_model)
         self._set_times()
         self.stamps: list[tuple[int, str, float, float, float]] = []
@@ -275,16 +289,12 @@ class Replayer:
         self.started = False
         self.finished = False
         self._final_record: RunRecord | None = None  # built once, after play() ends
-        self._oms = MockOMS(venue=self.venue)
+        self._oms = MockOMS(venue=self.venue, risk=risk)
         self._feed = MockFeed(self)
 
     def _build_engines(self, queue_model: QueueModel, fill_model: FillModel) -> None:
-        specs = load_specs()
-        markets = dict.fromkeys([(t.exc, t.ticker) for t in [*self.books, *self.trades]])
-        for exc, ticker in markets:
-            spec = specs.get((exc, ticker))
-            if spec is None or (self._traded is not None and exc not in self._traded):
-                continue
+        for (exc, ticker), resolved in self.specs.items():
+            spec = resolved.spec
             book = next((b for b in self.books if (b.exc, b.ticker) == (exc, ticker)), None)
             trade = next((t for t in self.trades if (t.exc, t.ticker) == (exc, ticker)), None)
             account = self.venue.account(exc)
@@ -694,6 +704,39 @@ def _engine_models(queue_model: Any, fill_model: Any) -> tuple[QueueModel, FillM
         raise ConfigError(f"fill_model={fill_model!r} must be PartialFills() or "
                           "NoPartialFills()")
     return queue_model, fill_model
+
+
+def _resolve_specs(resolver: SpecResolver, books: list[BookTape], trades: list[TradeTape],
+                   exchanges: Sequence[str] | None) -> dict[tuple[str, str], Resolved]:
+    """The spec of every traded market (every market when ``exchanges`` is None)."""
+    markets = dict.fromkeys((t.exc, t.ticker) for t in [*books, *trades]
+                            if exchanges is None or t.exc in exchanges)
+    return {(exc, ticker): resolver.resolve(exc, ticker, _sampler(exc, ticker, books, trades))
+            for exc, ticker in markets}
+
+
+def _sampler(exc: str, ticker: str, books: list[BookTape],
+             trades: list[TradeTape]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """The prices and sizes of a market's book levels and trades, when asked for."""
+    def sample() -> tuple[np.ndarray, np.ndarray]:
+        prices, sizes = [np.empty(0)], [np.empty(0)]
+        for b in (b for b in books if (b.exc, b.ticker) == (exc, ticker)):
+            prices += [b.bid_price.ravel(), b.ask_price.ravel()]
+            sizes += [b.bid_size.ravel(), b.ask_size.ravel()]
+        for t in (t for t in trades if (t.exc, t.ticker) == (exc, ticker)):
+            prices.append(t.price)
+            sizes.append(t.size)
+        return np.concatenate(prices), np.concatenate(sizes)
+    return sample
+
+
+def _spec_records(specs: Mapping[tuple[str, str], Resolved]) -> dict[str, dict[str, Any]]:
+    """``{exc: {ticker: row with its source}}``: what ``config['specs']`` records (and
+    what ``specs=`` takes back)."""
+    out: dict[str, dict[str, Any]] = {}
+    for (exc, ticker), resolved in specs.items():
+        out.setdefault(exc, {})[ticker] = resolved.record()
+    return out
 
 
 def _position_getter(account: Any, ticker: str) -> Callable[[], Decimal]:
