@@ -240,6 +240,7 @@ def test_credentials_never_appear_in_output_logs_or_errors(converted, s3, caplog
     assert "no archive at s3://***@" in text and "cannot write to the archive at s3://***@" \
         in text and "NO_SUCH_BUCKET" in text
     assert "cannot open the archive at s3://***@" in text
+    assert "allow_delayed_open" not in text  # makerlab's own option: not the user's URL
     assert not [word for word in (secret, quote(secret, safe=""), key_id) if word in text]
 
 

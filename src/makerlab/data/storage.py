@@ -190,23 +190,24 @@ def _root(fs: pafs.FileSystem, base: str, given: str) -> Root:
 def _from_uri(url: str) -> tuple[pafs.FileSystem, str]:
     """pyarrow's filesystem for ``url`` (S3 writing small objects in one PUT); fsspec's
     for a scheme pyarrow does not know (``memory://``)."""
+    given = url
     if url.startswith("s3://") and "allow_delayed_open" not in url:
         url += ("&" if "?" in url else "?") + _S3_OPTIONS
-    try:
+    try:  # errors quote the URL, credentials included: never chained, only redacted
         return pafs.FileSystem.from_uri(url)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        error = exc  # its message quotes the URL: never chained, only redacted
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass  # not pyarrow's: fsspec's, or not a URL
     except OSError as exc:  # e.g. the bucket's region cannot be looked up
         raise DataError(f"cannot open the archive's filesystem ({os_reason(exc)})",
-                        source=redact(url)) from None
+                        source=redact(given)) from None
     import fsspec
 
     try:
         ffs, base = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError):
-        raise ConfigError(f"cannot open the archive at {redact(url)}: {os_reason(error)} "
-                          "(percent-encode special characters; better, keep credentials "
-                          "in the environment)") from None
+        raise ConfigError(f"cannot open the archive at {redact(given)}: neither pyarrow nor "
+                          "fsspec can parse this URL (percent-encode special characters; "
+                          "better, keep credentials in the environment)") from None
     return _arrow_fs(ffs), base
 
 
