@@ -10,8 +10,10 @@ test extra), started here in its own process with the tests' helper (``tests/s3_
 credentials in the environment, signatures checked). Each dataset is then loaded with the
 engine's array loaders from the disk and from ``s3://``, every load in a fresh child
 process: events (level updates for deltas, rows otherwise), best wall time of ``--repeat``
-loads, events/s, the requests the server answered for one load, and how far the child's
-RSS rose during a load (sampled every 2 ms; the result arrays plus transient buffers).
+loads, events/s, the requests the server answered per load, and memory as bench_load
+measures it: the peak of numpy's allocations during one load (tracemalloc: the result
+arrays and their temporaries) and the peak of Arrow's memory pool over the child's loads
+(the Parquet bytes and decoded tables; the same for every load of one dataset).
 
 What the S3 column measures: makerlab's object-store read path (one listing, manifest
 shards, hour files read with their listed size, up to 16 at once) against moto, a Python
@@ -28,12 +30,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
+import tracemalloc
 from pathlib import Path
 
-import psutil
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,39 +60,24 @@ def upload(local: Path, url: str) -> int:
 
 
 def child(root: str, kind: str, exchange: str, symbol: str, depth: int, repeat: int) -> None:
-    """Load one dataset ``repeat`` times in this fresh process; print the figures as JSON."""
+    """Load one dataset ``repeat`` times in this fresh process (timed), then once more
+    under tracemalloc; print the figures as JSON."""
     row = argparse.Namespace(kind=kind, exchange=exchange, symbol=symbol, depth=depth)
     _, load = loader(root, row)
-    best, events, peak = float("inf"), 0, 0
+    best, events = float("inf"), 0
     for _ in range(repeat):
+        gc.collect()
         started = time.perf_counter()
-        result, grew = _peak_growth(load)
-        best = min(best, time.perf_counter() - started)
-        events, peak = event_count(result), max(peak, grew)
-        result = None
-    print(json.dumps({"events": events, "seconds": best, "peak_mb": peak / 1e6}))
-
-
-def _peak_growth(load: Callable[[], object]) -> tuple[object, int]:
-    """``load()`` and how far this process's RSS rose above its level before, sampled
-    every 2 ms by a thread."""
-    process = psutil.Process()
-    gc.collect()
-    base = process.memory_info().rss
-    peak, done = [base], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.002):
-            peak[0] = max(peak[0], process.memory_info().rss)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
         result = load()
-    finally:
-        done.set()
-        sampler.join()
-    return result, max(peak[0], process.memory_info().rss) - base
+        best = min(best, time.perf_counter() - started)
+        events, result = event_count(result), None
+    gc.collect()
+    tracemalloc.start()
+    result = load()
+    numpy_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(json.dumps({"events": events, "seconds": best, "numpy_mb": numpy_peak / 1e6,
+                      "arrow_mb": pa.default_memory_pool().max_memory() / 1e6}))
 
 
 def measure(root: str, row, repeat: int, server: S3Server | None) -> dict[str, float]:
@@ -107,14 +93,14 @@ def measure(root: str, row, repeat: int, server: S3Server | None) -> dict[str, f
     with server.requests() as seen:
         figures = json.loads(subprocess.run(argv, env=env, check=True, capture_output=True,
                                             text=True).stdout)
-    return {**figures, "requests": len(seen) / repeat}
+    return {**figures, "requests": len(seen) / (repeat + 1)}
 
 
 def compare(local: Path, url: str, repeat: int, server: S3Server) -> None:
     datasets = list_archive(local).groupby(["kind", "exchange", "symbol", "depth"],
                                            as_index=False).agg(bytes=("bytes", "sum"))
     print(f"{'dataset':<38} {'MB':>6} {'events':>10} | {'disk s':>7} {'M ev/s':>7} "
-          f"{'peak MB':>7} | {'s3 s':>7} {'M ev/s':>7} {'peak MB':>7} {'req':>5} | "
+          f"{'np/arrow MB':>12} | {'s3 s':>7} {'M ev/s':>7} {'np/arrow MB':>12} {'req':>5} | "
           f"{'s3/disk':>7}")
     for row in datasets.itertuples():
         disk = measure(str(local), row, repeat, None)
@@ -123,9 +109,13 @@ def compare(local: Path, url: str, repeat: int, server: S3Server) -> None:
         label = f"{loader(str(local), row)[0]} {row.exchange}/{row.symbol}"
         print(f"{label:<38} {row.bytes / 1e6:>6.2f} {disk['events']:>10,} | "
               f"{disk['seconds']:>7.3f} {disk['events'] / disk['seconds'] / 1e6:>7.2f} "
-              f"{disk['peak_mb']:>7.1f} | {remote['seconds']:>7.3f} "
-              f"{remote['events'] / remote['seconds'] / 1e6:>7.2f} {remote['peak_mb']:>7.1f} "
+              f"{_memory(disk):>12} | {remote['seconds']:>7.3f} "
+              f"{remote['events'] / remote['seconds'] / 1e6:>7.2f} {_memory(remote):>12} "
               f"{remote['requests']:>5.0f} | {remote['seconds'] / disk['seconds']:>6.1f}x")
+
+
+def _memory(figures: dict[str, float]) -> str:
+    return f"{figures['numpy_mb']:.1f}/{figures['arrow_mb']:.1f}"
 
 
 def main() -> int:
