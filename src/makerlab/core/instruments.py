@@ -8,6 +8,7 @@ instruments ship in ``makerlab/specs/instruments.json``; live venues supply thei
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import cache
@@ -96,8 +97,32 @@ class InstrumentSpec:
 
 
 def _to_step(value: float | Decimal | str, step: Decimal, rounding: str) -> Decimal:
+    fast = _float_units(value, step, rounding) if type(value) is float else None
+    if fast is not None:
+        return (Decimal(fast) * step).quantize(step)
     units = (Decimal(str(value)) / step).quantize(Decimal(1), rounding=rounding)
     return (units * step).quantize(step)
+
+
+_FAST_LIMIT = 2.0**40  # below it, value / step in floats is within 5e-4 of the exact quotient
+_MARGIN = 1e-3  # a float quotient this far from a rounding boundary rounds as the exact one
+
+
+def _float_units(value: float, step: Decimal, rounding: str) -> int | None:
+    """``Decimal(str(value)) / step`` rounded to whole steps, computed in floats when that is
+    unambiguous (the float quotient is at least ``_MARGIN`` from a rounding boundary, so
+    its error, under ``_MARGIN / 2`` for positive quotients below ``_FAST_LIMIT``, cannot
+    cross one); ``None`` otherwise (then Decimal decides)."""
+    x = value / float(step)
+    if not 0.0 < x < _FAST_LIMIT:
+        return None
+    if rounding == ROUND_HALF_EVEN:
+        units = round(x)
+        return units if abs(x - units) < 0.5 - _MARGIN else None
+    units = math.floor(x) if rounding == ROUND_FLOOR else math.ceil(x)
+    if rounding not in (ROUND_FLOOR, ROUND_CEILING) or not _MARGIN < abs(x - units) < 1 - _MARGIN:
+        return None
+    return units
 
 
 @cache

@@ -74,6 +74,7 @@ class OrderStatus(StrEnum):
 
 
 _DEAD = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+_DEAD_OR_PENDING = _DEAD | {OrderStatus.PENDING}
 _ACKED_ALIVE = frozenset({OrderStatus.NEW, OrderStatus.PARTIAL, OrderStatus.CANCEL_PENDING})
 
 
@@ -469,9 +470,14 @@ class Orders:
             self._dead.popitem(last=False)
 
     def _select(self, ticker: str, side: int, include_pending: bool) -> list[Order]:
+        """Live orders of ``ticker`` on ``side`` (``o.side == side and o.is_alive()``,
+        spelled out: strategies call this on every tick)."""
+        skip = _DEAD if include_pending else _DEAD_OR_PENDING
+        if side == 1:
+            return [o for o in self._orders.values()
+                    if o.ticker == ticker and o.amount > 0 and o.ord_status not in skip]
         return [o for o in self._orders.values()
-                if o.ticker == ticker and o.side == side and o.is_alive()
-                and (include_pending or o.ord_status is not OrderStatus.PENDING)]
+                if o.ticker == ticker and o.amount < 0 and o.ord_status not in skip]
 
     @staticmethod
     def _present(found: list[Order], side: int, sort: bool, copy: bool,

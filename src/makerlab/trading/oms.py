@@ -104,6 +104,7 @@ Number = Decimal | float | int | str
 #: Prices and amounts must be smaller than this in size: larger ones are unit mistakes, and
 #: Decimal arithmetic on an instrument's grid (28 digits) would fail on them.
 MAX_ORDER_NUMBER = Decimal("1e15")
+_MAX_FLOAT = float(MAX_ORDER_NUMBER)
 _NUMBER_TYPES = (Decimal, int, float, str, np.integer, np.floating)
 UNKNOWN_ORDER = -2011
 DUPLICATE_CLOID = -4015
@@ -270,8 +271,10 @@ class OMS:
 
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
-        where = f"{exc}/{ticker} rounded_price"
-        return self.spec(exc, ticker).round_price(_number(where, "price", price))
+        spec = self.spec(exc, ticker)
+        if type(price) is float and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal yet
+            return spec.round_price(price)
+        return spec.round_price(_number(f"{exc}/{ticker} rounded_price", "price", price))
 
     def rounded_ceil_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         where = f"{exc}/{ticker} rounded_ceil_price"
