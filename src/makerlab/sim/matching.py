@@ -223,6 +223,13 @@ class MatchingEngine:
 
     # -- book access -------------------------------------------------------------------
 
+    def seek(self, row: int) -> None:
+        """Move to book ``row`` without matching (no order rests, or the replay catches up
+        lazily); liquidity we took is forgotten when the row changes."""
+        if row != self.row:
+            self.row = row
+            self._consumed.clear()
+
     def levels(self, side: int) -> tuple[np.ndarray, np.ndarray]:
         """``(prices, sizes)`` of the current book's bids (``side=1``) or asks (``-1``)."""
         if self.book is None or self.row < 0:
@@ -523,6 +530,17 @@ class MatchingEngine:
         """Whether a taker print at ``price`` reaches one of our resting orders (at or
         through its price): only such prints can fill or move a queue."""
         return self._sides[-taker_dir].reaches(price, self._half_tick)
+
+    def on_print(self, row: int, every_print: bool = False) -> MatchResult | None:
+        """Trade tape ``row`` at exchange time: :meth:`on_trade` if the print reaches one of
+        our orders (``every_print``: whatever it reaches, the reference path), else
+        ``None`` (nothing can fill or move)."""
+        assert self.trades is not None
+        tape = self.trades
+        price, taker = float(tape.price[row]), int(tape.side[row])
+        if not (every_print or self.reaches(price, taker)):
+            return None
+        return self.on_trade(price, float(tape.size[row]), taker)
 
     def on_trade(self, price: float, size: float, taker_dir: int) -> MatchResult:
         """A taker print of ``size`` at ``price``: trade-through and queue fills."""

@@ -323,9 +323,16 @@ class EventQueue:
         """Run ``callback(payload)`` at ``t_ns`` (it may return an awaitable)."""
         heapq.heappush(self._heap, (int(t_ns), next(self._seq), callback, payload))
 
-    def peek_time(self) -> int | None:
-        """Time of the next event, ``None`` if empty."""
-        return self._heap[0][0] if self._heap else None
+    def peek_time(self, default: int | None = None) -> int | None:
+        """Time of the next event, ``default`` if empty."""
+        return self._heap[0][0] if self._heap else default
+
+    def peek(self) -> tuple[int, Any] | None:
+        """``(time, payload)`` of the next event, ``None`` if empty."""
+        if not self._heap:
+            return None
+        t, _, _, payload = self._heap[0]
+        return t, payload
 
     def pop(self) -> tuple[int, Callable[[Any], Any], Any]:
         t, _, callback, payload = heapq.heappop(self._heap)
