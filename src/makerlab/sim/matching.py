@@ -63,6 +63,7 @@ replace the size-limited ones; tests in ``tests/sim/test_matching_no_partial.py`
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -150,6 +151,10 @@ class MatchResult:
     rejected: str | None = None
 
 
+#: The result of a call that changed nothing (shared: never mutate it).
+NOTHING = MatchResult()
+
+
 @dataclass(frozen=True, slots=True)
 class PartialFills:
     """The default fill model: fills are limited by the sizes printed and displayed (the
@@ -218,8 +223,7 @@ class MatchingEngine:
         self._unbooked = ZERO  # signed size filled in the current call, not yet booked
         self._lists_of: tuple[BookTape | None, int] | None = None  # (book, row) of ``_lists``
         self._lists: dict[int, tuple[list[float], list[float]]] = {}
-        self._span_of: tuple[BookTape | None, int] | None = None  # (book, block) of ``_span``
-        self._span: dict[int, tuple[list[float], list[float]]] = {}
+        self._facts: _BlockFacts | None = None  # of the current row's block
 
     # -- book access -------------------------------------------------------------------
 
@@ -249,44 +253,62 @@ class MatchingEngine:
                            for s, (p, q) in ((1, self.levels(1)), (-1, self.levels(-1)))}
         return self._lists[side]
 
+    def _block_facts(self) -> _BlockFacts:
+        """The facts of the current row's block (``book`` set, ``row >= 0``)."""
+        facts = self._facts
+        if facts is None or not facts.lo <= self.row < facts.hi or facts.book is not self.book:
+            assert self.book is not None
+            facts = self._facts = _BlockFacts(self.book, self.row // SPAN_BLOCK)
+        return facts
+
     def _price_span(self, side: int) -> tuple[float, float]:
-        """Lowest and highest price of ``side`` in the current row (``nan`` if none),
-        computed with numpy for a block of rows at a time."""
-        assert self.book is not None
-        block = self.row // SPAN_BLOCK
-        if self._span_of is None or self._span_of[1] != block or (
-                self._span_of[0] is not self.book):
-            self._span_of = (self.book, block)
-            rows = slice(block * SPAN_BLOCK, (block + 1) * SPAN_BLOCK)
-            self._span = {s: (np.fmin.reduce(p[rows], axis=1, initial=np.nan).tolist(),
-                              np.fmax.reduce(p[rows], axis=1, initial=np.nan).tolist())
-                          for s, p in ((1, self.book.bid_price), (-1, self.book.ask_price))}
-        low, high = self._span[side]
-        k = self.row - block * SPAN_BLOCK
-        return low[k], high[k]
+        """Lowest and highest price of ``side`` in the current row (``nan`` if none)."""
+        facts = self._block_facts()
+        k = self.row - facts.lo
+        return facts.low[side][k], facts.high[side][k]
 
     def best(self, side: int) -> float:
         """Best bid (``side=1``) or ask (``-1``) price now; ``nan`` if none."""
-        prices, _ = self.levels(side)
-        return float(prices[0]) if len(prices) else float("nan")
+        if self.book is None or self.row < 0:
+            return float("nan")
+        facts = self._block_facts()
+        return facts.best[side][self.row - facts.lo]
 
     def mid(self) -> float:
         """Mid of the current book (``nan`` if a side is empty)."""
         return (self.best(1) + self.best(-1)) / 2
 
     def level_qty(self, side: int, px: float) -> float:
-        """Displayed size at ``px`` on ``side`` (0 if no such level)."""
+        """Displayed size at ``px`` on ``side``: the first level within half a tick of it
+        (0 if none)."""
         if self.book is None or self.row < 0:
             return 0.0
         half = self._half_tick
+        facts = self._block_facts()
+        k = self.row - facts.lo
         # ``price - px`` rounds monotonically in ``price``: no level is within half a tick
         # when the lowest is half a tick above px or the highest half a tick below
-        low, high = self._price_span(side)
-        if not (low - px < half and high - px > -half):
+        if not (facts.low[side][k] - px < half and facts.high[side][k] - px > -half):
             return 0.0
+        if facts.ordered[side][k]:
+            return self._bisect_level(side, px, facts.count[side][k])
         for price, size in zip(*self.level_lists(side), strict=True):
-            if abs(price - px) < half:  # the first level within half a tick
+            if abs(price - px) < half:
                 return size
+        return 0.0
+
+    def _bisect_level(self, side: int, px: float, n: int) -> float:
+        """:meth:`level_qty` in a row in book order: the distance ``price - px`` is monotonic
+        along it, so the first level less than half a tick on the near side of ``px`` is
+        found by bisection, in O(log depth)."""
+        prices, sizes = self.levels(side)
+        half = self._half_tick
+        if side == 1:  # descending: px - price grows along the row
+            k = bisect.bisect_right(prices, -half, 0, n, key=lambda p: px - p)
+        else:
+            k = bisect.bisect_right(prices, -half, 0, n, key=lambda p: p - px)
+        if k < n and abs(prices[k] - px) < half:
+            return float(sizes[k])
         return 0.0
 
     def _crosses(self, order: SimOrder, px: float | None = None) -> bool:
@@ -481,15 +503,18 @@ class MatchingEngine:
     def on_book(self, row: int) -> MatchResult:
         """The book moved to ``row`` at exchange time: crossings fill, queues follow."""
         self.row = row
-        self._consumed.clear()
+        if self._consumed:
+            self._consumed.clear()
         self._unbooked = ZERO
-        result = MatchResult()
         crossed: list[SimOrder] = []
         for side, levels in self._sides.items():
             if levels:
                 opposite = self.best(-side)
                 crossed += levels.reached(opposite, self._half_tick)
                 self._follow_levels(levels, opposite)
+        if not crossed:
+            return NOTHING
+        result = MatchResult()
         if len(crossed) > 1:
             crossed.sort(key=_arrival)
         for order in crossed:
@@ -545,11 +570,11 @@ class MatchingEngine:
     def on_trade(self, price: float, size: float, taker_dir: int) -> MatchResult:
         """A taker print of ``size`` at ``price``: trade-through and queue fills."""
         self._unbooked = ZERO
-        result = MatchResult()
         levels = self._sides[-taker_dir]  # our orders on the side this print can hit
         hit = levels.reached(price, self._half_tick)
         if not hit:
-            return result
+            return NOTHING
+        result = MatchResult()
         levels.marked.update(o.px for o in hit)  # their queues may move: see _follow_levels
         if not self.fill_model.partial:
             return self._trade_whole(sorted(hit, key=_arrival), price, size, result)
@@ -585,6 +610,39 @@ class MatchingEngine:
         if filled > 0:
             model.consume(state, min(float(filled), model.fillable(state)))
         return filled
+
+
+class _BlockFacts:
+    """Per-row facts of book rows ``[lo, hi)``, per side (1 bids, -1 asks), computed with
+    numpy at once: best, lowest and highest price (``nan`` for an empty side), number of
+    levels, and whether the row is in book order (prices monotonic from the best, padding
+    only at the end), where a level is found by bisection."""
+
+    __slots__ = ("best", "book", "count", "hi", "high", "lo", "low", "ordered")
+
+    def __init__(self, book: BookTape, block: int) -> None:
+        self.book = book
+        self.lo = block * SPAN_BLOCK
+        self.hi = min(self.lo + SPAN_BLOCK, len(book))
+        self.best: dict[int, list[float]] = {}
+        self.low: dict[int, list[float]] = {}
+        self.high: dict[int, list[float]] = {}
+        self.count: dict[int, list[int]] = {}
+        self.ordered: dict[int, list[bool]] = {}
+        for side, prices in ((1, book.bid_price), (-1, book.ask_price)):
+            self._side(side, prices[self.lo:self.hi])
+
+    def _side(self, side: int, p: np.ndarray) -> None:
+        present = ~np.isnan(p)
+        self.best[side] = p[:, 0].tolist()
+        self.low[side] = np.fmin.reduce(p, axis=1, initial=np.nan).tolist()
+        self.high[side] = np.fmax.reduce(p, axis=1, initial=np.nan).tolist()
+        self.count[side] = present.sum(axis=1).tolist()
+        ordered = (present[:, 1:] <= present[:, :-1]).all(axis=1)
+        with np.errstate(invalid="ignore"):
+            steps = side * (p[:, :-1] - p[:, 1:]) >= 0
+        ordered &= np.where(present[:, 1:], steps, True).all(axis=1)
+        self.ordered[side] = ordered.tolist()
 
 
 def _arrival(order: SimOrder) -> int:
