@@ -36,9 +36,13 @@ def _record(books, trades, monkeypatch=None, block=None):
 def test_trusted_delivery_matches_checked_delivery(monkeypatch):
     books, trades = random_market(5, n=60)
     fast_seen, fast_buffers = _record(books, trades)
-    original = mock_feed._clean_side
-    monkeypatch.setattr(mock_feed, "_clean_side",
-                        lambda p, s, sign: (np.zeros(len(p), bool), original(p, s, sign)[1]))
+    original = mock_feed._BookBlock.__init__
+
+    def every_row_checked(self, *args):
+        original(self, *args)
+        self.clean = [False] * len(self.clean)
+
+    monkeypatch.setattr(mock_feed._BookBlock, "__init__", every_row_checked)
     slow_seen, slow_buffers = _record(books, trades, monkeypatch, 7)  # small blocks too
     assert fast_seen == slow_seen
     for fast, slow in zip(fast_buffers, slow_buffers, strict=True):

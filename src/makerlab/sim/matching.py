@@ -613,10 +613,9 @@ class MatchingEngine:
 
 
 class _BlockFacts:
-    """Per-row facts of book rows ``[lo, hi)``, per side (1 bids, -1 asks), computed with
-    numpy at once: best, lowest and highest price (``nan`` for an empty side), number of
-    levels, and whether the row is in book order (prices monotonic from the best, padding
-    only at the end), where a level is found by bisection."""
+    """The facts of book rows ``[lo, hi)`` (:meth:`BookTape.rows
+    <makerlab.sim.timeline.BookTape.rows>`) as Python values, per side (1 bids, -1 asks):
+    best, lowest and highest price, number of levels, whether in book order."""
 
     __slots__ = ("best", "book", "count", "hi", "high", "lo", "low", "ordered")
 
@@ -624,25 +623,12 @@ class _BlockFacts:
         self.book = book
         self.lo = block * SPAN_BLOCK
         self.hi = min(self.lo + SPAN_BLOCK, len(book))
-        self.best: dict[int, list[float]] = {}
-        self.low: dict[int, list[float]] = {}
-        self.high: dict[int, list[float]] = {}
-        self.count: dict[int, list[int]] = {}
-        self.ordered: dict[int, list[bool]] = {}
-        for side, prices in ((1, book.bid_price), (-1, book.ask_price)):
-            self._side(side, prices[self.lo:self.hi])
-
-    def _side(self, side: int, p: np.ndarray) -> None:
-        present = ~np.isnan(p)
-        self.best[side] = p[:, 0].tolist()
-        self.low[side] = np.fmin.reduce(p, axis=1, initial=np.nan).tolist()
-        self.high[side] = np.fmax.reduce(p, axis=1, initial=np.nan).tolist()
-        self.count[side] = present.sum(axis=1).tolist()
-        ordered = (present[:, 1:] <= present[:, :-1]).all(axis=1)
-        with np.errstate(invalid="ignore"):
-            steps = side * (p[:, :-1] - p[:, 1:]) >= 0
-        ordered &= np.where(present[:, 1:], steps, True).all(axis=1)
-        self.ordered[side] = ordered.tolist()
+        rows, span = book.rows(), slice(self.lo, self.hi)
+        self.best = {1: book.bid_price[span, 0].tolist(), -1: book.ask_price[span, 0].tolist()}
+        self.low = {s: rows.side(s).low[span].tolist() for s in (1, -1)}
+        self.high = {s: rows.side(s).high[span].tolist() for s in (1, -1)}
+        self.count = {s: rows.side(s).count[span].tolist() for s in (1, -1)}
+        self.ordered = {s: rows.side(s).ordered[span].tolist() for s in (1, -1)}
 
 
 def _arrival(order: SimOrder) -> int:

@@ -67,41 +67,35 @@ class MockFeed(Feed):
         super().__init__(source=ReplayMarketData(market))
 
 
-def _clean_side(prices: np.ndarray, sizes: np.ndarray, sign: int) -> tuple[np.ndarray, ...]:
-    """Per row: whether the side is trusted-clean, and its number of levels."""
-    present = ~np.isnan(prices)
-    ok = (present[:, 1:] <= present[:, :-1]).all(axis=1)  # padding only at the end
-    good = (prices > 0) & (prices < np.inf) & (sizes > 0) & (sizes < np.inf)
-    ok &= np.where(present, good, True).all(axis=1)
-    step = sign * (prices[:, 1:] - prices[:, :-1]) > 0
-    ok &= np.where(present[:, 1:], step, True).all(axis=1)
-    return ok, present.sum(axis=1)
-
-
-def _stacked(prices: np.ndarray, sizes: np.ndarray, depth: int) -> np.ndarray:
-    """Read-only ``(n, max(D, depth), 2)`` levels, NaN-padded (price and size)."""
-    n, d = prices.shape
-    out = np.full((n, max(d, depth), 2), np.nan)
-    out[:, :d, 0] = prices
-    out[:, :d, 1] = np.where(np.isnan(prices), np.nan, sizes)
-    out.flags.writeable = False
-    return out
-
-
 class _BookBlock:
-    """Rows ``[lo, hi)`` of a book tape prepared for trusted delivery."""
+    """Rows ``[lo, hi)`` of a book tape prepared for trusted delivery: views of the tape's
+    stacked levels (:meth:`BookTape.sides <makerlab.sim.timeline.BookTape.sides>`), padded
+    to each subscribed depth beyond the tape's only."""
 
     def __init__(self, tape: BookTape, lo: int, hi: int, depths: set[int]) -> None:
-        bp, bs = tape.bid_price[lo:hi], tape.bid_size[lo:hi]
-        ap, az = tape.ask_price[lo:hi], tape.ask_size[lo:hi]
-        ok_b, nb = _clean_side(bp, bs, -1)
-        ok_a, na = _clean_side(ap, az, 1)
-        self.clean = (ok_b & ok_a).tolist()
-        self.ms = (tape.exchange_ts[lo:hi] // NS_PER_MS).tolist()
-        self.nb, self.na = nb.tolist(), na.tolist()
-        self.mid = ((bp[:, 0] + ap[:, 0]) / 2).tolist()
-        self.bids = {d: _stacked(bp, bs, d) for d in depths}
-        self.asks = {d: _stacked(ap, az, d) for d in depths}
+        rows = tape.rows()
+        span = slice(lo, hi)
+        self.clean = (rows.bids.clean[span] & rows.asks.clean[span]).tolist()
+        self.ms = (tape.exchange_ts[span] // NS_PER_MS).tolist()
+        self.nb, self.na = rows.bids.count[span].tolist(), rows.asks.count[span].tolist()
+        self.mid = ((tape.bid_price[span, 0] + tape.ask_price[span, 0]) / 2).tolist()
+        bids, asks = tape.sides()
+        self.bids = {d: _padded(bids[span], d) for d in depths}
+        self.asks = {d: _padded(asks[span], d) for d in depths}
+
+
+def _padded(levels: np.ndarray, depth: int) -> np.ndarray:
+    """Read-only ``(n, max(D, depth), 2)`` levels: a view, or NaN-padded beyond the
+    tape's depth ``D``."""
+    n, d, _ = levels.shape
+    if depth > d:
+        out = np.full((n, depth, 2), np.nan)
+        out[:, :d] = levels
+        levels = out
+    else:
+        levels = levels.view()
+    levels.flags.writeable = False
+    return levels
 
 
 class BookDelivery:

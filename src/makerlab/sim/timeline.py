@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from makerlab.errors import DataError
+from makerlab.sim.book_rows import BookRows, book_rows
 from makerlab.units import NS_PER_MS
 
 __all__ = [
@@ -107,7 +108,12 @@ def _shown(value: Any) -> Any:
 @dataclass(eq=False)
 class BookTape:
     """Depth-N book states of one instrument: clocks (n,) int64 ns, levels (n, depth)
-    float64, best first, NaN-padded."""
+    float64, best first, NaN-padded.
+
+    The level arrays of a tape built by :meth:`from_records`, :meth:`from_arrays` or
+    :meth:`stacked` are views of two ``(n, depth, 2)`` arrays (:meth:`sides`), so a row
+    reaches a strategy's book without a copy.
+    """
 
     exc: str
     ticker: str
@@ -131,37 +137,92 @@ class BookTape:
         asks = np.column_stack((self.ask_price[row], self.ask_size[row]))
         return bids, asks
 
+    def _levels_now(self) -> tuple[np.ndarray, ...]:
+        return self.bid_price, self.bid_size, self.ask_price, self.ask_size
+
+    def _cached(self, name: str) -> Any:
+        """What was computed under ``name`` for the current level arrays, or ``None``."""
+        entry = self.__dict__.get(name)
+        now = self._levels_now()
+        if entry is None or any(a is not b for a, b in zip(entry[0], now, strict=True)):
+            return None
+        return entry[1]
+
+    def _cache(self, name: str, value: Any) -> Any:
+        self.__dict__[name] = (self._levels_now(), value)
+        return value
+
+    def sides(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(bids, asks)``: ``(n, depth, 2)`` arrays of ``[price, size]`` rows, the size
+        NaN wherever the price is (padding). Views of the tape's storage when the level
+        arrays are its views; otherwise stacked once (and again if they are replaced)."""
+        found = self._cached("_sides")
+        if found is None:
+            found = self._cache("_sides", (_stack(self.bid_price, self.bid_size),
+                                           _stack(self.ask_price, self.ask_size)))
+        return found
+
+    def rows(self) -> BookRows:
+        """Per-row facts of the levels (:func:`makerlab.sim.book_rows.book_rows`), once."""
+        found = self._cached("_rows")
+        if found is None:
+            found = self._cache("_rows", book_rows(*self._levels_now()))
+        return found
+
+    @classmethod
+    def stacked(cls, exc: str, ticker: str, exchange_ts: np.ndarray, local_ts: np.ndarray,
+                bids: np.ndarray, asks: np.ndarray) -> BookTape:
+        """A tape over ``(n, depth, 2)`` ``[price, size]`` arrays (sizes NaN where prices
+        are), its level arrays their views."""
+        tape = cls(exc, ticker, exchange_ts, local_ts, bids[:, :, 0], bids[:, :, 1],
+                   asks[:, :, 0], asks[:, :, 1])
+        tape._cache("_sides", (bids, asks))
+        return tape
+
     @classmethod
     def from_records(cls, exc: str, ticker: str, records: Sequence[dict]) -> BookTape:
         """From the tutorial's ``[{'ts': ms, 'b': [[p, s], ...], 'a': [...]}, ...]``."""
         n = len(records)
         depth = max([1, *(max(len(r["b"]), len(r["a"])) for r in records)])
-        arrays = [np.full((n, depth), np.nan) for _ in range(4)]
+        bids, asks = np.full((n, depth, 2), np.nan), np.full((n, depth, 2), np.nan)
         for i, rec in enumerate(records):
-            _fill_side(arrays[0], arrays[1], i, rec["b"])
-            _fill_side(arrays[2], arrays[3], i, rec["a"])
+            _fill_side(bids, i, rec["b"])
+            _fill_side(asks, i, rec["a"])
+        for side in (bids, asks):
+            side[..., 1][np.isnan(side[..., 0])] = np.nan
         ts = ms_to_ns([r["ts"] for r in records], tape_source(exc, ticker, "book"))
-        return cls(exc, ticker, ts, ts.copy(), *arrays)
+        return cls.stacked(exc, ticker, ts, ts.copy(), bids, asks)
 
     @classmethod
     def from_arrays(cls, exc: str, ticker: str, books: Any) -> BookTape:
-        """From :class:`~makerlab.data.arrays.SnapshotArrays` (no copy of the levels)."""
-        return cls(exc, ticker, books.exchange_ts, books.local_ts, books.bid_price,
-                   books.bid_size, books.ask_price, books.ask_size)
+        """From :class:`~makerlab.data.arrays.SnapshotArrays` (the levels stacked once)."""
+        return cls.stacked(exc, ticker, books.exchange_ts, books.local_ts,
+                           _stack(books.bid_price, books.bid_size),
+                           _stack(books.ask_price, books.ask_size))
 
     def sorted_by_exchange_time(self) -> BookTape:
         """A copy in exchange-time order (stable)."""
         order = np.argsort(self.exchange_ts, kind="stable")
-        return BookTape(self.exc, self.ticker, *(a[order] for a in (
-            self.exchange_ts, self.local_ts, self.bid_price, self.bid_size, self.ask_price,
-            self.ask_size)))
+        bids, asks = self.sides()
+        return BookTape.stacked(self.exc, self.ticker, self.exchange_ts[order],
+                                self.local_ts[order], bids[order], asks[order])
 
 
-def _fill_side(prices: np.ndarray, sizes: np.ndarray, i: int, levels: Any) -> None:
-    arr = np.asarray(levels, dtype=float).reshape(-1, 2) if len(levels) else None
-    if arr is not None:
-        prices[i, : len(arr)] = arr[:, 0]
-        sizes[i, : len(arr)] = arr[:, 1]
+def _stack(prices: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``(n, depth, 2)`` ``[price, size]`` rows, the size NaN where the price is."""
+    out = np.empty((*prices.shape, 2))
+    out[..., 0] = prices
+    out[..., 1] = sizes
+    missing = np.isnan(prices)
+    if missing.any():
+        out[..., 1][missing] = np.nan
+    return out
+
+
+def _fill_side(side: np.ndarray, i: int, levels: Any) -> None:
+    if len(levels):
+        arr = np.asarray(levels, dtype=float).reshape(-1, 2)
+        side[i, : len(arr)] = arr
 
 
 @dataclass(eq=False)
