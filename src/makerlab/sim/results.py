@@ -10,18 +10,25 @@ of every metric: docs/analytics.md.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from makerlab.analytics import frames, metrics, research
-from makerlab.analytics.record import RunRecord
-from makerlab.analytics.report import CODE_FILE
+if TYPE_CHECKING:
+    from makerlab.analytics.record import RunRecord
 
 __all__ = ["Analytics", "ReplayResults"]
+
+
+def _analytics(name: str) -> ModuleType:
+    """``makerlab.analytics.<name>``, imported when first used: a replay alone never loads
+    the analytics stack (pandas, scipy, matplotlib)."""
+    return importlib.import_module(f"makerlab.analytics.{name}")
 
 
 class Analytics:
@@ -33,41 +40,41 @@ class Analytics:
 
     def statistics(self, **kwargs: Any) -> dict[str, dict[str, Any] | None]:
         """``{exc: statistics or None}`` (:func:`makerlab.analytics.metrics.statistics`)."""
-        return metrics.statistics(self.record(), **kwargs)
+        return _analytics("metrics").statistics(self.record(), **kwargs)
 
     def statistics_exc(self, exc: str, **kwargs: Any) -> dict[str, Any] | None:
-        return metrics.statistics_exc(self.record(), exc, **kwargs)
+        return _analytics("metrics").statistics_exc(self.record(), exc, **kwargs)
 
     def df_exchange(self, exc: str, **kwargs: Any) -> Any:
-        return frames.df_exchange(self.record(), exc, **kwargs)
+        return _analytics("frames").df_exchange(self.record(), exc, **kwargs)
 
     def df_portfolio(self, **kwargs: Any) -> Any:
-        return frames.df_portfolio(self.record(), **kwargs)
+        return _analytics("frames").df_portfolio(self.record(), **kwargs)
 
     def df_markouts(self, **kwargs: Any) -> Any:
-        return frames.df_markouts(self.record(), **kwargs)
+        return _analytics("frames").df_markouts(self.record(), **kwargs)
 
     def df_prices(self, ticker: str, exc: str, **kwargs: Any) -> Any:
-        return frames.df_prices(self.record(), ticker, exc, **kwargs)
+        return _analytics("frames").df_prices(self.record(), ticker, exc, **kwargs)
 
     def df_fills(self, ticker: str, exc: str, **kwargs: Any) -> Any:
-        return frames.df_fills(self.record(), ticker, exc, **kwargs)
+        return _analytics("frames").df_fills(self.record(), ticker, exc, **kwargs)
 
     def df_actions(self, exc: str | None = None, ticker: str | None = None) -> Any:
-        return frames.df_actions(self.record(), exc, ticker)
+        return _analytics("frames").df_actions(self.record(), exc, ticker)
 
     def df_counterparty_pnl(self, exc_tickers: Mapping[str, Sequence[str]],
                             **kwargs: Any) -> Any:
-        return frames.df_counterparty_pnl(self.record(), exc_tickers, **kwargs)
+        return _analytics("frames").df_counterparty_pnl(self.record(), exc_tickers, **kwargs)
 
     def df_declarations(self, **kwargs: Any) -> Any:
-        return research.df_declarations(self.record(), **kwargs)
+        return _analytics("research").df_declarations(self.record(), **kwargs)
 
     def augment_forward_prices(self, df: Any, **kwargs: Any) -> Any:
-        return research.augment_forward_prices(self.record(), df, **kwargs)
+        return _analytics("research").augment_forward_prices(self.record(), df, **kwargs)
 
     def df_fairprices(self, group: str, **kwargs: Any) -> Any:
-        return research.df_fairprices(self.record(), group, **kwargs)
+        return _analytics("research").df_fairprices(self.record(), group, **kwargs)
 
 
 class ReplayResults(Analytics):
@@ -87,10 +94,11 @@ class ReplayResults(Analytics):
     def record(self) -> RunRecord:
         """The run as a :class:`~makerlab.analytics.record.RunRecord`: built once when the
         replay has ended, a snapshot so far while it runs."""
+        record = _analytics("record").RunRecord
         if not self._replay.finished:
-            return RunRecord.from_replayer(self._replay)
+            return record.from_replayer(self._replay)
         if self._final is None:
-            self._final = RunRecord.from_replayer(self._replay)
+            self._final = record.from_replayer(self._replay)
         return self._final
 
     def save(self, path: str | os.PathLike, code_file: str | os.PathLike | None = None) -> Path:
@@ -100,7 +108,7 @@ class ReplayResults(Analytics):
         folder = self.record().save(path)
         script = code_file or _main_script()
         if script is not None:
-            shutil.copyfile(script, folder / CODE_FILE)
+            shutil.copyfile(script, folder / _analytics("report").CODE_FILE)
         return folder
 
 
