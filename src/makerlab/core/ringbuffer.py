@@ -71,6 +71,12 @@ class RingBuffer:
         data[slot] = value
         data[slot + cap] = value
 
+    def _extend(self, values: np.ndarray) -> None:
+        """:meth:`_push` of each element of ``values`` in order (only the newest
+        ``capacity`` can remain, so only they are written)."""
+        for value in values[-self._capacity:]:
+            self._push(value)
+
     def appendleft(self, value: ArrayLike) -> None:
         """Add ``value`` as the oldest element, dropping the newest one if full."""
         if self._len == self._capacity:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from makerlab.core.clock import ReplayClock
 from makerlab.sim.matching import MatchingEngine
-from makerlab.sim.mock_feed import BookDelivery, TradeDelivery
+from makerlab.sim.mock_feed import Deliveries, ReplayCursor
 from makerlab.sim.timeline import (
     BOOK_EXCH,
     TRADE_LOCAL,
@@ -116,7 +116,8 @@ class ReplayLoop:
         venue, clock, queue: the built replay's (:mod:`makerlab.sim.builder`).
         books, trades: its tapes (the timeline's streams are their indices).
         local: the merged local-time rows of the subscribed tapes.
-        deliveries: ``(books, trades)``: tape index -> delivery of its rows.
+        deliveries: the deliveries of the subscribed tapes; ``cursor`` says where the loop
+            is to the buffers filled when read.
         start_ns, end_ns: the replay's span; scheduled events after ``end_ns`` never run.
         stamp_cycle_ns: time between equity stamps, appended to ``stamps``.
         row_by_row: step every engine through every row (the reference path).
@@ -124,13 +125,12 @@ class ReplayLoop:
 
     def __init__(self, venue: SimVenue, clock: ReplayClock, queue: EventQueue,
                  books: Sequence[BookTape], trades: Sequence[TradeTape],
-                 local: MarketTimeline,
-                 deliveries: tuple[dict[int, BookDelivery], dict[int, TradeDelivery]],
+                 local: MarketTimeline, deliveries: Deliveries, cursor: ReplayCursor,
                  span: tuple[int, int], stamp_cycle_ns: int, stamps: list[Stamp],
                  row_by_row: bool = False) -> None:
         self.venue, self.clock, self.queue = venue, clock, queue
         self.local, self.row_by_row = local, row_by_row
-        self.books_out, self.trades_out = deliveries
+        self.deliveries, self.cursor = deliveries, cursor
         self.start_ns, self.end_ns = span
         self.stamp_cycle_ns, self.stamps = stamp_cycle_ns, stamps
         self.lanes = [EngineLane(e, EngineRows(e.book, e.trades, _index(books, e.book),
@@ -157,12 +157,16 @@ class ReplayLoop:
                 lane.catch_up(now)
 
     def finish(self, last_ns: int) -> None:
-        """The clock to ``last_ns`` (the end of the data) and every engine to its row."""
+        """The clock to ``last_ns`` (the end of the data), every engine to its row, every
+        buffer filled."""
         self.clock.ns = max(self.clock.ns, last_ns)
+        self.cursor.kind = ReplayCursor.SCHEDULED
         for lane in self.lanes:
             lane.active = False
         self._synced_ns = None
         self.sync_engines()
+        for lazy in self.deliveries.lazy:
+            lazy.close()
 
     def _activate(self, lane: EngineLane, after_ns: int) -> None:
         if lane.start(after_ns):
@@ -205,6 +209,7 @@ class ReplayLoop:
             return
         t, callback, payload = self.queue.pop()
         self.clock.ns = t
+        self.cursor.kind = ReplayCursor.SCHEDULED
         self.sync_engines()  # callbacks may read engines directly (tests, custom events)
         await run_callback(callback, payload)
         self._refresh_lanes()
@@ -238,7 +243,7 @@ class ReplayLoop:
         lt, lk = self.local.t.tolist(), self.local.kind.tolist()
         ls, lr = self.local.stream.tolist(), self.local.row.tolist()
         peek, active, end, clock = self.queue.peek_time, self.active, self.end_ns, self.clock
-        books, trades = self.books_out, self.trades_out
+        books, trades, cursor = self.deliveries.books, self.deliveries.trades, self.cursor
         n, i = len(lt), 0
         while True:
             t = lt[i] if i < n else NEVER
@@ -252,6 +257,7 @@ class ReplayLoop:
                 self._step(lane)
             elif i < n:
                 clock.ns = t
+                cursor.kind, cursor.stream = lk[i], ls[i]
                 out = trades[ls[i]] if lk[i] == TRADE_LOCAL else books[ls[i]]
                 if out.quiet:
                     out.push(lr[i])

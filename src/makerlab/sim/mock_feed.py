@@ -18,22 +18,30 @@ subscriptions at local time. Rules:
   the public, validating ``update``/``append`` exactly as before (same result or error).
 - **bounded memory**: rows are prepared in blocks of :attr:`BLOCK` rows, so delivery
   needs memory in proportion to the block, not to the tape.
+- **unhandled trades are written when read**: a trade tape whose every subscription is a
+  ``trades`` feed without handlers is not delivered row by row; each buffer is brought up
+  to the replay's position when it is read, and filled when the replay ends
+  (:class:`LazyTrades`): the same rows in the same order, as the loop's cursor
+  (:class:`ReplayCursor`) says delivery would have written them; a bad row raises the
+  validating ``append``'s error at that read.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from makerlab.core.clock import ReplayClock
 from makerlab.errors import ConfigError
-from makerlab.sim.timeline import BookTape, TradeTape
+from makerlab.sim.timeline import TRADE_LOCAL, BookTape, TradeTape
 from makerlab.trading.feed import Feed, Subscription, run_handlers
 from makerlab.trading.protocols import MarketDataListener, MarketKind
 from makerlab.units import NS_PER_MS
 
-__all__ = ["BLOCK", "BookDelivery", "MockFeed", "ReplayMarketData", "TradeDelivery",
-           "deliveries"]
+__all__ = ["BLOCK", "BookDelivery", "Deliveries", "LazyTrades", "MockFeed", "ReplayCursor",
+           "ReplayMarketData", "TradeDelivery", "deliveries"]
 
 BLOCK = 4096  # rows prepared at once
 
@@ -171,7 +179,7 @@ class TradeDelivery:
     def __init__(self, tape: TradeTape, subs: list[Subscription]) -> None:
         self.tape, self.subs = tape, subs
         self._lo, self._hi, self._block = 0, 0, None
-        self.quiet = all(sub.kind == "trades" and not sub.handlers for sub in subs)
+        self.quiet = False  # a quiet trades tape is filled when read (LazyTrades)
 
     def _block_of(self, row: int) -> _TradeBlock:
         if not self._lo <= row < self._hi or self._block is None:
@@ -183,14 +191,6 @@ class TradeDelivery:
     def _tuple(self, row: int, ts: int) -> tuple[int, float, float, int]:
         tape = self.tape
         return ts, float(tape.price[row]), float(tape.size[row]), int(tape.side[row])
-
-    def push(self, row: int) -> None:
-        """Append ``row`` to every subscription's Trades (only when :attr:`quiet`)."""
-        block = self._block_of(row)
-        k = row - self._lo
-        ts = block.ms[k]
-        for sub in self.subs:
-            self._append(sub, block, k, row, ts)
 
     async def deliver(self, row: int) -> None:
         """Append ``row`` to each subscription's buffer, then run its handlers."""
@@ -221,10 +221,83 @@ class TradeDelivery:
         return trade
 
 
-def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape]
-               ) -> tuple[dict[int, BookDelivery], dict[int, TradeDelivery]]:
-    """``({book tape index: delivery}, {trade tape index: delivery})`` for the tapes
-    ``feed`` has subscriptions on (others are never delivered)."""
+class ReplayCursor:
+    """Where the replay loop is, for buffers filled when read: the clock's time and, at
+    that time, the ``(kind, stream)`` of the local row being delivered, or
+    :attr:`SCHEDULED` (after every market row of that time) while a scheduled event runs
+    and once the replay has ended."""
+
+    SCHEDULED = 4  # after TRADE_LOCAL (2) and BOOK_LOCAL (3)
+
+    __slots__ = ("clock", "kind", "stream")
+
+    def __init__(self, clock: ReplayClock) -> None:
+        self.clock, self.kind, self.stream = clock, self.SCHEDULED, 0
+
+
+class LazyTrades:
+    """A ``trades`` subscription nobody handles: its rows are not delivered one by one but
+    written into its :class:`~makerlab.core.trades.Trades` when the buffer is read (the
+    rows the loop has passed, as delivery would have written them: same values and
+    order, the same error for a bad row, raised by the read)."""
+
+    def __init__(self, tape: TradeTape, stream: int, sub: Subscription,
+                 cursor: ReplayCursor) -> None:
+        order = np.argsort(tape.local_ts, kind="stable")  # delivery order in one tape
+        self.times = np.asarray(tape.local_ts, np.int64)[order]
+        self.rows = np.empty((len(order), 4))
+        self.rows[:, 0] = (np.asarray(tape.exchange_ts, np.int64) // NS_PER_MS)[order]
+        self.rows[:, 1], self.rows[:, 2] = tape.price[order], tape.size[order]
+        self.rows[:, 3] = tape.side[order]
+        self.stream, self.sub, self.cursor, self.pos = stream, sub, cursor, 0
+        sub.obj._pull = self.pull
+
+    def pull(self) -> None:
+        """Write the rows delivery would have written by now."""
+        c = self.cursor
+        passed = (TRADE_LOCAL, self.stream) < (c.kind, c.stream)
+        end = int(np.searchsorted(self.times, c.clock.ns, "right" if passed else "left"))
+        if end > self.pos:
+            trades, self.sub.obj._pull = self.sub.obj, None
+            try:
+                self._write(trades, self.pos, end)
+            finally:
+                trades._pull = self.pull
+            self.pos = end
+
+    def close(self) -> None:
+        """Write every row (the replay has ended) and stop filling the buffer."""
+        self.pull()
+        self.sub.obj._pull = None
+
+    def _write(self, trades: Any, lo: int, hi: int) -> None:
+        rows = self.rows[lo:hi].copy()
+        rows[:, 0] = np.maximum.accumulate(np.maximum(rows[:, 0], self.sub.last_ts))
+        self.sub.last_ts = int(rows[-1, 0])
+        price, size = rows[:, 1], rows[:, 2]
+        clean = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
+        if (clean & (np.abs(rows[:, 3]) == 1)).all():
+            trades._ring._extend(rows)
+            return
+        for ts, p, q, d in rows.tolist():  # a bad row raises where append raises
+            trades.append((int(ts), p, q, int(d)))
+
+
+@dataclass(eq=False)
+class Deliveries:
+    """The replay's deliveries, by tape index: books and trades delivered row by row,
+    and the trades subscriptions filled when read."""
+
+    books: dict[int, BookDelivery]
+    trades: dict[int, TradeDelivery]
+    lazy: list[LazyTrades]
+
+
+def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape],
+               cursor: ReplayCursor) -> Deliveries:
+    """The deliveries of the tapes ``feed`` has subscriptions on (others are never
+    delivered); ``trades`` subscriptions without handlers on a tape nobody else reads
+    are filled when read."""
     subs = feed.subscriptions()
 
     def matching(tape: Any, kinds: tuple[str, ...]) -> list[Subscription]:
@@ -233,6 +306,11 @@ def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape]
 
     book_out = {i: BookDelivery(t, found) for i, t in enumerate(books)
                 if (found := matching(t, ("l2book",)))}
-    trade_out = {i: TradeDelivery(t, found) for i, t in enumerate(trades)
-                 if (found := matching(t, ("trades", "bars")))}
-    return book_out, trade_out
+    trade_out, lazy = {}, []
+    for i, tape in enumerate(trades):
+        found = matching(tape, ("trades", "bars"))
+        if found and all(s.kind == "trades" and not s.handlers for s in found):
+            lazy += [LazyTrades(tape, i, sub, cursor) for sub in found]
+        elif found:
+            trade_out[i] = TradeDelivery(tape, found)
+    return Deliveries(book_out, trade_out, lazy)

@@ -39,7 +39,7 @@ from makerlab.sim.checks import check_times
 from makerlab.sim.latency import Latencies
 from makerlab.sim.loop import ReplayLoop
 from makerlab.sim.matching import FillModel
-from makerlab.sim.mock_feed import MockFeed, deliveries
+from makerlab.sim.mock_feed import MockFeed, ReplayCursor, deliveries
 from makerlab.sim.queue import QueueModel
 from makerlab.sim.results import Analytics, ReplayResults
 from makerlab.sim.timeline import BookTape, TradeTape, merge_market, ms_to_ns
@@ -297,12 +297,15 @@ class Replayer(Analytics):
         if self.started:
             raise ConfigError("Replayer.play() runs once; build a new Replayer to replay again")
         self.started = True
-        out = deliveries(self._feed, self.books, self.trades)
-        local = merge_market(self.books, self.trades, set(out[0]), set(out[1]),
+        cursor = ReplayCursor(self.clock)
+        out = deliveries(self._feed, self.books, self.trades, cursor)
+        local = merge_market(self.books, self.trades, set(out.books), set(out.trades),
                              exchange_rows=False)
-        self.n_events = sum(len(t) for t in [*self.books, *self.trades]) + len(local)
+        lazy = {d.stream: len(d.times) for d in out.lazy}  # their local rows, once a tape
+        self.n_events = (sum(len(t) for t in [*self.books, *self.trades]) + len(local)
+                         + sum(lazy.values()))
         loop = ReplayLoop(self.venue, self.clock, self.queue, self.books, self.trades, local,
-                          out, (self.start_ns, self.end_ns), self.stamp_cycle_ns,
+                          out, cursor, (self.start_ns, self.end_ns), self.stamp_cycle_ns,
                           self.results.stamps, self.ROW_BY_ROW)
         with _frozen_heap():
             if progress:
