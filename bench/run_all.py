@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 BENCHES = ["bench_convert.py", "bench_load.py", "bench_replay.py", "bench_resting.py",
-           "bench_hftbacktest.py"]
+           "bench_hftbacktest.py", "bench_sweep.py"]
 
 
 def main() -> int:

@@ -5,9 +5,13 @@ BTCUSDT, reference Binance spot BTCUSDT, on the bundled archive's 2024-08-08 23:
 the archive ``path``; ``run_dir`` in the replayer configs (so ``makerlab report`` can
 rebuild the report later); the two broken ``except`` clauses; the report file name's nested quotes (a syntax
 error before Python 3.12; the modelling script already wrote it this way). ``show`` is False so the
-script runs headless; the report lands in ``logs/reports/``.
+script runs headless; the report lands in ``logs/reports/``. The quoting constants (order value 200,
+6 bps spread, 4 bps inventory skew) and the replay window are read from ``PARAMS``, declared with
+``makerlab.params`` so that ``makerlab sweep`` can vary them (docs/sweep.md); run on its own, the
+script uses the tutorial's values.
 
     python examples/market_maker.py 0     # backtest (1 would trade live: not available yet)
+    makerlab sweep examples/market_maker.py 0 --param spread_bps=4,6,8 --out logs/sweeps/spread
 
 ``MAKERLAB_ARCHIVE`` overrides the archive location (default ``data/archive``).
 The body is the tutorial's code as written (its style included), so ruff is told to skip it.
@@ -24,8 +28,10 @@ from pprint import pprint
 from decimal import Decimal
 from datetime import datetime
 
-from makerlab import OMS, Feed, Gateway
+from makerlab import OMS, Feed, Gateway, params
 from makerlab.utils import _time,pdf_snapshot
+
+PARAMS = params(order_value=200, spread_bps=6, skew_bps=4, start='2024-08-08:23', end='2024-08-08:23')
 
 show = False
 parser = argparse.ArgumentParser(description="Parse script mode.")
@@ -57,8 +63,8 @@ print_interval = 120 * 1000 #every 2 mins
 
 if simulated:
     from makerlab.sim import Replayer,Latencies
-    start='2024-08-08:23'
-    end='2024-08-08:23'
+    start=PARAMS['start']
+    end=PARAMS['end']
     latencies={
         Latencies.REQ_PUBLIC:0,
         Latencies.REQ_PRIVATE:0,
@@ -185,7 +191,8 @@ async def quote_markets(replayer,oms,feed,ticker):
     )
     ticker_trades = feed.get_feed(ticker_trade_id)
 
-    order_value = 200
+    order_value = PARAMS['order_value']
+    spread_bps, skew_bps = PARAMS['spread_bps'], PARAMS['skew_bps']
     last_print = time()
     async def l2_handler(lob):
         nonlocal last_print
@@ -209,11 +216,11 @@ async def quote_markets(replayer,oms,feed,ticker):
             return
 
         bid = min(
-            ref_vamp - ((6 + np.tanh(q) * 4) * 1e-4) * ref_vamp,
+            ref_vamp - ((spread_bps + np.tanh(q) * skew_bps) * 1e-4) * ref_vamp,
             lob.get_bids()[1,0]
         )
         ask = max(
-            ref_vamp + ((6 + np.tanh(-q) * 4) * 1e-4) * ref_vamp,
+            ref_vamp + ((spread_bps + np.tanh(-q) * skew_bps) * 1e-4) * ref_vamp,
             lob.get_asks()[1,0]
         )
 
@@ -294,6 +301,7 @@ async def sim_report(replayer):
             '_start':start,
             '_end':end,
             'params':replayer_configs,
+            'strategy':PARAMS,
         },
         'dict'
     ))

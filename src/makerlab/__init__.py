@@ -34,6 +34,7 @@ from makerlab.errors import (
     SequenceGap,
     UnsortedData,
 )
+from makerlab.sweep import params
 from makerlab.trading.feed import Feed, FeedCls, FeedType
 from makerlab.trading.oms import OMS
 
@@ -90,4 +91,5 @@ __all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
     "VolumeBars",
     "get_spec",
     "load_specs",
+    "params",
 ]

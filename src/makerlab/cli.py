@@ -7,6 +7,7 @@
     makerlab validate ARCHIVE [--fix]            check every file of an archive
     makerlab record --exchange X --symbols A,B --out DIR   record live data into an archive
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
+    makerlab sweep SCRIPT [ARGS] --param ... --out DIR   one backtest per configuration
     makerlab specs                               the bundled instrument specs
     makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
 """
@@ -107,6 +108,30 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from makerlab.sweep import sweep
+    from makerlab.sweep.search import objective_column
+    from makerlab.sweep.space import parse_params
+
+    result = sweep(args.script, parse_params(args.param), out=args.out, args=args.script_args,
+                   start=args.start, end=args.end, search=args.search, trials=args.trials,
+                   objective=args.objective, backend=args.backend, workers=args.workers,
+                   address=args.address, seed=args.seed, progress=not args.quiet,
+                   report=not args.no_report)
+    table, failed = result.table, result.failed
+    for row in failed.itertuples(index=False):
+        print(f"config {row.config} failed: {row.error}")
+    column = objective_column(table.columns, args.objective)
+    ok = table[table.status == "ok"]
+    if column is not None and ok[column].notna().any():
+        best = ok.loc[ok[column].astype(float).idxmax()]
+        values = ", ".join(f"{name}={best[name]}" for name in result.space)
+        print(f"best {column} = {best[column]:.6g}: config {best.config} ({values})")
+    print(f"{len(table) - len(failed)}/{len(table)} configurations ran in "
+          f"{result.wall_s:.1f}s; wrote {', '.join(str(p) for p in result.files.values())}")
+    return 0 if len(ok) else 1
+
+
 def _specs(args: argparse.Namespace) -> int:
     from makerlab.core.instruments import load_specs
 
@@ -185,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-html", action="store_true", help="PDF only")
     rep.set_defaults(handler=_report)
 
+    _add_sweep(sub)
+
     specs = sub.add_parser("specs", help="print the bundled instrument specs")
     specs.set_defaults(handler=_specs)
 
@@ -204,6 +231,34 @@ def build_parser() -> argparse.ArgumentParser:
                             "binance_spot, bybit, hyperliquid); repeatable")
     paper.set_defaults(handler=_paper)
     return parser
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    from makerlab.sweep.backends import BACKENDS
+
+    sw = sub.add_parser("sweep", help="run a backtest script once per parameter configuration "
+                                      "(docs/sweep.md)")
+    sw.add_argument("script", help="the backtest script (it plays one Replayer)")
+    sw.add_argument("script_args", nargs="*", metavar="ARGS",
+                    help="the script's own arguments, right after it (0: the tutorial's "
+                         "backtest mode; options starting with - need the Python API's args=)")
+    sw.add_argument("--param", action="append", default=[], metavar="NAME=VALUES",
+                    help="V1,V2,... or a range LOW:HIGH[:STEP|:log]; repeat per parameter")
+    sw.add_argument("--start", help="the script's start parameter, e.g. 2024-08-08:23")
+    sw.add_argument("--end", help="the script's end parameter")
+    sw.add_argument("--search", choices=["grid", "optuna"], default="grid")
+    sw.add_argument("--trials", type=int, help="configurations optuna tries")
+    sw.add_argument("--objective", default="pnl",
+                    help="statistic to maximise and plot: pnl, sharpe, ... or EXC.KEY")
+    sw.add_argument("--backend", choices=BACKENDS,
+                    help="default: local (process pool), or ray with --address")
+    sw.add_argument("--address", help="join the Ray cluster at this address")
+    sw.add_argument("--workers", type=int, help="configurations at once (default: the cores)")
+    sw.add_argument("--seed", type=int, default=0, help="optuna sampler seed")
+    sw.add_argument("--out", required=True, help="output folder")
+    sw.add_argument("--no-report", action="store_true", help="no summary plot and report")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(handler=_sweep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -121,3 +121,62 @@ def test_markout_table_columns(record):
     table = m.markout_table(record, record.fills_of(), [1000, 6000, 500])
     assert list(table.columns) == ["Tick", "1s", "6s", "0.5s"]
     assert len(table) == 3 and np.isnan(table["6s"].iloc[2])  # 12.5 s: past the data
+
+
+# -- how far to trust the numbers: sample warnings and excluded fills --------------------
+
+def test_fills_without_a_mid_at_the_horizon_are_counted_per_key(stats):
+    # mids end at 10 s: fills at 0.5, 2.5 and 6.5 s have no mid 10 s or 60 s later
+    assert stats["fills_excluded"] == {"adverse_selection_10s(bps)": 3,
+                                       "adverse_selection_60s(bps)": 3}
+    assert math.isnan(stats["adverse_selection_60s(bps)"])
+
+
+def test_every_warning_names_its_key_and_says_why(stats):
+    sharpe, *excluded = stats["warnings"]
+    assert sharpe == ("sharpe: annualised from 4 s of equity stamps with 3 non-zero returns "
+                      "(of 4); under a day or 30 non-zero returns it says little about a year")
+    assert [w.partition(": ")[0] for w in excluded] == ["adverse_selection_10s(bps)",
+                                                        "adverse_selection_60s(bps)"]
+    assert excluded[0].startswith("adverse_selection_10s(bps): 3 of 3 fills left out")
+    assert "markout = spread capture - adverse selection holds fill by fill" in excluded[0]
+
+
+def test_the_markout_identity_holds_over_the_fills_a_mean_keeps(record):
+    """A fill at 9.5 s has no mid 1 s later: it leaves the 1 s adverse selection and markout
+    (and is counted), so they no longer add up with spread capture over all fills, but do
+    over the fills they keep."""
+    late = record.fills.iloc[[0]].assign(ts=int(9.5 * S), price=100.5, dir=-1, cloid="e")
+    fills = pd.concat([record.fills, late], ignore_index=True)
+    rec = RunRecord.build(fills, record.actions, record.stamps, mids=record.mids,
+                          config=record.config)
+    stats = m.statistics(rec, intervals_ms=[1000])["X"]
+    assert stats["fills_excluded"]["adverse_selection_1s(bps)"] == 1
+    assert any(w.startswith("adverse_selection_1s(bps): 1 of 4 fills") for w in stats["warnings"])
+    kept = rec.fills_of("X").iloc[:3]
+    markout = m.fill_markouts(rec, kept, 1000).mean() * 1e4
+    assert stats["adverse_selection_1s(bps)"] == pytest.approx(
+        m.spread_capture_bps(rec, kept) - markout)
+    assert stats["spread_capture(bps)"] != pytest.approx(m.spread_capture_bps(rec, kept))
+
+
+def test_a_sharpe_note_needs_a_short_span_or_few_non_zero_returns():
+    day = 24 * 3600
+    rng = np.random.default_rng(0)
+    stamps = pd.DataFrame({"ts": np.arange(0, day + 60, 60) * S,
+                           "equity": 1000 + np.cumsum(rng.normal(0, 1, day // 60 + 1))})
+    assert m.sharpe_note(stamps, 60.0) is None
+    assert m.sharpe_note(stamps.iloc[:1000], 60.0).startswith("annualised from 16.6 h")
+    few = stamps.assign(equity=np.r_[1000.0, np.full(len(stamps) - 1, 1001.0)])
+    assert m.sharpe_note(few, 60.0).startswith(
+        "annualised from 24.0 h of equity stamps with 1 non-zero returns (of 1440)")
+    assert m.sharpe_note(stamps.assign(equity=1000.0), 60.0) is None  # flat: sharpe is NaN
+    assert m.sample_warnings(stamps, 60.0, {}, 5) == []
+
+
+def test_reports_print_each_note_next_to_its_number():
+    from makerlab.research.report._format import _dict_rows
+
+    rows = {r.key: r.text for r in _dict_rows({"sharpe": 99.0, "pnl": 1.0,
+                                               "warnings": ["sharpe: a short sample"]})}
+    assert rows["sharpe"] == "99  \u26a0 a short sample" and rows["pnl"] == "1"

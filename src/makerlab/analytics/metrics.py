@@ -9,6 +9,12 @@ every definition. Conventions used throughout:
   (exchange time); ``m(t_i)`` is the mid prevailing at the fill;
 - markouts are **fractions** (``1e-4`` = 1 bp); metrics named ``(bps)`` are in basis points;
 - equity, pnl, inventory and volume are in quote currency; times in seconds unless named.
+
+Every statistics dict also says how far to trust it: ``fills_excluded`` counts, per key,
+the fills a mean left out for want of a mid (past the end of the data), and ``warnings``
+holds one ``'<key>: <note>'`` line per number that needs one (an annualised Sharpe from too
+short a sample, a mean over fewer fills than the others); reports print each note next to
+its number.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "fees_paid",
     "fill_markouts",
     "fill_ratio",
+    "fills_excluded",
     "flip_win_ratio",
     "horizon_label",
     "interval_quartiles",
@@ -44,7 +51,9 @@ __all__ = [
     "n_trades",
     "pnl",
     "roi",
+    "sample_warnings",
     "sharpe",
+    "sharpe_note",
     "spread_capture_bps",
     "statistics",
     "statistics_exc",
@@ -59,6 +68,8 @@ __all__ = [
 DEFAULT_INTERVALS_MS: list[float] = list(np.linspace(1, 151, 31) * 1000)
 SECONDS_PER_YEAR = 365 * 24 * 3600  # crypto trades every second of the year
 ADVERSE_HORIZONS_S = (1, 10, 60)
+SHARPE_MIN_SPAN_S = 24 * 3600  # an annualised Sharpe from less than a day gets a note
+SHARPE_MIN_NONZERO = 30  # ... and from fewer non-zero stamp-to-stamp returns
 CENT = Decimal("0.01")
 NAN = float("nan")
 
@@ -94,6 +105,9 @@ def statistics_exc(record: RunRecord, exc: str,
     }
     out.update(_markout_stats(record, fills, intervals_ms))
     out.update(_maker_stats(record, exc, fills, stamps))
+    out["fills_excluded"] = fills_excluded(record, fills, out["interval_quartiles"])
+    out["warnings"] = sample_warnings(stamps, record.stamp_cycle_s, out["fills_excluded"],
+                                      len(fills))
     return out
 
 
@@ -149,6 +163,30 @@ def sharpe(stamps: pd.DataFrame, stamp_cycle_s: float) -> float:
     if len(r) < 2 or not np.std(r) > 0:
         return NAN
     return float(np.mean(r) / np.std(r, ddof=1) * math.sqrt(SECONDS_PER_YEAR / stamp_cycle_s))
+
+
+def sharpe_note(stamps: pd.DataFrame, stamp_cycle_s: float) -> str | None:
+    """Why the annualised :func:`sharpe` of ``stamps`` says little, or None if its sample
+    is fair: it spans less than ``SHARPE_MIN_SPAN_S`` (a day) or has fewer than
+    ``SHARPE_MIN_NONZERO`` non-zero returns. None when the Sharpe ratio is NaN."""
+    if math.isnan(sharpe(stamps, stamp_cycle_s)):
+        return None
+    equity = stamps.equity.to_numpy(float)
+    returns = equity[1:] / equity[:-1] - 1
+    nonzero = int(np.count_nonzero(returns))
+    span_s = (int(stamps.ts.iloc[-1]) - int(stamps.ts.iloc[0])) / 1e9
+    if span_s >= SHARPE_MIN_SPAN_S and nonzero >= SHARPE_MIN_NONZERO:
+        return None
+    return (f"annualised from {_duration(span_s)} of equity stamps with {nonzero} non-zero "
+            f"returns (of {len(returns)}); under a day or {SHARPE_MIN_NONZERO} non-zero "
+            "returns it says little about a year")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def max_drawdown_pct(stamps: pd.DataFrame) -> float:
@@ -356,6 +394,42 @@ def adverse_selection_bps(record: RunRecord, fills: pd.DataFrame, horizon_s: flo
     later = _fill_mids(record, fills, ts + int(horizon_s * 1e9))
     move = fills.dir.to_numpy(float) * (later - now) / fills.price.to_numpy(float)
     return -_nanmean(move) * 1e4
+
+
+def fills_excluded(record: RunRecord, fills: pd.DataFrame, quartile_labels: Sequence[str]
+                   ) -> dict[str, int]:
+    """``{key: n}`` for each markout-type mean that left out ``n`` fills for want of a mid
+    (``spread_capture(bps)``, ``Tick Markouts``, ``<h> Markouts``,
+    ``adverse_selection_<h>s(bps)``): a mid ``h`` after a fill past the market's last book
+    state is unknown. Keys without exclusions are omitted."""
+    ts = fills.ts.to_numpy(np.int64)
+    now = np.isnan(_fill_mids(record, fills, ts))
+    missing = {"spread_capture(bps)": now,
+               "Tick Markouts": np.isnan(_fill_mids(record, fills, ts, after=True))}
+    for label in dict.fromkeys(quartile_labels):
+        later = ts + round(float(label[:-1]) * 1000 * NS_PER_MS)
+        missing[f"{label} Markouts"] = np.isnan(_fill_mids(record, fills, later))
+    for h in ADVERSE_HORIZONS_S:
+        later = np.isnan(_fill_mids(record, fills, ts + int(h * 1e9)))
+        missing[f"adverse_selection_{h}s(bps)"] = later | now
+    return {key: int(mask.sum()) for key, mask in missing.items() if mask.any()}
+
+
+def sample_warnings(stamps: pd.DataFrame, stamp_cycle_s: float, excluded: Mapping[str, int],
+                    n_fills: int) -> list[str]:
+    """``'<key>: <note>'`` lines: the Sharpe ratio's sample (:func:`sharpe_note`) and each
+    mean over fewer fills than the others (:func:`fills_excluded`)."""
+    notes = []
+    if (note := sharpe_note(stamps, stamp_cycle_s)) is not None:
+        notes.append(f"sharpe: {note}")
+    for key, n in excluded.items():
+        note = (f"{key}: {n} of {n_fills} fills left out (no mid at the horizon: past the "
+                "end of the data)")
+        if key.startswith("adverse_selection"):
+            note += ("; over different fills than spread_capture(bps), so markout = spread "
+                     "capture - adverse selection holds fill by fill, not for these means")
+        notes.append(note)
+    return notes
 
 
 # -- orders -----------------------------------------------------------------------------

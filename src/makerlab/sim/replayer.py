@@ -44,6 +44,7 @@ from makerlab.sim.queue import QueueModel
 from makerlab.sim.results import Analytics, ReplayResults
 from makerlab.sim.timeline import BookTape, TradeTape, merge_market, ms_to_ns
 from makerlab.sim.venue import SimVenue
+from makerlab.sweep.context import sweepable
 from makerlab.trading.oms import OMS
 from makerlab.units import NS_PER_MS
 
@@ -166,6 +167,7 @@ class Replayer(Analytics):
 
     # -- construction ------------------------------------------------------------------
 
+    @sweepable  # in a sweep configuration, its Replayer arguments replace these
     def _configure(self, books: list[BookTape], trades: list[TradeTape], *,
                    recorded_local_time: bool, run_dir: str | os.PathLike | None = None,
                    **options: Any) -> None:

@@ -59,6 +59,7 @@ from makerlab.core.lob import LOB
 from makerlab.core.trades import Trades
 from makerlab.data import archive
 from makerlab.data.arrays import SnapshotArrays, load_snapshot_arrays, load_trade_arrays
+from makerlab.data.convert import quantpylib
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, TRADES
 from makerlab.errors import ConfigError, DataError
 from makerlab.trading.protocols import MarketDataSource, MarketKind
@@ -381,6 +382,9 @@ class Feed:
 
         ``start``/``end``: datetime (naive = UTC) or ``'%Y-%m-%d:%H'``; both hours are
         inclusive and a datetime counts as its whole hour. Defaults: the last 14 days.
+        ``path`` may also be an archive in quantpylib's own layout
+        (``{exc}/{feed_cls}/l2book/{yyyy}/{mm}/{ticker}_depth{N}_{ddhh}.parquet``, see
+        :mod:`makerlab.data.convert.quantpylib`), read in place.
 
         Returns:
             ``[{'ts': int_ms, 'b': ndarray (k, 2), 'a': ndarray (k, 2)}, ...]`` in
@@ -390,6 +394,10 @@ class Feed:
         """
         exchange = archive_exchange(exc, feed_cls)
         lo, hi = _range(start, end)
+        if quantpylib.is_archive(path, exchange):  # quantpylib's own layout: read in place
+            files = quantpylib.hour_files(path, exchange, "l2book", ticker, lo, hi, depth)
+            return [str(f) for f in files] if only_paths else _lob_records(
+                quantpylib.snapshot_arrays(files, depth), depth)
         stored = _stored_depth(path, exchange, ticker, depth)
         if only_paths:
             return archive.archive_paths(path, BOOK_SNAPSHOT, exchange, ticker, lo, hi,
@@ -416,9 +424,15 @@ class Feed:
         """
         exchange = archive_exchange(exc, feed_cls)
         lo, hi = _range(start, end)
-        if only_paths:
+        if quantpylib.is_archive(path, exchange):  # quantpylib's own layout: read in place
+            files = quantpylib.hour_files(path, exchange, "trades", ticker, lo, hi)
+            if only_paths:
+                return [str(f) for f in files]
+            trades = quantpylib.trade_arrays(files)
+        elif only_paths:
             return archive.archive_paths(path, TRADES, exchange, ticker, lo, hi)
-        trades = load_trade_arrays(path, exchange, ticker, lo, hi)
+        else:
+            trades = load_trade_arrays(path, exchange, ticker, lo, hi)
         out = np.empty((len(trades), 4), np.float64)
         out[:, 0] = trades.exchange_ts // NS_PER_MS
         out[:, 1] = trades.price

@@ -35,6 +35,7 @@ SOURCES = {
     "tardis": "makerlab.data.convert.tardis",
     "hyperliquid": "makerlab.data.convert.hyperliquid",
     "lobster": "makerlab.data.convert.lobster",
+    "quantpylib": "makerlab.data.convert.quantpylib",
 }
 
 

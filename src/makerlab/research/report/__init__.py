@@ -12,7 +12,9 @@ Section dtypes:
 - ``'dict'``: a mapping (or dataclass) shown as a key/value table; nested mappings are
   indented, floats get six significant digits, ``Decimal`` values are exact, Series and arrays
   become compact text, and long multi-line values (a statsmodels summary) become monospace
-  blocks sized to fit the page.
+  blocks sized to fit the page. A mapping's ``warnings`` list of ``'key: note'`` lines (as
+  :func:`makerlab.analytics.metrics.statistics` returns) also puts each note next to the
+  value of its key.
 - ``'df'``: a pandas DataFrame (or Series, or anything with ``to_pandas()``). Wide frames are
   split into column chunks that repeat the index; long frames keep their first and last rows
   with an "... N rows omitted ..." row when ``squeeze=True``.

@@ -132,12 +132,28 @@ class _Row:
 def _dict_rows(data: Mapping[Any, Any], depth: int = 0) -> list[_Row]:
     """Flatten a (nested) mapping into display rows."""
     rows: list[_Row] = []
+    notes = _keyed_notes(data)
     for key, value in data.items():
-        rows.extend(_value_rows(str(key), value, depth))
+        rows.extend(_value_rows(str(key), value, depth, notes.get(str(key))))
     return rows
 
 
-def _value_rows(key: str, value: Any, depth: int) -> list[_Row]:
+def _keyed_notes(data: Mapping[Any, Any]) -> dict[str, str]:
+    """``{key: note}`` from a ``warnings`` list of ``'key: note'`` lines naming keys of
+    ``data`` (as statistics dicts carry them), so a note is shown next to its number."""
+    warnings = data.get("warnings")
+    if not isinstance(warnings, list | tuple):
+        return {}
+    keys = {str(k) for k in data}
+    notes: dict[str, str] = {}
+    for line in warnings:
+        key, sep, note = str(line).partition(": ")
+        if sep and key in keys:
+            notes[key] = f"{notes[key]}; {note}" if key in notes else note
+    return notes
+
+
+def _value_rows(key: str, value: Any, depth: int, note: str | None = None) -> list[_Row]:
     if is_dataclass(value) and not isinstance(value, type):
         value = asdict(value)
     if isinstance(value, Mapping):
@@ -147,7 +163,8 @@ def _value_rows(key: str, value: Any, depth: int) -> list[_Row]:
     block = _block_text(value)
     if block is not None:
         return [_Row(depth, key, block.rstrip("\n"), block=True)]
-    return [_Row(depth, key, _compact(value))]
+    text = _compact(value)
+    return [_Row(depth, key, f"{text}  \u26a0 {note}" if note else text)]
 
 
 # --------------------------------------------------------------------------- tables

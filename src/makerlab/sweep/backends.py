@@ -1,0 +1,201 @@
+"""Where configurations run: in this process, in a local process pool, or on Ray.
+
+Every backend has one method, ``run(next_task, done)``: it keeps at most ``workers``
+configurations in flight, asking ``next_task()`` for the next one (None: no more) whenever
+a worker is free, and calls ``done(task, row)`` as each finishes, in completion order. A
+configuration's result does not depend on the backend: each runs the same
+:func:`~makerlab.sweep.worker.run_configuration` on its own seeded replay.
+
+- ``serial``: one after the other in this process (debugging, the benchmark's baseline).
+- ``local``: a :class:`~concurrent.futures.ProcessPoolExecutor` of spawned processes (no
+  fork: a fresh interpreter per worker, safe with threads and on every OS). A worker that
+  dies (a crash, out of memory) fails the configurations in flight on it and the pool is
+  replaced; the sweep goes on.
+- ``ray``: Ray tasks (``max_retries=0``: a failure is a result, not retried). With an
+  ``address`` it joins that cluster; otherwise it starts a local Ray with ``workers`` CPUs
+  and stops it at the end. Cluster nodes need makerlab installed, and the script, its data
+  and the output folder at the same paths (a shared file system).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Protocol
+
+from makerlab.errors import ConfigError
+from makerlab.sweep.worker import Task, run_configuration
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "PoolBackend",
+    "RayBackend",
+    "SerialBackend",
+    "failed_row",
+    "make_backend",
+]
+
+NextTask = Callable[[], Task | None]
+Done = Callable[[Task, dict[str, Any]], None]
+BACKENDS = ("serial", "local", "ray")
+
+
+class Backend(Protocol):
+    """Runs configurations (see the module docstring)."""
+
+    name: str
+    workers: int
+
+    def run(self, next_task: NextTask, done: Done) -> None: ...
+
+
+def failed_row(task: Task, error: str, trace: str | None = None) -> dict[str, Any]:
+    """The row of a configuration whose worker failed before it could report."""
+    return {"config": task.id, **task.values, "status": "error", "error": error,
+            "traceback": trace, "run_dir": f"runs/{task.id}", "wall_s": float("nan")}
+
+
+class SerialBackend:
+    """Each configuration in turn, in this process."""
+
+    name = "serial"
+    workers = 1
+
+    def run(self, next_task: NextTask, done: Done) -> None:
+        while (task := next_task()) is not None:
+            done(task, run_configuration(task))
+
+
+def _init_worker() -> None:
+    os.environ["MPLBACKEND"] = "Agg"  # a worker never opens plot windows
+
+
+class PoolBackend:
+    """A pool of ``workers`` spawned processes."""
+
+    name = "local"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker)
+
+    def run(self, next_task: NextTask, done: Done) -> None:
+        pool = self._pool()
+        pending: dict[Future, Task] = {}
+        try:
+            while True:
+                pool = self._fill(pool, pending, next_task)
+                if not pending:
+                    return
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = pending.pop(future)
+                    done(task, _pool_row(future, task))
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def _fill(self, pool: ProcessPoolExecutor, pending: dict[Future, Task],
+              next_task: NextTask) -> ProcessPoolExecutor:
+        """Submit until ``workers`` are busy; a broken pool is replaced first."""
+        while len(pending) < self.workers and (task := next_task()) is not None:
+            try:
+                pending[pool.submit(run_configuration, task)] = task
+            except BrokenProcessPool:
+                pool.shutdown(cancel_futures=True)
+                pool = self._pool()
+                pending[pool.submit(run_configuration, task)] = task
+        return pool
+
+
+def _pool_row(future: Future, task: Task) -> dict[str, Any]:
+    try:
+        return future.result()
+    except BrokenProcessPool as error:
+        return failed_row(task, f"worker process died (crash or out of memory) while this "
+                                f"configuration was in flight: {error}")
+    except Exception as error:  # pickling the task or the row failed
+        return failed_row(task, f"{type(error).__name__}: {error}", traceback.format_exc())
+
+
+class RayBackend:
+    """Ray tasks on a local Ray (started here) or a cluster at ``address``."""
+
+    name = "ray"
+
+    def __init__(self, workers: int | None, address: str | None) -> None:
+        self.address = address
+        self.workers = workers or 0  # 0 until known: the cluster's CPUs
+
+    def run(self, next_task: NextTask, done: Done) -> None:
+        ray = _import_ray()
+        started = self._connect(ray)
+        remote = ray.remote(max_retries=0, num_cpus=1)(run_configuration)
+        pending: dict[Any, Task] = {}
+        try:
+            while True:
+                while len(pending) < self.workers and (task := next_task()) is not None:
+                    pending[remote.remote(task)] = task
+                if not pending:
+                    return
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                task = pending.pop(ready[0])
+                done(task, _ray_row(ray, ready[0], task))
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _connect(self, ray: Any) -> bool:
+        """Join or start Ray; True if this call started it (and must stop it)."""
+        if ray.is_initialized():
+            started = False
+        else:
+            options: dict[str, Any] = {"log_to_driver": False,
+                                       "runtime_env": {"env_vars": {"MPLBACKEND": "Agg"}}}
+            if self.address is None:
+                options.update(num_cpus=self.workers or os.cpu_count(), include_dashboard=False)
+            ray.init(address=self.address, **options)
+            started = True
+        if not self.workers:
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return started
+
+
+def _ray_row(ray: Any, ref: Any, task: Task) -> dict[str, Any]:
+    try:
+        return ray.get(ref)
+    except Exception as error:  # the worker died, or Ray could not run the task
+        return failed_row(task, f"{type(error).__name__}: {error}", traceback.format_exc())
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray backend needs Ray: pip install 'makerlab[sweep]'") from None
+    return ray
+
+
+def make_backend(name: str, workers: int | None = None, address: str | None = None) -> Backend:
+    """The backend called ``name`` (``serial``, ``local`` or ``ray``).
+
+    ``workers`` defaults to the machine's cores (``local``) or the cluster's CPUs (``ray``).
+    """
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if address is not None and name != "ray":
+        raise ConfigError("--address joins a Ray cluster: it needs --backend ray")
+    if name == "serial":
+        return SerialBackend()
+    if name == "local":
+        return PoolBackend(workers or os.cpu_count() or 1)
+    if name == "ray":
+        return RayBackend(workers, address)
+    raise ConfigError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
