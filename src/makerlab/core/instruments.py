@@ -48,12 +48,12 @@ class InstrumentSpec:
     @property
     def price_precision(self) -> int:
         """Decimal places of the tick size (``0.10`` -> 1)."""
-        return max(0, -self.tick_size.normalize().as_tuple().exponent)
+        return _places(self.tick_size)
 
     @property
     def quantity_precision(self) -> int:
         """Decimal places of the lot size (``0.001`` -> 3)."""
-        return max(0, -self.lot_size.normalize().as_tuple().exponent)
+        return _places(self.lot_size)
 
     @property
     def is_inverse(self) -> bool:
@@ -94,6 +94,12 @@ class InstrumentSpec:
             "lot_size": self.lot_size,
             "min_qty": self.min_qty,
         }
+
+
+def _places(step: Decimal) -> int:
+    """Decimal places of a finite ``step`` (``0.10`` -> 1, ``10`` -> 0)."""
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _to_step(value: float | Decimal | str, step: Decimal, rounding: str) -> Decimal:

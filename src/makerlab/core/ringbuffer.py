@@ -8,7 +8,7 @@ contiguous slice, so appends are O(1) and reading the last ``n`` items is a sing
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -183,7 +183,7 @@ class RingBuffer:
         return value.copy() if isinstance(value, np.ndarray) else value
 
 
-def _given(value: float | None) -> bool:
+def _given(value: float | None) -> TypeGuard[float]:
     """Whether a sampling argument was passed (``None`` and negative values mean 'not')."""
     return value is not None and value >= 0
 

@@ -29,7 +29,7 @@ import numpy as np
 from makerlab.core.clock import ReplayClock
 from makerlab.core.instruments import load_specs
 from makerlab.errors import ConfigError
-from makerlab.sim.checks import check_times, checked_values
+from makerlab.sim.checks import Tape, check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import (
     ConstantLatency,
@@ -113,7 +113,8 @@ def build(books: list[BookTape], trades: list[TradeTape], *, recorded_local_time
           balance: float = 10_000, seed: int = 0, queue_model: QueueModel | None = None,
           fill_model: FillModel | None = None) -> ReplaySetup:
     """The replay of ``books``/``trades`` with the constructor's options (its defaults)."""
-    names = list(dict.fromkeys(t.exc for t in [*books, *trades]))
+    tapes: list[Tape] = [*books, *trades]
+    names = list(dict.fromkeys(t.exc for t in tapes))
     default_latency = latency_model_from(latencies)
     models = latency_models_by_exchange(names, default_latency, exchange_latencies)
     if recorded_local_time:
@@ -145,7 +146,8 @@ def build(books: list[BookTape], trades: list[TradeTape], *, recorded_local_time
 
 def _span(books: list[BookTape], trades: list[TradeTape]) -> tuple[int, int]:
     """The replay's first exchange time and last time of either clock."""
-    tapes = [t for t in [*books, *trades] if len(t)]
+    every: list[Tape] = [*books, *trades]
+    tapes = [t for t in every if len(t)]
     if not tapes:
         raise ConfigError("Replayer: no book or trade data to replay")
     return (min(int(t.exchange_ts.min()) for t in tapes),
@@ -157,7 +159,8 @@ def _add_engines(venue: SimVenue, books: list[BookTape], trades: list[TradeTape]
                  fill_model: FillModel) -> None:
     """One engine per market with a bundled spec (of the traded exchanges)."""
     specs = load_specs()
-    for exc, ticker in dict.fromkeys([(t.exc, t.ticker) for t in [*books, *trades]]):
+    tapes: list[Tape] = [*books, *trades]
+    for exc, ticker in dict.fromkeys([(t.exc, t.ticker) for t in tapes]):
         spec = specs.get((exc, ticker))
         if spec is None or (exchanges is not None and exc not in exchanges):
             continue
@@ -208,11 +211,12 @@ def align_local_clocks(books: list[BookTape], trades: list[TradeTape]) -> dict[s
     Returns the shift applied per exchange, in ns.
     """
     shifts: dict[str, int] = {}
-    for tape in [*books, *trades]:
+    tapes: list[Tape] = [*books, *trades]
+    for tape in tapes:
         if len(tape):
             low = int((tape.local_ts - tape.exchange_ts).min())
             shifts[tape.exc] = min(shifts.get(tape.exc, 0), low)
-    for tape in [*books, *trades]:
+    for tape in tapes:
         if shifts.get(tape.exc):
             tape.local_ts = tape.local_ts - shifts[tape.exc]
     for exc, shift in shifts.items():

@@ -258,11 +258,12 @@ class ReplayLoop:
             elif i < n:
                 clock.ns = t
                 cursor.kind, cursor.stream = lk[i], ls[i]
-                out = trades[ls[i]] if lk[i] == TRADE_LOCAL else books[ls[i]]
-                if out.quiet:
-                    out.push(lr[i])
+                if lk[i] == TRADE_LOCAL:
+                    await trades[ls[i]].deliver(lr[i])
+                elif books[ls[i]].quiet:
+                    books[ls[i]].push(lr[i])
                 else:
-                    await out.deliver(lr[i])
+                    await books[ls[i]].deliver(lr[i])
                 i += 1
                 if not i % _PROGRESS_EVERY:
                     self._progress(bar, n_events, t)

@@ -188,7 +188,7 @@ FillModel = PartialFills | NoPartialFills
 SPAN_BLOCK = 4096  # book rows whose price spans are computed at once
 
 
-def _dec(x: float) -> Decimal:
+def _dec(x: float | Decimal) -> Decimal:
     return Decimal(repr(float(x)))
 
 

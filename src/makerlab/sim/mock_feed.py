@@ -113,7 +113,8 @@ class BookDelivery:
         self.tape, self.subs = tape, subs
         self._depths = {sub.obj.depth for sub in subs}
         self.quiet = not any(sub.handlers for sub in subs)  # no handler: push() will do
-        self._lo, self._hi, self._block = 0, 0, None
+        self._lo, self._hi = 0, 0
+        self._block: _BookBlock | None = None
 
     def _block_of(self, row: int) -> _BookBlock:
         if not self._lo <= row < self._hi or self._block is None:
@@ -178,8 +179,8 @@ class TradeDelivery:
 
     def __init__(self, tape: TradeTape, subs: list[Subscription]) -> None:
         self.tape, self.subs = tape, subs
-        self._lo, self._hi, self._block = 0, 0, None
-        self.quiet = False  # a quiet trades tape is filled when read (LazyTrades)
+        self._lo, self._hi = 0, 0
+        self._block: _TradeBlock | None = None
 
     def _block_of(self, row: int) -> _TradeBlock:
         if not self._lo <= row < self._hi or self._block is None:

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from makerlab.errors import ConfigError, DataError
 from makerlab.sim import builder
-from makerlab.sim.checks import check_times
+from makerlab.sim.checks import Tape, check_times
 from makerlab.sim.latency import Latencies
 from makerlab.sim.loop import ReplayLoop
 from makerlab.sim.matching import FillModel
@@ -303,9 +303,9 @@ class Replayer(Analytics):
         out = deliveries(self._feed, self.books, self.trades, cursor)
         local = merge_market(self.books, self.trades, set(out.books), set(out.trades),
                              exchange_rows=False)
+        tapes: list[Tape] = [*self.books, *self.trades]
         lazy = {d.stream: len(d.times) for d in out.lazy}  # their local rows, once a tape
-        self.n_events = (sum(len(t) for t in [*self.books, *self.trades]) + len(local)
-                         + sum(lazy.values()))
+        self.n_events = sum(len(t) for t in tapes) + len(local) + sum(lazy.values())
         loop = ReplayLoop(self.venue, self.clock, self.queue, self.books, self.trades, local,
                           out, cursor, (self.start_ns, self.end_ns), self.stamp_cycle_ns,
                           self.results.stamps, self.ROW_BY_ROW)
@@ -316,8 +316,8 @@ class Replayer(Analytics):
                     bar.update(self.n_events - bar.n)
             else:
                 await loop.run(_NoBar(), self.n_events)
-        loop.finish(max([int(t.exchange_ts.max()) for t in [*self.books, *self.trades]
-                         if len(t)] + local.t[-1:].tolist()))
+        loop.finish(max([int(t.exchange_ts.max()) for t in tapes if len(t)]
+                        + local.t[-1:].tolist()))
         self.finished = True
         if self.run_dir is not None:
             self.save(Path(self.run_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))

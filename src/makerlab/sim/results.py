@@ -105,7 +105,7 @@ class ReplayResults(Analytics):
         """Save the record under ``path`` for ``makerlab report``, with a copy of the script
         that ran it (``code_file``, default: the ``__main__`` script unless it is an
         installed tool such as pytest)."""
-        folder = self.record().save(path)
+        folder = self.record().save(Path(path))
         script = code_file or _main_script()
         if script is not None:
             shutil.copyfile(script, folder / _analytics("report").CODE_FILE)

@@ -118,6 +118,8 @@ def _hour_text(value: archive.TimeLike) -> str:
     if isinstance(value, str):
         return value
     ns = archive._to_ns(value, end=False)
+    if ns is None:
+        raise ConfigError("an archive range needs a start and an end")
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
     return f"{moment:%Y-%m-%d:%H}"
 
