@@ -301,8 +301,7 @@ class Replayer(Analytics):
         self.started = True
         cursor = ReplayCursor(self.clock)
         out = deliveries(self._feed, self.books, self.trades, cursor)
-        local = merge_market(self.books, self.trades, set(out.books), set(out.trades),
-                             exchange_rows=False)
+        local = merge_market(self.books, self.trades, set(out.books), set(out.trades))
         tapes: list[Tape] = [*self.books, *self.trades]
         lazy = {d.stream: len(d.times) for d in out.lazy}  # their local rows, once a tape
         self.n_events = sum(len(t) for t in tapes) + len(local) + sum(lazy.values())

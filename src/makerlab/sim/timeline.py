@@ -19,9 +19,11 @@ Ordering rules (deterministic, no wall clock involved):
 
 Market rows live in numpy arrays and are never turned into Python objects unless a
 strategy subscribed to them or the matching engine has resting orders to check: the
-timeline the replayer iterates holds only the subscribed local-time rows
-(:func:`merge_market` with no exchange-time tapes), and each engine's exchange-time rows
-are stepped through only while it holds resting orders (:class:`EngineRows`).
+timeline the replay loop (:mod:`makerlab.sim.loop`) iterates holds only the subscribed
+local-time rows (:func:`merge_market`), and each engine's exchange-time rows are stepped
+through only while it holds resting orders (:class:`EngineRows`); the loop interleaves
+the two and the event queue by these rules (``tests/sim/test_engine_timeline.py``
+observes them there).
 """
 
 from __future__ import annotations
@@ -280,24 +282,14 @@ class MarketTimeline:
 
 
 def merge_market(books: Sequence[BookTape], trades: Sequence[TradeTape],
-                 deliver_books: set[int], deliver_trades: set[int],
-                 exchange_rows: bool = True) -> MarketTimeline:
-    """The merged market timeline (ordering rules in the module docstring).
-
-    Exchange-time rows are included unless ``exchange_rows`` is false (the replayer steps
-    them per engine, see :class:`EngineRows`); local-time rows only for tapes whose index
-    is in ``deliver_books``/``deliver_trades`` (subscribed feeds).
-    """
-    parts = []
-    for kind, tapes, clock, wanted in (
-            (TRADE_EXCH, trades, "exchange_ts", None), (BOOK_EXCH, books, "exchange_ts", None),
-            (TRADE_LOCAL, trades, "local_ts", deliver_trades),
-            (BOOK_LOCAL, books, "local_ts", deliver_books)):
-        if wanted is None and not exchange_rows:
-            continue
-        for i, tape in enumerate(tapes):
-            if wanted is None or i in wanted:
-                parts.append(_part(getattr(tape, clock), kind, i))
+                 deliver_books: set[int], deliver_trades: set[int]) -> MarketTimeline:
+    """The local-time rows of the tapes whose index is in ``deliver_books`` /
+    ``deliver_trades`` (subscribed feeds), merged by the ordering rules of the module
+    docstring (exchange-time rows are stepped per engine: :class:`EngineRows`)."""
+    parts = [_part(tape.local_ts, kind, i)
+             for kind, tapes, wanted in ((TRADE_LOCAL, trades, deliver_trades),
+                                         (BOOK_LOCAL, books, deliver_books))
+             for i, tape in enumerate(tapes) if i in wanted]
     if not parts:
         empty = np.empty(0, np.int64)
         return MarketTimeline(empty, empty.astype(np.int8), empty.astype(np.int32), empty)
