@@ -286,9 +286,9 @@ def merge_market(books: Sequence[BookTape], trades: Sequence[TradeTape],
     """The local-time rows of the tapes whose index is in ``deliver_books`` /
     ``deliver_trades`` (subscribed feeds), merged by the ordering rules of the module
     docstring (exchange-time rows are stepped per engine: :class:`EngineRows`)."""
-    parts = [_part(tape.local_ts, kind, i)
-             for kind, tapes, wanted in ((TRADE_LOCAL, trades, deliver_trades),
-                                         (BOOK_LOCAL, books, deliver_books))
+    streams: tuple[tuple[int, Sequence[BookTape | TradeTape], set[int]], ...] = (
+        (TRADE_LOCAL, trades, deliver_trades), (BOOK_LOCAL, books, deliver_books))
+    parts = [_part(tape.local_ts, kind, i) for kind, tapes, wanted in streams
              for i, tape in enumerate(tapes) if i in wanted]
     if not parts:
         empty = np.empty(0, np.int64)
