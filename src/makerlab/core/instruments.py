@@ -103,7 +103,26 @@ def _places(step: Decimal) -> int:
 
 
 def _to_step(value: float | Decimal | str, step: Decimal, rounding: str) -> Decimal:
-    fast = _float_units(value, step, rounding) if type(value) is float else None
+    if type(value) is float:
+        key = (value, step, rounding)
+        found = _ROUNDED.get(key)
+        if found is None:
+            if len(_ROUNDED) >= _ROUNDED_MAX:
+                _ROUNDED.clear()
+            found = _ROUNDED[key] = _float_to_step(value, step, rounding)
+        return found
+    units = (Decimal(str(value)) / step).quantize(Decimal(1), rounding=rounding)
+    return (units * step).quantize(step)
+
+
+# floats a strategy rounds again and again (its quotes move a tick at a time): a bounded
+# memo of the results (Decimals are immutable)
+_ROUNDED: dict[tuple[float, Decimal, str], Decimal] = {}
+_ROUNDED_MAX = 1 << 16
+
+
+def _float_to_step(value: float, step: Decimal, rounding: str) -> Decimal:
+    fast = _float_units(value, step, rounding)
     if fast is not None:
         return (Decimal(fast) * step).quantize(step)
     units = (Decimal(str(value)) / step).quantize(Decimal(1), rounding=rounding)

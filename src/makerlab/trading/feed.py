@@ -145,7 +145,7 @@ async def run_handlers(handlers: list[Handler], msg: Any) -> None:
     """Call each handler with ``msg``, awaiting those that return an awaitable."""
     for handler in handlers:
         result = handler(msg)
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             await result
 
 
