@@ -21,10 +21,10 @@ How it stays cheap:
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
 from makerlab.sim.matching import MatchingEngine
 from makerlab.sim.mock_feed import Deliveries, ReplayCursor
@@ -39,7 +39,7 @@ from makerlab.sim.timeline import (
 )
 from makerlab.sim.venue import SimVenue
 
-__all__ = ["NEVER", "EngineLane", "ProgressBar", "ReplayLoop", "run_callback"]
+__all__ = ["NEVER", "EngineLane", "ProgressBar", "ReplayLoop"]
 
 NEVER = 1 << 62  # later than any replayed time
 _STAMP = object()  # payload marking the equity stamp on the event queue
@@ -52,13 +52,6 @@ class ProgressBar(Protocol):
     n: int
 
     def update(self, k: int) -> None: ...
-
-
-async def run_callback(callback: Callable[[Any], Any], payload: Any) -> None:
-    """``callback(payload)``, awaited if it returns an awaitable (sync or async callbacks)."""
-    result = callback(payload)
-    if result is not None and inspect.isawaitable(result):
-        await result
 
 
 class EngineLane:
@@ -211,7 +204,7 @@ class ReplayLoop:
         self.clock.ns = t
         self.cursor.kind = ReplayCursor.SCHEDULED
         self.sync_engines()  # callbacks may read engines directly (tests, custom events)
-        await run_callback(callback, payload)
+        await run_handlers((callback,), payload)
         self._refresh_lanes()
 
     def _stamp_values(self) -> list[tuple[str, float, float, float]]:

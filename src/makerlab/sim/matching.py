@@ -72,6 +72,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from makerlab.core.decimals import to_decimal
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import POST_ONLY, TIFS
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
@@ -186,10 +187,6 @@ FillModel = PartialFills | NoPartialFills
 
 
 SPAN_BLOCK = 4096  # book rows whose price spans are computed at once
-
-
-def _dec(x: float | Decimal) -> Decimal:
-    return Decimal(repr(float(x)))
 
 
 class MatchingEngine:
@@ -391,7 +388,7 @@ class MatchingEngine:
         ref = order.price if order.price is not None else self.best(-order.side)
         if order.price is None and ref != ref:
             return REJECT_NO_BOOK
-        if not order.reduce_only and self.spec.notional(_dec(ref), order.qty) < (
+        if not order.reduce_only and self.spec.notional(to_decimal(ref), order.qty) < (
                 self.spec.min_notional):
             return REJECT_NOTIONAL.format(min=self.spec.min_notional)
         if order.tif in POST_ONLY and self._crosses(order):
@@ -414,7 +411,7 @@ class MatchingEngine:
             if qty <= 0:
                 break
             self._consumed[key] = self._consumed.get(key, ZERO) + qty
-            self._fill(order, qty, _dec(px).quantize(self.spec.tick_size), False, "taker",
+            self._fill(order, qty, to_decimal(px).quantize(self.spec.tick_size), False, "taker",
                        result)
         return True
 
@@ -640,5 +637,5 @@ _LOT_EPS = Decimal("1e-9")
 
 def _floor_lot(qty: float, lot: Decimal) -> Decimal:
     """``qty`` floored to the lot grid, within ``1e-9`` lot of a multiple counting as it."""
-    units = (_dec(max(qty, 0.0)) / lot + _LOT_EPS).to_integral_value(rounding=ROUND_FLOOR)
+    units = (to_decimal(max(qty, 0.0)) / lot + _LOT_EPS).to_integral_value(rounding=ROUND_FLOOR)
     return units * lot

@@ -29,15 +29,15 @@ subscriptions at local time. Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from inspect import isawaitable
 from typing import Any
 
 import numpy as np
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
 from makerlab.errors import ConfigError
 from makerlab.sim.timeline import TRADE_LOCAL, BookTape, TradeTape
-from makerlab.trading.feed import Feed, Subscription, run_handlers
+from makerlab.trading.feed import Feed, Subscription
 from makerlab.trading.protocols import MarketDataListener, MarketKind
 from makerlab.units import NS_PER_MS
 
@@ -139,10 +139,8 @@ class BookDelivery:
         ts = block.ms[k]
         for sub in self.subs:
             self._update(sub, block, k, row, ts)
-            for handler in sub.handlers:  # run_handlers, inlined: once per row
-                result = handler(sub.obj)
-                if result is not None and isawaitable(result):
-                    await result
+            if sub.handlers:
+                await run_handlers(sub.handlers, sub.obj)
 
     def _update(self, sub: Subscription, block: _BookBlock, k: int, row: int,
                 ts: int) -> None:

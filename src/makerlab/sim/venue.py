@@ -46,13 +46,13 @@ listeners, a latency later, do not. Times are ns.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
 from makerlab.core.events import (
     BalanceState,
@@ -422,9 +422,7 @@ class SimVenue:
             raise ConfigError(f"interval_ms must be positive, got {interval_ms!r}")
 
         async def tick(_: Any) -> None:
-            result = callback()
-            if inspect.isawaitable(result):
-                await result
+            await run_handlers((callback,))
             if self.clock.ns + step <= self.end_ns:
                 self.queue.push(self.clock.ns + step, tick)
 

@@ -43,7 +43,6 @@ Exchange names in the archive carry the market class, see :func:`archive_exchang
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from makerlab.core.bars import Bars, TimeBars
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
 from makerlab.core.lob import LOB
 from makerlab.core.trades import Trades
@@ -139,14 +139,6 @@ class Subscription:
     obj: Any
     handlers: list[Handler] = field(default_factory=list)
     last_ts: int = -1  # ms; deliveries never go back in time (local vs exchange order)
-
-
-async def run_handlers(handlers: list[Handler], msg: Any) -> None:
-    """Call each handler with ``msg``, awaiting those that return an awaitable."""
-    for handler in handlers:
-        result = handler(msg)
-        if result is not None and inspect.isawaitable(result):
-            await result
 
 
 def _no_extra(method: str, kwargs: dict[str, Any]) -> None:

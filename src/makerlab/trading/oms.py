@@ -71,7 +71,6 @@ Rules:
 from __future__ import annotations
 
 import functools
-import inspect
 import itertools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
@@ -79,6 +78,7 @@ from typing import Any
 
 import numpy as np
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.events import Fill, OrderUpdate
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import TIFS, DeltaHandler, Order, Orders, OrderStatus
@@ -504,8 +504,6 @@ def _page_handler(on_update: Callable[[Any], object], page: Callable[[], Any]
                   ) -> Callable[[object], Awaitable[None]]:
     """A delta handler that calls ``on_update(page())``, awaiting it if it is async."""
     async def handler(_: object) -> None:
-        result = on_update(page())
-        if inspect.isawaitable(result):
-            await result
+        await run_handlers((on_update,), page())
 
     return handler
