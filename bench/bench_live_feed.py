@@ -1,6 +1,21 @@
 """Live market-data path: socket read to strategy handler, makerlab vs ccxt, on one core.
 
-A separate server process (pinned to the other core) speaks Binance USD-M's real paths
+**Against the paper exchange** (``makerlab paper --speed 0`` over the bundled archive, a
+separate process pinned to core 1): the real Binance USD-M BTCUSDT diff stream
+(``depth@100ms``, 3,105 messages), followed by a client pinned to core 0:
+
+- ``makerlab``: Gateway (``env: paper``) -> LiveMarketData -> Feed.add_l2_book_feed(depth=20)
+  with a handler; every message reaches the handler;
+- ``ccxt``: ``ccxt.pro.binanceusdm.watch_order_book`` with its URLs pointed at the paper
+  server (exchanges.md 2.3); it coalesces, so its loop sees fewer updates than frames.
+
+Per message: socket read (makerlab's ``local_ts``; for ccxt the time its websocket client
+handed on the frame) to after the handler (ccxt: ``watch_order_book`` returned), p50/p99;
+messages/s (frames over the wall time from the first to the last); CPU per message. Each
+client runs ``--repeat`` times on a fresh paper process; the best run (least CPU) is shown.
+
+**Against a synthetic server** (the same process layout): a server speaking Binance
+USD-M's real paths
 (``/fapi/v1/exchangeInfo``, ``/fapi/v1/depth``, a websocket pushing ``depthUpdate`` diffs
 with a ``pu`` chain) under ``/binance``. Clients, pinned to core 0:
 
@@ -12,7 +27,7 @@ with a ``pu`` chain) under ``/binance``. Clients, pinned to core 0:
 - raw websocket receive loops (aiohttp vs picows), the local-book structure and the JSON
   decoders, to justify the choices in ``makerlab.live``.
 
-    python bench/bench_live_feed.py                    # everything, ~1 min
+    python bench/bench_live_feed.py                    # everything, ~2 min
     python bench/bench_live_feed.py --url http://127.0.0.1:8765/binance   # an external
         server (e.g. ``makerlab paper``): makerlab client only, no server-side timings
 
@@ -26,8 +41,14 @@ import asyncio
 import heapq
 import multiprocessing as mp
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +59,8 @@ HERE = Path(__file__).resolve().parent
 INFO = HERE.parent / "tests" / "live" / "fixtures" / "binance_usdm_2021_exchange_info.txt.gz"
 START_ID = 1_000_000
 LEVELS = 500
+ARCHIVE = HERE.parent / "data" / "archive"
+HOURS = ("2024-08-08:23", "2024-08-09:00")
 
 
 def _pin(core: int) -> None:
@@ -174,26 +197,29 @@ async def run_makerlab(base: str, last_u: int) -> dict:
     return {"rows": rows, "handler_calls": calls, "cpu_s": cpu}
 
 
-async def run_ccxt(base: str, last_u: int) -> dict:
+async def run_ccxt(base: str, last_u: int, frames: Frames | None = None) -> dict:
     import ccxt.pro as ccxtpro
     ex = ccxtpro.binanceusdm({"enableRateLimit": False, "options": {"fetchCurrencies": False}})
     ex.urls["api"]["fapiPublic"] = base + "/fapi/v1"
     ex.urls["api"]["ws"]["future"] = base.replace("http", "ws") + "/ws"
     ex.urls["api"]["ws"]["linear"] = base.replace("http", "ws") + "/ws"
-    rows = []
+    rows, latency = [], []
     try:
         await ex.load_markets()
         cpu0 = time.process_time()
         while True:
             ob = await ex.watch_order_book("BTC/USDT:USDT")
-            rows.append((ob["nonce"], 0, time.time_ns()))
+            now = time.time_ns()
+            rows.append((ob["nonce"], 0, now))
+            if frames is not None:  # from the read of the newest frame
+                latency.append((now - frames.times[-1]) / 1e3)
             if ob["nonce"] >= last_u:
                 break
         cpu = time.process_time() - cpu0
     finally:
         await ex.close()
     return {"rows": [r for r in rows if r[0] > START_ID], "handler_calls": len(rows),
-            "cpu_s": cpu}
+            "cpu_s": cpu, "latency": latency}
 
 
 def _summary(name: str, result: dict, sent: dict | None, n: int) -> dict:
@@ -238,6 +264,97 @@ def end_to_end(kind: str, n: int, rate: float, url: str | None) -> dict:
     if server is not None:
         server.kill()
     return _summary(kind, result, sent, n)
+
+
+# -- against the paper exchange ------------------------------------------------------------
+
+
+def btcusdt_archive(root: Path) -> Path:
+    """Binance USD-M BTCUSDT of the bundled archive alone (deltas and trades): the paper
+    exchange plays every archived market, so the others would only slow it down."""
+    from makerlab.data.archive import read_table, write_table
+    for kind in ("book_delta", "trades"):
+        table = read_table(ARCHIVE, kind, "binance", "BTCUSDT", *HOURS)
+        write_table(root, kind, "binance", "BTCUSDT", table)
+    return root
+
+
+@contextmanager
+def paper_exchange(archive: Path) -> Iterator[str]:
+    """``makerlab paper --speed 0`` over ``archive`` on core 1; yields the Binance USD-M
+    REST base."""
+    cmd = [sys.executable, "-m", "makerlab.cli", "paper", "--archive", str(archive),
+           "--start", HOURS[0], "--end", HOURS[1], "--speed", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: _pin(1))
+    try:
+        assert proc.stdout is not None
+        line = next(line for line in proc.stdout if line.startswith("binance "))
+        yield line.split()[2]  # binance  rest http://127.0.0.1:P/binance  ws ...
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+
+
+def last_archived_id() -> int:
+    from makerlab.data.archive import read_table
+    table = read_table(ARCHIVE, "book_delta", "binance", "BTCUSDT", *HOURS, columns=["seq"])
+    return int(table.column("seq").to_numpy().max())
+
+
+class Frames:
+    """ccxt's websocket frames as its client hands them on: receive times (ns)."""
+
+    def __init__(self) -> None:
+        from ccxt.async_support.base.ws.client import Client
+        self.times: list[int] = []
+        handle = Client.handle_message
+
+        def stamped(client, message):
+            self.times.append(time.time_ns())
+            return handle(client, message)
+
+        Client.handle_message = stamped
+
+
+async def paper_makerlab(base: str, last_u: int) -> dict:
+    result = await run_makerlab(base, last_u)
+    rows = result["rows"]
+    return {**result, "frames": len(rows),
+            "read_to_handler": [(t - lt) / 1e3 for _, lt, t in rows]}
+
+
+async def paper_ccxt(base: str, last_u: int) -> dict:
+    frames = Frames()
+    result = await run_ccxt(base, last_u, frames)
+    return {**result, "frames": len(frames.times), "read_to_handler": result["latency"]}
+
+
+def paper_client(kind: str, base: str, last_u: int, out_q: mp.Queue) -> None:
+    _pin(0)
+    runner = paper_makerlab if kind == "makerlab" else paper_ccxt
+    out_q.put(asyncio.run(runner(base, last_u)))
+
+
+def against_paper(kind: str, repeat: int) -> dict:
+    """The best of ``repeat`` runs of ``kind`` (least CPU per frame), each on a fresh
+    paper exchange."""
+    ctx, last_u, runs = mp.get_context("spawn"), last_archived_id(), []
+    with tempfile.TemporaryDirectory(prefix="makerlab-bench-") as tmp:
+        archive = btcusdt_archive(Path(tmp))
+        for _ in range(repeat):
+            with paper_exchange(archive) as base:
+                out_q = ctx.Queue()
+                client = ctx.Process(target=paper_client, args=(kind, base, last_u, out_q))
+                client.start()
+                runs.append(out_q.get(timeout=300))
+                client.join()
+    best = min(runs, key=lambda r: r["cpu_s"] / r["frames"])
+    p50, p99 = _pcts(best["read_to_handler"])
+    span = (best["rows"][-1][2] - best["rows"][0][2]) / 1e9
+    return {"client": kind, "frames": best["frames"], "handler calls": best["handler_calls"],
+            "msgs_per_s": best["frames"] / span, "cpu_us_per_msg": best["cpu_s"] /
+            best["frames"] * 1e6, "read_to_handler_p50": p50, "read_to_handler_p99": p99}
 
 
 # -- micro benchmarks ---------------------------------------------------------------------
@@ -292,29 +409,41 @@ async def _recv_picows(url: str, n: int) -> float:
         transport.disconnect()
 
 
-def bench_books(n: int) -> list[dict]:
-    """Apply diffs and read the top 20 after each: SortedDict vs dict + heap vs dict + sort."""
-    from makerlab.live.book import LocalBook
-    diffs = [orjson.loads(f)["data"] for _, f in _diffs(n)]
-    rows = [([(float(p), float(q)) for p, q in d["b"]], [(float(p), float(q)) for p, q in d["a"]])
-            for d in diffs]
-    arrays = [(np.array(b), np.array(a)) for b, a in rows]
-    snap = orjson.loads(_snapshot())
-    out = []
+def archive_messages() -> tuple[tuple[np.ndarray, np.ndarray], list]:
+    """The bundled USD-M BTCUSDT book: its snapshot and every diff after it, as the
+    ``(bids, asks)`` arrays a venue module hands the local book (real messages: about
+    70 levels each, on a book of about 2,000 levels)."""
+    from makerlab.data.archive import read_table
+    table = read_table(ARCHIVE, "book_delta", "binance", "BTCUSDT", *HOURS)
+    seq, side, flags = (table.column(c).to_numpy() for c in ("seq", "side", "flags"))
+    levels = np.column_stack([table.column("price").to_numpy(), table.column("size").to_numpy()])
+    cuts = np.flatnonzero(np.diff(seq)) + 1
+    messages = [(levels[i][side[i] == 1], levels[i][side[i] == -1])
+                for i in np.split(np.arange(len(seq)), cuts)]
+    first_diff = int(np.flatnonzero(flags[cuts] == 0)[0]) + 1  # after the snapshot rows
+    return messages[0], messages[first_diff:]
 
+
+def bench_books() -> list[dict]:
+    """Apply each real diff and read the top 20: makerlab's LocalBook (dict + sorted price
+    list) against a SortedDict per side (its previous form), dict + heapq and dict +
+    sorted()."""
+    from makerlab.live.book import LocalBook
+    snap, diffs = archive_messages()
+    out = []
     book = LocalBook()
-    book.replace(np.array(snap["bids"], float), np.array(snap["asks"], float))
+    book.replace(*snap)
     t0 = time.perf_counter()
-    for b, a in arrays:
+    for b, a in diffs:
         book.apply(b, a)
         book.top(20)
-    out.append({"book": "SortedDict (makerlab.live.book)", "us_per_diff":
-                (time.perf_counter() - t0) / n * 1e6})
-
-    for name, top in (("dict + heapq.nlargest/nsmallest", _heap_top),
-                      ("dict + sorted()", _sorted_top)):
-        bids = {float(p): float(q) for p, q in snap["bids"]}
-        asks = {float(p): float(q) for p, q in snap["asks"]}
+    out.append({"book": "dict + sorted list (makerlab.live.book)", "us_per_diff":
+                (time.perf_counter() - t0) / len(diffs) * 1e6})
+    rows = [(b.tolist(), a.tolist()) for b, a in diffs]
+    for name, make, top in (("SortedDict per side", _sorted_dicts, _sorted_dict_top),
+                            ("dict + heapq.nlargest/nsmallest", _dicts, _heap_top),
+                            ("dict + sorted()", _dicts, _sorted_top)):
+        bids, asks = make(snap)
         t0 = time.perf_counter()
         for b, a in rows:
             for side, upd in ((bids, b), (asks, a)):
@@ -324,8 +453,22 @@ def bench_books(n: int) -> list[dict]:
                     else:
                         side.pop(p, None)
             top(bids, asks)
-        out.append({"book": name, "us_per_diff": (time.perf_counter() - t0) / n * 1e6})
+        out.append({"book": name, "us_per_diff": (time.perf_counter() - t0) / len(rows) * 1e6})
     return out
+
+
+def _dicts(snap: tuple[np.ndarray, np.ndarray]) -> tuple[dict, dict]:
+    return dict(snap[0].tolist()), dict(snap[1].tolist())
+
+
+def _sorted_dicts(snap: tuple[np.ndarray, np.ndarray]) -> tuple:
+    from sortedcontainers import SortedDict
+    return SortedDict(lambda p: -p, snap[0].tolist()), SortedDict(snap[1].tolist())
+
+
+def _sorted_dict_top(bids, asks) -> tuple:
+    b, a = list(islice(bids, 20)), list(islice(asks, 20))
+    return np.array([[p, bids[p]] for p in b]), np.array([[p, asks[p]] for p in a])
 
 
 def _heap_top(bids: dict, asks: dict) -> tuple:
@@ -387,9 +530,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000, help="diffs per run")
     parser.add_argument("--rate", type=float, default=2_000, help="paced msgs/s (latency)")
     parser.add_argument("--skip-ccxt", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per client (paper)")
+    parser.add_argument("--paper-only", action="store_true")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; client pinned to core 0, "
-          "server to core 1\n")
+          f"server to core 1; load average {os.getloadavg()[0]:.1f}\n")
+    if not args.url:
+        clients = ["makerlab"] + ([] if args.skip_ccxt else ["ccxt"])
+        rows = [against_paper(c, args.repeat) for c in clients]
+        print("== the paper exchange (makerlab paper --speed 0): Binance USD-M BTCUSDT "
+              f"depth@100ms, best of {args.repeat}; latency in us")
+        print(_table(rows), "\n")
+        if args.paper_only:
+            return
     clients = ["makerlab"] + ([] if args.skip_ccxt or args.url else ["ccxt"])
     for label, rate in (("flood (throughput)", 0.0), (f"paced {args.rate:.0f}/s (latency)",
                                                        args.rate)):
@@ -400,8 +553,8 @@ def main() -> None:
         return
     print("== raw websocket receive (no parsing)")
     print(_table(bench_ws_clients(args.n)), "\n")
-    print("== local book: apply one diff (10 levels) + top 20 levels, 500-level book")
-    print(_table(bench_books(args.n)), "\n")
+    print("== local book: apply one real diff + top 20 levels (bundled USD-M BTCUSDT)")
+    print(_table(bench_books()), "\n")
     print("== JSON decode of one diff to float levels")
     print(_table(bench_json(args.n)))
 

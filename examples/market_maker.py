@@ -4,21 +4,29 @@ Changes from the tutorial script: the import lines; the market (quote Binance US
 BTCUSDT, reference Binance spot BTCUSDT, on the bundled archive's 2024-08-08 23:00 hour);
 the archive ``path``; ``run_dir`` in the replayer configs (so ``makerlab report`` can
 rebuild the report later); the two broken ``except`` clauses; the report file name's nested quotes (a syntax
-error before Python 3.12; the modelling script already wrote it this way). ``show`` is False so the
+error before Python 3.12; the modelling script already wrote it this way); the
+``MAKERLAB_CONFIG_KEYS`` override of ``config_keys``. ``show`` is False so the
 script runs headless; the report lands in ``logs/reports/``. The quoting constants (order value 200,
 6 bps spread, 4 bps inventory skew) and the replay window are read from ``PARAMS``, declared with
 ``makerlab.params`` so that ``makerlab sweep`` can vary them (docs/sweep.md); run on its own, the
 script uses the tutorial's values.
 
-    python examples/market_maker.py 0     # backtest (1 would trade live: not available yet)
+    python examples/market_maker.py 0     # backtest
+    python examples/market_maker.py 1     # live: needs order entry (see below)
     makerlab sweep examples/market_maker.py 0 --param spread_bps=4,6,8 --out logs/sweeps/spread
 
 ``MAKERLAB_ARCHIVE`` overrides the archive location (default ``data/archive``).
+``MAKERLAB_CONFIG_KEYS`` (JSON) replaces ``config_keys``: mode ``1`` needs Binance USD-M with
+order entry, e.g. a local venue (the paper exchange) ``{"binance": {"env": "paper",
+"base_url": "http://127.0.0.1:PORT/binance", "key": "KEY_VAR", "secret": "SECRET_VAR"},
+"binance_spot": {"env": "paper", "base_url": "http://127.0.0.1:PORT/binance_spot"}}``.
+Live, SIGTERM or Ctrl-C cancels every order before the script ends (the OMS's kill switch).
 The body is the tutorial's code as written (its style included), so ruff is told to skip it.
 """
 # ruff: noqa
 
 import os
+import json
 import pytz
 import asyncio
 import logging
@@ -43,6 +51,8 @@ config_keys = {
     "binance":{},
     "binance_spot":{},
 }
+if os.environ.get("MAKERLAB_CONFIG_KEYS"):
+    config_keys = json.loads(os.environ["MAKERLAB_CONFIG_KEYS"])
 
 exc = 'binance'
 tickers = ["BTCUSDT"]

@@ -35,3 +35,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not available at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def spec_cache(tmp_path_factory, monkeypatch) -> Path:
+    """An empty venue spec cache per test ($MAKERLAB_SPEC_CACHE), so a developer's real
+    ~/.cache/makerlab/specs never changes what a replay resolves (and no test writes
+    there)."""
+    path = tmp_path_factory.mktemp("spec_cache")
+    monkeypatch.setenv("MAKERLAB_SPEC_CACHE", str(path))
+    return path

@@ -1,11 +1,14 @@
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from makerlab.cli import main
+from makerlab.core.instruments import InstrumentSpec
 from makerlab.data.archive import archive_paths, write_table
 from makerlab.data.schema import TRADES, schema_for
+from makerlab.data.specs import write_specs
 
 T0 = 1_723_161_256_322_000_000  # 2024-08-08 23:54:16.322 UTC, ns
 
@@ -59,6 +62,19 @@ def test_unknown_source_is_rejected_by_the_parser(tmp_path):
 def test_specs_prints_bundled_instruments(capsys):
     assert main(["specs"]) == 0
     assert "binance_spot" in capsys.readouterr().out
+
+
+def test_specs_lists_the_cache_before_the_bundled_specs(spec_cache, capsys):
+    write_specs(spec_cache, "binance", [InstrumentSpec(
+        "binance", symbol, "X", "USDT", "linear_perpetual", Decimal("0.5"), Decimal("0.01"),
+        Decimal("0.01"), Decimal(5)) for symbol in ("BTCUSDT", "SOLUSDT")])
+    assert main(["specs", "binance/BTCUSDT", "binance/SOLUSDT"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [line[:6] for line in lines[:3]] == [
+        ["cache", "binance", "BTCUSDT", "linear_perpetual", "tick", "0.5"],
+        ["bundled", "binance", "BTCUSDT", "linear_perpetual", "tick", "0.10"],
+        ["cache", "binance", "SOLUSDT", "linear_perpetual", "tick", "0.5"]]
+    assert str(spec_cache) in lines[3][3]
 
 
 def test_validate_reports_every_corrupt_file_once(tmp_path, capsys):

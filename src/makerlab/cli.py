@@ -8,8 +8,9 @@
     makerlab record --exchange X --symbols A,B --out DIR   record live data into an archive
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
     makerlab sweep SCRIPT [ARGS] --param ... --out DIR   one backtest per configuration
-    makerlab specs                               the bundled instrument specs
+    makerlab specs [MARKET...]                   the cached and bundled instrument specs
     makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
+    makerlab parity SCRIPT --archive DIR --start H --end H   replay vs live fills of a script
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from makerlab.errors import MakerlabError
+
+if TYPE_CHECKING:
+    from makerlab.core.instruments import InstrumentSpec
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -133,12 +139,29 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _specs(args: argparse.Namespace) -> int:
-    from makerlab.core.instruments import load_specs
+    from pathlib import Path
 
-    for (exchange, symbol), spec in sorted(load_specs().items()):
-        print(f"{exchange:14} {symbol:12} {spec.kind:18} tick {spec.tick_size:<8} "
-              f"lot {spec.lot_size:<8} min notional {spec.min_notional}")
+    from makerlab.core.instruments import load_specs
+    from makerlab.data.specs import SOURCES, default_cache_dir, read_spec_dir
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    found = [("cache", spec) for spec in read_spec_dir(cache).values()]
+    found += [("bundled", spec) for spec in load_specs().values()]
+    wanted = [(source, spec) for source, spec in found if _matches(spec, args.markets)]
+    wanted.sort(key=lambda row: (row[1].exchange, row[1].symbol, SOURCES.index(row[0])))
+    for source, spec in wanted:
+        print(f"{source:8} {spec.exchange:14} {spec.symbol:12} {spec.kind:18} "
+              f"tick {spec.tick_size:<8} lot {spec.lot_size:<8} "
+              f"min notional {spec.min_notional}")
+    print(f"({len(wanted)} specs; cache: {cache}; a replay takes the first of: specs passed, "
+          "cache, bundled, inferred from the data)")
     return 0
+
+
+def _matches(spec: InstrumentSpec, markets: Sequence[str]) -> bool:
+    """``spec`` is one of ``markets`` (``exchange`` or ``exchange/symbol``), or no filter."""
+    return not markets or spec.exchange in markets or \
+        f"{spec.exchange}/{spec.symbol}" in markets
 
 
 def _paper(args: argparse.Namespace) -> int:
@@ -146,6 +169,8 @@ def _paper(args: argparse.Namespace) -> int:
 
     from makerlab.errors import ConfigError
     from makerlab.paper import PaperExchange, serve_until_signalled
+    from makerlab.paper.private import load_credentials
+    from makerlab.paper.trading import TradingConfig, parse_latency, parse_queue_model
 
     serve = {}
     for pair in args.serve:
@@ -153,10 +178,30 @@ def _paper(args: argparse.Namespace) -> int:
         if not sep or not protocol or not exchange:
             raise ConfigError(f"--serve takes PROTOCOL=EXCHANGE (e.g. bybit=binance), got {pair!r}")
         serve[protocol] = exchange
+    trading = TradingConfig(parse_latency(args.latency), _fee(args.maker_fee, "maker"),
+                            _fee(args.taker_fee, "taker"), _fee(args.balance, "balance"),
+                            parse_queue_model(args.queue_model))
     paper = PaperExchange(args.archive, args.start, args.end, speed=args.speed,
-                          faults=args.faults, port=args.port, serve=serve)
+                          faults=args.faults, port=args.port, serve=serve,
+                          credentials=load_credentials(args.key_file), trading=trading,
+                          lockstep=args.lockstep)
     asyncio.run(serve_until_signalled(paper, lambda line: print(line, flush=True)))
     return 0
+
+
+def _parity(args: argparse.Namespace) -> int:
+    from makerlab.parity import main_parity
+
+    return main_parity(args.script, args.archive, args.start, args.end, args.exchange)
+
+
+def _fee(text: str, what: str) -> Decimal:
+    from makerlab.errors import ConfigError
+
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        raise ConfigError(f"--{what.replace('_', '-')} takes a number, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,7 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_sweep(sub)
 
-    specs = sub.add_parser("specs", help="print the bundled instrument specs")
+    specs = sub.add_parser("specs", help="print the cached and bundled instrument specs")
+    specs.add_argument("markets", nargs="*", metavar="MARKET",
+                       help="only these: EXCHANGE or EXCHANGE/SYMBOL")
+    specs.add_argument("--cache", help="spec cache directory (default $MAKERLAB_SPEC_CACHE "
+                                       "or ~/.cache/makerlab/specs)")
     specs.set_defaults(handler=_specs)
 
     paper = sub.add_parser("paper", help="serve an archive over the public protocols of "
@@ -229,7 +278,33 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--serve", action="append", default=[], metavar="PROTOCOL=EXCHANGE",
                        help="serve archive exchange EXCHANGE over PROTOCOL (binance, "
                             "binance_spot, bybit, hyperliquid); repeatable")
+    paper.add_argument("--key-file", help="JSON {protocol: {key, secret}} of the accounts "
+                                          "the private side serves (also MAKERLAB_PAPER_"
+                                          "<PROTOCOL>_KEY / _SECRET)")
+    paper.add_argument("--latency", help="ms on every channel ('0'), or CHANNEL=MS,... "
+                                         "(req_private=5,ack_private=5; others: the "
+                                         "Replayer's defaults, 100 public / 50 private)")
+    paper.add_argument("--queue-model", help="risk_averse (default), power[:n], power2[:n], "
+                                             "power3[:n], log, log2")
+    paper.add_argument("--maker-fee", default="0.0001", help="fraction of notional "
+                                                             "(negative: rebate)")
+    paper.add_argument("--taker-fee", default="0.0003", help="fraction of notional")
+    paper.add_argument("--balance", default="10000", help="starting balance of each "
+                                                          "account (quote currency)")
+    paper.add_argument("--lockstep", action="store_true",
+                       help="play at one client's pace in the Replayer's virtual time "
+                            "(makerlab parity; see docs/paper.md)")
     paper.set_defaults(handler=_paper)
+
+    parity = sub.add_parser("parity", help="run a strategy script in the Replayer and live "
+                                           "against the paper exchange; compare the fills")
+    parity.add_argument("script", help="the script (run as 'SCRIPT 0' and 'SCRIPT 1')")
+    parity.add_argument("--archive", required=True, help="archive root")
+    parity.add_argument("--start", required=True, help="first hour, YYYY-MM-DD:HH")
+    parity.add_argument("--end", required=True, help="last hour, YYYY-MM-DD:HH (inclusive)")
+    parity.add_argument("--exchange", default="binance",
+                        help="the traded exchange (binance, bybit or hyperliquid)")
+    parity.set_defaults(handler=_parity)
     return parser
 
 

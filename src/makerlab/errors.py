@@ -39,11 +39,13 @@ class OrderRejected(ConfigError):
         value: the value it was given.
         code: the venue-style code where a live venue has one: ``-4015`` for a client
             order id already in use, ``-2011`` (Unknown order sent.) for a cancel naming
-            no live order; ``None`` otherwise.
+            no live order; the risk check's name for a refused limit (``"RISK_POSITION"``,
+            ``"RISK_RATE"``, ``"KILL_SWITCH"``, see :mod:`makerlab.trading.risk`);
+            ``None`` otherwise.
     """
 
     def __init__(self, message: str, *, argument: str, value: object,
-                 code: int | None = None) -> None:
+                 code: int | str | None = None) -> None:
         self.argument = argument
         self.value = value
         self.code = code

@@ -3,14 +3,14 @@ pdf_snapshot``)."""
 
 from __future__ import annotations
 
-import time
-
+from makerlab.core.clock import default_clock
 from makerlab.research.report import pdf_snapshot
-from makerlab.units import NS_PER_MS
 
 __all__ = ["_time", "pdf_snapshot"]
 
 
 def _time() -> int:
-    """Wall-clock time in epoch milliseconds (live mode; replay uses ``replayer.time()``)."""
-    return time.time_ns() // NS_PER_MS
+    """Time in epoch milliseconds for live mode (replay uses ``replayer.time()``): the wall
+    clock, or the data's virtual time under a Gateway in lockstep with a paper exchange
+    (:func:`makerlab.core.clock.default_clock`)."""
+    return default_clock().ms()

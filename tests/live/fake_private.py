@@ -1,7 +1,8 @@
 """A fake private venue on 127.0.0.1 (port 0): async REST handlers keyed by (method,
 path) and websocket handlers keyed by path, each a plain function the test writes (it
 verifies signatures with the test's secret and answers as the venue would). Records every
-REST call; ``push`` sends a frame to every open socket of a path."""
+REST call; ``push`` sends a frame to every open socket of a path; ``on_connect`` handlers
+run when a socket of their path opens (a stream that speaks first)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class FakePrivate:
     def __init__(self) -> None:
         self.rest: dict[tuple[str, str], RestHandler] = {}
         self.sockets: dict[str, Frame] = {}
+        self.on_connect: dict[str, Callable[[Conn], Awaitable[None]]] = {}
         self.calls: list[tuple[str, str, dict[str, str], bytes]] = []
         self.conns: dict[str, list[Conn]] = {}
         self.url = ""
@@ -69,6 +71,9 @@ class FakePrivate:
         await ws.prepare(request)
         conn = Conn(ws, request)
         self.conns.setdefault(request.path, []).append(conn)
+        greet = self.on_connect.get(request.path)
+        if greet is not None:
+            await greet(conn)
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 conn.received.append(msg.data)

@@ -87,6 +87,17 @@ def test_control_frames_are_not_events():
     assert BinanceUsdm().parse(b'{"result":null,"id":1}', 0) == []
 
 
+@pytest.mark.parametrize("price", ["inf", "nan", "-1", "0"])
+def test_a_level_that_is_no_positive_finite_price_is_unreadable(price):
+    """The stream reports such a frame as unreadable; the book never sees it (the Feed
+    loads books without checking levels again)."""
+    frame = orjson.dumps({"stream": "btcusdt@depth@100ms", "data": {
+        "e": "depthUpdate", "E": 1, "T": 1, "s": "BTCUSDT", "U": 1, "u": 1, "pu": 0,
+        "b": [["61800.1", "1"], [price, "1"]], "a": []}})
+    with pytest.raises(ValueError, match="not a positive finite price"):
+        BinanceUsdm().parse(frame, 0)
+
+
 def test_spot_session_is_contiguous():
     venue = BinanceSpot()
     last: dict[str, BookDelta] = {}

@@ -264,7 +264,7 @@ def test_ws_order_entry_user_stream_and_no_secret_in_logs(monkeypatch, tmp_path,
     recorder, limits, fake = asyncio.run(main())
     ack, reject, fill_update = recorder.updates
     assert (ack.kind, ack.cloid, ack.oid, ack.status) == (OrderEventKind.ACK, "mm-1", "101", "NEW")
-    assert ack.update_id == 1705311513000 * 10**6
+    assert (ack.exchange_ts, ack.update_id) == (1705311513000 * 10**6, 0)  # answers: no rank
     assert (reject.kind, reject.status, reject.code) == (OrderEventKind.REJECT, "REJECTED", "-5022")
     assert "Post Only" in reject.reason and reject.cloid == "mm-2"
     assert [kind for kind, _ in recorder.order][-2:] == ["fill", "update"]

@@ -234,7 +234,7 @@ def test_trade_socket_user_stream_rest_fallback_and_rate_limits(monkeypatch, tmp
         (OrderEventKind.ACK, "mm-1", "1"), (OrderEventKind.REJECT, "mm-2", None),
         (OrderEventKind.ACK, "mm-3", "2")]
     assert recorder.updates[1].code == "10001" and "too large" in recorder.updates[1].reason
-    assert recorder.updates[2].update_id == 1711001595300 * 10**6
+    assert recorder.updates[2].exchange_ts == 1711001595300 * 10**6
     assert {"trade", "private"} <= set(bybit.authed)
     assert [c[1] for c in fake.calls if "/order/" in c[1]] == \
         ["/bybit/v5/order/create", "/bybit/v5/order/disconnected-cancel-all"]

@@ -11,10 +11,10 @@ import pytest
 from fake_venue import FakeVenue
 
 from makerlab import Gateway as PublicGateway
-from makerlab.core.instruments import InstrumentSpec
+from makerlab.core.instruments import InstrumentSpec, SigFigSpec
+from makerlab.data.specs import read_specs, write_specs
 from makerlab.errors import ConfigError, ConnectionLost
 from makerlab.live.gateway import Gateway
-from makerlab.live.specs import SigFigSpec, read_specs, write_specs
 from makerlab.live.transport import Backoff, ReconnectPolicy
 from makerlab.trading.feed import Feed
 from makerlab.trading.protocols import MarketDataSource
@@ -131,7 +131,7 @@ def test_spec_cache_round_trip_is_atomic(tmp_path):
     back = read_specs(path)
     assert back["BTCUSDT"] == specs[0] and back["ETH"] == specs[1]
     assert back["ETH"].round_price("3500.12345") == Decimal("3500.1")
-    with pytest.raises(ConfigError, match="spec cache"):
+    with pytest.raises(ConfigError, match="not a readable spec file"):
         read_specs(tmp_path / "absent.json")
 
 

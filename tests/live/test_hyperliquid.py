@@ -9,8 +9,8 @@ import pytest
 from captures import FIXTURES, jsonl, stamped
 
 from makerlab.core.events import BookDelta, TradeEvent
+from makerlab.core.instruments import SigFigSpec
 from makerlab.live.book import BookSync
-from makerlab.live.specs import SigFigSpec
 from makerlab.live.venues.hyperliquid import Hyperliquid
 
 

@@ -15,6 +15,7 @@ from makerlab.core.events import StatusKind
 from makerlab.live.gateway import Gateway
 from makerlab.live.transport import ReconnectPolicy
 from makerlab.trading.feed import Feed
+from makerlab.trading.protocols import MarketKind
 
 FAST = ReconnectPolicy(initial_delay=0.01, max_delay=0.05, watchdog=2.0, rest_timeout=2.0)
 INFO = next(b for _, _, b in cryptofeed_http("binance_usdm_2021_exchange_info.txt.gz"))
@@ -65,7 +66,7 @@ def _diff(first, last, prev, bids=(), asks=(), ts=1_000):
 
 
 def _snapshot(last, bids, asks):
-    return orjson.dumps({"lastUpdateId": last, "E": 1, "T": 1,
+    return orjson.dumps({"lastUpdateId": last, "E": 1_000, "T": 1_000,
                          "bids": [list(map(str, r)) for r in bids],
                          "asks": [list(map(str, r)) for r in asks]})
 
@@ -175,8 +176,46 @@ def test_a_gap_stops_the_book_until_a_resync_snapshot(tmp_path):
     assert rec.kinds()[gap + 1] == StatusKind.RESYNC  # nothing delivered in between
 
 
+SPOT_INFO = orjson.dumps({"symbols": [{
+    "symbol": "BTCUSDT", "status": "TRADING", "baseAsset": "BTC", "quoteAsset": "USDT",
+    "filters": [{"filterType": "PRICE_FILTER", "tickSize": "0.01"},
+                {"filterType": "LOT_SIZE", "stepSize": "0.00001", "minQty": "0.00001"},
+                {"filterType": "NOTIONAL", "minNotional": "5"}]}]})
+
+
+def test_a_spot_snapshot_without_time_is_delivered_with_the_next_diff(tmp_path):
+    """Binance spot's REST depth has no time: the first book is delivered with the first
+    diff applied on it, as a snapshot at that diff's id and exchange time."""
+    snapshot = orjson.dumps({"lastUpdateId": 100, "bids": [["10", "1"]], "asks": [["11", "1"]]})
+
+    async def script(sock: Socket) -> None:
+        while not any("depth" in r for r in sock.venue.requests):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        for first, ts, bid in ((100, 4_000, "2"), (101, 5_000, "3"), (102, 6_000, "4")):
+            await sock.send(orjson.dumps({"stream": "btcusdt@depth@100ms", "data": {
+                "e": "depthUpdate", "E": ts, "s": "BTCUSDT", "U": first, "u": first,
+                "b": [["10", bid]], "a": []}}))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance_spot/api/v3/exchangeInfo": SPOT_INFO,
+                            "/binance_spot/api/v3/depth": snapshot}
+            venue.scripts = {"/binance_spot/stream": script}
+            cfg = {"binance_spot": {"env": "paper", "base_url": venue.url + "/binance_spot"}}
+            async with Gateway(cfg, spec_cache=tmp_path, policy=FAST) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "binance_spot", "BTCUSDT", 5)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 102 for e in ev))
+                return rec
+
+    books = [(e.seq, e.exchange_ts, e.delta.is_snapshot, e.bids.tolist())
+             for e in _run(main()).events if type(e).__name__ == "BookUpdate"]
+    assert books == [(101, 5_000_000_000, True, [[10, 3]]), (102, 6_000_000_000, False, [[10, 4]])]
+
+
 def _book():
-    from makerlab.trading.protocols import MarketKind
     return MarketKind.L2BOOK
 
 
@@ -212,6 +251,168 @@ def test_reconnect_resubscribes_and_resyncs(tmp_path):
                         StatusKind.CONNECTED, StatusKind.RESYNC]
     after = rec.events[rec.kinds().index(StatusKind.RESYNC) + 1]
     assert after.delta.is_snapshot and after.seq in (200, 201)
+
+
+def test_a_resync_snapshot_older_than_the_book_shown_is_brought_up_to_time(tmp_path):
+    """After a gap the REST snapshot can lag (a cache node behind): its book is older
+    than one already delivered. It is held until a diff brings it up to that time."""
+    def snap(last: int, ts: int, bid: int) -> bytes:
+        return orjson.dumps({"lastUpdateId": last, "E": ts, "T": ts,
+                             "bids": [["10", str(bid)]], "asks": [["11", "1"]]})
+
+    snaps = [snap(100, 1_000, 1), snap(101, 1_100, 2)]  # the second lags: seq 101
+
+    async def script(sock: Socket) -> None:
+        while len(snaps) == 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await sock.send(_diff(101, 101, 100, bids=[[10, 2]], ts=1_100))
+        await sock.send(_diff(102, 102, 101, bids=[[10, 3]], ts=1_200))
+        await sock.send(_diff(104, 104, 103, bids=[[10, 5]], ts=1_400))  # 103 lost
+        while snaps:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await sock.send(_diff(102, 102, 101, bids=[[10, 3]], ts=1_200))
+        await sock.send(_diff(103, 103, 102, bids=[[10, 4]], ts=1_300))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: lambda _r: snaps.pop(0)}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "binance", "SUSHIUSDT", 5)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 103 for e in ev))
+                return rec
+
+    rec = _run(main())
+    seen = [(e.seq, e.exchange_ts // 1_000_000, e.delta.is_snapshot, e.bids.tolist())
+            if type(e).__name__ == "BookUpdate" else e.kind for e in rec.events]
+    assert seen == [StatusKind.CONNECTED, (100, 1_000, True, [[10, 1]]),
+                    (101, 1_100, False, [[10, 2]]), (102, 1_200, False, [[10, 3]]),
+                    StatusKind.GAP, StatusKind.RESYNC, (102, 1_200, True, [[10, 3]]),
+                    (103, 1_300, False, [[10, 4]])]
+
+
+def test_a_snapshot_fetch_cancelled_before_it_started_is_started_again(tmp_path):
+    """A gap spawns a snapshot fetch; the socket's close is already read before that task
+    ever runs, so the connection's task group cancels it unstarted. The next connection
+    must still fetch a snapshot (a flag set before the task ran stayed set forever)."""
+    snaps = [_snapshot(100, [[10, 1]], [[11, 1]]), _snapshot(200, [[10, 6]], [[11, 6]])]
+
+    async def script(sock: Socket) -> None:
+        if len(sock.venue.sockets) == 1:
+            while not sock.venue.requests[1:]:  # until the first snapshot was fetched
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            await sock.send(_diff(101, 101, 100, bids=[[10, 2]]))
+            await sock.send(_diff(103, 103, 102, bids=[[10, 3]]))  # a gap, then at once:
+            await sock.drop()
+        else:
+            while len(snaps) > 1:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            await sock.send(_diff(201, 201, 200, bids=[[10, 7]]))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: lambda _r: snaps.pop(0) if len(snaps) > 1 else snaps[0]}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "binance", "SUSHIUSDT", 5)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 201 for e in ev), 5)
+                return rec
+
+    rec = _run(main())
+    books = [e.seq for e in rec.events if type(e).__name__ == "BookUpdate"]
+    assert books[:2] == [100, 101] and books[-1] == 201
+
+
+BYBIT_INFO = orjson.dumps({"result": {"nextPageCursor": "", "list": [{
+    "symbol": "BTCUSDT", "status": "Trading", "baseCoin": "BTC", "quoteCoin": "USDT",
+    "contractType": "LinearPerpetual", "priceFilter": {"tickSize": "0.1"},
+    "lotSizeFilter": {"qtyStep": "0.001", "minOrderQty": "0.001"}}]}})
+
+
+def _bybit_book(kind: str, u: int, bid: int) -> bytes:
+    return orjson.dumps({"topic": "orderbook.50.BTCUSDT", "type": kind, "ts": 1_000 + u,
+                         "cts": 1_000 + u, "data": {"s": "BTCUSDT", "b": [["10", str(bid)]],
+                                                   "a": [["11", "1"]], "u": u, "seq": u}})
+
+
+def test_a_lost_socket_snapshot_is_asked_for_again(tmp_path):
+    """Bybit resyncs by subscribing again, and the venue answers with a snapshot. When
+    that snapshot never comes and only deltas do, the stream subscribes once more."""
+    from makerlab.live.stream import SNAPSHOT_PATIENCE
+
+    subscribes = 0
+
+    async def script(sock: Socket) -> None:
+        nonlocal subscribes
+        while True:
+            if json.loads(await sock.next_message())["op"] != "subscribe":
+                continue
+            subscribes += 1
+            if subscribes == 1:  # a book, then a gap: u 2 -> 4
+                for kind, u in (("snapshot", 1), ("delta", 2), ("delta", 4)):
+                    await sock.send(_bybit_book(kind, u, u))
+            elif subscribes == 2:  # the snapshot is lost: deltas only
+                for u in range(100, 100 + SNAPSHOT_PATIENCE):
+                    await sock.send(_bybit_book("delta", u, 1))
+            else:
+                await sock.send(_bybit_book("snapshot", 200, 7))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/bybit/v5/market/instruments-info": BYBIT_INFO}
+            venue.scripts = {"/bybit/v5/public/linear": script}
+            cfg = {"bybit": {"env": "paper", "base_url": venue.url + "/bybit"}}
+            async with Gateway(cfg, spec_cache=tmp_path, policy=FAST) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "bybit", "BTCUSDT", 20)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 200 for e in ev))
+                return rec
+
+    rec = _run(main())
+    books = [(e.seq, e.delta.is_snapshot) for e in rec.events if type(e).__name__ == "BookUpdate"]
+    assert books == [(1, True), (2, False), (200, True)]
+    assert subscribes == 3
+    assert [k for k in rec.kinds() if k != "BookUpdate"] == [
+        StatusKind.CONNECTED, StatusKind.GAP, StatusKind.RESYNC]
+
+
+def _trade(trade_id: int) -> bytes:
+    return orjson.dumps({"stream": "sushiusdt@trade", "data": {
+        "e": "trade", "E": 5, "T": 4, "s": "SUSHIUSDT", "t": trade_id, "p": "7.61", "q": "3",
+        "X": "MARKET", "m": True}})
+
+
+def test_a_repeated_trade_is_delivered_once(tmp_path):
+    async def script(sock: Socket) -> None:
+        for trade_id in (9, 10, 9, 11, 10):
+            await sock.send(_trade(trade_id))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(MarketKind.TRADES, "binance", "SUSHIUSDT", 0)
+                await rec.until(lambda ev: any(getattr(e, "trade_id", "") == "11" for e in ev))
+                await asyncio.sleep(0.05)
+                return rec
+
+    rec = _run(main())
+    assert [e.trade_id for e in rec.events if type(e).__name__ == "TradeEvent"] == [
+        "9", "10", "11"]
 
 
 def test_silence_trips_the_watchdog(tmp_path):

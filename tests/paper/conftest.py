@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from paper_oracles import BUNDLED, END, START
 
@@ -26,6 +27,21 @@ def btc_archive(tmp_path_factory) -> Path:
         copy("book_delta", exchange, "BTCUSDT", root)
         copy("book_snapshot", exchange, "BTCUSDT", root, depth=20)
         copy("trades", exchange, "BTCUSDT", root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def short_archive(tmp_path_factory) -> Path:
+    """The first 40 s of :func:`btc_archive`'s 23:00 hour (USD-M and spot BTCUSDT: book
+    deltas, depth-20 snapshots, trades), for runs that play a whole range."""
+    root = tmp_path_factory.mktemp("short_archive")
+    hour = "2024-08-08:23"
+    for exchange in ("binance", "binance_spot"):
+        for kind, depth in (("book_delta", None), ("book_snapshot", 20), ("trades", None)):
+            table = read_table(BUNDLED, kind, exchange, "BTCUSDT", hour, hour, depth=depth)
+            stamps = table.column("exchange_ts").to_numpy()
+            keep = stamps < stamps.min() + 40 * 1_000_000_000
+            write_table(root, kind, exchange, "BTCUSDT", table.filter(pa.array(keep)))
     return root
 
 

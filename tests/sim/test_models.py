@@ -27,6 +27,7 @@ from makerlab.sim.queue import (
     PowerProbQueue3,
     RiskAverseQueue,
 )
+from makerlab.trading.risk import RiskLimits
 
 D = Decimal
 BUILT_IN = [
@@ -39,6 +40,8 @@ BUILT_IN = [
     LogProbQueue(), LogProbQueue2(), PartialFills(), NoPartialFills(),
     MakerTakerFees(D("-0.0001"), D("0.0004")),
     FeeSchedule.from_tutorial(0.0001, 0.0003, {"bybit": {"maker": -0.00025}}),
+    RiskLimits(max_position={"binance/BTCUSDT": D("0.05")}, max_notional=D("2000"),
+               max_orders_per_s=5),
 ]
 
 

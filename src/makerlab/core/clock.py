@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from makerlab.units import NS_PER_MS
 
-__all__ = ["Clock", "ReplayClock", "WallClock"]
+__all__ = ["Clock", "ReplayClock", "WallClock", "default_clock", "use_clock"]
 
 
 @runtime_checkable
@@ -50,3 +50,18 @@ class WallClock:
 
     def ms(self) -> int:
         return time.time_ns() // NS_PER_MS
+
+
+_default: list[Clock] = [WallClock()]
+
+
+def default_clock() -> Clock:
+    """The process's clock for code that has no venue to ask (the tutorial's ``_time()``):
+    the wall clock, unless a Gateway in lockstep with a paper exchange installed its
+    data-driven clock (:func:`use_clock`)."""
+    return _default[0]
+
+
+def use_clock(clock: Clock | None) -> None:
+    """Make ``clock`` the process's default clock (None: the wall clock again)."""
+    _default[0] = clock if clock is not None else WallClock()

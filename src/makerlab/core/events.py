@@ -29,6 +29,7 @@ __all__ = [
     "BookUpdate",
     "FeedStatus",
     "Fill",
+    "FundingState",
     "OrderEventKind",
     "OrderUpdate",
     "PositionState",
@@ -170,10 +171,14 @@ class OrderUpdate:
     ``amount`` is the order's signed size (positive buys) and ``filled`` the cumulative
     filled size (non-negative), both :class:`~decimal.Decimal` as on the wire; ``price`` is
     ``None`` for market orders. ``status`` is a :class:`~makerlab.core.orders.OrderStatus`
-    value name (``NEW``, ``PARTIAL``, ``FILLED``, ``CANCELLED``, ``REJECTED``). ``code`` and
-    ``reason`` carry the venue's error for rejects (e.g. ``-5022`` / ``"Post only order will
-    be rejected"``). ``update_id`` orders the updates of one order as the venue does
-    (its update time in ns where it has no sequence), so a stale update can be recognised.
+    value name (``NEW``, ``PARTIAL``, ``FILLED``, ``CANCELLED``, ``REJECTED``). What an event
+    does not report is marked so, never guessed: ``filled=None``, ``status=""``, a zero
+    ``amount`` and ``price=None`` (a venue's answer to a cancel or amend may restate
+    nothing but the ids). ``code`` and ``reason`` carry the venue's error for rejects (e.g.
+    ``-5022`` / ``"Post only order will be rejected"``). ``update_id`` orders the updates of
+    one order as the venue does (its update time in ns where it has no sequence), so a
+    stale update can be recognised; ``0`` claims no place in that order (a live venue's
+    answer to a request: any update of the order's stream is newer).
     """
 
     exchange: str
@@ -186,7 +191,7 @@ class OrderUpdate:
     oid: str | None
     amount: Decimal
     price: Decimal | None
-    filled: Decimal
+    filled: Decimal | None
     update_id: int
     code: str = ""
     reason: str = ""
@@ -245,3 +250,19 @@ class BalanceState:
     wallet: Decimal
     equity: Decimal
     available: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class FundingState:
+    """A perpetual's funding as the venue states it: ``rate`` (a fraction, per
+    ``interval_ns``) of the current period, settled at ``next_ts`` (ns); ``mark_price`` the
+    venue's mark (``None`` if it gave none)."""
+
+    exchange: str
+    symbol: str
+    exchange_ts: int
+    local_ts: int
+    rate: Decimal
+    interval_ns: int
+    next_ts: int
+    mark_price: Decimal | None

@@ -2,21 +2,30 @@
 
 Rounding works in :class:`~decimal.Decimal` so float noise never reaches an order:
 ``spec.round_price(61800.30000000001)`` is ``Decimal('61800.3')``. Specs for the bundled
-instruments ship in ``makerlab/specs/instruments.json``; live venues supply their own.
+instruments ship in ``makerlab/specs/instruments.json``; live venues supply their own
+(written to the spec cache, :mod:`makerlab.data.specs`, which also resolves the specs of
+a replay).
+
+A spec's JSON row (the bundled file, the spec cache, spec files a user passes) holds
+``exchange, symbol, base, quote, kind`` and the Decimal fields as strings, plus
+``sig_figs`` for a :class:`SigFigSpec`: :func:`spec_rows` and :func:`spec_from_row`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from makerlab.errors import ConfigError
 
 KINDS = ("spot", "linear_perpetual", "inverse_perpetual", "linear_future", "inverse_future")
+DECIMAL_FIELDS = ("tick_size", "lot_size", "min_qty", "min_notional", "contract_size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,18 +159,67 @@ def _float_units(value: float, step: Decimal, rounding: str) -> int | None:
     return units
 
 
+@dataclass(frozen=True, slots=True)
+class SigFigSpec(InstrumentSpec):
+    """A spec whose valid prices have at most ``sig_figs`` significant figures, on top
+    of the ``tick_size`` grid (the finest step allowed); integer prices are always valid.
+
+    This is Hyperliquid's rule: ``sig_figs=5`` and ``tick_size = 10**-(6 - szDecimals)``
+    (perps), so ETH (``szDecimals=4``) prices ``3500.12345`` as ``3500.1`` and BTC
+    ``100000.42`` as ``100000``.
+    """
+
+    sig_figs: int = 5
+
+    @classmethod
+    def hyperliquid(cls, coin: str, sz_decimals: int) -> SigFigSpec:
+        step = Decimal(1).scaleb(-sz_decimals)
+        return cls("hyperliquid", coin, coin, "USD", "linear_perpetual",
+                   tick_size=Decimal(1).scaleb(-(6 - sz_decimals)), lot_size=step,
+                   min_qty=step, min_notional=Decimal(10), sig_figs=5)
+
+    def round_price(self, price: float | Decimal | str,
+                    rounding: str = ROUND_HALF_EVEN) -> Decimal:
+        """``price`` with at most ``sig_figs`` significant figures and on the tick grid."""
+        value = Decimal(str(price))
+        if value == 0:
+            return Decimal(0).quantize(self.tick_size)
+        digits = value.adjusted() + 1  # digits before the point
+        if digits >= self.sig_figs:
+            return value.quantize(Decimal(1), rounding=rounding)
+        step = max(Decimal(1).scaleb(digits - self.sig_figs), self.tick_size)
+        return value.quantize(step, rounding=rounding)
+
+
+def spec_rows(specs: Iterable[InstrumentSpec]) -> list[dict]:
+    """Specs as JSON rows (Decimals as strings; ``sig_figs`` for a :class:`SigFigSpec`)."""
+    rows = []
+    for spec in specs:
+        row: dict[str, str | int] = {"exchange": spec.exchange, "symbol": spec.symbol,
+                                     "base": spec.base, "quote": spec.quote,
+                                     "kind": spec.kind}
+        row.update({name: str(getattr(spec, name)) for name in DECIMAL_FIELDS})
+        if isinstance(spec, SigFigSpec):
+            row["sig_figs"] = spec.sig_figs
+        rows.append(row)
+    return rows
+
+
+def spec_from_row(row: Mapping) -> InstrumentSpec:
+    """The spec of one JSON row (see the module docstring); KeyError names a missing field."""
+    decimals: dict[str, Any] = {name: Decimal(str(row[name])) for name in DECIMAL_FIELDS}
+    args = (row["exchange"], row["symbol"], row["base"], row["quote"], row["kind"])
+    if "sig_figs" in row:
+        return SigFigSpec(*args, **decimals, sig_figs=int(row["sig_figs"]))
+    return InstrumentSpec(*args, **decimals)
+
+
 @cache
 def load_specs() -> dict[tuple[str, str], InstrumentSpec]:
     """The bundled specs, keyed by ``(exchange, symbol)``."""
     text = resources.files("makerlab.specs").joinpath("instruments.json").read_text()
-    specs = {}
-    for row in json.loads(text)["instruments"]:
-        decimals = {k: Decimal(row[k]) for k in
-                    ("tick_size", "lot_size", "min_qty", "min_notional", "contract_size")}
-        spec = InstrumentSpec(row["exchange"], row["symbol"], row["base"], row["quote"],
-                              row["kind"], **decimals)
-        specs[(spec.exchange, spec.symbol)] = spec
-    return specs
+    specs = (spec_from_row(row) for row in json.loads(text)["instruments"])
+    return {(spec.exchange, spec.symbol): spec for spec in specs}
 
 
 def get_spec(exchange: str, symbol: str) -> InstrumentSpec:

@@ -215,8 +215,9 @@ class Orders:
     - **exchange time is monotonic**: an update whose ``timestamp`` is older than the
       order's last exchange timestamp is rejected (equal times are allowed). The check is
       skipped while the order is PENDING, whose timestamp is the local submit time.
-    - **venue updates are ordered by update_id**: an update whose ``update_id`` is lower
-      than the order's is stale and rejected, whatever its timestamp (equal ids pass on to
+    - **venue updates are ordered by update_id**: where the order and the update both
+      carry one, a lower ``update_id`` is stale and rejected and a higher one is newer,
+      whatever their timestamps (a venue's sequence outranks clocks; equal ids pass on to
       the other rules). Local updates carry none and keep the order's.
     - **cancel-pending keeps the exchange time**: a CANCEL_PENDING update is local and does
       not move ``timestamp``.
@@ -240,8 +241,9 @@ class Orders:
     - **venue events are upserts**: the update's ids, symbol, signed amount, price, status,
       filled size, time in force, reduce-only flag, ``update_id`` and exchange time (in ms)
       go through :meth:`upsert_order` and its rules; a REJECT records ``reject_reason``
-      (``"<code> <reason>"``). A zero amount counts as not reported (a venue's answer to a
-      cancel or amend may not restate the size).
+      (``"<code> <reason>"``). What the update does not report (a zero amount, an empty
+      status, ``filled=None``: a venue's answer to a cancel or amend may not restate them)
+      is kept as the mirror has it.
     - **refused cancels and amends are notes**: a CANCEL_REJECT or AMEND_REJECT leaves the
       order's state as it is (status, ``update_id``, time) and records ``reject_reason =
       "cancel rejected: <code> <reason>"`` (``"amend rejected: ..."``) on an order the
@@ -333,6 +335,14 @@ class Orders:
         """True if ``cloid`` names a held order or one removed among the newest
         ``max_tombstones`` (an update for it could not be applied to a new order)."""
         return cloid in self._by_cloid or ("cloid", cloid) in self._dead
+
+    def forget(self, cloid: str | None = None, oid: str | None = None) -> None:
+        """Drop the remembered ids of a removed order, so an update naming them inserts it
+        afresh (reconciliation's revival of an order the mirror closed locally but the
+        venue holds). Ids of held orders are left alone."""
+        for kind, ident in (("cloid", cloid), ("oid", oid)):
+            if ident is not None:
+                self._dead.pop((kind, ident), None)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """``{oid: order dict}`` of held orders whose oid is known."""
@@ -431,7 +441,7 @@ class Orders:
         return await self.upsert_order(
             exc=update.exchange, oid=update.oid, cloid=update.cloid, ticker=update.symbol,
             amount=update.amount or None, price=update.price, tif=update.tif or None,
-            reduce_only=update.reduce_only, ord_status=update.status,
+            reduce_only=update.reduce_only, ord_status=update.status or None,
             filled_sz=update.filled, timestamp=update.exchange_ts // NS_PER_MS,
             update_id=update.update_id, reject_reason=_reason(update) if rejected else None)
 
@@ -548,8 +558,8 @@ def _newer(old: Order, new: Order) -> bool:
 def _in_order(old: Order, new: Order) -> bool:
     """The update-id and exchange-time rules."""
     if (old.update_id is not None and new.update_id is not None
-            and new.update_id < old.update_id):
-        return False
+            and new.update_id != old.update_id):
+        return new.update_id > old.update_id
     if old.ord_status is OrderStatus.PENDING or old.timestamp is None or new.timestamp is None:
         return True
     return new.timestamp >= old.timestamp

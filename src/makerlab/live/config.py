@@ -13,6 +13,8 @@
   venue has it) or ``paper``, which needs a ``base_url``.
 - ``base_url`` overrides both endpoints (the websocket one derived ``http``→``ws``);
   ``rest_url``/``ws_url`` override one each. Venue paths are appended to these bases.
+- ``lockstep: True`` (``env: paper`` only) follows a paper exchange run with
+  ``--lockstep``: the Gateway's clock follows the data (:mod:`makerlab.live.lockstep`).
 - Unknown exchanges, keys and environments raise :class:`~makerlab.errors.ConfigError`.
 """
 
@@ -41,7 +43,7 @@ VENUES: dict[str, type] = {
     "paradex": Paradex,
     "woox": Woox,
 }
-_KEYS = frozenset({"key", "secret", "env", "base_url", "rest_url", "ws_url"})
+_KEYS = frozenset({"key", "secret", "env", "base_url", "rest_url", "ws_url", "lockstep"})
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -72,6 +74,7 @@ class VenueConfig:
     key_env: str | None = None
     secret_env: str | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    lockstep: bool = False
 
     def make_venue(self) -> Venue:
         return VENUES[self.exchange](**self.options)
@@ -111,8 +114,12 @@ def _venue_config(exchange: str, cfg: dict[str, object]) -> VenueConfig:
                           f"allowed: {', '.join(sorted(allowed))}")
     env = str(cfg.get("env", "mainnet"))
     options = {k: str(cfg[k]) for k in getattr(venue_cls, "config_options", ()) if k in cfg}
+    lockstep = cfg.get("lockstep", False)
+    if not isinstance(lockstep, bool) or (lockstep and env != "paper"):
+        raise ConfigError(f"{exchange}: 'lockstep' must be true or false, and true only with "
+                          "env 'paper' (a paper exchange run with --lockstep)")
     return VenueConfig(exchange, env, _endpoints(exchange, venue_cls, env, cfg),
-                       *_credential_names(exchange, cfg), options=options)
+                       *_credential_names(exchange, cfg), options=options, lockstep=lockstep)
 
 
 def _endpoints(exchange: str, venue_cls: type, env: str, cfg: dict[str, object]) -> Endpoints:
@@ -149,3 +156,4 @@ def _credential_names(exchange: str, cfg: dict[str, object]) -> tuple[str | None
             raise ConfigError(f"{exchange}: '{what}' must name an environment variable "
                               "(letters, digits, _), not hold the credential itself")
     return names[0], names[1]  # type: ignore[return-value]
+

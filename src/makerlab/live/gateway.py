@@ -15,6 +15,9 @@ The tutorial's lifecycle: ``Gateway(config_keys)``, ``await gateway.init_clients
   over every exchange configured with credentials (after ``init_clients()``; its
   ``start()`` logs in and opens the user streams).
 - **cleanup_clients()** closes every stream, task and the session.
+- **lockstep** with a paper exchange (a venue configured ``env: paper``, ``lockstep:
+  True``): the Gateway's clock is the data's (:mod:`makerlab.live.lockstep`), also for
+  the tutorial's ``_time()`` between ``init_clients()`` and ``cleanup_clients()``.
 """
 
 from __future__ import annotations
@@ -27,14 +30,15 @@ from types import TracebackType
 import aiohttp
 from dotenv import load_dotenv
 
-from makerlab.core.clock import Clock, WallClock
+from makerlab.core.clock import Clock, WallClock, use_clock
 from makerlab.core.instruments import InstrumentSpec
+from makerlab.data.specs import default_cache_dir, read_specs, write_specs
 from makerlab.errors import ConfigError, VenueError
 from makerlab.live.config import Secret, VenueConfig, parse_config
+from makerlab.live.lockstep import Lockstep
 from makerlab.live.market_data import LiveMarketData
 from makerlab.live.order_venue import LiveOrderVenue
 from makerlab.live.private import PrivateClient
-from makerlab.live.specs import default_cache_dir, read_specs, write_specs
 from makerlab.live.transport import ReconnectPolicy, RestClient
 from makerlab.live.venues.private import PRIVATE_VENUES
 
@@ -49,7 +53,7 @@ class Gateway:
     Args:
         config_keys: ``{exchange_id: settings}``, see :mod:`makerlab.live.config`.
         spec_cache: directory of the instrument spec cache (default
-            :func:`~makerlab.live.specs.default_cache_dir`).
+            :func:`~makerlab.data.specs.default_cache_dir`).
         policy: reconnect and timeout settings shared by every connection.
         clock: where receive times come from (the wall clock by default).
     """
@@ -60,8 +64,10 @@ class Gateway:
         self.configs: dict[str, VenueConfig] = parse_config(config_keys)
         self.spec_cache = Path(spec_cache) if spec_cache is not None else default_cache_dir()
         self.policy = policy or ReconnectPolicy()
-        self.clock = clock or WallClock()
-        self._market_data = LiveMarketData(self.configs, policy=self.policy, clock=self.clock)
+        self.lockstep = Lockstep() if any(c.lockstep for c in self.configs.values()) else None
+        self.clock = clock or (self.lockstep.clock if self.lockstep else WallClock())
+        self._market_data = LiveMarketData(self.configs, policy=self.policy, clock=self.clock,
+                                           lockstep=self.lockstep)
         self._credentials: dict[str, tuple[Secret, Secret]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._order_venue: LiveOrderVenue | None = None
@@ -93,8 +99,9 @@ class Gateway:
                 if exchange not in PRIVATE_VENUES:
                     continue  # binance_spot: market data only
                 private = PRIVATE_VENUES[exchange](creds, cfg.env, cfg.endpoints, cfg.options)
-                clients[exchange] = PrivateClient(private, cfg.endpoints, self._session, venue,
-                                                  policy=self.policy, clock=self.clock)
+                clients[exchange] = PrivateClient(
+                    private, cfg.endpoints, self._session, venue, policy=self.policy,
+                    clock=self.clock, lockstep=self.lockstep if cfg.lockstep else None)
             venue.add_clients(clients)
             self._order_venue = venue
         return self._order_venue
@@ -114,6 +121,8 @@ class Gateway:
                 self._credentials[exchange] = creds
         self._session = aiohttp.ClientSession()
         self._market_data.open(self._session, self._load_specs)
+        if self.lockstep is not None:
+            use_clock(self.lockstep.clock)
 
     async def load_specs(self, exchange: str) -> dict[str, InstrumentSpec]:
         """``exchange``'s instrument specs by symbol, fetched once (after ``init_clients()``)."""
@@ -154,6 +163,9 @@ class Gateway:
                 await self._session.close()
                 self._session = None
             self._credentials.clear()
+            if self.lockstep is not None:
+                await self.lockstep.close()
+                use_clock(None)
 
     async def __aenter__(self) -> Gateway:
         await self.init_clients()

@@ -8,7 +8,8 @@ Gateway's venue connections.
   (:class:`~makerlab.live.stream.VenueStream`).
 - **every listener gets every event**, in the order the socket delivered them: the Feed,
   a recorder, a monitor. A listener that raises stops that venue's stream; the error is
-  logged at once and raised again by :meth:`LiveMarketData.close`.
+  logged at once, handed to the failure handlers (``add_failure_handler``: the OMS's
+  kill switch) and raised again by :meth:`LiveMarketData.close`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.errors import ConfigError
 from makerlab.live.config import VenueConfig
+from makerlab.live.lockstep import Lockstep
 from makerlab.live.stream import VenueStream
 from makerlab.live.transport import ReconnectPolicy, RestClient
 from makerlab.trading.protocols import MarketDataListener, MarketKind
@@ -34,6 +36,7 @@ __all__ = ["LiveMarketData"]
 log = logging.getLogger(__name__)
 
 SpecLoader = Callable[[str], Awaitable[dict[str, InstrumentSpec]]]
+FailureHandler = Callable[[BaseException], Awaitable[None]]
 
 
 class LiveMarketData:
@@ -44,14 +47,16 @@ class LiveMarketData:
     """
 
     def __init__(self, configs: Mapping[str, VenueConfig], *, policy: ReconnectPolicy,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, lockstep: Lockstep | None = None) -> None:
         self.configs, self.policy, self.clock = dict(configs), policy, clock or WallClock()
+        self.lockstep = lockstep
         self._listeners: list[MarketDataListener] = []
         self._streams: dict[str, VenueStream] = {}
         self._specs: dict[str, dict[str, InstrumentSpec]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._fetch_specs: SpecLoader | None = None
         self._failure: BaseException | None = None
+        self._failure_handlers: list[FailureHandler] = []
 
     def open(self, session: aiohttp.ClientSession, fetch_specs: SpecLoader) -> None:
         """Called by the Gateway's ``init_clients()``: the session, and how to fetch an
@@ -61,6 +66,10 @@ class LiveMarketData:
     def attach(self, listener: MarketDataListener) -> None:
         if listener not in self._listeners:
             self._listeners.append(listener)
+
+    def add_failure_handler(self, handler: FailureHandler) -> None:
+        """Await ``handler(error)`` when a listener raises (before the stream stops)."""
+        self._failure_handlers.append(handler)
 
     def detach(self, listener: MarketDataListener) -> None:
         """Stop delivering to ``listener`` (nothing if it is not attached)."""
@@ -122,7 +131,8 @@ class LiveMarketData:
             rest = RestClient(self._session, cfg.endpoints.rest, venue=exchange,
                               timeout=self.policy.rest_timeout)
             stream = VenueStream(cfg.make_venue(), cfg.endpoints.ws, rest, self._session, self,
-                                 policy=self.policy, clock=self.clock)
+                                 policy=self.policy, clock=self.clock,
+                                 lockstep=self.lockstep if cfg.lockstep else None)
             self._streams[exchange] = stream
         return stream
 
@@ -145,14 +155,23 @@ class LiveMarketData:
 
     async def on_book(self, update: BookUpdate) -> None:
         for listener in self._listeners:
-            await listener.on_book(update)
+            await self._reported(listener.on_book(update))
 
     async def on_trade(self, trade: TradeEvent) -> None:
         for listener in self._listeners:
-            await listener.on_trade(trade)
+            await self._reported(listener.on_trade(trade))
 
     async def on_status(self, status: FeedStatus) -> None:
         log.info("%s %s %s %s", status.exchange, status.symbol or "*", status.kind.value,
                  status.detail)
         for listener in self._listeners:
-            await listener.on_status(status)
+            await self._reported(listener.on_status(status))
+
+    async def _reported(self, delivery: Awaitable[None]) -> None:
+        """Await a listener's delivery; a failure goes to the failure handlers, then on."""
+        try:
+            await delivery
+        except Exception as exc:
+            for handler in self._failure_handlers:
+                await handler(exc)
+            raise

@@ -17,8 +17,16 @@ A :class:`PrivateClient` is the same code for every venue; the venue's private m
 - **answers, not exceptions**: a venue refusal comes back as a failed
   :class:`~makerlab.live.venues.private_base.Answer`; exceptions are for transport,
   rate limits and credentials. Rate-limit headers and refusals update ``limits``.
-- **user stream**: supervised like the market-data sockets (backoff, watchdog, pings);
-  every parsed event goes to the sink, in socket order.
+- **user stream**: supervised like the market-data sockets (backoff, watchdog, pings;
+  a venue without application pings is kept alive by protocol pings every half
+  watchdog instead of the frame watchdog: a quiet account is not a lost stream);
+  every parsed event goes to the sink, in socket order, between a
+  ``FeedStatus(CONNECTED)`` when the socket opens and a ``FeedStatus(DISCONNECTED)`` when
+  it is lost (symbol ``""``): what the mirror hears is whole only in between.
+- **stopped sockets say so**: when a socket's task ends (``close()``, or the event loop
+  cancelling it at exit) its order API is no longer ready and every request waiting on it
+  fails with :class:`~makerlab.errors.ConnectionLost` at once (``call(op, rest=True)``
+  then reaches the venue over REST).
 - **secrets are never logged**: log lines name the call (method and path), never its
   headers, query or frame.
 """
@@ -37,8 +45,17 @@ import msgspec
 import orjson
 
 from makerlab.core.clock import Clock
-from makerlab.core.events import BalanceState, Fill, OrderUpdate, PositionState
-from makerlab.errors import ConnectionLost, RateLimited, RequestTimeout, VenueError
+from makerlab.core.events import (
+    BalanceState,
+    FeedStatus,
+    Fill,
+    FundingState,
+    OrderUpdate,
+    PositionState,
+    StatusKind,
+)
+from makerlab.errors import AuthError, ConnectionLost, RateLimited, RequestTimeout, VenueError
+from makerlab.live.lockstep import Lockstep
 from makerlab.live.ratelimit import RateLimitState
 from makerlab.live.transport import Link, ReconnectPolicy, RestClient, RestReply, WsSupervisor
 from makerlab.live.venues.base import Endpoints, Reply, Request
@@ -55,7 +72,7 @@ __all__ = ["EventSink", "PrivateClient"]
 
 log = logging.getLogger(__name__)
 
-AccountEvent = OrderUpdate | Fill | PositionState | BalanceState
+AccountEvent = OrderUpdate | Fill | PositionState | BalanceState | FeedStatus
 _UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError,
                ValueError, KeyError, TypeError)
 
@@ -75,9 +92,10 @@ class PrivateClient:
 
     def __init__(self, venue: PrivateVenue, endpoints: Endpoints,
                  session: aiohttp.ClientSession, sink: EventSink, *,
-                 policy: ReconnectPolicy, clock: Clock) -> None:
+                 policy: ReconnectPolicy, clock: Clock, lockstep: Lockstep | None = None) -> None:
         self.venue, self.endpoints, self.sink = venue, endpoints, sink
         self.policy, self.clock = policy, clock
+        self.lockstep = lockstep
         self.rest = RestClient(session, endpoints.rest, venue=venue.exchange,
                                timeout=policy.rest_timeout)
         self.limits = RateLimitState(venue.exchange)
@@ -98,6 +116,8 @@ class PrivateClient:
 
     async def start(self) -> None:
         """Log in, then open the user stream (and the order socket)."""
+        if self.lockstep is not None:
+            self.lockstep.touch()
         await self.login()
         self._spawn(self._supervise(self._user, "user"))
         if self._orders is not None:
@@ -112,8 +132,12 @@ class PrivateClient:
 
     async def _supervise(self, handler: _UserSocket | _OrderSocket, what: str) -> None:
         supervisor = WsSupervisor(self._session, handler, self.policy,
-                                  name=f"{self.exchange}-{what}", clock=self.clock)
-        await supervisor.run()
+                                  name=f"{self.exchange}-{what}", clock=self.clock,
+                                  lockstep=self.lockstep)
+        try:
+            await supervisor.run()
+        finally:
+            handler.stopped()
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -150,8 +174,9 @@ class PrivateClient:
 
     # -- order entry -------------------------------------------------------------------------
 
-    async def call(self, op: Op) -> list[Answer]:
-        """Send ``op``; the venue's answer per order (rules in the module docstring)."""
+    async def call(self, op: Op, *, rest: bool = False) -> list[Answer]:
+        """Send ``op`` (over REST with ``rest``); the venue's answer per order (rules in the
+        module docstring)."""
         wait = self.limits.retry_after(self.clock.now_ns())
         if wait > 0:
             raise RateLimited(f"{op.kind} not sent: rate limited for {wait:.1f} s more",
@@ -159,8 +184,11 @@ class PrivateClient:
         budget = self.venue.budget(op)
         if budget is not None:
             self.limits.spend(*budget, now_ns=self.clock.now_ns())
-        if self._orders is not None and self._orders.ready and self.venue.uses_ws(op):
-            return await self._orders.call(op)
+        if self.lockstep is not None:
+            self.lockstep.sent()
+        orders = self._orders
+        if not rest and orders is not None and orders.ready and self.venue.uses_ws(op):
+            return await orders.call(op)
         return await self._rest_call(op)
 
     async def _rest_call(self, op: Op) -> list[Answer]:
@@ -179,7 +207,7 @@ class PrivateClient:
                             self.clock.now_ns())
         return reply
 
-    # -- snapshots ---------------------------------------------------------------------------
+    # -- snapshots, queries, funding ------------------------------------------------------
 
     async def snapshot(self, kind: Snapshot
                        ) -> Sequence[OrderUpdate | PositionState | BalanceState]:
@@ -189,11 +217,33 @@ class PrivateClient:
         _raise_for_status(reply, call, self.exchange)
         return self.venue.parse_snapshot(kind, reply.body, self.clock.now_ns())
 
+    async def query(self, symbol: str, cloid: str | None, oid: str | None
+                    ) -> OrderUpdate | None:
+        """The venue's state of one order (``None``: the venue does not know it)."""
+        call = self.venue.query_call(symbol, cloid, oid, self.clock.ms())
+        reply = await self._send(call)
+        _raise_for_access(reply, call, self.exchange)
+        return self.venue.parse_query(reply.status, reply.body, self.clock.now_ns())
+
+    async def funding(self, symbol: str) -> FundingState:
+        """``symbol``'s funding rate, interval and next settlement (public calls)."""
+        bodies = [await self.rest.request(call) for call in self.venue.funding_calls(symbol)]
+        return self.venue.parse_funding(symbol, bodies, self.clock.ms(), self.clock.now_ns())
+
 
 def _raise_for_status(reply: RestReply, call: Request, exchange: str) -> None:
     if reply.status >= 400:
         raise VenueError(f"{call.method} {call.path} answered HTTP {reply.status}: "
                          f"{reply.body[:200].decode(errors='replace')}", venue=exchange)
+
+
+def _raise_for_access(reply: RestReply, call: Request, exchange: str) -> None:
+    """Rate limits and credentials raise; any other answer is the venue's to read."""
+    if reply.status in (418, 429):
+        raise RateLimited(f"{call.method} {call.path} answered HTTP {reply.status}",
+                          venue=exchange)
+    if reply.status == 401:
+        raise AuthError(f"{call.method} {call.path} answered HTTP 401", venue=exchange)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -208,6 +258,7 @@ class _UserSocket:
     def __init__(self, client: PrivateClient) -> None:
         self.client, self.venue = client, client.venue
         self.ping_frame, self.ping_interval = self.venue.ping_frame, self.venue.ping_interval
+        self.heartbeat = None if self.ping_frame else client.policy.watchdog / 2
         self._link: Link | None = None
 
     def url(self) -> str:
@@ -217,6 +268,7 @@ class _UserSocket:
         self._link = link
         for frame in self.venue.user_socket_open(self.client.clock.ms()):
             await link.send(frame)
+        await self._status(StatusKind.CONNECTED, "user stream open")
 
     async def on_frame(self, data: str | bytes, local_ts: int, link: Link) -> None:
         try:
@@ -237,6 +289,14 @@ class _UserSocket:
     async def on_close(self, reason: str) -> None:
         self._link = None
         log.warning("%s: user stream lost (%s)", self.venue.exchange, reason)
+        await self._status(StatusKind.DISCONNECTED, f"user stream lost: {reason}")
+
+    def stopped(self) -> None:
+        self._link = None
+
+    async def _status(self, kind: StatusKind, detail: str) -> None:
+        await self.client.sink.deliver(FeedStatus(self.venue.exchange, "", kind,
+                                                  self.client.clock.now_ns(), detail))
 
     async def reconnect(self) -> None:
         if self._link is not None:
@@ -249,6 +309,7 @@ class _OrderSocket:
     def __init__(self, client: PrivateClient) -> None:
         self.client, self.venue = client, client.venue
         self.ping_frame, self.ping_interval = self.venue.ping_frame, self.venue.ping_interval
+        self.heartbeat = None if self.ping_frame else client.policy.watchdog / 2
         self.ready = False
         self._link: Link | None = None
         self._pending: dict[str, asyncio.Future[list[Answer]]] = {}
@@ -292,6 +353,12 @@ class _OrderSocket:
             future.set_result(answer.answers)
 
     async def on_close(self, reason: str) -> None:
+        self._fail_pending(reason)
+
+    def stopped(self) -> None:
+        self._fail_pending("stopped")
+
+    def _fail_pending(self, reason: str) -> None:
         self.ready, self._link = False, None
         lost = ConnectionLost(f"order socket lost before the answer ({reason})",
                               venue=self.venue.exchange)

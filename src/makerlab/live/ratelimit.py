@@ -11,15 +11,25 @@ The private clients feed it; the risk layer reads it (``LiveOrderVenue.rate_limi
   (:meth:`RateLimitState.spend`).
 - **a refusal for rate** (HTTP 429/418, Bybit ``retCode 10006``, ...) sets
   ``retry_at_ns``; :meth:`RateLimitState.retry_after` says how long remains.
+- **headroom is what is left of the tightest current budget**: :meth:`RateLimitState.
+  headroom` is the smallest ``1 - used / limit`` among budgets with a known limit that
+  are still current: before their ``reset_ns`` where the venue gave one, else within the
+  window their name ends with (``_10s``, ``_1m``, ``_1s``...; a name without one counts
+  for 60 s after it was observed). 1.0 when no budget is current.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from makerlab.units import NS_PER_S
 
 __all__ = ["Observation", "RateLimitState", "Usage"]
+
+_WINDOW = re.compile(r"_(\d+)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DEFAULT_WINDOW_S = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +91,17 @@ class RateLimitState:
         if self.retry_at_ns is None or now_ns >= self.retry_at_ns:
             return 0.0
         return (self.retry_at_ns - now_ns) / NS_PER_S
+
+    def headroom(self, now_ns: int) -> float:
+        """The fraction left of the tightest current budget (see the module docstring)."""
+        left = [1 - usage.used / usage.limit for name, usage in self.usage.items()
+                if usage.limit and _current(name, usage, now_ns)]
+        return max(0.0, min(left, default=1.0))
+
+
+def _current(name: str, usage: Usage, now_ns: int) -> bool:
+    if usage.reset_ns is not None:
+        return now_ns < usage.reset_ns
+    match = _WINDOW.search(name)
+    window_s = int(match[1]) * _UNIT_S[match[2]] if match else _DEFAULT_WINDOW_S
+    return now_ns < usage.updated_ns + window_s * NS_PER_S

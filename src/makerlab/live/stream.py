@@ -10,8 +10,21 @@ to subscribe and how to read frames, checks every book message with a
   a lost connection) the market gets ``FeedStatus(GAP)`` and no book until it is resynced
   by the venue's :class:`~makerlab.live.venues.base.Resync` mode; then ``FeedStatus(RESYNC)``
   and a snapshot ``BookUpdate`` (``delta.is_snapshot``) before anything else.
+- **a lost snapshot is asked for again**: a snapshot the socket should send (after a
+  resubscription or a socket request) that has not come after :data:`SNAPSHOT_PATIENCE`
+  deltas of the market was lost; the stream resyncs again. A REST snapshot fetch that
+  ends without a snapshot (the connection dropped, even before the fetch started) is
+  started again by the next sync.
 - **each BookUpdate carries the top ``depth`` levels** (the deepest depth subscribed for
   the market) and the message that produced it.
+- **a delivered book never goes back in time**: a snapshot without a venue time
+  (:data:`~makerlab.live.venues.base.NO_TIME`), or older than the last book delivered
+  for the market (a lagging REST snapshot after a resync), is held and delivered with
+  the first message applied on it that brings the book up to that time, as a snapshot
+  at that message's id and time.
+- **a trade is delivered once**: a trade whose id is among the market's last
+  :data:`RECENT_TRADES` delivered is a repeat and skipped (Hyperliquid has sent trades
+  twice; a resubscription can replay recent ones).
 - **a frame that cannot be read** is logged and reported as ``FeedStatus(ERROR)``; it does
   not drop the connection.
 """
@@ -21,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import aiohttp
 import msgspec
@@ -33,15 +47,51 @@ from makerlab.core.events import BookDelta, BookUpdate, FeedStatus, StatusKind, 
 from makerlab.errors import CrossedBook, SequenceGap, VenueError
 from makerlab.live.book import BookSync
 from makerlab.live.transport import Backoff, Link, ReconnectPolicy, RestClient, WsSupervisor
-from makerlab.live.venues.base import Reply, RestSnapshots, Resync, SocketSnapshots, Venue
+from makerlab.live.venues.base import (
+    NO_TIME,
+    Reply,
+    RestSnapshots,
+    Resync,
+    SocketSnapshots,
+    Venue,
+)
 from makerlab.trading.protocols import MarketDataListener, MarketKind
+
+if TYPE_CHECKING:
+    from makerlab.live.lockstep import Lockstep
 
 __all__ = ["VenueStream"]
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_PATIENCE = 50
+"""Deltas of a market that may arrive, while it waits for a snapshot on the socket,
+before the snapshot counts as lost (some were in flight before the request)."""
+
+RECENT_TRADES = 4096
+"""Trade ids remembered per market to skip repeated trades."""
+
 _UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, ValueError, KeyError, TypeError)
 _BUFFERING = (Resync.REST_SNAPSHOT, Resync.SOCKET_SNAPSHOT)
+
+
+class _RecentIds:
+    """The last ``size`` ids seen, in arrival order."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self._order, self._ids = size, deque[str](), set[str]()
+
+    def repeats(self, trade_id: str) -> bool:
+        """True if ``trade_id`` was seen (an empty id never repeats); else remember it."""
+        if not trade_id:
+            return False
+        if trade_id in self._ids:
+            return True
+        self._ids.add(trade_id)
+        self._order.append(trade_id)
+        if len(self._order) > self.size:
+            self._ids.discard(self._order.popleft())
+        return False
 
 
 @dataclass(eq=False)
@@ -52,7 +102,11 @@ class _Market:
     sync: BookSync | None = None
     book_topics: list[str] = field(default_factory=list)
     gapped: bool = False  # a GAP was reported and no RESYNC yet
-    fetching: bool = False
+    fetch: asyncio.Task[None] | None = None  # the REST snapshot fetch in flight
+    waited: int = 0  # deltas seen while waiting for a snapshot sent on the socket
+    recent: _RecentIds = field(default_factory=lambda: _RecentIds(RECENT_TRADES))
+    held: bool = False  # the whole book is not delivered yet: no time, or behind `shown`
+    shown: int = 0  # exchange time of the last book delivered
 
 
 class VenueStream:
@@ -68,11 +122,12 @@ class VenueStream:
 
     def __init__(self, venue: Venue, ws: str, rest: RestClient, session: aiohttp.ClientSession,
                  listener: MarketDataListener, *, policy: ReconnectPolicy,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, lockstep: Lockstep | None = None) -> None:
         self.venue, self.ws, self.rest, self.listener = venue, ws, rest, listener
         self.policy, self.clock = policy, clock or WallClock()
+        self.lockstep = lockstep
         self.supervisor = WsSupervisor(session, self, policy, name=venue.exchange,
-                                       clock=self.clock)
+                                       clock=self.clock, lockstep=lockstep)
         self._markets: dict[str, _Market] = {}
         self._topics: list[str] = []
         self._url_topics: list[str] = []
@@ -91,6 +146,8 @@ class VenueStream:
 
     async def subscribe(self, kind: MarketKind, symbol: str, depth: int) -> None:
         """Start ``kind`` data of ``symbol``; opens the socket on first use."""
+        if self.lockstep is not None:
+            self.lockstep.touch()
         market = self._markets.setdefault(symbol, _Market(symbol))
         stale: list[str] = []
         if kind is MarketKind.TRADES:
@@ -176,11 +233,14 @@ class VenueStream:
             if isinstance(event, BookDelta):
                 await self._on_delta(event)
             elif isinstance(event, TradeEvent):
-                market = self._markets.get(event.symbol)
-                if market is not None and market.trades:
-                    await self.listener.on_trade(event)
+                await self._on_trade(event)
             elif isinstance(event, Reply):
                 await link.send(event.frame)
+
+    async def _on_trade(self, trade: TradeEvent) -> None:
+        market = self._markets.get(trade.symbol)
+        if market is not None and market.trades and not market.recent.repeats(trade.trade_id):
+            await self.listener.on_trade(trade)
 
     async def on_close(self, reason: str) -> None:
         self._link = None
@@ -201,21 +261,29 @@ class VenueStream:
             await self._gap(market, str(exc))
             return
         if not applied:
+            if not market.sync.live:
+                await self._await_snapshot(market)
             return
-        if applied[0].is_snapshot:
+        market.waited = 0
+        if applied[0].is_snapshot or market.held:
             await self._deliver_snapshot(market, applied)
         else:
             await self._deliver(market, applied[0])
 
     async def _deliver_snapshot(self, market: _Market, applied: list[BookDelta]) -> None:
-        sync = cast(BookSync, market.sync)
-        snap = applied[0] if len(applied) == 1 else _whole_book(sync, applied[-1])
+        last = applied[-1]
+        market.held = last.exchange_ts == NO_TIME or last.exchange_ts < market.shown
+        if market.held:  # the next messages applied bring it up to time
+            return
+        snap = last if len(applied) == 1 and last.is_snapshot else \
+            _whole_book(cast(BookSync, market.sync), last)
         if market.gapped:
             market.gapped = False
             await self._status(market.symbol, StatusKind.RESYNC, f"snapshot seq={snap.seq}")
         await self._deliver(market, snap)
 
     async def _deliver(self, market: _Market, delta: BookDelta) -> None:
+        market.shown = max(market.shown, delta.exchange_ts)
         bids, asks = cast(BookSync, market.sync).book.top(market.depth)
         await self.listener.on_book(BookUpdate(delta.exchange, delta.symbol, delta.exchange_ts,
                                                delta.local_ts, delta.seq, bids, asks, delta))
@@ -231,6 +299,21 @@ class VenueStream:
     async def _gap(self, market: _Market, detail: str) -> None:
         log.warning("%s: %s; resyncing", self.venue.exchange, detail)
         await self._lose(market, detail)
+        await self._resync(market)
+
+    async def _await_snapshot(self, market: _Market) -> None:
+        """A delta the book cannot use yet; too many mean a socket snapshot was lost."""
+        if self.venue.resync is Resync.REST_SNAPSHOT:
+            return  # buffered; the fetch brings the snapshot
+        market.waited += 1
+        if market.waited >= SNAPSHOT_PATIENCE:
+            market.waited = 0
+            log.warning("%s: %s: no snapshot after %d deltas; asking again",
+                        self.venue.exchange, market.symbol, SNAPSHOT_PATIENCE)
+            await self._resync(market)
+
+    async def _resync(self, market: _Market) -> None:
+        """Ask the venue for what makes ``market``'s book whole again."""
         if self._link is None:
             return
         if self.venue.resync is Resync.RESUBSCRIBE:
@@ -243,19 +326,23 @@ class VenueStream:
         """Ask for the snapshot that starts (or restarts) ``market``'s book."""
         if self._link is None:
             return
-        if self.venue.resync is Resync.REST_SNAPSHOT and not market.fetching:
-            market.fetching = True
-            self._link.spawn(self._fetch_snapshot(market))
+        idle = market.fetch is None or market.fetch.done()  # done: also cancelled unstarted
+        if self.venue.resync is Resync.REST_SNAPSHOT and idle:
+            market.fetch = self._link.spawn(self._fetch_snapshot(market))
         elif self.venue.resync is Resync.SOCKET_SNAPSHOT:
             await self._send([cast(SocketSnapshots, self.venue).snapshot_frame(market.symbol)])
 
     async def _fetch_snapshot(self, market: _Market) -> None:
+        body = await self._snapshot_body(market)
+        market.fetch = None  # a gap found while applying it fetches again
+        if self.lockstep is not None:
+            await self.lockstep.book_turn(self.venue.exchange)
         try:
-            body = await self._snapshot_body(market)
-        finally:  # also when the connection drops mid-fetch: the next sync fetches again
-            market.fetching = False
-        await self._on_delta(cast(RestSnapshots, self.venue).parse_snapshot(
-            body, market.symbol, self.clock.now_ns()))
+            await self._on_delta(cast(RestSnapshots, self.venue).parse_snapshot(
+                body, market.symbol, self.clock.now_ns()))
+        finally:
+            if self.lockstep is not None:
+                self.lockstep.book_delivered(self.venue.exchange)
 
     async def _snapshot_body(self, market: _Market) -> bytes:
         venue = cast(RestSnapshots, self.venue)

@@ -6,12 +6,18 @@
   subscribes), then hand every frame to ``handler.on_frame`` with its receive time (ns).
 - **keepalive**: aiohttp answers the server's protocol pings; a venue that wants an
   application ping (``handler.ping_frame``) gets one every ``handler.ping_interval``.
-- **watchdog**: no frame for ``policy.watchdog`` seconds counts as a lost connection.
+- **watchdog**: no frame for ``policy.watchdog`` seconds counts as a lost connection;
+  except on a socket whose handler has a ``heartbeat`` (seconds; a user stream may be
+  quiet for hours): protocol pings go out every ``heartbeat`` and a pong missing for as
+  long closes it instead.
 - **backoff**: after a loss, wait ``initial_delay * 2**n`` (capped at ``max_delay``,
   ± ``jitter``), reset once a frame arrives; then reconnect. The handler resubscribes in
   ``on_open`` and resyncs its books (it was told ``on_close``).
 - **owned tasks**: the ping loop and anything the handler starts with ``link.spawn`` run
   in the connection's :class:`asyncio.TaskGroup`; they end with the connection.
+- **lockstep** (a paper exchange's, :mod:`makerlab.live.lockstep`): its frames are
+  answered by the Gateway's :class:`~makerlab.live.lockstep.Lockstep` and never reach
+  the handler.
 
 Lost connections (:class:`~makerlab.errors.ConnectionLost`, aiohttp and OS errors) are
 retried forever; any other exception (a bug, a failing listener) ends ``run()``.
@@ -24,7 +30,7 @@ import logging
 import random
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -33,6 +39,9 @@ import yarl
 from makerlab.core.clock import Clock, WallClock
 from makerlab.errors import AuthError, ConnectionLost, RateLimited, VenueError
 from makerlab.live.venues.base import Request
+
+if TYPE_CHECKING:
+    from makerlab.live.lockstep import Lockstep
 
 __all__ = ["Backoff", "Link", "ReconnectPolicy", "RestClient", "RestReply", "SocketHandler",
            "WsSupervisor"]
@@ -116,9 +125,10 @@ class WsSupervisor:
 
     def __init__(self, session: aiohttp.ClientSession, handler: SocketHandler,
                  policy: ReconnectPolicy, *, name: str, clock: Clock | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, lockstep: Lockstep | None = None) -> None:
         self.session, self.handler, self.policy, self.name = session, handler, policy, name
         self.clock = clock or WallClock()
+        self.lockstep = lockstep
         self.backoff = Backoff(policy, rng)
         self.connections = 0
 
@@ -135,7 +145,8 @@ class WsSupervisor:
     async def _connection(self) -> str:
         try:
             async with self.session.ws_connect(self.handler.url(), autoping=True,
-                                               max_msg_size=0) as ws:
+                                               max_msg_size=0,
+                                               heartbeat=self._heartbeat) as ws:
                 self.connections += 1
                 return await self._serve(ws)
         except _DROPPED as exc:
@@ -149,21 +160,35 @@ class WsSupervisor:
                 if self.handler.ping_frame:
                     tasks.create_task(self._ping(link, self.handler.ping_frame))
                 await self.handler.on_open(link)
-                await self._read(ws, link)
+                if self.lockstep is not None:
+                    self.lockstep.opened(link)
+                try:
+                    await self._read(ws, link)
+                finally:
+                    if self.lockstep is not None:
+                        self.lockstep.closed(link)
         except* _DROPPED as group:
             reasons += [_describe(exc) for exc in group.exceptions]
         return "; ".join(reasons)
 
+    @property
+    def _heartbeat(self) -> float | None:
+        return getattr(self.handler, "heartbeat", None)
+
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, link: Link) -> None:
+        watchdog = None if self._heartbeat else self.policy.watchdog
         while True:
             try:
-                msg = await ws.receive(timeout=self.policy.watchdog)
+                msg = await ws.receive(timeout=watchdog)
             except TimeoutError:
                 raise ConnectionLost(f"no frame for {self.policy.watchdog} s",
                                      venue=self.name) from None
             if msg.type in _CLOSED:
                 raise ConnectionLost(f"socket closed ({msg.type.name})", venue=self.name)
             self.backoff.reset()
+            if self.lockstep is not None and await self.lockstep.intercept(msg.data, link,
+                                                                          self.name):
+                continue
             await self.handler.on_frame(msg.data, self.clock.now_ns(), link)
 
     async def _ping(self, link: Link, frame: bytes) -> None:

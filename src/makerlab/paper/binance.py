@@ -34,6 +34,7 @@ Wire rules (checked against the fixtures in ``tests/paper/fixtures``):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Callable
@@ -208,6 +209,7 @@ class BinanceVenue(Venue):
         self._depth: dict[str, list[DepthTopic]] = {s: [] for s in self.markets}
         self._tops: dict[str, tuple[float, float, float, float] | None] = {}
         self._agg_ids: dict[str, int] = dict.fromkeys(self.markets, 0)
+        self._held: dict[str, list[tuple[int, asyncio.Future[dict[str, Any]]]]] = {}
 
     def _wire(self, market: Market) -> Wire:
         least = 0 if self.flavour.futures else 8
@@ -255,6 +257,11 @@ class BinanceVenue(Venue):
         if not limit.isdigit() or not 1 <= int(limit) <= self.flavour.max_limit:
             return _error(-1100, f"Illegal characters found in parameter 'limit'; legal range "
                                  f"is '1' to '{self.flavour.max_limit}'.")
+        if not market.ready:  # lockstep: the book opens when its snapshot plays
+            held: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._held.setdefault(symbol, []).append((int(limit), held))
+            return json_response(await held)
+        self.context.hub.rest_books[self.protocol] += 1
         return json_response(self._depth_snapshot(market, int(limit)))
 
     def _depth_snapshot(self, market: Market, limit: int) -> dict[str, Any]:
@@ -295,6 +302,7 @@ class BinanceVenue(Venue):
     def _new_topic(self, name: str, symbol: str, kind: str, interval: int) -> Topic:
         if kind != "depth":
             return Topic(name)
+        interval = 0 if self.context.lockstep else interval  # lockstep: every message
         topic = DepthTopic(name, self.flavour, self._wires[symbol], interval)
         self._depth[symbol].append(topic)
         return topic
@@ -302,6 +310,10 @@ class BinanceVenue(Venue):
     # -- market events
 
     def on_book(self, market: Market, message: BookMessage) -> None:
+        for limit, held in self._held.pop(market.symbol, []):
+            if not held.done():
+                self.context.hub.rest_books[self.protocol] += 1
+                held.set_result(self._depth_snapshot(market, limit))
         for topic in self._depth[market.symbol]:
             topic.on_book(message)
         ticker = self.topics.get(f"{market.symbol.lower()}@bookTicker")

@@ -67,16 +67,22 @@ class Wire:
 class BookTopic(Topic):
     """``orderbook.N.SYMBOL``: best-N snapshots and deltas with contiguous ``u``."""
 
-    def __init__(self, name: str, market: Market, wire: Wire, depth: int) -> None:
+    def __init__(self, name: str, market: Market, wire: Wire, depth: int, *,
+                 lockstep: bool = False) -> None:
         super().__init__(name)
         self._market = market
         self._wire = wire
         self._depth = depth
-        self._interval = BOOK_INTERVAL_MS[depth] * 1_000_000
+        self._interval = BOOK_INTERVAL_MS[depth] * 1_000_000 * (not lockstep)
         self._sent: tuple[Levels, Levels] | None = None
         self._sent_ts = 0
         self._last: BookMessage | None = None
         self.u = 0
+
+    @property
+    def ready(self) -> bool:
+        """Whether the market's book is open."""
+        return self._market.ready
 
     def snapshot(self) -> dict[str, Any]:
         """The snapshot a new subscriber gets: what the topic last sent, or the current
@@ -205,7 +211,8 @@ class BybitVenue(Venue):
     def _new_topic(self, name: str, symbol: str, depth: str | None) -> Topic:
         if depth is None:
             return Topic(name)
-        topic = BookTopic(name, self.markets[symbol], self._wires[symbol], int(depth))
+        topic = BookTopic(name, self.markets[symbol], self._wires[symbol], int(depth),
+                          lockstep=self.context.lockstep)
         self._books[symbol].append(topic)
         return topic
 
@@ -288,7 +295,7 @@ class BybitSession(Session):
     def _snapshots(self, names: list[Any]) -> None:
         for name in names:
             topic = self.topics.get(name) if isinstance(name, str) else None
-            if isinstance(topic, BookTopic):
+            if isinstance(topic, BookTopic) and topic.ready:  # lockstep: at its opening
                 self.push(Outgoing(name, topic.snapshot()))
 
     def _unsubscribe(self, names: list[Any]) -> list[str]:

@@ -21,7 +21,8 @@ Channels:
 - ``trades``: one message per archived trade: ``side`` the aggressor (``B``/``A``),
   ``tid`` the archived id (or a stable hash of it), placeholder ``hash`` and ``users``.
 
-Numbers are written without trailing zeros (one decimal kept: ``"105055.0"``).
+Numbers are written without trailing zeros (one decimal kept: ``"105055.0"``). The server
+pings every 10 s (websocket ping frames), so a quiet socket (a user stream) stays open.
 There are no update ids, so the ``gap`` fault does not apply.
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from makerlab.paper.hyperliquid_private import PRIVATE_SUBSCRIPTIONS
 from makerlab.paper.instruments import cached, decimals
 from makerlab.paper.market import Market
 from makerlab.paper.session import Outgoing, Session, SessionFaults, Topic
@@ -42,6 +44,9 @@ from makerlab.paper.venue import Venue, VenueContext, json_response, ms, numeric
 __all__ = ["DEPTH", "HyperliquidVenue", "number"]
 
 DEPTH = 20
+_HEARTBEAT_S = 10.0  # protocol pings: a quiet user stream stays open
+_PRIVATE_INFO = frozenset({"clearinghouseState", "openOrders", "frontendOpenOrders",
+                           "userFills", "orderStatus"})
 _NOBODY = "0x" + "0" * 40
 Levels = list[tuple[float, float]]
 
@@ -70,6 +75,11 @@ class BookTopic(Topic):
         self._market = market
         self._sent: tuple[Levels, Levels] | None = None
         self._time = -1
+
+    @property
+    def ready(self) -> bool:
+        """Whether the market's book is open."""
+        return self._market.ready
 
     def snapshot(self) -> dict[str, Any]:
         """What a new subscriber gets first: the last snapshot sent, or the current book."""
@@ -106,6 +116,7 @@ class HyperliquidVenue(Venue):
         self._writers = {c: (number(m.price_places), number(m.size_places))
                          for c, m in self.markets.items()}
         self.topics: dict[str, Topic] = {}
+        self.private: Any = None  # the private side (hyperliquid_private), when served
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/info", self.info), web.get("/ws", self.websocket)]
@@ -136,6 +147,8 @@ class HyperliquidVenue(Venue):
             return json_response(self._rest_book(body.get("coin")))
         if kind == "allMids":
             return json_response(self._mids())
+        if kind in _PRIVATE_INFO and self.private is not None:
+            return json_response(self.private.info(body))
         return web.Response(status=422, text="Failed to deserialize the JSON body into the "
                                              "target type")
 
@@ -169,7 +182,7 @@ class HyperliquidVenue(Venue):
         def make(ws: web.WebSocketResponse, faults: SessionFaults, name: str) -> Session:
             return HyperliquidSession(ws, self, faults, name)
 
-        return await self.serve_websocket(request, make)
+        return await self.serve_websocket(request, make, heartbeat=_HEARTBEAT_S)
 
     def topic(self, subscription: Any) -> Topic | None:
         """The topic of a subscription object, or None when it names none."""
@@ -218,12 +231,25 @@ class HyperliquidSession(Session):
         super().__init__(ws, venue.context.hub, faults, name)
         self._venue = venue
 
+    async def serve(self) -> None:
+        try:
+            await super().serve()
+        finally:
+            if self._venue.private is not None:
+                self._venue.private.forget(self)
+
     def handle(self, message: Any) -> None:
         method = message.get("method") if isinstance(message, dict) else None
+        subscription = message.get("subscription") if isinstance(message, dict) else None
         if method == "ping":
             self.reply({"channel": "pong"})
+        elif method == "post" and self._venue.private is not None:
+            self._venue.private.post(self, message)
+        elif method in ("subscribe", "unsubscribe") and isinstance(subscription, dict) and \
+                subscription.get("type") in PRIVATE_SUBSCRIPTIONS:
+            self._private(method, subscription)
         elif method in ("subscribe", "unsubscribe"):
-            self._change(method, message.get("subscription"))
+            self._change(method, subscription)
         else:
             self.reply({"channel": "error", "data": f"Error parsing JSON into valid websocket "
                                                     f"request: {str(message)[:200]}"})
@@ -242,10 +268,20 @@ class HyperliquidSession(Session):
                         "data": {"method": method, "subscription": subscription}})
             self._apply(method, topic)
 
+    def _private(self, method: str, subscription: dict[str, Any]) -> None:
+        private = self._venue.private
+        if private is None or not private.serves(subscription):
+            text = orjson.dumps(subscription).decode()
+            self.reply({"channel": "error", "data": f"Invalid subscription {text}"})
+            return
+        self.reply({"channel": "subscriptionResponse",
+                    "data": {"method": method, "subscription": subscription}})
+        private.subscribe(self, subscription, method == "subscribe")
+
     def _apply(self, method: str, topic: Topic) -> None:
         if method == "unsubscribe":
             self.unsubscribe(topic)
             return
         self.subscribe(topic)
-        if isinstance(topic, BookTopic):
+        if isinstance(topic, BookTopic) and topic.ready:  # lockstep: at its opening
             self.push(Outgoing(topic.name, topic.snapshot()))

@@ -2,8 +2,9 @@
 
 A served instrument takes makerlab's bundled spec (:func:`makerlab.core.instruments.
 load_specs`) when there is one. Otherwise its tick and lot are inferred from the first
-hour of data (the largest step that every price, respectively size, is a multiple of),
-its base and quote from the symbol, and its minimums are one lot and no notional.
+hour of data by :func:`makerlab.data.specs.infer_spec` (the largest step that every
+price, respectively size, is a multiple of; base and quote from the symbol; minimums
+one lot and no notional), as a replay infers an unknown market's spec.
 
 Wire numbers never lose a digit of the archive: an instrument also records how many
 decimals its archived prices and sizes need, and venues write at least that many (book
@@ -25,15 +26,13 @@ from makerlab.core.instruments import InstrumentSpec, load_specs
 from makerlab.data.archive import read_table
 from makerlab.data.arrays import column_numpy
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, TRADES
+from makerlab.data.specs import infer_spec, infer_step
 from makerlab.paper.source import Dataset, hour_name
 
-__all__ = ["Instrument", "cached", "decimals", "fixed", "infer_step", "load_instrument", "plain",
-           "split_symbol"]
+__all__ = ["Instrument", "cached", "decimals", "fixed", "load_instrument", "plain"]
 
 log = logging.getLogger(__name__)
 
-_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "EUR", "BTC", "ETH")
-_MAX_DECIMALS = 12
 _CACHED = 1 << 16
 
 
@@ -52,11 +51,7 @@ def load_instrument(root: str | os.PathLike, dataset: Dataset, hours: list[int])
     tick, lot = infer_step(prices), infer_step(sizes)
     spec = load_specs().get((dataset.exchange, dataset.symbol))
     if spec is None:
-        base, quote = split_symbol(dataset.symbol, dataset.exchange)
-        kind = "spot" if dataset.exchange.endswith("_spot") else "linear_perpetual"
-        spec = InstrumentSpec(dataset.exchange, dataset.symbol, base, quote, kind,
-                              tick_size=tick, lot_size=lot, min_qty=lot,
-                              min_notional=Decimal(0))
+        spec = infer_spec(dataset.exchange, dataset.symbol, prices, sizes)
     elif tick % spec.tick_size or lot % spec.lot_size:
         log.info("%s/%s: archived prices/sizes have steps %s/%s, finer than the tick %s "
                  "and lot %s; writing them in full", dataset.exchange, dataset.symbol, tick,
@@ -85,21 +80,6 @@ def _sample(root: str | os.PathLike, dataset: Dataset,
     prices = np.concatenate([p for p, _ in parts])
     sizes = np.concatenate([s for _, s in parts])
     return prices, sizes
-
-
-def infer_step(values: np.ndarray) -> Decimal:
-    """The largest decimal step every positive finite value is a multiple of
-    (``[61800.2, 61800.4]`` -> ``0.2``; at most 12 decimals)."""
-    v = np.unique(values[np.isfinite(values) & (values > 0)])
-    if v.size == 0:
-        return Decimal(1)
-    for places in range(_MAX_DECIMALS + 1):
-        scaled = v * 10.0**places
-        units = np.round(scaled)
-        if np.all(np.abs(scaled - units) <= 1e-9 * np.maximum(1.0, scaled)):
-            step = int(np.gcd.reduce(units.astype(np.int64)))
-            return Decimal(step).scaleb(-places)
-    return Decimal(1).scaleb(-_MAX_DECIMALS)
 
 
 def decimals(step: Decimal) -> int:
@@ -135,12 +115,3 @@ def cached(write: Callable[[float], str]) -> Callable[[float], str]:
         return text
 
     return remembered
-
-
-def split_symbol(symbol: str, exchange: str) -> tuple[str, str]:
-    """``('BTC', 'USDT')`` for ``BTCUSDT``; a bare coin (Hyperliquid's ``BTC``) is quoted
-    in USDC there and USD elsewhere."""
-    for quote in _QUOTES:
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            return symbol[: -len(quote)].rstrip("-_/"), quote
-    return symbol, "USDC" if exchange.startswith("hyperliquid") else "USD"

@@ -27,6 +27,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -52,6 +53,10 @@ HISTORY = 16
 
 Key = tuple[str, str]
 _YIELD_EVERY = 64  # events played between two turns of the event loop at speed 0
+
+
+def _nothing() -> None:
+    """No trading side to tell."""
 
 
 class MarketListener(Protocol):
@@ -164,15 +169,19 @@ class MarketClock:
         self._last = (0, 0)  # (exchange_ts, local_ts) of the last event
         self._played = 0
         self.done = asyncio.Event()
+        self.after_play: Callable[[], None] = _nothing  # the trading side looks
 
     # -- opening
 
-    def open(self) -> None:
-        """Open every book before serving (blocking: reads the archive)."""
+    def open(self, *, lockstep: bool = False) -> None:
+        """Open every book before serving (blocking: reads the archive). In lockstep a
+        book opening with a snapshot in the range opens when that snapshot plays."""
         first = self._hours[0]
         self._opened = load_hour(self._root, self._datasets, first)
         for d in self._datasets:
             key = (d.exchange, d.symbol)
+            if lockstep and self._opened.opens_in_range(key):
+                continue
             message = self._opened.opening_snapshot(key)
             if message is None and d.book_kind is not None:
                 self._warm_up(d, first)
@@ -207,27 +216,45 @@ class MarketClock:
 
     # -- playing
 
+    @property
+    def hours(self) -> list[int]:
+        return list(self._hours)
+
+    @property
+    def datasets(self) -> list[Dataset]:
+        return list(self._datasets)
+
+    async def load(self, hour: int) -> HourEvents:
+        """The events of epoch ``hour`` (the first hour's as opened)."""
+        if self._opened is not None and hour == self._hours[0]:
+            events, self._opened = self._opened, None
+            return events
+        return await asyncio.to_thread(load_hour, self._root, self._datasets, hour)
+
     async def run(self) -> None:
         """Play every event of the range, then set :attr:`done`."""
         for hour in self._hours:
-            if self._opened is not None:
-                events, self._opened = self._opened, None
-            else:
-                events = await asyncio.to_thread(load_hour, self._root, self._datasets, hour)
-            for key, event in events:
+            for key, event in await self.load(hour):
                 await self._pace(event.local_ts)
-                self._play(self._markets[key], event)
+                self.play(key, event)
+                self.after_play()
+        self.finish()
+
+    def play(self, key: Key, event: BookMessage | TradePrint) -> None:
+        """Hand one event to its market (and the market to its listeners)."""
+        self._last = (event.exchange_ts, event.local_ts)
+        if isinstance(event, BookMessage):
+            self._markets[key].apply(event)
+        else:
+            self._markets[key].trade(event)
+
+    def finish(self) -> None:
+        """The range is played: throttled streams send what they hold; :attr:`done`."""
         for market in self._markets.values():
             market.end()
         self.done.set()
+        self.after_play()
         log.info("replay finished at exchange time %d ns", self._last[0])
-
-    def _play(self, market: Market, event: BookMessage | TradePrint) -> None:
-        self._last = (event.exchange_ts, event.local_ts)
-        if isinstance(event, BookMessage):
-            market.apply(event)
-        else:
-            market.trade(event)
 
     async def _pace(self, local_ts: int) -> None:
         if self.speed == 0:

@@ -29,29 +29,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
 from makerlab.data.schema import BOOK_SNAPSHOT
 from makerlab.errors import ConfigError
 from makerlab.paper.binance import FUTURES, SPOT, BinanceVenue
+from makerlab.paper.binance_private import BinancePrivate
 from makerlab.paper.bybit import BybitVenue
+from makerlab.paper.bybit_private import BybitPrivate
+from makerlab.paper.desk import Desk, Traded, load_tapes
 from makerlab.paper.faults import FaultLog, FaultSpec
 from makerlab.paper.hyperliquid import HyperliquidVenue
+from makerlab.paper.hyperliquid_private import HyperliquidPrivate
 from makerlab.paper.instruments import load_instrument
+from makerlab.paper.lockstep import Lockstep, feed_latency
 from makerlab.paper.market import Market, MarketClock
+from makerlab.paper.private import Credentials, PrivateHub
 from makerlab.paper.session import Hub
-from makerlab.paper.source import Dataset, find_datasets, hour_range
+from makerlab.paper.source import Dataset, find_datasets, hour_name, hour_range
+from makerlab.paper.trading import TradingConfig
 from makerlab.paper.venue import Venue, VenueContext
 
 __all__ = ["PROTOCOLS", "PaperExchange", "serve_until_signalled"]
 
 log = logging.getLogger(__name__)
+
+_PRIVATE: dict[str, Callable[[VenueContext, PrivateHub, Venue], Any]] = {
+    "binance": lambda context, hub, public: BinancePrivate(context, hub),
+    "bybit": lambda context, hub, public: BybitPrivate(context, hub),
+    "hyperliquid": lambda context, hub, public: _hyperliquid(context, hub, public),
+}
+def _hyperliquid(context: VenueContext, hub: PrivateHub, public: Venue) -> HyperliquidPrivate:
+    assert isinstance(public, HyperliquidVenue)
+    private = HyperliquidPrivate(context, hub, list(public.markets))
+    public.private = private
+    return private
+
 
 _VENUES: dict[str, Callable[[VenueContext, list[Market]], Venue]] = {
     "binance": lambda context, markets: BinanceVenue(context, markets, FUTURES),
@@ -72,11 +94,19 @@ class PaperExchange:
         faults: a :class:`FaultSpec` or its text form (``"drop=0.01,seed=7"``).
         port: ``0`` picks a free port (read :attr:`port` or :attr:`urls`).
         serve: ``{protocol: archive exchange}`` overriding the default pairing.
+        credentials: ``{protocol: Credentials}`` of the accounts the private side serves
+            (:func:`~makerlab.paper.private.load_credentials` reads a key file and the
+            environment); a protocol without them has no private side.
+        trading: the trading side's models (latency, fees, queue, balance).
+        lockstep: play in lockstep with one client (:mod:`makerlab.paper.lockstep`;
+            ``speed`` is then ignored, and faults are refused).
     """
 
     def __init__(self, archive: str | os.PathLike, start: str, end: str, *,
                  speed: float = 1.0, faults: FaultSpec | str | None = None, port: int = 0,
-                 host: str = "127.0.0.1", serve: Mapping[str, str] | None = None) -> None:
+                 host: str = "127.0.0.1", serve: Mapping[str, str] | None = None,
+                 credentials: Mapping[str, Credentials] | None = None,
+                 trading: TradingConfig | None = None, lockstep: bool = False) -> None:
         if speed < 0:
             raise ConfigError(f"speed must be >= 0 (0: as fast as clients read), got {speed}")
         self.archive = archive
@@ -86,6 +116,17 @@ class PaperExchange:
         self.host = host
         self.port = port
         self._serve = dict(serve or {})
+        self._credentials = dict(credentials or {})
+        self.lockstep = lockstep
+        if lockstep and str(self.faults) != "none":
+            raise ConfigError("lockstep plays the archive exactly: it takes no faults")
+        self._lockstep: Lockstep | None = None
+        self.trading = trading or TradingConfig()
+        self._feed_ns = feed_latency(self.trading.latency_model) if lockstep else 0
+        self.desk: Desk | None = None
+        self.private: PrivateHub | None = None
+        self._drive_task: asyncio.Task[None] | None = None
+        self._privates: list[Any] = []
         self.fault_log = FaultLog()
         self.served: dict[str, str] = {}
         self.markets: dict[tuple[str, str], Market] = {}
@@ -115,22 +156,68 @@ class PaperExchange:
         self._hub = Hub()
         self._clock = MarketClock(self.archive, used, self.markets, self.hours, self._hub,
                                   self.speed)
-        await asyncio.to_thread(self._clock.open)
-        await self._listen(self._app(VenueContext(self._clock, self._hub, self.faults,
-                                                  self.fault_log)))
-        self._clock_task = asyncio.create_task(self._clock.run(), name="paper-clock")
+        await asyncio.to_thread(functools.partial(self._clock.open, lockstep=self.lockstep))
+        context = VenueContext(self._clock, self._hub, self.faults, self.fault_log,
+                               self.lockstep)
+        await self._trading_side()
+        await self._listen(self._app(context))
+        if self.lockstep:
+            self._lockstep = Lockstep(self._clock, self._hub, self.private, self._feed_ns)
+            self._clock_task = asyncio.create_task(self._lockstep.run(), name="paper-lockstep")
+        else:
+            self._clock_task = asyncio.create_task(self._clock.run(), name="paper-clock")
 
     def _markets(self, datasets: list[Dataset]) -> dict[tuple[str, str], Market]:
         return {(d.exchange, d.symbol): Market(load_instrument(self.archive, d, self.hours),
                                                derive=d.book_kind == BOOK_SNAPSHOT)
                 for d in datasets}
 
+    def _traded_protocols(self) -> list[str]:
+        return [p for p in self.served if p in _PRIVATE and p in self._credentials]
+
+    async def _trading_side(self) -> None:
+        """The desk and the private hub, when some served protocol has credentials."""
+        protocols = self._traded_protocols()
+        if not protocols:
+            return
+        traded = await asyncio.to_thread(self._traded, protocols)
+        self.desk = Desk(traded, self.trading.desk_config(protocols))
+        assert self._clock is not None
+        self.private = PrivateHub(self.desk, self._clock.exchange_ns, self._credentials)
+        if not self.lockstep:
+            await self.private.advance(self._clock.exchange_ns())  # the opening books
+            self._clock.after_play = self._after_play
+            self._drive_task = asyncio.create_task(self.private.drive(), name="paper-desk")
+
+    def _after_play(self) -> None:
+        assert self._clock is not None and self.private is not None
+        self.private.done = self._clock.done.is_set()
+        self.private.wake()
+
+    def _traded(self, protocols: list[str]) -> list[Traded]:
+        first, last = hour_name(self.hours[0]), hour_name(self.hours[-1])
+        out = []
+        for protocol in protocols:
+            for (exchange, symbol), market in sorted(self.markets.items()):
+                if exchange != self.served[protocol]:
+                    continue
+                book, trades = load_tapes(self.archive, exchange, symbol, self.trading.depth,
+                                          first, last)
+                out.append(Traded(protocol, replace(market.spec, exchange=protocol), book,
+                                  trades))
+        return out
+
     def _app(self, context: VenueContext) -> web.Application:
         app = web.Application()
         for protocol, exchange in self.served.items():
             markets = [m for (e, _), m in sorted(self.markets.items()) if e == exchange]
             sub = web.Application()
-            sub.add_routes(_VENUES[protocol](context, markets).routes())
+            venue = _VENUES[protocol](context, markets)
+            sub.add_routes(venue.routes())
+            if self.private is not None and protocol in self._traded_protocols():
+                private = _PRIVATE[protocol](context, self.private, venue)
+                self._privates.append(private)
+                sub.add_routes(private.routes())
             app.add_subapp(f"/{protocol}", sub)
         return app
 
@@ -144,11 +231,18 @@ class PaperExchange:
 
     async def close(self) -> None:
         """Stop the clock, close every connection and the listening socket."""
-        if self._clock_task is not None:
-            self._clock_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock_task
-            self._clock_task = None
+        for task in (self._clock_task, self._drive_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._clock_task = self._drive_task = None
+        for private in self._privates:
+            closing = getattr(private, "close", None)  # Bybit: its disconnection timer
+            if closing is not None:
+                await closing()
+        if self.private is not None:
+            await self.private.close()
         if self._hub is not None:
             await self._hub.close()
         if self._runner is not None:
@@ -167,6 +261,11 @@ class PaperExchange:
         """One printable line per protocol: ``binance  rest http://...  ws ws://...``."""
         width = max((len(p) for p in self.served), default=0)
         return [f"{p:<{width}}  rest {u['rest']}  ws {u['ws']}" for p, u in self.urls.items()]
+
+    @property
+    def lockstep_steps(self) -> int:
+        """Steps played in lockstep so far (0 when not in lockstep)."""
+        return self._lockstep.steps if self._lockstep is not None else 0
 
     @property
     def fault_counts(self) -> dict[str, int]:

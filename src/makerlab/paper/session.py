@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -68,14 +70,33 @@ class Topic:
             session.push(item)
 
 
+class Peer(Protocol):
+    """The lockstep coordinator, as the sessions see it (:mod:`makerlab.paper.lockstep`)."""
+
+    def on_client(self, session: Session, message: dict[str, Any]) -> None: ...
+
+    def closed(self, session: Session) -> None: ...
+
+
 class Hub:
-    """Every open session, and the waits of the market clock."""
+    """Every open session, the waits of the market clock, and the lockstep step.
+
+    In lockstep (:attr:`lockstep` set), :attr:`step` is the step being played (0
+    between steps): a session that is pushed data or an account event during a step is
+    ``touched`` and gets the step's clock marker first. ``rest_books`` counts the REST
+    book snapshots each protocol answered (the markers carry it).
+    """
 
     def __init__(self) -> None:
         self.sessions: set[Session] = set()
         self._full: set[Session] = set()
         self._room = asyncio.Event()
         self._active = asyncio.Event()
+        self.lockstep: Peer | None = None
+        self.step = 0
+        self.step_ns = 0
+        self.touched: dict[Session, None] = {}
+        self.rest_books: Counter[str] = Counter()
 
     def changed(self) -> None:
         """A session opened, closed or changed its subscriptions."""
@@ -129,6 +150,8 @@ class Session:
         self._faults = faults
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue()
         self._aborted = False
+        self._tasks: asyncio.TaskGroup | None = None
+        self._step = 0  # the last lockstep step whose clock marker was sent
 
     # -- subscriptions
 
@@ -149,13 +172,36 @@ class Session:
         return self._queue.qsize()
 
     def push(self, item: Outgoing) -> None:
-        """Queue ``item`` for sending (never blocks; the clock watches the backlog)."""
+        """Queue ``item`` for sending (never blocks; the clock watches the backlog). In a
+        lockstep step the session's first item follows the step's clock marker."""
+        hub = self.hub
+        if hub.step and self._step != hub.step:
+            self._step = hub.step
+            hub.touched[self] = None
+            self._enqueue(Outgoing("", {"paper": "clock", "t": hub.step_ns}, data=False))
+        self._enqueue(item)
+
+    def _enqueue(self, item: Outgoing) -> None:
         self._queue.put_nowait(item)
         if self._queue.qsize() > HIGH_WATER:
             self.hub.full(self, True)
 
     def reply(self, payload: Any) -> None:
-        """Queue a control reply (ack, pong, error): in order, never faulted."""
+        """Queue a control reply (ack, pong, error, answer): in order, never faulted,
+        outside the lockstep's steps."""
+        self._enqueue(Outgoing("", payload, data=False))
+
+    def marked(self, step: int) -> bool:
+        """Whether the session got lockstep step ``step``'s clock marker."""
+        return self._step == step
+
+    @property
+    def protocol(self) -> str:
+        """The protocol of the venue the session belongs to (its name's prefix)."""
+        return self.name.split("#", 1)[0]
+
+    def push_private(self, payload: Any) -> None:
+        """Queue an account event (user stream): in order, never faulted."""
         self.push(Outgoing("", payload, data=False))
 
     def encode(self, item: Outgoing) -> str:
@@ -172,12 +218,19 @@ class Session:
         """React to one parsed client message."""
         raise NotImplementedError
 
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a request the session answers later) while the session lives;
+        requests start in the order they came in."""
+        assert self._tasks is not None, "the session is not serving"
+        self._tasks.create_task(work)
+
     async def serve(self) -> None:
         """Read and write until either side closes."""
         self.hub.sessions.add(self)
         self.hub.changed()
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 tasks.create_task(self._write())
                 await self._read()
                 self._queue.put_nowait(_CLOSE)
@@ -192,6 +245,10 @@ class Session:
                 parsed = orjson.loads(message.data)
             except orjson.JSONDecodeError:
                 parsed = message.data
+            if isinstance(parsed, dict) and "paper" in parsed:
+                if self.hub.lockstep is not None:  # lockstep's own messages
+                    self.hub.lockstep.on_client(self, parsed)
+                continue
             self.handle(parsed)
 
     async def _write(self) -> None:
@@ -232,3 +289,5 @@ class Session:
         self.hub.sessions.discard(self)
         self.hub.full(self, False)
         self.hub.changed()
+        if self.hub.lockstep is not None:
+            self.hub.lockstep.closed(self)

@@ -149,10 +149,12 @@ def snapshot_hours(root: str | os.PathLike, dataset: Dataset, first: int) -> lis
 
 
 class _Stream:
-    """One dataset's rows of one hour: ``local_ts`` per event and ``item(i)``; events
-    before ``start`` were consumed already."""
+    """One dataset's rows of one hour: ``local_ts`` and ``exchange_ts`` per event and
+    ``item(i)``; events before ``start`` were consumed already."""
 
     local_ts: np.ndarray
+    exchange_ts: np.ndarray
+    trades: bool = False
     start: int = 0
 
     def item(self, i: int) -> BookMessage | TradePrint:
@@ -165,6 +167,7 @@ class _Deltas(_Stream):
         self._offsets = message_offsets(cols["exchange_ts"], cols["local_ts"], cols["seq"])
         heads = self._offsets[:-1]
         self.local_ts = cols["local_ts"][heads]
+        self.exchange_ts = cols["exchange_ts"][heads]
         self._heads = [cols[k][heads].tolist()
                        for k in ("exchange_ts", "local_ts", "seq", "first_seq", "prev_seq")]
         self._levels = [cols["side"], cols["price"], cols["size"]]
@@ -192,7 +195,8 @@ def _first_flagged(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 class _Snapshots(_Stream):
     def __init__(self, table: pa.Table) -> None:
         self.local_ts = table.column("local_ts").to_numpy()
-        self._ets = table.column("exchange_ts").to_numpy().tolist()
+        self.exchange_ts = table.column("exchange_ts").to_numpy()
+        self._ets = self.exchange_ts.tolist()
         self._levels = [column_numpy(table.column(name)) for name in
                         ("bid_price", "bid_size", "ask_price", "ask_size")]
 
@@ -205,8 +209,11 @@ class _Snapshots(_Stream):
 
 
 class _Trades(_Stream):
+    trades = True
+
     def __init__(self, table: pa.Table) -> None:
         self.local_ts = table.column("local_ts").to_numpy()
+        self.exchange_ts = table.column("exchange_ts").to_numpy()
         self._cols = [table.column(n).to_numpy() for n in
                       ("exchange_ts", "local_ts", "price", "size", "side")]
         self._ids = table.column("trade_id").combine_chunks()
@@ -233,6 +240,31 @@ class HourEvents:
         for j in np.argsort(stamps, kind="stable").tolist():
             key, stream = self.streams[owner[j]]
             yield key, stream.item(int(row[j]))
+
+    def in_order(self, shift: dict[tuple[str, str], int], rank: dict[tuple[str, str], int]
+                 ) -> Iterator[tuple[int, tuple[str, str], BookMessage | TradePrint]]:
+        """``(local time, key, event)`` in the Replayer's local-time order: local time =
+        exchange time + ``shift[key]``, then trades before books, then markets by
+        ``rank[key]``, then archive order."""
+        if not self.streams:
+            return
+        parts = [(s.exchange_ts[s.start:] + shift[k], np.full(len(s.local_ts) - s.start,
+                                                              0 if s.trades else 1),
+                  np.full(len(s.local_ts) - s.start, rank[k]), np.full(
+                      len(s.local_ts) - s.start, j), np.arange(s.start, len(s.local_ts)))
+                 for j, (k, s) in enumerate(self.streams)]
+        t, kind, ranks, owner, row = (np.concatenate([p[i] for p in parts]) for i in range(5))
+        for j in np.lexsort((row, ranks, kind, t)).tolist():
+            key, stream = self.streams[int(owner[j])]
+            yield int(t[j]), key, stream.item(int(row[j]))
+
+    def opens_in_range(self, key: tuple[str, str]) -> bool:
+        """Whether ``key``'s first book message this hour is a snapshot."""
+        for k, stream in self.streams:
+            if k == key and not stream.trades and stream.start < len(stream.local_ts):
+                message = stream.item(stream.start)
+                return isinstance(message, BookMessage) and message.is_snapshot
+        return False
 
     def opening_snapshot(self, key: tuple[str, str]) -> BookMessage | None:
         """The first book message of ``key`` this hour if it is a snapshot, removed from

@@ -31,6 +31,7 @@ class VenueContext:
     hub: Hub
     faults: FaultSpec
     fault_log: FaultLog
+    lockstep: bool = False
 
 
 def ms(ns: int) -> int:
@@ -46,9 +47,11 @@ def numeric_id(trade_id: str) -> int:
     return int(hashlib.blake2b(trade_id.encode(), digest_size=8).hexdigest()[:13], 16)
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
+def json_response(body: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
     """A JSON HTTP response (orjson)."""
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers,
+                        content_type="application/json")
 
 
 class Venue:

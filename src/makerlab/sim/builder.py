@@ -2,8 +2,9 @@
 
 One job: turn what a :class:`~makerlab.sim.replayer.Replayer` constructor was given into a
 :class:`ReplaySetup` (checked tapes on aligned clocks, a :class:`~makerlab.sim.venue.SimVenue`
-with one :class:`~makerlab.sim.matching.MatchingEngine` per traded instrument, and the run's
-config). The three entry points are the constructor's three inputs:
+with one :class:`~makerlab.sim.matching.MatchingEngine` per traded instrument on its spec
+resolved by :class:`~makerlab.data.specs.SpecResolver`, the risk limits of its OMS, and the
+run's config). The three entry points are the constructor's three inputs:
 
 - :func:`tutorial_tapes`: the tutorial's in-memory records (ms), checked
   (:mod:`makerlab.sim.checks`);
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from makerlab.core.clock import ReplayClock
-from makerlab.core.instruments import load_specs
+from makerlab.data.specs import Resolved, SpecResolver
 from makerlab.errors import ConfigError
 from makerlab.sim.checks import Tape, check_times, checked_values
 from makerlab.sim.fees import FeeSchedule
@@ -43,6 +44,7 @@ from makerlab.sim.models import to_config
 from makerlab.sim.queue import QueueModel, RiskAverseQueue
 from makerlab.sim.timeline import BookTape, EventQueue, TradeTape
 from makerlab.sim.venue import SimAccount, SimVenue
+from makerlab.trading.risk import RiskLimits
 from makerlab.units import NS_PER_MS
 
 __all__ = ["ReplaySetup", "align_local_clocks", "archive_tapes", "build", "engine_models",
@@ -65,6 +67,8 @@ class ReplaySetup:
     end_ns: int
     stamp_cycle_ns: int
     seed: int
+    specs: dict[tuple[str, str], Resolved]
+    risk: RiskLimits | None
     config: dict[str, Any]
 
 
@@ -111,9 +115,12 @@ def build(books: list[BookTape], trades: list[TradeTape], *, recorded_local_time
           exchange_fees: Mapping[str, Mapping[str, Any]] | None = None,
           exchange_latencies: Mapping[str, Any] | None = None, stamp_cycle: int = 1000,
           balance: float = 10_000, seed: int = 0, queue_model: QueueModel | None = None,
-          fill_model: FillModel | None = None) -> ReplaySetup:
+          fill_model: FillModel | None = None,
+          specs: str | os.PathLike | Mapping[str, Any] | None = None,
+          risk: RiskLimits | None = None) -> ReplaySetup:
     """The replay of ``books``/``trades`` with the constructor's options (its defaults)."""
     tapes: list[Tape] = [*books, *trades]
+    resolved = _resolve_specs(SpecResolver(specs), books, trades, exchanges)
     names = list(dict.fromkeys(t.exc for t in tapes))
     default_latency = latency_model_from(latencies)
     models = latency_models_by_exchange(names, default_latency, exchange_latencies)
@@ -130,7 +137,7 @@ def build(books: list[BookTape], trades: list[TradeTape], *, recorded_local_time
     clock.ns = start_ns
     venue = SimVenue(queue, clock, models, fees, Decimal(str(balance)))
     venue.end_ns = end_ns
-    _add_engines(venue, books, trades, exchanges, queue_model, fill_model)
+    _add_engines(venue, resolved, books, trades, queue_model, fill_model)
     config = {"maker_fees": maker_fees, "taker_fees": taker_fees,
               "exchange_fees": exchange_fees, "latencies": to_config(default_latency),
               "exchange_latencies": {e: to_config(models[e]) for e in exchange_latencies or {}},
@@ -139,9 +146,11 @@ def build(books: list[BookTape], trades: list[TradeTape], *, recorded_local_time
               "fees": to_config(fees),
               "latency_models": {e: to_config(m) for e, m in models.items()},
               "recorded_local_time": recorded_local_time,
-              "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()}}
+              "risk": None if risk is None else to_config(risk),
+              "local_clock_shift_ms": {e: ns / NS_PER_MS for e, ns in shifts.items()},
+              "specs": _spec_records(resolved)}
     return ReplaySetup(books, trades, venue, clock, queue, models, start_ns, end_ns,
-                       int(stamp_cycle) * NS_PER_MS, seed, config)
+                       int(stamp_cycle) * NS_PER_MS, seed, resolved, risk, config)
 
 
 def _span(books: list[BookTape], trades: list[TradeTape]) -> tuple[int, int]:
@@ -154,21 +163,50 @@ def _span(books: list[BookTape], trades: list[TradeTape]) -> tuple[int, int]:
             max(int(max(t.exchange_ts.max(), t.local_ts.max())) for t in tapes))
 
 
-def _add_engines(venue: SimVenue, books: list[BookTape], trades: list[TradeTape],
-                 exchanges: Sequence[str] | None, queue_model: QueueModel,
+def _add_engines(venue: SimVenue, specs: Mapping[tuple[str, str], Resolved],
+                 books: list[BookTape], trades: list[TradeTape], queue_model: QueueModel,
                  fill_model: FillModel) -> None:
-    """One engine per market with a bundled spec (of the traded exchanges)."""
-    specs = load_specs()
-    tapes: list[Tape] = [*books, *trades]
-    for exc, ticker in dict.fromkeys([(t.exc, t.ticker) for t in tapes]):
-        spec = specs.get((exc, ticker))
-        if spec is None or (exchanges is not None and exc not in exchanges):
-            continue
+    """One engine per traded market, on its resolved spec."""
+    for (exc, ticker), resolved in specs.items():
         book = next((b for b in books if (b.exc, b.ticker) == (exc, ticker)), None)
         trade = next((t for t in trades if (t.exc, t.ticker) == (exc, ticker)), None)
-        venue.add_engine(MatchingEngine(spec, book, trade,
+        venue.add_engine(MatchingEngine(resolved.spec, book, trade,
                                         _position_getter(venue.account(exc), ticker),
                                         queue_model, fill_model))
+
+
+def _resolve_specs(resolver: SpecResolver, books: list[BookTape], trades: list[TradeTape],
+                  exchanges: Sequence[str] | None) -> dict[tuple[str, str], Resolved]:
+    """The spec of every traded market (every market when ``exchanges`` is None)."""
+    tapes: list[Tape] = [*books, *trades]
+    markets = dict.fromkeys((t.exc, t.ticker) for t in tapes
+                            if exchanges is None or t.exc in exchanges)
+    return {(exc, ticker): resolver.resolve(exc, ticker, _sampler(exc, ticker, books, trades))
+            for exc, ticker in markets}
+
+
+def _sampler(exc: str, ticker: str, books: list[BookTape],
+             trades: list[TradeTape]) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+    """The prices and sizes of a market's book levels and trades, when asked for."""
+    def sample() -> tuple[np.ndarray, np.ndarray]:
+        prices, sizes = [np.empty(0)], [np.empty(0)]
+        for b in (b for b in books if (b.exc, b.ticker) == (exc, ticker)):
+            prices += [b.bid_price.ravel(), b.ask_price.ravel()]
+            sizes += [b.bid_size.ravel(), b.ask_size.ravel()]
+        for t in (t for t in trades if (t.exc, t.ticker) == (exc, ticker)):
+            prices.append(t.price)
+            sizes.append(t.size)
+        return np.concatenate(prices), np.concatenate(sizes)
+    return sample
+
+
+def _spec_records(specs: Mapping[tuple[str, str], Resolved]) -> dict[str, dict[str, Any]]:
+    """``{exc: {ticker: row with its source}}``: what ``config['specs']`` records (and
+    what ``specs=`` takes back)."""
+    out: dict[str, dict[str, Any]] = {}
+    for (exc, ticker), resolved in specs.items():
+        out.setdefault(exc, {})[ticker] = resolved.record()
+    return out
 
 
 def _position_getter(account: SimAccount, ticker: str) -> Callable[[], Decimal]:

@@ -2,7 +2,8 @@
 
 Every model the simulator takes (latency: :mod:`makerlab.sim.latency`; queue position:
 :mod:`makerlab.sim.queue`; fills: :class:`~makerlab.sim.matching.PartialFills` /
-:class:`~makerlab.sim.matching.NoPartialFills`; fees: :mod:`makerlab.sim.fees`) is a frozen
+:class:`~makerlab.sim.matching.NoPartialFills`; fees: :mod:`makerlab.sim.fees`; the risk
+limits: :class:`~makerlab.trading.risk.RiskLimits`) is a frozen
 dataclass whose init fields are its parameters. Rules:
 
 - **a model is its type and parameters**: :func:`to_config` gives
@@ -39,6 +40,7 @@ from makerlab.sim.queue import (
     PowerProbQueue3,
     RiskAverseQueue,
 )
+from makerlab.trading.risk import RiskLimits
 
 __all__ = ["MODELS", "from_config", "to_config"]
 
@@ -46,7 +48,7 @@ __all__ = ["MODELS", "from_config", "to_config"]
 MODELS: Mapping[str, type] = {cls.__name__: cls for cls in (
     ConstantLatency, LognormalLatency, ReplayedLatency, RiskAverseQueue, PowerProbQueue,
     PowerProbQueue2, PowerProbQueue3, LogProbQueue, LogProbQueue2, PartialFills,
-    NoPartialFills, MakerTakerFees, FeeSchedule)}
+    NoPartialFills, MakerTakerFees, FeeSchedule, RiskLimits)}
 
 
 def to_config(model: Any) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from makerlab.sim.timeline import BookTape, TradeTape, merge_market, ms_to_ns
 from makerlab.sim.venue import SimVenue
 from makerlab.sweep.context import sweepable
 from makerlab.trading.oms import OMS
+from makerlab.trading.risk import RiskLimits
 from makerlab.units import NS_PER_MS
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ class MockOMS(OMS):
     """The shared :class:`~makerlab.trading.oms.OMS` over the simulated venue, with the
     tutorial's two replay-only helpers."""
 
-    def __init__(self, venue: SimVenue) -> None:
-        super().__init__(venue=venue)
+    def __init__(self, venue: SimVenue, risk: RiskLimits | None = None) -> None:
+        super().__init__(venue=venue, risk=risk)
         self._sim = venue
 
     def get_positions_value(self, exc: str) -> float:
@@ -82,8 +83,7 @@ class Replayer(Analytics):
         l2_data: ``{exc: {ticker: [{'ts', 'b', 'a'}, ...]}}`` book snapshots (``ts`` ms).
         trade_data: ``{exc: {ticker: [(ts, price, size, dir), ...] or N x 4 array}}``.
         maker_fees, taker_fees: fractions of notional (negative maker fee = rebate).
-        gateway: accepted for compatibility and ignored (specs come from the bundled
-            :class:`~makerlab.core.instruments.InstrumentSpec` file).
+        gateway: accepted for compatibility and ignored.
         exchanges: exchanges to trade (default: every exchange in the data).
         latencies: ms per :class:`~makerlab.sim.latency.Latencies` channel, or a latency
             model; default 100 ms public / 50 ms private.
@@ -107,6 +107,13 @@ class Replayer(Analytics):
         run_dir: if given, :meth:`play` saves the run's record under
             ``run_dir/<UTC time>/`` when it ends (``makerlab report`` rebuilds reports
             from it).
+        specs: instrument specs of the traded markets: a spec file, a directory of them,
+            or ``{exc: {ticker: InstrumentSpec | {'tick_size': .., 'lot_size': ..}}}``.
+            Markets it lacks take the venue spec cache, then the bundled specs, else
+            specs inferred from the data with a warning (:mod:`makerlab.data.specs`);
+            each market's spec and its source are in ``config['specs']``.
+        risk: the :class:`~makerlab.trading.risk.RiskLimits` the OMS enforces, as a live
+            OMS would (refusals, kill switch on a breach); recorded in :attr:`config`.
     """
 
     ROW_BY_ROW = False  # step every engine through every row (the reference path)
@@ -119,13 +126,16 @@ class Replayer(Analytics):
                  exchange_latencies: Mapping[str, Any] | None = None, stamp_cycle: int = 1000,
                  validate_data: bool = True, balance: float = 10_000, seed: int = 0,
                  queue_model: QueueModel | None = None, fill_model: FillModel | None = None,
-                 run_dir: str | os.PathLike | None = None, feed_cls: Any = None) -> None:
+                 run_dir: str | os.PathLike | None = None, feed_cls: Any = None,
+                 specs: str | os.PathLike | Mapping[str, Any] | None = None,
+                 risk: RiskLimits | None = None) -> None:
         books, trades = builder.tutorial_tapes(l2_data, trade_data, validate_data)
         self._configure(books, trades, recorded_local_time=False, maker_fees=maker_fees,
                         taker_fees=taker_fees, exchanges=exchanges, latencies=latencies,
                         exchange_fees=exchange_fees, exchange_latencies=exchange_latencies,
                         stamp_cycle=stamp_cycle, balance=balance, seed=seed,
-                        queue_model=queue_model, fill_model=fill_model, run_dir=run_dir)
+                        queue_model=queue_model, fill_model=fill_model, run_dir=run_dir,
+                        specs=specs, risk=risk)
 
     @classmethod
     def from_archive(cls, markets: Mapping[str, Sequence[str]], start: Any, end: Any,
@@ -186,7 +196,8 @@ class Replayer(Analytics):
         self._callbacks: dict[Any, Callable[[Any], Any]] = {}
         self.started = self.finished = False
         self.n_events = 0
-        self._oms = MockOMS(venue=self.venue)
+        self.specs = setup.specs
+        self._oms = MockOMS(venue=self.venue, risk=setup.risk)
         self._feed = MockFeed(self)
 
     def check_market(self, kind: str, exc: str, ticker: str) -> None:

@@ -23,7 +23,8 @@ timeline the replay loop (:mod:`makerlab.sim.loop`) iterates holds only the subs
 local-time rows (:func:`merge_market`), and each engine's exchange-time rows are stepped
 through only while it holds resting orders (:class:`EngineRows`); the loop interleaves
 the two and the event queue by these rules (``tests/sim/test_engine_timeline.py``
-observes them there).
+observes them there). The paper exchange's desk steps every exchange-time row
+(:func:`merge_exchange`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "EventQueue",
     "MarketTimeline",
     "TradeTape",
+    "merge_exchange",
     "merge_market",
     "ms_to_ns",
     "tape_source",
@@ -288,8 +290,20 @@ def merge_market(books: Sequence[BookTape], trades: Sequence[TradeTape],
     docstring (exchange-time rows are stepped per engine: :class:`EngineRows`)."""
     streams: tuple[tuple[int, Sequence[BookTape | TradeTape], set[int]], ...] = (
         (TRADE_LOCAL, trades, deliver_trades), (BOOK_LOCAL, books, deliver_books))
-    parts = [_part(tape.local_ts, kind, i) for kind, tapes, wanted in streams
-             for i, tape in enumerate(tapes) if i in wanted]
+    return _merged([_part(tape.local_ts, kind, i) for kind, tapes, wanted in streams
+                    for i, tape in enumerate(tapes) if i in wanted])
+
+
+def merge_exchange(books: Sequence[BookTape], trades: Sequence[TradeTape]) -> MarketTimeline:
+    """The exchange-time rows of every tape, merged by the ordering rules of the module
+    docstring (the paper exchange's desk steps every engine through them)."""
+    streams: tuple[tuple[int, Sequence[BookTape | TradeTape]], ...] = (
+        (TRADE_EXCH, trades), (BOOK_EXCH, books))
+    return _merged([_part(tape.exchange_ts, kind, i) for kind, tapes in streams
+                    for i, tape in enumerate(tapes)])
+
+
+def _merged(parts: list[tuple[np.ndarray, ...]]) -> MarketTimeline:
     if not parts:
         empty = np.empty(0, np.int64)
         return MarketTimeline(empty, empty.astype(np.int8), empty.astype(np.int32), empty)

@@ -24,7 +24,8 @@ Subscription rules:
   ``implied_orderbook``) is a ``TypeError``, never silently ignored.
 - **live events update buffers, then handlers run**: each
   :class:`~makerlab.core.events.BookUpdate` is loaded into every matching book
-  subscription as a snapshot of its depth, each
+  subscription as a snapshot of its depth (trusted, as the replay's checked rows are:
+  a source hands over levels in book order, positive, finite and uncrossed), each
   :class:`~makerlab.core.events.TradeEvent` appended to every trade buffer and bar
   builder; handlers are awaited in subscription order, in the source's read loop (a slow
   handler delays the next message rather than reordering it).
@@ -263,7 +264,7 @@ class Feed:
         for sub in self._by_market.get((MarketKind.L2BOOK.value, update.exchange,
                                         update.symbol), ()):
             sub.last_ts = max(ts, sub.last_ts)
-            sub.obj.update(sub.last_ts, update.bids, update.asks, is_snapshot=True)
+            _load_book(sub.obj, sub.last_ts, update.bids, update.asks)
             if sub.handlers:
                 await run_handlers(sub.handlers, sub.obj)
 
@@ -433,6 +434,26 @@ class Feed:
         out[:, 2] = trades.size
         out[:, 3] = trades.side
         return out
+
+
+def _load_book(lob: LOB, ts: int, bids: np.ndarray, asks: np.ndarray) -> None:
+    """``bids``/``asks`` (a source's read-only top levels, best first) as ``lob``'s new
+    state: what ``lob.update(ts, bids, asks, is_snapshot=True)`` gives, without checking
+    levels the source already checked."""
+    cap = lob.safe_depth
+    bids, asks = bids[:cap], asks[:cap]
+    mid = (bids[0, 0] + asks[0, 0]) / 2 if len(bids) and len(asks) else float("nan")
+    if lob.buffer_size:
+        lob._load_snapshot(ts, bids, asks, _padded(bids, lob.depth), _padded(asks, lob.depth),
+                           float(mid))
+    else:
+        lob._load_snapshot(ts, bids, asks, bids, asks, float(mid))
+
+
+def _padded(levels: np.ndarray, depth: int) -> np.ndarray:
+    out = np.full((depth, 2), np.nan)
+    out[: len(levels)] = levels[:depth]
+    return out
 
 
 def _track(recorder: Any, sub: Subscription) -> None:

@@ -21,7 +21,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -33,6 +33,7 @@ from makerlab.core.events import (
     BookUpdate,
     FeedStatus,
     Fill,
+    FundingState,
     OrderUpdate,
     PositionState,
     TradeEvent,
@@ -42,12 +43,16 @@ from makerlab.core.instruments import InstrumentSpec
 __all__ = [
     "AmendRequest",
     "CancelRequest",
+    "ConnectedVenue",
+    "FailureHandler",
+    "FailureReporting",
     "MarketDataListener",
     "MarketDataSource",
     "MarketKind",
     "OrderListener",
     "OrderRequest",
     "OrderVenue",
+    "RateBudget",
     "VenueTimers",
 ]
 
@@ -202,3 +207,53 @@ class VenueTimers(Protocol):
     """
 
     def add_timer(self, callback: Callable[[], object], interval_ms: Decimal) -> None: ...
+
+
+FailureHandler = Callable[[BaseException], Awaitable[None]]
+
+
+@runtime_checkable
+class FailureReporting(Protocol):
+    """A source or venue that reports its listeners' failures (the live ones: a strategy
+    handler that raises reaches the OMS's kill switch this way)."""
+
+    def add_failure_handler(self, handler: FailureHandler) -> None: ...
+
+
+class RateBudget(Protocol):
+    """What a venue says about our request budget (:class:`~makerlab.live.ratelimit.
+    RateLimitState`): seconds to wait before the next request, and the fraction left of
+    the tightest current budget."""
+
+    def retry_after(self, now_ns: int) -> float: ...
+
+    def headroom(self, now_ns: int) -> float: ...
+
+
+@runtime_checkable
+class ConnectedVenue(OrderVenue, Protocol):
+    """An :class:`OrderVenue` over live connections (:class:`~makerlab.live.order_venue.
+    LiveOrderVenue`): what the OMS needs to mirror and protect a live account.
+
+    - **started by the OMS**: ``start()`` (specs, logins, user streams; idempotent).
+    - **queried for reconciliation**: ``query_order`` gives the venue's state of one
+      order, ``None`` if the venue does not know it.
+    - **a dead-man switch**: ``arm_dead_man(exchange, timeout_ms)`` (0 disarms).
+    - **rate limits and funding**: ``rate_limits(exchange)`` and ``funding``.
+    - **stream health**: listeners with ``on_status`` get the user stream's
+      ``FeedStatus`` (CONNECTED / DISCONNECTED); failing listeners are reported.
+    """
+
+    async def start(self) -> None: ...
+
+    async def query_order(self, exchange: str, symbol: str, cloid: str | None = None,
+                          oid: str | None = None) -> OrderUpdate | None: ...
+
+    async def arm_dead_man(self, exchange: str, timeout_ms: int,
+                           symbol: str | None = None) -> None: ...
+
+    async def funding(self, exchange: str, symbol: str) -> FundingState: ...
+
+    def rate_limits(self, exchange: str) -> RateBudget: ...
+
+    def add_failure_handler(self, handler: FailureHandler) -> None: ...

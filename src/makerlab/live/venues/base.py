@@ -11,11 +11,14 @@ checks (:mod:`makerlab.live.book`) and the reconnects.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 from typing import ClassVar, Protocol
+
+import numpy as np
 
 from makerlab.core.events import BookDelta, TradeEvent, levels
 from makerlab.core.instruments import InstrumentSpec
@@ -24,6 +27,7 @@ from makerlab.trading.protocols import MarketKind
 from makerlab.units import NS_PER_MS
 
 __all__ = [
+    "NO_TIME",
     "Endpoints",
     "Parsed",
     "Reply",
@@ -37,6 +41,13 @@ __all__ = [
     "decimal",
     "ms_to_ns",
 ]
+
+
+NO_TIME = 0
+"""``exchange_ts`` of a snapshot the venue sends without a time (Binance spot's REST depth).
+The stream delivers such a book only once a message is applied on it, with that
+message's id and time, so no delivered book carries a made-up exchange time
+(:mod:`makerlab.live.stream`)."""
 
 
 class Resync(Enum):
@@ -149,10 +160,27 @@ def decimal(text: object) -> Decimal:
 
 
 def book_delta(exchange: str, symbol: str, exchange_ts: int, local_ts: int, *,
-               seq: int, bids: object, asks: object, is_snapshot: bool,
-               first_seq: int | None = None, prev_seq: int = -1) -> BookDelta:
+               seq: int, bids: Sequence[Sequence[float]], asks: Sequence[Sequence[float]],
+               is_snapshot: bool, first_seq: int | None = None,
+               prev_seq: int = -1) -> BookDelta:
     """A :class:`BookDelta` from ``[[price, size], ...]`` rows (``first_seq`` defaults
-    to ``seq``)."""
+    to ``seq``).
+
+    Raises:
+        ValueError: a price that is not positive and finite, or a size that is not
+            finite (the stream reports the frame as unreadable; the book never sees it).
+    """
+    bid_levels, ask_levels = _checked(list(bids), list(asks), symbol)
     return BookDelta(exchange, symbol, exchange_ts, local_ts, seq,
-                     seq if first_seq is None else first_seq, prev_seq,
-                     levels(bids), levels(asks), is_snapshot)
+                     seq if first_seq is None else first_seq, prev_seq, bid_levels,
+                     ask_levels, is_snapshot)
+
+
+def _checked(bids: list, asks: list, symbol: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as read-only views of one array, checked with two reductions."""
+    both = levels(bids + asks)
+    if both.size and not (math.isfinite(both.sum()) and both[:, 0].min() > 0):  # NaN: not
+        bad = ~np.isfinite(both).all(axis=1) | ~(both[:, 0] > 0)
+        raise ValueError(f"{symbol}: book levels {both[bad][:3].tolist()} are not a positive "
+                         "finite price with a finite size")
+    return both[: len(bids)], both[len(bids):]

@@ -7,7 +7,8 @@
   aggressor side is ``-1`` when ``m`` is true. Only ``X == "MARKET"`` prints are trades
   (USD-M also prints insurance-fund and ADL fills on this stream).
 - Times: ``exchange_ts`` is the transaction time ``T`` (the event time ``E`` where there
-  is no ``T``, and the receive time for spot REST snapshots, which carry neither).
+  is no ``T``; :data:`~makerlab.live.venues.base.NO_TIME` for spot REST snapshots, which
+  carry neither).
 - USD-M streams are routed by path since 2026: depth and trades live on ``/public``
   (a stream on the wrong path silently delivers nothing). Spot has one ``/stream`` path.
 """
@@ -25,6 +26,7 @@ from makerlab.core.events import BookDelta, TradeEvent
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.live.book import BinanceSpotRule, BinanceUsdmRule
 from makerlab.live.venues.base import (
+    NO_TIME,
     Endpoints,
     Parsed,
     Request,
@@ -150,7 +152,7 @@ class _Binance:
 
     def parse_snapshot(self, body: bytes, symbol: str, local_ts: int) -> BookDelta:
         snap = _snapshot.decode(body)
-        ts = ms_to_ns(snap.T or snap.E) if (snap.T or snap.E) else local_ts
+        ts = ms_to_ns(snap.T or snap.E) if (snap.T or snap.E) else NO_TIME
         return book_delta(self.exchange, symbol, ts, local_ts, seq=snap.lastUpdateId,
                           bids=snap.bids, asks=snap.asks, is_snapshot=True)
 

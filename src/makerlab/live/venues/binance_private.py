@@ -15,6 +15,11 @@
   ``ACCOUNT_UPDATE`` gives balances (``wb`` wallet, ``cw`` cross wallet as available;
   equity is not in the event and is reported as the wallet) and one-way-mode positions
   (``ps == BOTH``; hedge-mode legs are skipped).
+- **Reconciliation**: ``GET /fapi/v1/openOrders`` / ``v2/positionRisk`` / ``v2/balance``;
+  one order by ``GET /fapi/v1/order`` (``-2013`` "Order does not exist." = unknown).
+  Cancel-all and the dead-man switch are per symbol. Funding: ``/fapi/v1/premiumIndex``
+  (rate, next time, mark) and ``/fapi/v1/fundingInfo`` (symbols whose interval is not the
+  default 8 h).
 - **Rate limits**: ``X-MBX-USED-WEIGHT-1M``, ``X-MBX-ORDER-COUNT-10S`` / ``-1M`` headers and
   the WS API's ``rateLimits``; HTTP 429/418 → :class:`RateLimited` (``Retry-After``);
   ``-1022``/``-2014``/``-2015`` and HTTP 401 → :class:`AuthError`.
@@ -32,6 +37,7 @@ import orjson
 from makerlab.core.events import (
     BalanceState,
     Fill,
+    FundingState,
     OrderEventKind,
     OrderUpdate,
     PositionState,
@@ -69,6 +75,7 @@ _CLOID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 _ORDER_WS = {"mainnet": "wss://ws-fapi.binance.com", "testnet": "wss://testnet.binancefuture.com"}
 _PUBLIC_WS = {"mainnet": "wss://fstream.binance.com", "testnet": "wss://fstream.binancefuture.com"}
 _AUTH_CODES = frozenset({"-1022", "-2014", "-2015"})
+_UNKNOWN_ORDER = "-2013"
 _STATUS = {"NEW": "NEW", "PARTIALLY_FILLED": "PARTIAL", "FILLED": "FILLED",
            "CANCELED": "CANCELLED", "EXPIRED": "CANCELLED", "EXPIRED_IN_MATCH": "CANCELLED",
            "REJECTED": "REJECTED"}
@@ -167,6 +174,7 @@ class BinancePrivate:
     ping_interval: ClassVar[float] = 0.0
     has_cancel_all: ClassVar[bool] = True
     refresh_interval: ClassVar[float] = 30 * 60.0
+    symbol_scoped: ClassVar[frozenset[OpKind]] = frozenset({OpKind.CANCEL_ALL, OpKind.DEAD_MAN})
     recv_window: ClassVar[int] = 5000
 
     def __init__(self, creds: tuple[Secret, Secret], env: str, endpoints: Endpoints) -> None:
@@ -367,6 +375,33 @@ class BinancePrivate:
             filled=dec(row["executedQty"]), ts_ms=row["updateTime"], local_ts=local_ts,
             tif=row.get("timeInForce", ""), reduce_only=bool(row.get("reduceOnly")))
 
+    def query_call(self, symbol: str, cloid: str | None, oid: str | None,
+                   now_ms: int) -> Request:
+        params = self._ids(CancelRequest("binance", symbol, cloid, oid), {"symbol": symbol})
+        return self._signed("GET", "/fapi/v1/order", params, now_ms)
+
+    def parse_query(self, status: int, body: bytes, local_ts: int) -> OrderUpdate | None:
+        data = orjson.loads(body)
+        if status >= 400:
+            if str(data.get("code")) == _UNKNOWN_ORDER:
+                return None
+            raise VenueError(f"order query answered HTTP {status}: {body[:200]!r}",
+                             venue="binance")
+        return self._open_order(data, local_ts)
+
+    def funding_calls(self, symbol: str) -> list[Request]:
+        return [Request("GET", "/fapi/v1/premiumIndex", {"symbol": symbol}),
+                Request("GET", "/fapi/v1/fundingInfo")]
+
+    def parse_funding(self, symbol: str, bodies: list[bytes], now_ms: int,
+                      local_ts: int) -> FundingState:
+        index, info = (orjson.loads(body) for body in bodies)
+        hours = next((int(row["fundingIntervalHours"]) for row in info
+                      if row.get("symbol") == symbol), 8)
+        return FundingState("binance", symbol, ms_to_ns(index.get("time", now_ms)), local_ts,
+                            dec(index["lastFundingRate"]), hours * 3600 * 10**9,
+                            ms_to_ns(index["nextFundingTime"]), dec(index["markPrice"]))
+
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]:
         found = {k.lower(): v for k, v in headers.items() if k.lower() in _HEADERS}
         return [Observation(_HEADERS[k][0], int(v), _HEADERS[k][1]) for k, v in found.items()]
@@ -394,7 +429,8 @@ def _answer(data: dict) -> Answer:
         return Answer(False, code, str(data.get("msg", "")))
     ts = data.get("updateTime") or 0
     return Answer(True, oid=str(data["orderId"]) if "orderId" in data else None,
-                  exchange_ts=ms_to_ns(ts))
+                  exchange_ts=ms_to_ns(ts), status=_STATUS.get(data.get("status", ""), ""),
+                  filled=dec(data["executedQty"]) if "executedQty" in data else None)
 
 
 def _raise_transport(status: int, body: bytes, headers: Mapping[str, str]) -> None:

@@ -12,6 +12,10 @@
   in the contract's settle coin; funding rows skipped), ``position`` (one-way,
   ``positionIdx`` 0) and ``wallet``; ``execution.fast`` is not used (no fees). Ping
   ``{"op":"ping"}`` every 20 s.
+- **Reconciliation**: ``/v5/order/realtime`` (open orders; one order by ``orderLinkId``
+  or ``orderId``, recently closed ones included: an empty list = unknown),
+  ``/v5/position/list``, ``/v5/account/wallet-balance``. Funding: ``/v5/market/tickers``
+  (rate, next time, mark) and ``instruments-info`` (``fundingInterval``, minutes).
 - **Rate limits**: ``X-Bapi-Limit`` / ``-Status`` / ``-Reset-Timestamp`` (REST headers
   and the trade socket's answer header); ``retCode 10006`` and HTTP 429 →
   :class:`RateLimited` until the reset; HTTP 403 (IP ban) → 10 minutes.
@@ -25,7 +29,14 @@ from typing import ClassVar
 import msgspec
 import orjson
 
-from makerlab.core.events import BalanceState, Fill, OrderEventKind, OrderUpdate, PositionState
+from makerlab.core.events import (
+    BalanceState,
+    Fill,
+    FundingState,
+    OrderEventKind,
+    OrderUpdate,
+    PositionState,
+)
 from makerlab.errors import AuthError, RateLimited, VenueError
 from makerlab.live.config import Secret
 from makerlab.live.ratelimit import Observation
@@ -159,6 +170,7 @@ class BybitPrivate:
     refresh_interval: ClassVar[float] = 0.0
     recv_window: ClassVar[int] = 5000
     settle_coin: ClassVar[str] = "USDT"
+    symbol_scoped: ClassVar[frozenset[OpKind]] = frozenset()
 
     def __init__(self, creds: tuple[Secret, Secret], env: str, endpoints: Endpoints) -> None:
         self._keys = HmacKeys(creds)
@@ -352,6 +364,40 @@ class BybitPrivate:
 
     # -- snapshots --------------------------------------------------------------------------
 
+    def query_call(self, symbol: str, cloid: str | None, oid: str | None,
+                   now_ms: int) -> Request:
+        params = {"category": "linear", "symbol": symbol}
+        params |= {"orderId": oid} if oid is not None else \
+            {"orderLinkId": self.cloids.wire(cloid or "")}
+        return self._get("/v5/order/realtime", params, now_ms)
+
+    def parse_query(self, status: int, body: bytes, local_ts: int) -> OrderUpdate | None:
+        if status >= 400:
+            raise VenueError(f"order query answered HTTP {status}: {body[:200]!r}",
+                             venue="bybit")
+        data = orjson.loads(body)
+        _raise_for_code(data, {})
+        found = _orders.decode(orjson.dumps(data["result"]["list"]))
+        return self._order(found[0], local_ts, snapshot=True) if found else None
+
+    def funding_calls(self, symbol: str) -> list[Request]:
+        query = {"category": "linear", "symbol": symbol}
+        return [Request("GET", "/v5/market/tickers", query),
+                Request("GET", "/v5/market/instruments-info", query)]
+
+    def parse_funding(self, symbol: str, bodies: list[bytes], now_ms: int,
+                      local_ts: int) -> FundingState:
+        tickers, info = (orjson.loads(body) for body in bodies)
+        ticker = tickers["result"]["list"][0]
+        minutes = int(info["result"]["list"][0].get("fundingInterval") or 480)
+        return FundingState("bybit", symbol, ms_to_ns(int(tickers.get("time", now_ms))),
+                            local_ts, dec(ticker["fundingRate"]), minutes * 60 * 10**9,
+                            ms_to_ns(int(ticker["nextFundingTime"])), dec(ticker["markPrice"]))
+
+    def _get(self, path: str, params: dict[str, str], now_ms: int) -> Request:
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        return Request("GET", path, params, headers=self._headers(now_ms, query))
+
     def snapshot_call(self, kind: Snapshot, now_ms: int) -> Request:
         path, params = {
             Snapshot.ORDERS: ("/v5/order/realtime",
@@ -360,8 +406,7 @@ class BybitPrivate:
                                  {"category": "linear", "settleCoin": self.settle_coin}),
             Snapshot.BALANCES: ("/v5/account/wallet-balance", {"accountType": "UNIFIED"}),
         }[kind]
-        query = "&".join(f"{k}={v}" for k, v in params.items())
-        return Request("GET", path, params, headers=self._headers(now_ms, query))
+        return self._get(path, params, now_ms)
 
     def parse_snapshot(self, kind: Snapshot, body: bytes, local_ts: int
                        ) -> Sequence[OrderUpdate | PositionState | BalanceState]:

@@ -6,7 +6,8 @@
 - Trades: ``trades``; ``side`` is the aggressor, ``B`` buy / ``A`` sell.
 - Keepalive: ``{"method": "ping"}`` (the server drops sockets idle for 60 s).
 - Specs: ``POST /info {"type": "meta"}``; a price has at most 5 significant figures and
-  ``6 - szDecimals`` decimals, integers always allowed (:class:`~makerlab.live.specs.SigFigSpec`).
+  ``6 - szDecimals`` decimals, integers always allowed
+  (:class:`~makerlab.core.instruments.SigFigSpec`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import msgspec
 import orjson
 
 from makerlab.core.events import TradeEvent
+from makerlab.core.instruments import SigFigSpec
 from makerlab.live.book import SnapshotTimeRule
-from makerlab.live.specs import SigFigSpec
 from makerlab.live.venues.base import (
     Endpoints,
     Parsed,

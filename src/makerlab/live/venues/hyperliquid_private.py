@@ -18,6 +18,9 @@ by that account) that signs every action.
   (the first message, ``isSnapshot``, replays history and is skipped; ``crossed`` means
   taker; fee in ``feeToken``) and ``webData2``'s ``clearinghouseState`` (positions; USDC
   balance: equity = ``accountValue``, available = ``withdrawable``).
+- **Reconciliation**: ``/info`` ``openOrders`` and ``clearinghouseState``; one order by
+  ``orderStatus`` (``unknownOid`` = unknown). Funding: ``metaAndAssetCtxs`` (the hourly
+  rate of the current hour, settled on the hour; mark ``markPx``).
 - **Rate limits**: no headers; each action spends ``1 + floor(orders / 40)`` of the
   documented 1200 per minute (``weight_1m``); HTTP 429 → :class:`RateLimited`.
 """
@@ -26,13 +29,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import ClassVar
 
 import msgspec
 import orjson
 
-from makerlab.core.events import BalanceState, Fill, OrderEventKind, OrderUpdate, PositionState
+from makerlab.core.events import (
+    BalanceState,
+    Fill,
+    FundingState,
+    OrderEventKind,
+    OrderUpdate,
+    PositionState,
+)
 from makerlab.errors import ConfigError, RateLimited, VenueError
 from makerlab.live.config import Secret
 from makerlab.live.ratelimit import Observation
@@ -108,7 +119,13 @@ class _Envelope(msgspec.Struct):
     data: msgspec.Raw = msgspec.Raw()
 
 
+class _OrderStatus(msgspec.Struct):
+    status: str
+    order: _OrderUpdate | None = None
+
+
 _envelope = msgspec.json.Decoder(_Envelope)
+_order_status = msgspec.json.Decoder(_OrderStatus)
 _order_updates = msgspec.json.Decoder(list[_OrderUpdate])
 _fills = msgspec.json.Decoder(_Fills)
 _open_orders = msgspec.json.Decoder(list[_Order])
@@ -124,6 +141,7 @@ class HyperliquidPrivate:
     ping_frame: ClassVar[bytes | None] = b'{"method":"ping"}'
     ping_interval: ClassVar[float] = 30.0
     refresh_interval: ClassVar[float] = 0.0
+    symbol_scoped: ClassVar[frozenset[OpKind]] = frozenset()
 
     def __init__(self, creds: tuple[Secret, Secret], env: str, endpoints: Endpoints) -> None:
         address, self._key = creds
@@ -282,7 +300,8 @@ class HyperliquidPrivate:
                 return []
             return [self._fill(f, local_ts) for f in _fill_rows.decode(fills.fills)]
         if env.channel == "webData2":
-            return _account(orjson.loads(env.data).get("clearinghouseState") or {}, local_ts)
+            return _account(orjson.loads(bytes(env.data)).get("clearinghouseState") or {},
+                            local_ts)
         return []  # subscriptionResponse, pong
 
     def _update(self, u: _OrderUpdate, local_ts: int) -> OrderUpdate:
@@ -316,6 +335,37 @@ class HyperliquidPrivate:
                     for o in _open_orders.decode(body)]
         wanted = PositionState if kind is Snapshot.POSITIONS else BalanceState
         return [e for e in _account(orjson.loads(body), local_ts) if isinstance(e, wanted)]
+
+    def query_call(self, symbol: str, cloid: str | None, oid: str | None,
+                   now_ms: int) -> Request:
+        target: object = int(oid) if oid is not None else self.cloids.wire(cloid or "")
+        return Request("POST", "/info", body=orjson.dumps(
+            {"type": "orderStatus", "user": self.address, "oid": target}))
+
+    def parse_query(self, status: int, body: bytes, local_ts: int) -> OrderUpdate | None:
+        if status >= 400:
+            raise VenueError(f"order query answered HTTP {status}: {body[:200]!r}",
+                             venue="hyperliquid")
+        answer = _order_status.decode(body)
+        if answer.order is None:
+            return None  # {"status": "unknownOid"}
+        update = self._update(answer.order, local_ts)
+        return replace(update, kind=OrderEventKind.STATE)
+
+    def funding_calls(self, symbol: str) -> list[Request]:
+        return [Request("POST", "/info", body=b'{"type":"metaAndAssetCtxs"}')]
+
+    def parse_funding(self, symbol: str, bodies: list[bytes], now_ms: int,
+                      local_ts: int) -> FundingState:
+        meta, contexts = orjson.loads(bodies[0])
+        names = [row["name"] for row in meta["universe"]]
+        if symbol not in names:
+            raise ConfigError(f"hyperliquid: unknown coin {symbol!r} (not in meta)")
+        ctx = contexts[names.index(symbol)]
+        hour = 3600 * 1000
+        return FundingState("hyperliquid", symbol, ms_to_ns(now_ms), local_ts,
+                            dec(ctx["funding"]), hour * 10**6,
+                            ms_to_ns((now_ms // hour + 1) * hour), dec(ctx.get("markPx")))
 
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]:
         return []

@@ -20,6 +20,9 @@ the testnet one elsewhere (paper venues sign for testnet).
 - **User stream**: ``orders.ALL`` (``update_id`` = the order's ``seq_no``), ``fills.ALL``
   (``liquidity`` MAKER/TAKER, ``fee`` in ``fee_currency``), ``positions``, ``account``
   (equity ``account_value``, available ``free_collateral``, wallet ``total_collateral``).
+- **Reconciliation**: ``GET /v1/orders`` / ``/v1/positions`` / ``/v1/account``; one order
+  by ``/v1/orders/by_client_id/<id>`` or ``/v1/orders/<id>`` (HTTP 404 = unknown,
+  **verify**). Funding is not translated (``funding_calls`` refuses).
 - **Rate limits**: no usage headers; orders count against the documented 800 per second
   (``orders_1s``); HTTP 429 → :class:`RateLimited`.
 """
@@ -33,7 +36,14 @@ from typing import ClassVar
 import msgspec
 import orjson
 
-from makerlab.core.events import BalanceState, Fill, OrderEventKind, OrderUpdate, PositionState
+from makerlab.core.events import (
+    BalanceState,
+    Fill,
+    FundingState,
+    OrderEventKind,
+    OrderUpdate,
+    PositionState,
+)
 from makerlab.errors import AuthError, ConfigError, RateLimited, VenueError
 from makerlab.live.config import Secret
 from makerlab.live.ratelimit import Observation
@@ -143,6 +153,7 @@ class ParadexPrivate:
     ping_interval: ClassVar[float] = 0.0
     refresh_interval: ClassVar[float] = 180.0
     auth_ttl: ClassVar[int] = 24 * 3600  # seconds a login signature stays valid
+    symbol_scoped: ClassVar[frozenset[OpKind]] = frozenset()
 
     def __init__(self, creds: tuple[Secret, Secret], env: str, endpoints: Endpoints) -> None:
         account, self._key = creds
@@ -361,6 +372,27 @@ class ParadexPrivate:
         if kind is Snapshot.ORDERS:
             return [self._update(_order.decode(r), local_ts, snapshot=True) for r in rows]
         return [_position_state(_position.decode(r), local_ts) for r in rows]
+
+    def query_call(self, symbol: str, cloid: str | None, oid: str | None,
+                   now_ms: int) -> Request:
+        path = f"/v1/orders/{oid}" if oid is not None else \
+            f"/v1/orders/by_client_id/{self.cloids.wire(cloid or '')}"
+        return Request("GET", path, {"market": symbol}, headers=self._auth())
+
+    def parse_query(self, status: int, body: bytes, local_ts: int) -> OrderUpdate | None:
+        if status == 404:
+            return None
+        if status >= 400:
+            raise VenueError(f"order query answered HTTP {status}: {body[:200]!r}",
+                             venue="paradex")
+        return self._update(_order.decode(body), local_ts, snapshot=True)
+
+    def funding_calls(self, symbol: str) -> list[Request]:
+        raise ConfigError("paradex: funding information is not translated yet")
+
+    def parse_funding(self, symbol: str, bodies: list[bytes], now_ms: int,
+                      local_ts: int) -> FundingState:
+        raise ConfigError("paradex: funding information is not translated yet")
 
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]:
         return []

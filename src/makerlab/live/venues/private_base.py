@@ -12,7 +12,9 @@ and translates:
 - the user stream (``user_socket_url``/``user_socket_open``/``parse_user``) into
   :class:`~makerlab.core.events.OrderUpdate`, :class:`~makerlab.core.events.Fill`,
   :class:`~makerlab.core.events.PositionState` and :class:`~makerlab.core.events.BalanceState`;
-- REST snapshots (``snapshot_call``/``parse_snapshot``) for reconciliation;
+- REST snapshots (``snapshot_call``/``parse_snapshot``) and single-order queries
+  (``query_call``/``parse_query``) for reconciliation; funding (``funding_calls``/
+  ``parse_funding``);
 - rate-limit headers into :class:`~makerlab.live.ratelimit.Observation` values.
 
 **A venue refusal is an answer, not an exception**: ``read_*`` returns ``Answer(ok=False,
@@ -30,7 +32,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
-from makerlab.core.events import BalanceState, Fill, OrderEventKind, OrderUpdate, PositionState
+from makerlab.core.events import (
+    BalanceState,
+    Fill,
+    FundingState,
+    OrderEventKind,
+    OrderUpdate,
+    PositionState,
+)
 from makerlab.errors import ConfigError, VenueError
 from makerlab.live.config import Secret
 from makerlab.live.ratelimit import Observation
@@ -99,13 +108,17 @@ class Op:
 class Answer:
     """The venue's answer about one order of an op (or the whole op when it names none).
 
-    ``exchange_ts`` is the venue's time in ns (0 when the answer carries none)."""
+    ``exchange_ts`` is the venue's time in ns (0 when the answer carries none); ``status``
+    (an :class:`~makerlab.core.orders.OrderStatus` name) and ``filled`` are the order's,
+    where the answer states them (``""`` / ``None`` otherwise)."""
 
     ok: bool
     code: str = ""
     reason: str = ""
     oid: str | None = None
     exchange_ts: int = 0
+    status: str = ""
+    filled: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +142,7 @@ class PrivateVenue(Protocol):
     ping_frame: ClassVar[bytes | None]
     ping_interval: ClassVar[float]
     refresh_interval: ClassVar[float]  # seconds between login refreshes (0 = none)
+    symbol_scoped: ClassVar[frozenset[OpKind]]  # ops that act on one symbol at a time
 
     @property
     def order_socket(self) -> bool:
@@ -185,6 +199,23 @@ class PrivateVenue(Protocol):
     def parse_snapshot(self, kind: Snapshot, body: bytes, local_ts: int
                        ) -> Sequence[OrderUpdate | PositionState | BalanceState]: ...
 
+    def query_call(self, symbol: str, cloid: str | None, oid: str | None,
+                   now_ms: int) -> Request:
+        """The venue's state of one order, by our ``cloid`` or its ``oid``."""
+        ...
+
+    def parse_query(self, status: int, body: bytes, local_ts: int) -> OrderUpdate | None:
+        """The queried order as a ``STATE`` update; ``None`` when the venue does not know
+        it (never received, or forgotten)."""
+        ...
+
+    def funding_calls(self, symbol: str) -> list[Request]:
+        """The public calls that give ``symbol``'s funding (read together)."""
+        ...
+
+    def parse_funding(self, symbol: str, bodies: list[bytes], now_ms: int,
+                      local_ts: int) -> FundingState: ...
+
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]: ...
 
 
@@ -196,22 +227,29 @@ def credentials(exchange: str, creds: tuple[Secret, Secret] | None) -> tuple[Sec
     return creds
 
 
+# The status an answer implies when it does not state one: an accepted order is NEW, a
+# refused one REJECTED, an acknowledged cancel CANCELLED. An amend's answer and a refused
+# cancel or amend imply none ("": the mirror keeps what it has).
 _SUCCESS = {OpKind.PLACE: (OrderEventKind.ACK, "NEW"),
             OpKind.CANCEL: (OrderEventKind.CANCEL_ACK, "CANCELLED"),
-            OpKind.AMEND: (OrderEventKind.AMEND_ACK, "NEW"),
+            OpKind.AMEND: (OrderEventKind.AMEND_ACK, ""),
             OpKind.BATCH: (OrderEventKind.ACK, "NEW")}
-# A refused cancel or amend leaves the order as it was: its status is not in the refusal,
-# so the update says NEW and the kind tells the OMS to keep what it has.
 _FAILURE = {OpKind.PLACE: (OrderEventKind.REJECT, "REJECTED"),
-            OpKind.CANCEL: (OrderEventKind.CANCEL_REJECT, "NEW"),
-            OpKind.AMEND: (OrderEventKind.AMEND_REJECT, "NEW"),
+            OpKind.CANCEL: (OrderEventKind.CANCEL_REJECT, ""),
+            OpKind.AMEND: (OrderEventKind.AMEND_REJECT, ""),
             OpKind.BATCH: (OrderEventKind.REJECT, "REJECTED")}
 
 
 def answer_update(op: Op, index: int, answer: Answer, local_ts: int) -> OrderUpdate | None:
     """The :class:`OrderUpdate` an answer about ``op.orders[index]`` reports (None for
-    ops on no single order: cancel-all, dead-man). ``update_id`` is the venue time, or the
-    receive time when the answer has none."""
+    ops on no single order: cancel-all, dead-man).
+
+    It reports what the answer says and marks the rest unknown (``filled=None``, status
+    ``""``, a zero amount for a cancel): never a guessed zero the mirror would take for a
+    regression. Its ``update_id`` is ``0``: an answer claims no place among the order's
+    stream updates (its time may be the venue's response time, or only our receive time,
+    whose clock may run ahead), so it is news only until the stream reports the order.
+    """
     if not op.orders:
         return None
     kind, status = (_SUCCESS if answer.ok else _FAILURE)[op.kind]
@@ -219,9 +257,9 @@ def answer_update(op: Op, index: int, answer: Answer, local_ts: int) -> OrderUpd
     amount, price, tif, reduce_only = _terms(req)
     ts = answer.exchange_ts or local_ts
     oid = answer.oid if isinstance(req, OrderRequest) else answer.oid or req.oid
-    return OrderUpdate(op.exchange, req.symbol, ts, local_ts, kind, status, req.cloid, oid,
-                       amount, price, Decimal(0), ts, code=answer.code, reason=answer.reason,
-                       tif=tif, reduce_only=reduce_only)
+    return OrderUpdate(op.exchange, req.symbol, ts, local_ts, kind, answer.status or status,
+                       req.cloid, oid, amount, price, answer.filled, 0, code=answer.code,
+                       reason=answer.reason, tif=tif, reduce_only=reduce_only)
 
 
 def _terms(req: OrderRequest | CancelRequest | AmendRequest

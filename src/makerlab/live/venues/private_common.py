@@ -57,7 +57,7 @@ def is_post_only(tif: str) -> bool:
 
 def order_state(exchange: str, symbol: str, *, kind: OrderEventKind, status: str,
                 cloid: str | None, oid: str | None, amount: Decimal, price: Decimal | None,
-                filled: Decimal, ts_ms: int, local_ts: int, update_id: int | None = None,
+                filled: Decimal | None, ts_ms: int, local_ts: int, update_id: int | None = None,
                 tif: str = "", reduce_only: bool = False, code: str = "",
                 reason: str = "") -> OrderUpdate:
     """An :class:`OrderUpdate` from venue fields (``ts_ms`` the venue time in ms;

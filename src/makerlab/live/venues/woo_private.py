@@ -16,6 +16,9 @@ but its overhead.
   (order state and fills: ``executedQuantity``/``executedPrice``/``fee``/``feeAsset``/
   ``tradeId``/``maker``), ``position`` and ``balance``, as ccxt 4.5.90 reads them
   (**verify** against a live session: no recorded private WOO message exists).
+- **Reconciliation**: ``GET /v3/trade/orders?status=INCOMPLETE``, positions, balances;
+  one order by ``GET /v3/trade/order`` (``clientOrderId`` or ``orderId``; an unsuccessful
+  answer = unknown, **verify**). Funding is not translated (``funding_calls`` refuses).
 - **Rate limits**: no usage headers; place 5 per second per symbol (counted,
   ``orders_1s``); HTTP 429 → :class:`RateLimited`.
 """
@@ -27,7 +30,14 @@ from typing import ClassVar
 
 import orjson
 
-from makerlab.core.events import BalanceState, Fill, OrderEventKind, OrderUpdate, PositionState
+from makerlab.core.events import (
+    BalanceState,
+    Fill,
+    FundingState,
+    OrderEventKind,
+    OrderUpdate,
+    PositionState,
+)
 from makerlab.errors import AuthError, ConfigError, RateLimited, VenueError
 from makerlab.live.config import Secret
 from makerlab.live.ratelimit import Observation
@@ -77,6 +87,7 @@ class WooPrivate:
     ping_frame: ClassVar[bytes | None] = b'{"event":"ping"}'
     ping_interval: ClassVar[float] = 10.0
     refresh_interval: ClassVar[float] = 0.0
+    symbol_scoped: ClassVar[frozenset[OpKind]] = frozenset({OpKind.CANCEL_ALL})
 
     def __init__(self, creds: tuple[Secret, Secret], env: str, endpoints: Endpoints,
                  app_id: str = "") -> None:
@@ -277,6 +288,28 @@ class WooPrivate:
                            cloid=update.cloid, oid=update.oid, amount=update.amount,
                            price=update.price, filled=update.filled,
                            ts_ms=update.exchange_ts // 10**6, local_ts=local_ts)
+
+    def query_call(self, symbol: str, cloid: str | None, oid: str | None,
+                   now_ms: int) -> Request:
+        query = {"orderId": oid} if oid is not None else \
+            {"clientOrderId": self.cloids.wire(cloid or "")}
+        return self._signed("GET", "/v3/trade/order", None, now_ms, query)
+
+    def parse_query(self, status: int, body: bytes, local_ts: int) -> OrderUpdate | None:
+        data = orjson.loads(body)
+        if status >= 500:
+            raise VenueError(f"order query answered HTTP {status}: {body[:200]!r}",
+                             venue="woox")
+        if not data.get("success") or not data.get("data"):
+            return None
+        return self._snapshot_order(data["data"], local_ts)
+
+    def funding_calls(self, symbol: str) -> list[Request]:
+        raise ConfigError("woox: funding information is not translated yet")
+
+    def parse_funding(self, symbol: str, bodies: list[bytes], now_ms: int,
+                      local_ts: int) -> FundingState:
+        raise ConfigError("woox: funding information is not translated yet")
 
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]:
         return []

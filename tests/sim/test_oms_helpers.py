@@ -1,0 +1,51 @@
+"""The OMS's cross-venue helpers and base-asset views, over two replayed markets with
+different rules (Binance USD-M and spot BTCUSDT)."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import numpy as np
+from replay_scenarios import flat_market, zero_latencies
+
+from makerlab.sim import Replayer
+
+D = Decimal
+PERP, SPOT, TICKER = "binance", "binance_spot", "BTCUSDT"
+
+
+def two_markets() -> Replayer:
+    books, _ = flat_market(30)
+    trades = np.array([[1_200, 59990.0, 0.05, -1]])
+    return Replayer({PERP: {TICKER: books}, SPOT: {TICKER: books}},
+                    {PERP: {TICKER: trades}, SPOT: {TICKER: trades}},
+                    latencies=zero_latencies())
+
+
+def test_common_precisions_are_the_coarser_and_the_minimum_notional_the_larger():
+    oms = two_markets().get_oms()
+    assert oms.lot_precision(PERP, TICKER) == 3 and oms.lot_precision(SPOT, TICKER) == 5
+    assert oms.common_lot_precision(PERP, TICKER, SPOT, TICKER) == 3
+    assert oms.common_price_precision(SPOT, TICKER, PERP, TICKER) == 1
+    assert oms.common_min_notional(SPOT, TICKER, PERP, TICKER) == D("100")
+    assert (oms.get_base_asset(SPOT, TICKER), oms.get_quote_asset(PERP, TICKER)) == \
+        ("BTC", "USDT")
+
+
+def test_positions_by_base_net_across_exchanges():
+    rep = two_markets()
+    oms = rep.get_oms()
+
+    async def go(_):
+        await oms.limit_order(PERP, TICKER, D("0.02"), D("59990.0"))
+        await oms.limit_order(SPOT, TICKER, D("-0.005"), D("60000.1"))
+        await oms.market_order(SPOT, TICKER, D("-0.005"))
+
+    rep.add_callback(1_000, go)
+    rep.add_to_queue(1_000, 1_000, None)
+    asyncio.run(rep.play(progress=False))
+    by_base = oms.positions_get_by_base()
+    assert by_base == {"BTC": {f"{PERP}/{TICKER}": {"amount": D("0.02")},
+                               f"{SPOT}/{TICKER}": {"amount": D("-0.005")}}}
+    assert oms.positions_get_net_base() == {"BTC": D("0.015")}
