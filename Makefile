@@ -26,8 +26,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/pip install --quiet ruff
+	$(BIN)/pip install --quiet ruff mypy
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

@@ -4,6 +4,9 @@ Record tick data, replay it in a realistic simulator, study fair prices and sign
 and trade live, with one strategy codebase for backtest and production.
 """
 
+import importlib as _importlib
+from typing import TYPE_CHECKING
+
 from makerlab.core.bars import (
     Bars,
     DistanceBars,
@@ -31,12 +34,28 @@ from makerlab.errors import (
     SequenceGap,
     UnsortedData,
 )
-from makerlab.live.gateway import Gateway
 from makerlab.sweep import params
 from makerlab.trading.feed import Feed, FeedCls, FeedType
 from makerlab.trading.oms import OMS
 
+if TYPE_CHECKING:
+    from makerlab.live.gateway import Gateway
+
 __version__ = "0.1.0"
+
+_LAZY = {"Gateway": "makerlab.live.gateway"}  # the live stack loads when first asked for
+
+
+def __getattr__(name: str) -> object:
+    """``makerlab.Gateway`` imports the live stack on first use: a backtest never loads it
+    (hundreds of modules whose objects the garbage collector would walk during a replay)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'makerlab' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [  # noqa: RUF022 - plain sorted order, checked by a test
     "Bars",

@@ -44,7 +44,7 @@ def test_events_play_in_the_replayers_local_time_order(btc_archive):
               for m in markets]
     for tape in [*books, *trades]:
         tape.local_ts = tape.exchange_ts + feed
-    timeline = merge_market(books, trades, {0, 1}, {0, 1}, exchange_rows=False)
+    timeline = merge_market(books, trades, {0, 1}, {0, 1})
     replay = [(t, markets[s], "TradePrint" if k == 2 else "BookMessage")
               for t, k, s in zip(timeline.t.tolist(), timeline.kind.tolist(),
                                  timeline.stream.tolist(), strict=True)]

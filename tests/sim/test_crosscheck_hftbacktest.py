@@ -170,25 +170,18 @@ def load_seq(path: Path = ARCHIVE) -> np.ndarray:
     return table.column("seq").to_numpy()
 
 
-def align_with_hftbacktest(rep: Replayer, events: np.ndarray, use_t: bool = True,
-                           shift: bool = True) -> None:
-    """Give our tapes hftbacktest's clocks: its local-time shift (``shift``) and
-    (``use_t``) the depth messages' transaction time ``T`` as exchange time instead of the
-    event time ``E``."""
+def check_clocks_are_hftbacktests(rep: Replayer, events: np.ndarray) -> None:
+    """makerlab's own clocks are hftbacktest's, with nothing aligned by hand: the archive
+    stamps book states with the depth messages' transaction time ``T``, and
+    ``from_archive`` shifts the recorded local clock as hftbacktest's converter does."""
     trades, books = rep.trade_tape(EXC, TICKER), rep.book_tape(EXC, TICKER)
     theirs = events[(events["ev"] & 0xFF) == 2]
     theirs = theirs[(theirs["ev"] & hbt_mod.EXCH_EVENT) != 0]
-    offset = np.unique(theirs["local_ts"] - trades.local_ts)
-    assert len(offset) == 1, "hftbacktest shifts every local timestamp by one offset"
-    if shift:
-        trades.local_ts = trades.local_ts + offset[0]
-        books.local_ts = books.local_ts + offset[0]
-    if use_t:
-        seq_t = depth_transaction_times()
-        seqs = load_seq()
-        assert len(seqs) == len(books), "the archive's book rows are the tape's rows"
-        books.exchange_ts = np.array([seq_t[int(s)] for s in seqs], np.int64)
-        assert np.all(np.diff(books.exchange_ts) >= 0)
+    assert np.array_equal(theirs["local_ts"], trades.local_ts)
+    seq_t = depth_transaction_times()
+    seqs = load_seq()
+    assert len(seqs) == len(books), "the archive's book rows are the tape's rows"
+    assert np.array_equal(books.exchange_ts, [seq_t[int(s)] for s in seqs])
 
 
 class Quoter:
@@ -224,8 +217,7 @@ class Quoter:
             await self.oms.limit_order(EXC, TICKER, side * Decimal(str(QTY)), price, tif="GTX")
 
 
-def run_makerlab(events: np.ndarray, start_ns: int, clock_ns: int, k: int,
-                 fill_model: object = None, **align: bool
+def run_makerlab(events: np.ndarray, start_ns: int, clock_ns: int, k: int
                  ) -> tuple[list[Fill], dict[str, int]]:
     private = {Latencies.REQ_PRIVATE: ENTRY_NS / 1e6, Latencies.ACK_PRIVATE: RESPONSE_NS / 1e6,
                Latencies.FEED_PRIVATE: RESPONSE_NS / 1e6}
@@ -233,10 +225,8 @@ def run_makerlab(events: np.ndarray, start_ns: int, clock_ns: int, k: int,
                                 path=ARCHIVE, maker_fees=0.0, taker_fees=0.0,
                                 latencies={**{c: 0 for c in Latencies if c is not Latencies.NULL},
                                            **private},
-                                queue_model=RiskAverseQueue())
-    for engine in rep.venue.engines.values():
-        engine.fill_model = fill_model or NoPartialFills()
-    align_with_hftbacktest(rep, events, **align)
+                                queue_model=RiskAverseQueue(), fill_model=NoPartialFills())
+    check_clocks_are_hftbacktests(rep, events)
 
     async def main() -> None:
         lob_id = await rep.get_feed().add_l2_book_feed(EXC, TICKER, depth=20, buffer=10)

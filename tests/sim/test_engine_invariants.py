@@ -14,6 +14,7 @@ from makerlab.core.orders import OrderStatus
 from makerlab.core.positions import LinearAccounting, Position
 from makerlab.sim import Replayer
 from makerlab.sim.latency import LognormalLatency
+from makerlab.sim.loop import ReplayLoop
 from makerlab.sim.venue import SimAccount
 
 D = Decimal
@@ -164,8 +165,8 @@ def test_idle_skipping_changes_nothing(monkeypatch):
                for i in range(40)]
     actions += [(1_500 + 900 * i, "cancel", 1, 0, "GTC", False) for i in range(10)]
     steps = []
-    original = Replayer._step
-    monkeypatch.setattr(Replayer, "_step", lambda self, lane: steps.append(lane)
+    original = ReplayLoop._step
+    monkeypatch.setattr(ReplayLoop, "_step", lambda self, lane: steps.append(lane)
                         or original(self, lane))
     skipped = run(11, actions, 0)
     n_lazy, steps[:] = len(steps), []

@@ -1,57 +1,87 @@
-"""Ordering rules of makerlab.sim.timeline (one test per rule)."""
+"""Ordering rules of makerlab.sim.timeline (one test per rule), observed in the replay loop
+that production runs (engines stepping their exchange-time rows, handlers seeing the
+local-time rows, the event queue between them)."""
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal as D
 
-import numpy as np
+import pytest
 from replay_scenarios import EXC, TICKER, book, replayer, zero_latencies
 
-from makerlab.sim.timeline import (
-    BOOK_EXCH,
-    BOOK_LOCAL,
-    TRADE_EXCH,
-    TRADE_LOCAL,
-    BookTape,
-    EventQueue,
-    TradeTape,
-    merge_market,
-)
+from makerlab.sim import Latencies, Replayer
+from makerlab.sim.loop import ReplayLoop
+from makerlab.sim.timeline import BOOK_EXCH, EventQueue
+
+FAR_BID = "59000.0"  # an order resting far from the touch: its engine steps every row
 
 
-def tapes(feed_ms: int = 0) -> tuple[BookTape, TradeTape]:
-    books = BookTape.from_records(EXC, TICKER, [book(10, 1.0, 1.1), book(20, 1.0, 1.1)])
-    trades = TradeTape.from_rows(EXC, TICKER, [(10, 1.1, 1.0, 1), (15, 1.0, 1.0, -1)])
-    for tape in (books, trades):
-        tape.local_ts = tape.exchange_ts + feed_ms * 1_000_000
-    return books, trades
+def observed(feed_ms: int = 0, books_subscribed: bool = True, other_book: bool = False,
+             row_by_row: bool = False) -> list[tuple[int, str, str]]:
+    """What the replay loop does, in order: ``(time ms, what, market)`` of each exchange
+    row its engine steps (``book@exch``, ``trade@exch``) and each local row a handler
+    sees (``book@local``, ``trade@local``), from 10 ms on (an order rests from 5 ms)."""
+    books = [book(5, 60000.0, 60000.1), book(10, 60000.0, 60000.1),
+             book(20, 60000.0, 60000.1)]
+    trades = [(10, 60000.1, 1.0, 1), (15, 60000.0, 1.0, -1)]
+    l2 = {EXC: {TICKER: books}}
+    if other_book:
+        l2["binance_spot"] = {TICKER: [book(5, 60000.0, 60000.1), book(10, 60000.0, 60000.1)]}
+    rep = Replayer(l2, {EXC: {TICKER: trades}}, latencies={
+        **zero_latencies(), Latencies.FEED_PUBLIC: feed_ms})
+    rep.ROW_BY_ROW = row_by_row
+    seen: list[tuple[int, str, str]] = []
+    step = ReplayLoop._step
+
+    def recording_step(loop, lane):
+        k = lane.pos
+        what = "book@exch" if lane.kind[k] == BOOK_EXCH else "trade@exch"
+        seen.append((lane.t[k] // 1_000_000, what, lane.engine.spec.exchange))
+        step(loop, lane)
+
+    def local(what, exc):
+        return lambda _: seen.append((rep.time(), what, exc))
+
+    async def main():
+        feed = rep.get_feed()
+        await feed.add_trades_feed(EXC, TICKER, handler=local("trade@local", EXC))
+        if books_subscribed:
+            await feed.add_l2_book_feed(EXC, TICKER, handler=local("book@local", EXC))
+        if other_book:
+            await feed.add_l2_book_feed(EXC, TICKER, feed_cls="spot",
+                                        handler=local("book@local", "binance_spot"))
+        await rep.get_oms().limit_order(EXC, TICKER, D("0.01"), D(FAR_BID))
+        await rep.play(progress=False)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ReplayLoop, "_step", recording_step)
+        asyncio.run(main())
+    return [s for s in seen if s[0] >= 10]
 
 
-def test_time_first():
-    books, trades = tapes(feed_ms=3)
-    tl = merge_market([books], [trades], {0}, {0})
-    assert np.all(np.diff(tl.t) >= 0) and len(tl) == 8
+@pytest.mark.parametrize("row_by_row", [False, True])
+def test_time_first(row_by_row):
+    seen = observed(feed_ms=3, row_by_row=row_by_row)
+    assert [t for t, _, _ in seen] == sorted(t for t, _, _ in seen)
+    assert len(seen) == 8  # two books and two trades, each at both clocks
 
 
-def test_trades_before_books_at_equal_time():
-    books, trades = tapes()
-    tl = merge_market([books], [trades], {0}, {0})
-    at10 = tl.kind[tl.t == 10_000_000].tolist()
-    assert at10 == [TRADE_EXCH, BOOK_EXCH, TRADE_LOCAL, BOOK_LOCAL]
+@pytest.mark.parametrize("row_by_row", [False, True])
+def test_trades_before_books_at_equal_time(row_by_row):
+    at10 = [what for t, what, _ in observed(row_by_row=row_by_row) if t == 10]
+    assert at10 == ["trade@exch", "book@exch", "trade@local", "book@local"]
 
 
 def test_local_rows_only_for_subscribed_tapes():
-    books, trades = tapes()
-    tl = merge_market([books], [trades], set(), {0})
-    assert set(tl.kind.tolist()) == {TRADE_EXCH, BOOK_EXCH, TRADE_LOCAL}
+    seen = observed(books_subscribed=False)
+    assert {what for _, what, _ in seen} == {"book@exch", "trade@exch", "trade@local"}
 
 
 def test_then_stream_then_row():
-    books, _ = tapes()
-    other = BookTape.from_records("binance_spot", TICKER, [book(10, 1.0, 1.1)])
-    tl = merge_market([books, other], [], set(), set())
-    assert list(zip(tl.stream.tolist(), tl.row.tolist(), strict=True)) == [(0, 0), (1, 0),
-                                                                           (0, 1)]
+    at10 = [(what, exc) for t, what, exc in observed(other_book=True) if t == 10]
+    assert at10 == [("trade@exch", EXC), ("book@exch", EXC), ("trade@local", EXC),
+                    ("book@local", EXC), ("book@local", "binance_spot")]
 
 
 def test_scheduled_events_at_equal_time_run_fifo():

@@ -6,10 +6,10 @@ import asyncio
 
 import numpy as np
 import pytest
-from replay_scenarios import EXC, TICKER, book, random_market, replayer
+from replay_scenarios import EXC, TICKER, book, random_market, replayer, zero_latencies
 
 from makerlab.errors import ConfigError, DataError
-from makerlab.sim import mock_feed
+from makerlab.sim import Replayer, mock_feed
 from makerlab.sim.mock_feed import MockFeed
 from makerlab.trading.feed import Feed
 
@@ -36,9 +36,13 @@ def _record(books, trades, monkeypatch=None, block=None):
 def test_trusted_delivery_matches_checked_delivery(monkeypatch):
     books, trades = random_market(5, n=60)
     fast_seen, fast_buffers = _record(books, trades)
-    original = mock_feed._clean_side
-    monkeypatch.setattr(mock_feed, "_clean_side",
-                        lambda p, s, sign: (np.zeros(len(p), bool), original(p, s, sign)[1]))
+    original = mock_feed._BookBlock.__init__
+
+    def every_row_checked(self, *args):
+        original(self, *args)
+        self.clean = [False] * len(self.clean)
+
+    monkeypatch.setattr(mock_feed._BookBlock, "__init__", every_row_checked)
     slow_seen, slow_buffers = _record(books, trades, monkeypatch, 7)  # small blocks too
     assert fast_seen == slow_seen
     for fast, slow in zip(fast_buffers, slow_buffers, strict=True):
@@ -89,3 +93,38 @@ def test_spot_feed_class_subscribes_to_the_spot_market_not_the_perpetual():
     rep = replayer(*random_market(1, n=5))
     with pytest.raises(ConfigError, match=f"{EXC}_spot"):
         asyncio.run(rep.get_feed().add_l2_book_feed(EXC, TICKER, feed_cls="spot"))
+
+
+def _reads_of_quiet_trades(handled: bool, spot_first: bool) -> tuple[list, list]:
+    """What handlers of the other markets and a timer read from a perp trades buffer that
+    has a handler (``handled``: delivered row by row) or none (written when read)."""
+    books, trades = random_market(3, n=80)
+    spot_books, spot_trades = random_market(4, n=80)
+    data = {EXC: (books, trades), "binance_spot": (spot_books, spot_trades)}
+    order = ["binance_spot", EXC] if spot_first else [EXC, "binance_spot"]
+    rep = Replayer({e: {TICKER: data[e][0]} for e in order},
+                   {e: {TICKER: data[e][1]} for e in order}, latencies=zero_latencies())
+    feed, seen = rep.get_feed(), []
+
+    async def main():
+        tid = await feed.add_trades_feed(EXC, TICKER, buffer=5,
+                                         handler=(lambda _: None) if handled else None)
+        tape = feed.get_feed(tid)
+
+        def read(_=None):
+            seen.append((rep.time(), tape.get_buffer().tolist()))
+
+        await feed.add_trades_feed(EXC, TICKER, feed_cls="spot", handler=read)
+        await feed.add_l2_book_feed(EXC, TICKER, depth=2, handler=read)
+        await rep.get_oms().add_clock_callback(read, interval_ms=37)
+        await rep.play(progress=False)
+        return tape.get_buffer().tolist()
+
+    return seen, asyncio.run(main())
+
+
+@pytest.mark.parametrize("spot_first", [False, True])
+def test_trades_nobody_handles_are_written_when_read(spot_first):
+    lazy = _reads_of_quiet_trades(False, spot_first)
+    assert lazy == _reads_of_quiet_trades(True, spot_first)
+    assert len(lazy[0]) > 100 and lazy[1]

@@ -21,7 +21,7 @@ from makerlab.sim.matching import (
     MatchingEngine,
     SimOrder,
 )
-from makerlab.sim.queue import PowerProbQueue
+from makerlab.sim.queue import PowerProbQueue, RiskAverseQueue
 from makerlab.sim.timeline import BookTape
 
 D = Decimal
@@ -181,11 +181,23 @@ def test_trades_at_the_price_fill_through_the_queue():
 
 
 def test_queue_model_is_pluggable():
-    eng = engine(PowerProbQueue(2.0))
-    o = order("0.3", "60000.0")
-    eng.submit(o)
-    eng.on_book(1)  # level 1.0 -> 0.4 with no trades: some cancels were ahead
-    assert o.queue.ahead < 0.6 + 1e-9
+    """The engine follows the model it is given: cancels shrink the queue ahead under
+    PowerProbQueue (split by the sizes around us), never under the risk-averse default."""
+    books = [{"ts": 0, "b": [[60000.0, 1.0]], "a": [[60000.1, 0.5]]},  # we join behind 1.0
+             {"ts": 1, "b": [[60000.0, 2.0]], "a": [[60000.1, 0.5]]},  # 1.0 joins behind us
+             {"ts": 2, "b": [[60000.0, 1.4]], "a": [[60000.1, 0.5]]}]  # 0.6 cancelled
+    ahead = {}
+    for model in (RiskAverseQueue(), PowerProbQueue(2.0)):
+        tape = BookTape.from_records("binance", "BTCUSDT", books)
+        eng = MatchingEngine(SPEC, tape, None, lambda: D(0), model)
+        eng.on_book(0)
+        o = order("0.3", "60000.0")
+        eng.submit(o)
+        eng.on_book(1)
+        eng.on_book(2)
+        ahead[type(model).__name__] = o.queue.ahead
+    assert ahead["RiskAverseQueue"] == 1.0
+    assert ahead["PowerProbQueue"] == pytest.approx(0.7)  # half of the 0.6 was ahead of us
 
 
 def test_a_crossing_book_fills():

@@ -231,8 +231,10 @@ def df_prices(record: RunRecord, ticker: str, exc: str, ax: Axes | None = None,
     df = pd.DataFrame({"b": mids.bid.to_numpy(), "a": mids.ask.to_numpy()}, index=_utc(times))
     if plot:
         own = ax is None
-        fig, ax = new_figure(show, figsize=(12, 5.5), layout="constrained") if own \
-            else (ax.figure, ax)
+        if ax is None:
+            fig, ax = new_figure(show, figsize=(12, 5.5), layout="constrained")
+        else:
+            fig = ax.figure
         _draw_prices(ax, record, df, ticker, exc, with_fill)
         ax.set_xlabel("receive time (UTC)" if local else "exchange time (UTC)")
         inventory = with_inventory if with_inventory is not None else group is None
@@ -299,7 +301,8 @@ def _draw_declared(ax: Axes, record: RunRecord, ticker: str, exc: str, key: str 
 
 
 def _finish_axes(ax: Axes, fig: Any, own: bool, show: bool, save: Save) -> None:
-    handles, labels = [], []
+    handles: list[Any] = []
+    labels: list[str] = []
     for axis in fig.axes:
         h, lab = axis.get_legend_handles_labels()
         handles, labels = handles + h, labels + lab

@@ -324,7 +324,7 @@ def _flip_rows(group: pd.DataFrame) -> np.ndarray:
 
 def _ticker_pnl(record: RunRecord, group: pd.DataFrame, ticker: str) -> np.ndarray:
     exc = str(group.exc.iloc[0])
-    cash = np.cumsum(-group.dir * group.price * group["size"] - group.fee).to_numpy(float)
+    cash = (-group.dir * group.price * group["size"] - group.fee).cumsum().to_numpy(float)
     mids = _mids_or_nan(record, exc, ticker, group.ts.to_numpy())
     return cash + group.position.to_numpy(float) * mids
 

@@ -210,9 +210,7 @@ def _closing_stamps(replayer: Any) -> list[tuple[int, str, float, float, float]]
         return []
     out = []
     for exc in venue.accounts:
-        bal = venue.balance(exc)
-        out.append((now, exc, float(bal["equity_total"]),
-                    float(venue.account(exc).balance), float(bal["notional_position"])))
+        out.append((now, exc, *venue.valuation(exc)))
     return out
 
 

@@ -38,7 +38,7 @@ def simulation_report(record: RunRecord, folder: str | Path, *, code_file: str |
     """
     folder = Path(folder)
     sections = _sections(record, folder)
-    options = {"code_file": code_file, "include_comments": include_comments}
+    options: dict[str, Any] = {"code_file": code_file, "include_comments": include_comments}
     pdf_data = [(title, data, dtype) for title, data, dtype, _ in sections]
     written = [pdf_snapshot(folder / "report.pdf", report_data=pdf_data, **options)]
     if html:

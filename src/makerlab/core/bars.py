@@ -81,8 +81,15 @@ class Bars:
         self._signed_volume += dir * size
         self._signed_dollars += dir * size * price
 
+    @property
+    def _open(self) -> list[float]:
+        """The bar being built (there is one whenever it is finished or a roll condition
+        is asked)."""
+        assert self._bar is not None
+        return self._bar
+
     def _finish(self) -> list[float]:
-        bar = self._bar
+        bar = self._open
         bar[VWAP] = self._notional / bar[VOLUME]
         self._on_finish(bar)
         self._buffer.append(bar)
@@ -161,7 +168,7 @@ class TimeBars(Bars):
         return float(ts // self.interval * self.interval)
 
     def _closes_before(self, ts: float) -> bool:
-        return ts >= self._bar[T_START] + self.interval
+        return ts >= self._open[T_START] + self.interval
 
 
 class TickBars(Bars):
@@ -172,7 +179,7 @@ class TickBars(Bars):
         self.n_ticks = _positive("n_ticks", n_ticks)
 
     def _should_roll(self, price: float) -> bool:
-        return self._bar[N_TICKS] >= self.n_ticks
+        return self._open[N_TICKS] >= self.n_ticks
 
 
 class VolumeBars(Bars):
@@ -183,7 +190,7 @@ class VolumeBars(Bars):
         self.n_volume = _positive("n_volume", n_volume)
 
     def _should_roll(self, price: float) -> bool:
-        return self._bar[VOLUME] >= self.n_volume
+        return self._open[VOLUME] >= self.n_volume
 
 
 class DollarBars(Bars):
@@ -238,7 +245,7 @@ class DistanceBars(Bars):
         self.percent = _positive("percent", percent)
 
     def _should_roll(self, price: float) -> bool:
-        return abs(price / self._bar[OPEN] - 1) >= self.percent
+        return abs(price / self._open[OPEN] - 1) >= self.percent
 
 
 class ProbabilisticSignedTickBars(Bars):

@@ -14,11 +14,13 @@ A spec's JSON row (the bundled file, the spec cache, spec files a user passes) h
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from functools import cache
 from importlib import resources
+from typing import Any
 
 from makerlab.errors import ConfigError
 
@@ -55,12 +57,12 @@ class InstrumentSpec:
     @property
     def price_precision(self) -> int:
         """Decimal places of the tick size (``0.10`` -> 1)."""
-        return max(0, -self.tick_size.normalize().as_tuple().exponent)
+        return _places(self.tick_size)
 
     @property
     def quantity_precision(self) -> int:
         """Decimal places of the lot size (``0.001`` -> 3)."""
-        return max(0, -self.lot_size.normalize().as_tuple().exponent)
+        return _places(self.lot_size)
 
     @property
     def is_inverse(self) -> bool:
@@ -103,9 +105,58 @@ class InstrumentSpec:
         }
 
 
+def _places(step: Decimal) -> int:
+    """Decimal places of a finite ``step`` (``0.10`` -> 1, ``10`` -> 0)."""
+    exponent = step.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
 def _to_step(value: float | Decimal | str, step: Decimal, rounding: str) -> Decimal:
+    if type(value) is float:
+        key = (value, step, rounding)
+        found = _ROUNDED.get(key)
+        if found is None:
+            if len(_ROUNDED) >= _ROUNDED_MAX:
+                _ROUNDED.clear()
+            found = _ROUNDED[key] = _float_to_step(value, step, rounding)
+        return found
     units = (Decimal(str(value)) / step).quantize(Decimal(1), rounding=rounding)
     return (units * step).quantize(step)
+
+
+# floats a strategy rounds again and again (its quotes move a tick at a time): a bounded
+# memo of the results (Decimals are immutable)
+_ROUNDED: dict[tuple[float, Decimal, str], Decimal] = {}
+_ROUNDED_MAX = 1 << 16
+
+
+def _float_to_step(value: float, step: Decimal, rounding: str) -> Decimal:
+    fast = _float_units(value, step, rounding)
+    if fast is not None:
+        return (Decimal(fast) * step).quantize(step)
+    units = (Decimal(str(value)) / step).quantize(Decimal(1), rounding=rounding)
+    return (units * step).quantize(step)
+
+
+_FAST_LIMIT = 2.0**40  # below it, value / step in floats is within 5e-4 of the exact quotient
+_MARGIN = 1e-3  # a float quotient this far from a rounding boundary rounds as the exact one
+
+
+def _float_units(value: float, step: Decimal, rounding: str) -> int | None:
+    """``Decimal(str(value)) / step`` rounded to whole steps, computed in floats when that is
+    unambiguous (the float quotient is at least ``_MARGIN`` from a rounding boundary, so
+    its error, under ``_MARGIN / 2`` for positive quotients below ``_FAST_LIMIT``, cannot
+    cross one); ``None`` otherwise (then Decimal decides)."""
+    x = value / float(step)
+    if not 0.0 < x < _FAST_LIMIT:
+        return None
+    if rounding == ROUND_HALF_EVEN:
+        units = round(x)
+        return units if abs(x - units) < 0.5 - _MARGIN else None
+    units = math.floor(x) if rounding == ROUND_FLOOR else math.ceil(x)
+    if rounding not in (ROUND_FLOOR, ROUND_CEILING) or not _MARGIN < abs(x - units) < 1 - _MARGIN:
+        return None
+    return units
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +195,9 @@ def spec_rows(specs: Iterable[InstrumentSpec]) -> list[dict]:
     """Specs as JSON rows (Decimals as strings; ``sig_figs`` for a :class:`SigFigSpec`)."""
     rows = []
     for spec in specs:
-        row = {"exchange": spec.exchange, "symbol": spec.symbol, "base": spec.base,
-               "quote": spec.quote, "kind": spec.kind}
+        row: dict[str, str | int] = {"exchange": spec.exchange, "symbol": spec.symbol,
+                                     "base": spec.base, "quote": spec.quote,
+                                     "kind": spec.kind}
         row.update({name: str(getattr(spec, name)) for name in DECIMAL_FIELDS})
         if isinstance(spec, SigFigSpec):
             row["sig_figs"] = spec.sig_figs
@@ -155,7 +207,7 @@ def spec_rows(specs: Iterable[InstrumentSpec]) -> list[dict]:
 
 def spec_from_row(row: Mapping) -> InstrumentSpec:
     """The spec of one JSON row (see the module docstring); KeyError names a missing field."""
-    decimals = {name: Decimal(str(row[name])) for name in DECIMAL_FIELDS}
+    decimals: dict[str, Any] = {name: Decimal(str(row[name])) for name in DECIMAL_FIELDS}
     args = (row["exchange"], row["symbol"], row["base"], row["quote"], row["kind"])
     if "sig_figs" in row:
         return SigFigSpec(*args, **decimals, sig_figs=int(row["sig_figs"]))

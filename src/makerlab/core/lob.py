@@ -14,6 +14,7 @@ Conventions (see ``docs/book.md``):
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -167,10 +168,45 @@ class LOB:
     def _make_buffers(self, buffer_size: int) -> None:
         capacity = max(buffer_size, 1)  # a RingBuffer needs one slot; nothing is recorded
         self.buffer_size = buffer_size
-        self.timestamps_buffer = RingBuffer(capacity, np.int64)
-        self.bids_buffer = RingBuffer(capacity, float, (self.depth, 2))
-        self.asks_buffer = RingBuffer(capacity, float, (self.depth, 2))
-        self.mids_buffer = RingBuffer(capacity, float)
+        self._timestamps = RingBuffer(capacity, np.int64)
+        self._bid_states = RingBuffer(capacity, float, (self.depth, 2))
+        self._ask_states = RingBuffer(capacity, float, (self.depth, 2))
+        self._mids = RingBuffer(capacity, float)
+        # states not yet in the buffers: they are written when a buffer is read, and only
+        # the newest ``capacity`` of them (what the buffers would hold)
+        self._unbuffered: deque[tuple[int, Any, Any, float]] = deque(maxlen=capacity)
+
+    def _buffers(self) -> tuple[RingBuffer, RingBuffer, RingBuffer, RingBuffer]:
+        """The history buffers (timestamps, bids, asks, mids), brought up to date."""
+        ts, bids, asks, mids = self._timestamps, self._bid_states, self._ask_states, self._mids
+        pending = self._unbuffered
+        while pending:
+            t, b, a, m = pending.popleft()
+            ts._push(t)
+            bids._push(b)
+            asks._push(a)
+            mids._push(m)
+        return ts, bids, asks, mids
+
+    @property
+    def timestamps_buffer(self) -> RingBuffer:
+        """The buffered states' timestamps (epoch ms)."""
+        return self._buffers()[0]
+
+    @property
+    def bids_buffer(self) -> RingBuffer:
+        """The buffered states' bids, ``(depth, 2)`` NaN-padded each."""
+        return self._buffers()[1]
+
+    @property
+    def asks_buffer(self) -> RingBuffer:
+        """The buffered states' asks, ``(depth, 2)`` NaN-padded each."""
+        return self._buffers()[2]
+
+    @property
+    def mids_buffer(self) -> RingBuffer:
+        """The buffered states' mids."""
+        return self._buffers()[3]
 
     # -- updates --------------------------------------------------------------------------
 
@@ -220,10 +256,7 @@ class LOB:
             self._check_uncrossed(bids, asks, timestamp)
         self._bids, self._asks, self.timestamp = bids, asks, timestamp
         if self.buffer_size:
-            self.timestamps_buffer._push(timestamp)
-            self.bids_buffer._push(padded_bids)
-            self.asks_buffer._push(padded_asks)
-            self.mids_buffer._push(mid)
+            self._unbuffered.append((timestamp, padded_bids, padded_asks, mid))
 
     def _next_side(self, book: np.ndarray, raw: ArrayLike | None, sign: int,
                    is_snapshot: bool, is_sorted: bool) -> np.ndarray:
@@ -242,10 +275,8 @@ class LOB:
     def _record(self) -> None:
         if self.buffer_size == 0:
             return
-        self.timestamps_buffer.append(self.timestamp)
-        self.bids_buffer.append(self._padded(self.get_bids()))
-        self.asks_buffer.append(self._padded(self.get_asks()))
-        self.mids_buffer.append(self.get_mid())
+        self._unbuffered.append((self.timestamp, self._padded(self.get_bids()),
+                                 self._padded(self.get_asks()), self.get_mid()))
 
     def _padded(self, levels: np.ndarray) -> np.ndarray:
         out = np.full((self.depth, 2), NAN)
@@ -401,8 +432,8 @@ class LOB:
 
     def clear_buffer(self) -> None:
         """Empty the history buffers (the current book is kept)."""
-        for buffer in (self.timestamps_buffer, self.bids_buffer, self.asks_buffer,
-                       self.mids_buffer):
+        self._unbuffered.clear()
+        for buffer in self._buffers():
             buffer.clear()
 
     def get_vol(self, n: int = -1, tau: float = -1, T: float = -1, x: bool = False,

@@ -23,7 +23,6 @@ dead: nothing ever leaves them.
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields
@@ -32,6 +31,8 @@ from enum import StrEnum
 from operator import attrgetter
 from typing import Any
 
+from makerlab.core.callbacks import run_handlers
+from makerlab.core.decimals import to_decimal
 from makerlab.core.events import OrderEventKind, OrderUpdate
 from makerlab.errors import ConfigError
 from makerlab.units import NS_PER_MS
@@ -74,14 +75,13 @@ class OrderStatus(StrEnum):
 
 
 _DEAD = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
+_DEAD_OR_PENDING = _DEAD | {OrderStatus.PENDING}
 _ACKED_ALIVE = frozenset({OrderStatus.NEW, OrderStatus.PARTIAL, OrderStatus.CANCEL_PENDING})
 
 
 def _dec(value: Any) -> Decimal | None:
-    """``value`` as a Decimal (floats go through ``str`` so ``0.1`` is ``Decimal('0.1')``)."""
-    if value is None or isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
+    """``value`` as a Decimal (:func:`~makerlab.core.decimals.to_decimal`), ``None`` kept."""
+    return None if value is None else to_decimal(value)
 
 
 @dataclass(slots=True)
@@ -446,10 +446,8 @@ class Orders:
             update_id=update.update_id, reject_reason=_reason(update) if rejected else None)
 
     async def _fire(self, order: Order) -> None:
-        for handler in self._handlers:
-            result = handler(order.as_dict())
-            if inspect.isawaitable(result):
-                await result
+        for handler in self._handlers:  # each its own dict
+            await run_handlers((handler,), order.as_dict())
 
     # ---- storage -------------------------------------------------------------------
 
@@ -479,9 +477,14 @@ class Orders:
             self._dead.popitem(last=False)
 
     def _select(self, ticker: str, side: int, include_pending: bool) -> list[Order]:
+        """Live orders of ``ticker`` on ``side`` (``o.side == side and o.is_alive()``,
+        spelled out: strategies call this on every tick)."""
+        skip = _DEAD if include_pending else _DEAD_OR_PENDING
+        if side == 1:
+            return [o for o in self._orders.values()
+                    if o.ticker == ticker and o.amount > 0 and o.ord_status not in skip]
         return [o for o in self._orders.values()
-                if o.ticker == ticker and o.side == side and o.is_alive()
-                and (include_pending or o.ord_status is not OrderStatus.PENDING)]
+                if o.ticker == ticker and o.amount < 0 and o.ord_status not in skip]
 
     @staticmethod
     def _present(found: list[Order], side: int, sort: bool, copy: bool,

@@ -25,13 +25,14 @@ fills' signed cash flows plus the position valued at ``mark``.
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from makerlab.core.callbacks import run_handlers
+from makerlab.core.decimals import to_decimal
 from makerlab.core.events import Fill
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.errors import ConfigError
@@ -51,8 +52,7 @@ ZERO = Decimal(0)
 Number = Decimal | float | int | str
 
 
-def _dec(value: Number) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+_dec = to_decimal
 
 
 def _sign(x: Decimal) -> int:
@@ -361,10 +361,8 @@ class Positions:
     async def _fire(self, old: Position, new: Position) -> None:
         delta = {"ticker": new.ticker, "amount": new.amount, "delta": new.amount - old.amount,
                  "entry": new.entry, "realized_pnl": new.realized_pnl}
-        for handler in self._handlers:
-            result = handler(dict(delta))
-            if inspect.isawaitable(result):
-                await result
+        for handler in self._handlers:  # each its own dict
+            await run_handlers((handler,), dict(delta))
 
 
 def _accounting_lookup(accounting: Mapping[str, Accounting] | Callable[[str], Accounting]

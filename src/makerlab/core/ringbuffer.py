@@ -8,7 +8,7 @@ contiguous slice, so appends are O(1) and reading the last ``n`` items is a sing
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -70,6 +70,12 @@ class RingBuffer:
         data = self._data
         data[slot] = value
         data[slot + cap] = value
+
+    def _extend(self, values: np.ndarray) -> None:
+        """:meth:`_push` of each element of ``values`` in order (only the newest
+        ``capacity`` can remain, so only they are written)."""
+        for value in values[-self._capacity:]:
+            self._push(value)
 
     def appendleft(self, value: ArrayLike) -> None:
         """Add ``value`` as the oldest element, dropping the newest one if full."""
@@ -177,7 +183,7 @@ class RingBuffer:
         return value.copy() if isinstance(value, np.ndarray) else value
 
 
-def _given(value: float | None) -> bool:
+def _given(value: float | None) -> TypeGuard[float]:
     """Whether a sampling argument was passed (``None`` and negative values mean 'not')."""
     return value is not None and value >= 0
 

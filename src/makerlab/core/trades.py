@@ -28,7 +28,15 @@ class Trades:
     """
 
     def __init__(self, buffer_size: int = 100):
-        self._buffer = RingBuffer(buffer_size, float, (4,))
+        self._ring = RingBuffer(buffer_size, float, (4,))
+        self._pull: Callable[[], None] | None = None  # brings a lazily fed buffer up to date
+
+    @property
+    def _buffer(self) -> RingBuffer:
+        """The trades buffer (first brought up to date when a replay fills it lazily)."""
+        if self._pull is not None:
+            self._pull()
+        return self._ring
 
     def append(self, trade: Sequence[float] | None = None, ts: float | None = None,
                price: float | None = None, size: float | None = None,

@@ -64,7 +64,10 @@ class _Scan:
 
 
 def _scan(arc: Root) -> _Scan:
-    hours, staged, strays, meta = [], [], {}, []
+    hours: list[tuple[HourPath, pafs.FileInfo]] = []
+    staged: list[StagedPath] = []
+    strays: dict[str, StrayPath] = {}
+    meta: list[str] = []
     for info in arc.listing(arc.base):
         rel = arc.rel(info.path)
         is_dir = info.type == pafs.FileType.Directory
@@ -437,10 +440,10 @@ def repair_archive(root: str | os.PathLike, *, filesystem: Any = None,
             continue
         done.append(f"completed the interrupted write {journal.commit.describe()} "
                     f"({len(journal.files)} files)")
-    for journal in incomplete:
-        arc.delete(journal.path)
-        done.append(f"{arc.show(journal.path)}: deleted the incomplete journal of write "
-                    f"{journal.commit}, which never committed")
+    for stale in incomplete:
+        arc.delete(stale.path)
+        done.append(f"{arc.show(stale.path)}: deleted the incomplete journal of write "
+                    f"{stale.commit}, which never committed")
     live = {journal.commit.id for journal in manifest.read_pending(arc)[0]}
     scan = _scan(arc)
     staged = [(s.rel, s.commit) for s in scan.staged] + list(_read_state(arc, scan.meta).staged)

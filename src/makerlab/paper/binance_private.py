@@ -42,7 +42,7 @@ from makerlab.core.instruments import InstrumentSpec
 from makerlab.paper.auth import binance_rest_ok, binance_ws_ok
 from makerlab.paper.desk import Delivery, RequestKind
 from makerlab.paper.limits import Budget
-from makerlab.paper.private import PrivateHub, Told, serve_private
+from makerlab.paper.private import PrivateHub, Told, desk_filled, serve_private
 from makerlab.paper.session import Session, SessionFaults
 from makerlab.paper.venue import VenueContext, json_response, ms
 from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
@@ -328,7 +328,8 @@ class BinancePrivate:
                 "clientOrderId": update.cloid or "",
                 "price": _text(update.price or Decimal(0), spec.price_precision),
                 "avgPrice": "0.00", "origQty": _text(abs(update.amount), qty),
-                "executedQty": _text(update.filled, qty), "cumQty": _text(update.filled, qty),
+                "executedQty": _text(desk_filled(update), qty),
+                "cumQty": _text(desk_filled(update), qty),
                 "cumQuote": "0", "timeInForce": update.tif or "GTC", "type": kind,
                 "origType": kind, "reduceOnly": update.reduce_only, "closePosition": False,
                 "side": "BUY" if update.amount > 0 else "SELL", "positionSide": "BOTH",

@@ -44,7 +44,7 @@ from makerlab.core.instruments import InstrumentSpec
 from makerlab.paper.auth import bybit_rest_ok, bybit_ws_ok
 from makerlab.paper.desk import Delivery, RequestKind
 from makerlab.paper.limits import Budget
-from makerlab.paper.private import PrivateHub, Told, serve_private
+from makerlab.paper.private import PrivateHub, Told, desk_filled, serve_private
 from makerlab.paper.session import Session, SessionFaults
 from makerlab.paper.venue import VenueContext, json_response, ms
 from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
@@ -361,7 +361,7 @@ class BybitPrivate:
         status = _STATUS.get(update.status, "New")
         if reject_reason != "EC_NoError":
             status = "Cancelled"
-        left = abs(update.amount) - update.filled if status in ("New", "PartiallyFilled") \
+        left = abs(update.amount) - desk_filled(update) if status in ("New", "PartiallyFilled") \
             else Decimal(0)
         return {"category": "linear", "symbol": update.symbol, "orderId": update.oid or "",
                 "orderLinkId": update.cloid or "", "side": "Buy" if update.amount > 0 else
@@ -371,7 +371,7 @@ class BybitPrivate:
                 "cancelType": "CancelByUser" if update.kind is OrderEventKind.CANCEL_ACK
                 else "UNKNOWN",
                 "rejectReason": reject_reason, "avgPrice": "0",
-                "leavesQty": _text(left, qty), "cumExecQty": _text(update.filled, qty),
+                "leavesQty": _text(left, qty), "cumExecQty": _text(desk_filled(update), qty),
                 "cumExecValue": "0", "cumExecFee": "0",
                 "timeInForce": _WIRE_TIF.get(update.tif, update.tif or "GTC"),
                 "reduceOnly": update.reduce_only, "positionIdx": 0,
@@ -485,7 +485,8 @@ class BybitPrivate:
                 "orderLinkId": update.cloid or "", "isMaker": fill.is_maker,
                 "orderPrice": _text(update.price or Decimal(0), spec.price_precision),
                 "orderQty": _text(abs(update.amount), spec.quantity_precision),
-                "leavesQty": _text(abs(update.amount) - update.filled, spec.quantity_precision),
+                "leavesQty": _text(abs(update.amount) - desk_filled(update),
+                                   spec.quantity_precision),
                 "execTime": str(ms(fill.exchange_ts)), "seq": int(fill.trade_id)}
 
 

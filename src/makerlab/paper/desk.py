@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import inspect
 import itertools
 import os
 from collections.abc import Callable, Mapping
@@ -41,6 +40,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
 from makerlab.core.events import Fill, OrderEventKind, OrderUpdate
 from makerlab.core.instruments import InstrumentSpec
@@ -55,7 +55,7 @@ from makerlab.sim.fees import FeeSchedule
 from makerlab.sim.latency import LatencyModel
 from makerlab.sim.matching import FillModel, MatchingEngine, PartialFills
 from makerlab.sim.queue import QueueModel, RiskAverseQueue
-from makerlab.sim.timeline import BOOK_EXCH, BookTape, EventQueue, TradeTape, merge_market
+from makerlab.sim.timeline import BOOK_EXCH, BookTape, EventQueue, TradeTape, merge_exchange
 from makerlab.sim.venue import SimVenue
 from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
 
@@ -153,8 +153,8 @@ class _Queue(EventQueue):
         else:
             self.fresh.append(entry)
 
-    def peek_time(self) -> int | None:
-        return self.heap[0][0] if self.heap else None
+    def peek_time(self, default: int | None = None) -> int | None:
+        return self.heap[0][0] if self.heap else default
 
     def pop(self) -> tuple[int, Callable[[Any], Any], Any]:
         t, _, callback, payload = heapq.heappop(self.heap)
@@ -194,7 +194,8 @@ class Desk:
     # -- setup -------------------------------------------------------------------------
 
     def _build(self, traded: list[Traded]) -> None:
-        books, trades = [], []
+        books: list[BookTape] = []
+        trades: list[TradeTape] = []
         for market in traded:
             account = self.venue.account(market.protocol)
             engine = MatchingEngine(market.spec, market.book, market.trades,
@@ -207,7 +208,7 @@ class Desk:
             if market.trades is not None:
                 self._engines[(0, len(trades))] = engine
                 trades.append(market.trades)
-        rows = merge_market(books, trades, set(), set())
+        rows = merge_exchange(books, trades)
         self._rows = (rows.t.tolist(), rows.kind.tolist(), rows.stream.tolist(),
                       rows.row.tolist())
         self._next_row = 0
@@ -299,9 +300,7 @@ class Desk:
         t, seq, callback, payload = heapq.heappop(self._queue.heap)
         self.clock.ns = t
         self.now = max(self.now, t)
-        result = callback(payload)
-        if inspect.isawaitable(result):
-            await result
+        await run_handlers((callback,), payload)
         deliveries = await self._run_fresh(seq)
         pending = self._pending.pop(seq, None)
         if pending is not None:
@@ -313,9 +312,7 @@ class Desk:
         fresh, self._queue.fresh = self._queue.fresh, []
         for _, seq, callback, payload in fresh:
             self._running = (parent, seq)
-            result = callback(payload)
-            if inspect.isawaitable(result):
-                await result
+            await run_handlers((callback,), payload)
         collected, self._collected = self._collected, []
         return collected
 

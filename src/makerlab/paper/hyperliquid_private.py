@@ -43,7 +43,7 @@ from makerlab.core.events import Fill, OrderEventKind, OrderUpdate
 from makerlab.paper.auth import hl_address, hl_signer
 from makerlab.paper.desk import Delivery, RequestKind
 from makerlab.paper.limits import Budget
-from makerlab.paper.private import Outcome, PrivateHub, Told
+from makerlab.paper.private import Outcome, PrivateHub, Told, desk_filled
 from makerlab.paper.session import Session
 from makerlab.paper.venue import VenueContext, json_response, ms
 from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
@@ -369,7 +369,7 @@ class HyperliquidPrivate:
                                              "statusTimestamp": ms(found.exchange_ts)}}
 
     def _open_order(self, update: OrderUpdate, *, frontend: bool = False) -> dict[str, Any]:
-        left = abs(update.amount) - update.filled
+        left = abs(update.amount) - desk_filled(update)
         row: dict[str, Any] = {
             "coin": update.symbol, "side": "B" if update.amount > 0 else "A",
             "limitPx": _text(update.price or Decimal(0)), "sz": _text(left),

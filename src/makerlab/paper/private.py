@@ -50,7 +50,7 @@ from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
 from makerlab.units import NS_PER_MS
 
 __all__ = ["PRIVATE_PROTOCOLS", "Credentials", "Outcome", "PrivateHub", "Streamer", "Told",
-           "load_credentials", "serve_private"]
+           "desk_filled", "load_credentials", "serve_private"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,12 @@ def _read_key_file(path: Path) -> dict[str, Credentials]:
 
 
 # --------------------------------------------------------------------------- told
+
+
+def desk_filled(update: OrderUpdate) -> Decimal:
+    """The filled size of an order the desk reported (the desk's venue always says it)."""
+    assert update.filled is not None, "the desk's venue reports every order's filled size"
+    return update.filled
 
 
 @dataclass

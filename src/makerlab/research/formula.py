@@ -32,6 +32,7 @@ import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ __all__ = [
     "parse_formula_expressions",
 ]
 
-Series = pd.Series
+Series: TypeAlias = pd.Series
 
 # ---------------------------------------------------------------------------- primitives
 
@@ -193,8 +194,8 @@ _WINDOWED = {
     "tsrank": _rolling("rank"),
     "tsmax": _rolling("max"),
     "tsmin": _rolling("min"),
-    "tsargmax": _rolling_apply(lambda w: len(w) - 1 - np.argmax(w)),
-    "tsargmin": _rolling_apply(lambda w: len(w) - 1 - np.argmin(w)),
+    "tsargmax": _rolling_apply(lambda w: float(len(w) - 1 - np.argmax(w))),
+    "tsargmin": _rolling_apply(lambda w: float(len(w) - 1 - np.argmin(w))),
     "tszscre": _tszscore,
 }
 _PAIRWISE = {"cor": _correlation, "cov": _pairwise("cov"), "dot": _dot, "wmean": _wmean}

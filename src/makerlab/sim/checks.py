@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -38,6 +39,7 @@ __all__ = ["MAX_GAP_NS", "check_times", "checked_values"]
 MAX_GAP_NS = 7 * 24 * 3600 * NS_PER_S
 
 Tape = BookTape | TradeTape
+AnyTape = TypeVar("AnyTape", BookTape, TradeTape)
 
 FIX_INPUT = ("fix the input (archives converted by makerlab are checked and repaired at "
              "conversion: `makerlab convert --repair`)")
@@ -86,7 +88,7 @@ def _check_gaps(tapes: Sequence[Tape]) -> None:
                     "two periods separately", source=source_of(tapes[which]), line=row + 1)
 
 
-def checked_values(tape: Tape) -> Tape:
+def checked_values(tape: AnyTape) -> AnyTape:
     """``tape`` checked for bad values, and sorted by exchange time if it is not (a warning
     says so)."""
     source = source_of(tape)

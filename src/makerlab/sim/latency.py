@@ -149,6 +149,7 @@ class LognormalLatency:
     sigma: float | Mapping[Latencies | str, float] = 0.5
     seed: int = field(default=0, kw_only=True)
     median_ns: dict[Latencies, int] = field(init=False, repr=False, compare=False)
+    _sigma: dict[Latencies, float] = field(init=False, repr=False, compare=False)
     _rngs: dict[Latencies, np.random.Generator] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -162,6 +163,7 @@ class LognormalLatency:
         for name, value in (
                 ("median_ms", {c.value: ns_to_ms(v) for c, v in median_ns.items()}),
                 ("sigma", {c.value: v for c, v in sigma.items()}), ("median_ns", median_ns),
+                ("_sigma", sigma),
                 ("_rngs", {c: np.random.default_rng(s)
                            for c, s in zip(Latencies, children, strict=True)})):
             object.__setattr__(self, name, value)
@@ -173,7 +175,7 @@ class LognormalLatency:
         if median is None:
             return 0
         z = self._rngs[ch].standard_normal()
-        return round(median * float(np.exp(self.sigma[ch.value] * z)))
+        return round(median * float(np.exp(self._sigma[ch] * z)))
 
 
 def _check_lognormal(median_ns: dict[Latencies, int], sigma: dict[Latencies, float]) -> None:

@@ -63,6 +63,7 @@ replace the size-limited ones; tests in ``tests/sim/test_matching_no_partial.py`
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -71,6 +72,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from makerlab.core.decimals import to_decimal
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import POST_ONLY, TIFS
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
@@ -150,6 +152,10 @@ class MatchResult:
     rejected: str | None = None
 
 
+#: The result of a call that changed nothing (shared: never mutate it).
+NOTHING = MatchResult()
+
+
 @dataclass(frozen=True, slots=True)
 class PartialFills:
     """The default fill model: fills are limited by the sizes printed and displayed (the
@@ -183,10 +189,6 @@ FillModel = PartialFills | NoPartialFills
 SPAN_BLOCK = 4096  # book rows whose price spans are computed at once
 
 
-def _dec(x: float) -> Decimal:
-    return Decimal(repr(float(x)))
-
-
 class MatchingEngine:
     """Matches one instrument's orders against its replayed book and trades (see module).
 
@@ -218,10 +220,16 @@ class MatchingEngine:
         self._unbooked = ZERO  # signed size filled in the current call, not yet booked
         self._lists_of: tuple[BookTape | None, int] | None = None  # (book, row) of ``_lists``
         self._lists: dict[int, tuple[list[float], list[float]]] = {}
-        self._span_of: tuple[BookTape | None, int] | None = None  # (book, block) of ``_span``
-        self._span: dict[int, tuple[list[float], list[float]]] = {}
+        self._facts: _BlockFacts | None = None  # of the current row's block
 
     # -- book access -------------------------------------------------------------------
+
+    def seek(self, row: int) -> None:
+        """Move to book ``row`` without matching (no order rests, or the replay catches up
+        lazily); liquidity we took is forgotten when the row changes."""
+        if row != self.row:
+            self.row = row
+            self._consumed.clear()
 
     def levels(self, side: int) -> tuple[np.ndarray, np.ndarray]:
         """``(prices, sizes)`` of the current book's bids (``side=1``) or asks (``-1``)."""
@@ -242,44 +250,62 @@ class MatchingEngine:
                            for s, (p, q) in ((1, self.levels(1)), (-1, self.levels(-1)))}
         return self._lists[side]
 
+    def _block_facts(self) -> _BlockFacts:
+        """The facts of the current row's block (``book`` set, ``row >= 0``)."""
+        facts = self._facts
+        if facts is None or not facts.lo <= self.row < facts.hi or facts.book is not self.book:
+            assert self.book is not None
+            facts = self._facts = _BlockFacts(self.book, self.row // SPAN_BLOCK)
+        return facts
+
     def _price_span(self, side: int) -> tuple[float, float]:
-        """Lowest and highest price of ``side`` in the current row (``nan`` if none),
-        computed with numpy for a block of rows at a time."""
-        assert self.book is not None
-        block = self.row // SPAN_BLOCK
-        if self._span_of is None or self._span_of[1] != block or (
-                self._span_of[0] is not self.book):
-            self._span_of = (self.book, block)
-            rows = slice(block * SPAN_BLOCK, (block + 1) * SPAN_BLOCK)
-            self._span = {s: (np.fmin.reduce(p[rows], axis=1, initial=np.nan).tolist(),
-                              np.fmax.reduce(p[rows], axis=1, initial=np.nan).tolist())
-                          for s, p in ((1, self.book.bid_price), (-1, self.book.ask_price))}
-        low, high = self._span[side]
-        k = self.row - block * SPAN_BLOCK
-        return low[k], high[k]
+        """Lowest and highest price of ``side`` in the current row (``nan`` if none)."""
+        facts = self._block_facts()
+        k = self.row - facts.lo
+        return facts.low[side][k], facts.high[side][k]
 
     def best(self, side: int) -> float:
         """Best bid (``side=1``) or ask (``-1``) price now; ``nan`` if none."""
-        prices, _ = self.levels(side)
-        return float(prices[0]) if len(prices) else float("nan")
+        if self.book is None or self.row < 0:
+            return float("nan")
+        facts = self._block_facts()
+        return facts.best[side][self.row - facts.lo]
 
     def mid(self) -> float:
         """Mid of the current book (``nan`` if a side is empty)."""
         return (self.best(1) + self.best(-1)) / 2
 
     def level_qty(self, side: int, px: float) -> float:
-        """Displayed size at ``px`` on ``side`` (0 if no such level)."""
+        """Displayed size at ``px`` on ``side``: the first level within half a tick of it
+        (0 if none)."""
         if self.book is None or self.row < 0:
             return 0.0
         half = self._half_tick
+        facts = self._block_facts()
+        k = self.row - facts.lo
         # ``price - px`` rounds monotonically in ``price``: no level is within half a tick
         # when the lowest is half a tick above px or the highest half a tick below
-        low, high = self._price_span(side)
-        if not (low - px < half and high - px > -half):
+        if not (facts.low[side][k] - px < half and facts.high[side][k] - px > -half):
             return 0.0
+        if facts.ordered[side][k]:
+            return self._bisect_level(side, px, facts.count[side][k])
         for price, size in zip(*self.level_lists(side), strict=True):
-            if abs(price - px) < half:  # the first level within half a tick
+            if abs(price - px) < half:
                 return size
+        return 0.0
+
+    def _bisect_level(self, side: int, px: float, n: int) -> float:
+        """:meth:`level_qty` in a row in book order: the distance ``price - px`` is monotonic
+        along it, so the first level less than half a tick on the near side of ``px`` is
+        found by bisection, in O(log depth)."""
+        prices, sizes = self.levels(side)
+        half = self._half_tick
+        if side == 1:  # descending: px - price grows along the row
+            k = bisect.bisect_right(prices, -half, 0, n, key=lambda p: px - p)
+        else:
+            k = bisect.bisect_right(prices, -half, 0, n, key=lambda p: p - px)
+        if k < n and abs(prices[k] - px) < half:
+            return float(sizes[k])
         return 0.0
 
     def _crosses(self, order: SimOrder, px: float | None = None) -> bool:
@@ -362,7 +388,7 @@ class MatchingEngine:
         ref = order.price if order.price is not None else self.best(-order.side)
         if order.price is None and ref != ref:
             return REJECT_NO_BOOK
-        if not order.reduce_only and self.spec.notional(_dec(ref), order.qty) < (
+        if not order.reduce_only and self.spec.notional(to_decimal(ref), order.qty) < (
                 self.spec.min_notional):
             return REJECT_NOTIONAL.format(min=self.spec.min_notional)
         if order.tif in POST_ONLY and self._crosses(order):
@@ -385,7 +411,7 @@ class MatchingEngine:
             if qty <= 0:
                 break
             self._consumed[key] = self._consumed.get(key, ZERO) + qty
-            self._fill(order, qty, _dec(px).quantize(self.spec.tick_size), False, "taker",
+            self._fill(order, qty, to_decimal(px).quantize(self.spec.tick_size), False, "taker",
                        result)
         return True
 
@@ -474,15 +500,18 @@ class MatchingEngine:
     def on_book(self, row: int) -> MatchResult:
         """The book moved to ``row`` at exchange time: crossings fill, queues follow."""
         self.row = row
-        self._consumed.clear()
+        if self._consumed:
+            self._consumed.clear()
         self._unbooked = ZERO
-        result = MatchResult()
         crossed: list[SimOrder] = []
         for side, levels in self._sides.items():
             if levels:
                 opposite = self.best(-side)
                 crossed += levels.reached(opposite, self._half_tick)
                 self._follow_levels(levels, opposite)
+        if not crossed:
+            return NOTHING
+        result = MatchResult()
         if len(crossed) > 1:
             crossed.sort(key=_arrival)
         for order in crossed:
@@ -524,14 +553,25 @@ class MatchingEngine:
         through its price): only such prints can fill or move a queue."""
         return self._sides[-taker_dir].reaches(price, self._half_tick)
 
+    def on_print(self, row: int, every_print: bool = False) -> MatchResult | None:
+        """Trade tape ``row`` at exchange time: :meth:`on_trade` if the print reaches one of
+        our orders (``every_print``: whatever it reaches, the reference path), else
+        ``None`` (nothing can fill or move)."""
+        assert self.trades is not None
+        tape = self.trades
+        price, taker = float(tape.price[row]), int(tape.side[row])
+        if not (every_print or self.reaches(price, taker)):
+            return None
+        return self.on_trade(price, float(tape.size[row]), taker)
+
     def on_trade(self, price: float, size: float, taker_dir: int) -> MatchResult:
         """A taker print of ``size`` at ``price``: trade-through and queue fills."""
         self._unbooked = ZERO
-        result = MatchResult()
         levels = self._sides[-taker_dir]  # our orders on the side this print can hit
         hit = levels.reached(price, self._half_tick)
         if not hit:
-            return result
+            return NOTHING
+        result = MatchResult()
         levels.marked.update(o.px for o in hit)  # their queues may move: see _follow_levels
         if not self.fill_model.partial:
             return self._trade_whole(sorted(hit, key=_arrival), price, size, result)
@@ -569,6 +609,25 @@ class MatchingEngine:
         return filled
 
 
+class _BlockFacts:
+    """The facts of book rows ``[lo, hi)`` (:meth:`BookTape.rows
+    <makerlab.sim.timeline.BookTape.rows>`) as Python values, per side (1 bids, -1 asks):
+    best, lowest and highest price, number of levels, whether in book order."""
+
+    __slots__ = ("best", "book", "count", "hi", "high", "lo", "low", "ordered")
+
+    def __init__(self, book: BookTape, block: int) -> None:
+        self.book = book
+        self.lo = block * SPAN_BLOCK
+        self.hi = min(self.lo + SPAN_BLOCK, len(book))
+        rows, span = book.rows(), slice(self.lo, self.hi)
+        self.best = {1: book.bid_price[span, 0].tolist(), -1: book.ask_price[span, 0].tolist()}
+        self.low = {s: rows.side(s).low[span].tolist() for s in (1, -1)}
+        self.high = {s: rows.side(s).high[span].tolist() for s in (1, -1)}
+        self.count = {s: rows.side(s).count[span].tolist() for s in (1, -1)}
+        self.ordered = {s: rows.side(s).ordered[span].tolist() for s in (1, -1)}
+
+
 def _arrival(order: SimOrder) -> int:
     return order.seq
 
@@ -578,5 +637,5 @@ _LOT_EPS = Decimal("1e-9")
 
 def _floor_lot(qty: float, lot: Decimal) -> Decimal:
     """``qty`` floored to the lot grid, within ``1e-9`` lot of a multiple counting as it."""
-    units = (_dec(max(qty, 0.0)) / lot + _LOT_EPS).to_integral_value(rounding=ROUND_FLOOR)
+    units = (to_decimal(max(qty, 0.0)) / lot + _LOT_EPS).to_integral_value(rounding=ROUND_FLOOR)
     return units * lot

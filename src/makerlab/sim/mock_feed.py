@@ -11,29 +11,39 @@ subscriptions at local time. Rules:
 - **delivery at local time**: the LOB and Trades buffers are updated, then handlers run,
   at the data's local time (recorded, or exchange time + FEED_PUBLIC), stamped with the
   row's exchange time in ms, never earlier than the subscription's last delivery.
-- **validated once, trusted per row**: each block of rows is checked with numpy (levels
-  best first, strictly ordered, NaN padding only at the end, positive finite prices and
-  sizes; trades with positive finite price and size and ``dir`` +/-1). Clean rows reach
+- **validated once, trusted per row**: book rows are checked once per tape by the
+  compiled pass of :mod:`makerlab.sim.book_rows` (levels best first, strictly ordered, NaN
+  padding only at the end, positive finite prices and sizes), trade rows per block with
+  numpy (positive finite price and size, ``dir`` +/-1). Clean rows reach
   ``LOB._load_snapshot``/``Trades._append_row`` as ready numpy rows; any other row takes
   the public, validating ``update``/``append`` exactly as before (same result or error).
 - **bounded memory**: rows are prepared in blocks of :attr:`BLOCK` rows, so delivery
   needs memory in proportion to the block, not to the tape.
+- **unhandled trades are written when read**: a trade tape whose every subscription is a
+  ``trades`` feed without handlers is not delivered row by row; each buffer is brought up
+  to the replay's position when it is read, and filled when the replay ends
+  (:class:`LazyTrades`): the same rows in the same order, as the loop's cursor
+  (:class:`ReplayCursor`) says delivery would have written them; a bad row raises the
+  validating ``append``'s error at that read.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from makerlab.core.callbacks import run_handlers
+from makerlab.core.clock import ReplayClock
 from makerlab.errors import ConfigError
-from makerlab.sim.timeline import BookTape, TradeTape
-from makerlab.trading.feed import Feed, Subscription, run_handlers
+from makerlab.sim.timeline import TRADE_LOCAL, BookTape, TradeTape
+from makerlab.trading.feed import Feed, Subscription
 from makerlab.trading.protocols import MarketDataListener, MarketKind
 from makerlab.units import NS_PER_MS
 
-__all__ = ["BLOCK", "BookDelivery", "MockFeed", "ReplayMarketData", "TradeDelivery",
-           "deliveries"]
+__all__ = ["BLOCK", "BookDelivery", "Deliveries", "LazyTrades", "MockFeed", "ReplayCursor",
+           "ReplayMarketData", "TradeDelivery", "deliveries"]
 
 BLOCK = 4096  # rows prepared at once
 
@@ -67,41 +77,35 @@ class MockFeed(Feed):
         super().__init__(source=ReplayMarketData(market))
 
 
-def _clean_side(prices: np.ndarray, sizes: np.ndarray, sign: int) -> tuple[np.ndarray, ...]:
-    """Per row: whether the side is trusted-clean, and its number of levels."""
-    present = ~np.isnan(prices)
-    ok = (present[:, 1:] <= present[:, :-1]).all(axis=1)  # padding only at the end
-    good = (prices > 0) & (prices < np.inf) & (sizes > 0) & (sizes < np.inf)
-    ok &= np.where(present, good, True).all(axis=1)
-    step = sign * (prices[:, 1:] - prices[:, :-1]) > 0
-    ok &= np.where(present[:, 1:], step, True).all(axis=1)
-    return ok, present.sum(axis=1)
-
-
-def _stacked(prices: np.ndarray, sizes: np.ndarray, depth: int) -> np.ndarray:
-    """Read-only ``(n, max(D, depth), 2)`` levels, NaN-padded (price and size)."""
-    n, d = prices.shape
-    out = np.full((n, max(d, depth), 2), np.nan)
-    out[:, :d, 0] = prices
-    out[:, :d, 1] = np.where(np.isnan(prices), np.nan, sizes)
-    out.flags.writeable = False
-    return out
-
-
 class _BookBlock:
-    """Rows ``[lo, hi)`` of a book tape prepared for trusted delivery."""
+    """Rows ``[lo, hi)`` of a book tape prepared for trusted delivery: views of the tape's
+    stacked levels (:meth:`BookTape.sides <makerlab.sim.timeline.BookTape.sides>`), padded
+    to each subscribed depth beyond the tape's only."""
 
     def __init__(self, tape: BookTape, lo: int, hi: int, depths: set[int]) -> None:
-        bp, bs = tape.bid_price[lo:hi], tape.bid_size[lo:hi]
-        ap, az = tape.ask_price[lo:hi], tape.ask_size[lo:hi]
-        ok_b, nb = _clean_side(bp, bs, -1)
-        ok_a, na = _clean_side(ap, az, 1)
-        self.clean = (ok_b & ok_a).tolist()
-        self.ms = (tape.exchange_ts[lo:hi] // NS_PER_MS).tolist()
-        self.nb, self.na = nb.tolist(), na.tolist()
-        self.mid = ((bp[:, 0] + ap[:, 0]) / 2).tolist()
-        self.bids = {d: _stacked(bp, bs, d) for d in depths}
-        self.asks = {d: _stacked(ap, az, d) for d in depths}
+        rows = tape.rows()
+        span = slice(lo, hi)
+        self.clean = (rows.bids.clean[span] & rows.asks.clean[span]).tolist()
+        self.ms = (tape.exchange_ts[span] // NS_PER_MS).tolist()
+        self.nb, self.na = rows.bids.count[span].tolist(), rows.asks.count[span].tolist()
+        self.mid = ((tape.bid_price[span, 0] + tape.ask_price[span, 0]) / 2).tolist()
+        bids, asks = tape.sides()
+        self.bids = {d: _padded(bids[span], d) for d in depths}
+        self.asks = {d: _padded(asks[span], d) for d in depths}
+
+
+def _padded(levels: np.ndarray, depth: int) -> np.ndarray:
+    """Read-only ``(n, max(D, depth), 2)`` levels: a view, or NaN-padded beyond the
+    tape's depth ``D``."""
+    n, d, _ = levels.shape
+    if depth > d:
+        out = np.full((n, depth, 2), np.nan)
+        out[:, :d] = levels
+        levels = out
+    else:
+        levels = levels.view()
+    levels.flags.writeable = False
+    return levels
 
 
 class BookDelivery:
@@ -111,7 +115,8 @@ class BookDelivery:
         self.tape, self.subs = tape, subs
         self._depths = {sub.obj.depth for sub in subs}
         self.quiet = not any(sub.handlers for sub in subs)  # no handler: push() will do
-        self._lo, self._hi, self._block = 0, 0, None
+        self._lo, self._hi = 0, 0
+        self._block: _BookBlock | None = None
 
     def _block_of(self, row: int) -> _BookBlock:
         if not self._lo <= row < self._hi or self._block is None:
@@ -176,8 +181,8 @@ class TradeDelivery:
 
     def __init__(self, tape: TradeTape, subs: list[Subscription]) -> None:
         self.tape, self.subs = tape, subs
-        self._lo, self._hi, self._block = 0, 0, None
-        self.quiet = all(sub.kind == "trades" and not sub.handlers for sub in subs)
+        self._lo, self._hi = 0, 0
+        self._block: _TradeBlock | None = None
 
     def _block_of(self, row: int) -> _TradeBlock:
         if not self._lo <= row < self._hi or self._block is None:
@@ -189,14 +194,6 @@ class TradeDelivery:
     def _tuple(self, row: int, ts: int) -> tuple[int, float, float, int]:
         tape = self.tape
         return ts, float(tape.price[row]), float(tape.size[row]), int(tape.side[row])
-
-    def push(self, row: int) -> None:
-        """Append ``row`` to every subscription's Trades (only when :attr:`quiet`)."""
-        block = self._block_of(row)
-        k = row - self._lo
-        ts = block.ms[k]
-        for sub in self.subs:
-            self._append(sub, block, k, row, ts)
 
     async def deliver(self, row: int) -> None:
         """Append ``row`` to each subscription's buffer, then run its handlers."""
@@ -227,10 +224,83 @@ class TradeDelivery:
         return trade
 
 
-def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape]
-               ) -> tuple[dict[int, BookDelivery], dict[int, TradeDelivery]]:
-    """``({book tape index: delivery}, {trade tape index: delivery})`` for the tapes
-    ``feed`` has subscriptions on (others are never delivered)."""
+class ReplayCursor:
+    """Where the replay loop is, for buffers filled when read: the clock's time and, at
+    that time, the ``(kind, stream)`` of the local row being delivered, or
+    :attr:`SCHEDULED` (after every market row of that time) while a scheduled event runs
+    and once the replay has ended."""
+
+    SCHEDULED = 4  # after TRADE_LOCAL (2) and BOOK_LOCAL (3)
+
+    __slots__ = ("clock", "kind", "stream")
+
+    def __init__(self, clock: ReplayClock) -> None:
+        self.clock, self.kind, self.stream = clock, self.SCHEDULED, 0
+
+
+class LazyTrades:
+    """A ``trades`` subscription nobody handles: its rows are not delivered one by one but
+    written into its :class:`~makerlab.core.trades.Trades` when the buffer is read (the
+    rows the loop has passed, as delivery would have written them: same values and
+    order, the same error for a bad row, raised by the read)."""
+
+    def __init__(self, tape: TradeTape, stream: int, sub: Subscription,
+                 cursor: ReplayCursor) -> None:
+        order = np.argsort(tape.local_ts, kind="stable")  # delivery order in one tape
+        self.times = np.asarray(tape.local_ts, np.int64)[order]
+        self.rows = np.empty((len(order), 4))
+        self.rows[:, 0] = (np.asarray(tape.exchange_ts, np.int64) // NS_PER_MS)[order]
+        self.rows[:, 1], self.rows[:, 2] = tape.price[order], tape.size[order]
+        self.rows[:, 3] = tape.side[order]
+        self.stream, self.sub, self.cursor, self.pos = stream, sub, cursor, 0
+        sub.obj._pull = self.pull
+
+    def pull(self) -> None:
+        """Write the rows delivery would have written by now."""
+        c = self.cursor
+        passed = (TRADE_LOCAL, self.stream) < (c.kind, c.stream)
+        end = int(np.searchsorted(self.times, c.clock.ns, "right" if passed else "left"))
+        if end > self.pos:
+            trades, self.sub.obj._pull = self.sub.obj, None
+            try:
+                self._write(trades, self.pos, end)
+            finally:
+                trades._pull = self.pull
+            self.pos = end
+
+    def close(self) -> None:
+        """Write every row (the replay has ended) and stop filling the buffer."""
+        self.pull()
+        self.sub.obj._pull = None
+
+    def _write(self, trades: Any, lo: int, hi: int) -> None:
+        rows = self.rows[lo:hi].copy()
+        rows[:, 0] = np.maximum.accumulate(np.maximum(rows[:, 0], self.sub.last_ts))
+        self.sub.last_ts = int(rows[-1, 0])
+        price, size = rows[:, 1], rows[:, 2]
+        clean = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
+        if (clean & (np.abs(rows[:, 3]) == 1)).all():
+            trades._ring._extend(rows)
+            return
+        for ts, p, q, d in rows.tolist():  # a bad row raises where append raises
+            trades.append((int(ts), p, q, int(d)))
+
+
+@dataclass(eq=False)
+class Deliveries:
+    """The replay's deliveries, by tape index: books and trades delivered row by row,
+    and the trades subscriptions filled when read."""
+
+    books: dict[int, BookDelivery]
+    trades: dict[int, TradeDelivery]
+    lazy: list[LazyTrades]
+
+
+def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape],
+               cursor: ReplayCursor) -> Deliveries:
+    """The deliveries of the tapes ``feed`` has subscriptions on (others are never
+    delivered); ``trades`` subscriptions without handlers on a tape nobody else reads
+    are filled when read."""
     subs = feed.subscriptions()
 
     def matching(tape: Any, kinds: tuple[str, ...]) -> list[Subscription]:
@@ -239,6 +309,11 @@ def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape]
 
     book_out = {i: BookDelivery(t, found) for i, t in enumerate(books)
                 if (found := matching(t, ("l2book",)))}
-    trade_out = {i: TradeDelivery(t, found) for i, t in enumerate(trades)
-                 if (found := matching(t, ("trades", "bars")))}
-    return book_out, trade_out
+    trade_out, lazy = {}, []
+    for i, tape in enumerate(trades):
+        found = matching(tape, ("trades", "bars"))
+        if found and all(s.kind == "trades" and not s.handlers for s in found):
+            lazy += [LazyTrades(tape, i, sub, cursor) for sub in found]
+        elif found:
+            trade_out[i] = TradeDelivery(tape, found)
+    return Deliveries(book_out, trade_out, lazy)

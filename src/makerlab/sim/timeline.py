@@ -19,9 +19,12 @@ Ordering rules (deterministic, no wall clock involved):
 
 Market rows live in numpy arrays and are never turned into Python objects unless a
 strategy subscribed to them or the matching engine has resting orders to check: the
-timeline the replayer iterates holds only the subscribed local-time rows
-(:func:`merge_market` with no exchange-time tapes), and each engine's exchange-time rows
-are stepped through only while it holds resting orders (:class:`EngineRows`).
+timeline the replay loop (:mod:`makerlab.sim.loop`) iterates holds only the subscribed
+local-time rows (:func:`merge_market`), and each engine's exchange-time rows are stepped
+through only while it holds resting orders (:class:`EngineRows`); the loop interleaves
+the two and the event queue by these rules (``tests/sim/test_engine_timeline.py``
+observes them there). The paper exchange's desk steps every exchange-time row
+(:func:`merge_exchange`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from makerlab.errors import DataError
+from makerlab.sim.book_rows import BookRows, book_rows
 from makerlab.units import NS_PER_MS
 
 __all__ = [
@@ -48,6 +52,7 @@ __all__ = [
     "EventQueue",
     "MarketTimeline",
     "TradeTape",
+    "merge_exchange",
     "merge_market",
     "ms_to_ns",
     "tape_source",
@@ -107,7 +112,12 @@ def _shown(value: Any) -> Any:
 @dataclass(eq=False)
 class BookTape:
     """Depth-N book states of one instrument: clocks (n,) int64 ns, levels (n, depth)
-    float64, best first, NaN-padded."""
+    float64, best first, NaN-padded.
+
+    The level arrays of a tape built by :meth:`from_records`, :meth:`from_arrays` or
+    :meth:`stacked` are views of two ``(n, depth, 2)`` arrays (:meth:`sides`), so a row
+    reaches a strategy's book without a copy.
+    """
 
     exc: str
     ticker: str
@@ -131,37 +141,92 @@ class BookTape:
         asks = np.column_stack((self.ask_price[row], self.ask_size[row]))
         return bids, asks
 
+    def _levels_now(self) -> tuple[np.ndarray, ...]:
+        return self.bid_price, self.bid_size, self.ask_price, self.ask_size
+
+    def _cached(self, name: str) -> Any:
+        """What was computed under ``name`` for the current level arrays, or ``None``."""
+        entry = self.__dict__.get(name)
+        now = self._levels_now()
+        if entry is None or any(a is not b for a, b in zip(entry[0], now, strict=True)):
+            return None
+        return entry[1]
+
+    def _cache(self, name: str, value: Any) -> Any:
+        self.__dict__[name] = (self._levels_now(), value)
+        return value
+
+    def sides(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(bids, asks)``: ``(n, depth, 2)`` arrays of ``[price, size]`` rows, the size
+        NaN wherever the price is (padding). Views of the tape's storage when the level
+        arrays are its views; otherwise stacked once (and again if they are replaced)."""
+        found = self._cached("_sides")
+        if found is None:
+            found = self._cache("_sides", (_stack(self.bid_price, self.bid_size),
+                                           _stack(self.ask_price, self.ask_size)))
+        return found
+
+    def rows(self) -> BookRows:
+        """Per-row facts of the levels (:func:`makerlab.sim.book_rows.book_rows`), once."""
+        found = self._cached("_rows")
+        if found is None:
+            found = self._cache("_rows", book_rows(*self._levels_now()))
+        return found
+
+    @classmethod
+    def stacked(cls, exc: str, ticker: str, exchange_ts: np.ndarray, local_ts: np.ndarray,
+                bids: np.ndarray, asks: np.ndarray) -> BookTape:
+        """A tape over ``(n, depth, 2)`` ``[price, size]`` arrays (sizes NaN where prices
+        are), its level arrays their views."""
+        tape = cls(exc, ticker, exchange_ts, local_ts, bids[:, :, 0], bids[:, :, 1],
+                   asks[:, :, 0], asks[:, :, 1])
+        tape._cache("_sides", (bids, asks))
+        return tape
+
     @classmethod
     def from_records(cls, exc: str, ticker: str, records: Sequence[dict]) -> BookTape:
         """From the tutorial's ``[{'ts': ms, 'b': [[p, s], ...], 'a': [...]}, ...]``."""
         n = len(records)
         depth = max([1, *(max(len(r["b"]), len(r["a"])) for r in records)])
-        arrays = [np.full((n, depth), np.nan) for _ in range(4)]
+        bids, asks = np.full((n, depth, 2), np.nan), np.full((n, depth, 2), np.nan)
         for i, rec in enumerate(records):
-            _fill_side(arrays[0], arrays[1], i, rec["b"])
-            _fill_side(arrays[2], arrays[3], i, rec["a"])
+            _fill_side(bids, i, rec["b"])
+            _fill_side(asks, i, rec["a"])
+        for side in (bids, asks):
+            side[..., 1][np.isnan(side[..., 0])] = np.nan
         ts = ms_to_ns([r["ts"] for r in records], tape_source(exc, ticker, "book"))
-        return cls(exc, ticker, ts, ts.copy(), *arrays)
+        return cls.stacked(exc, ticker, ts, ts.copy(), bids, asks)
 
     @classmethod
     def from_arrays(cls, exc: str, ticker: str, books: Any) -> BookTape:
-        """From :class:`~makerlab.data.arrays.SnapshotArrays` (no copy of the levels)."""
-        return cls(exc, ticker, books.exchange_ts, books.local_ts, books.bid_price,
-                   books.bid_size, books.ask_price, books.ask_size)
+        """From :class:`~makerlab.data.arrays.SnapshotArrays` (the levels stacked once)."""
+        return cls.stacked(exc, ticker, books.exchange_ts, books.local_ts,
+                           _stack(books.bid_price, books.bid_size),
+                           _stack(books.ask_price, books.ask_size))
 
     def sorted_by_exchange_time(self) -> BookTape:
         """A copy in exchange-time order (stable)."""
         order = np.argsort(self.exchange_ts, kind="stable")
-        return BookTape(self.exc, self.ticker, *(a[order] for a in (
-            self.exchange_ts, self.local_ts, self.bid_price, self.bid_size, self.ask_price,
-            self.ask_size)))
+        bids, asks = self.sides()
+        return BookTape.stacked(self.exc, self.ticker, self.exchange_ts[order],
+                                self.local_ts[order], bids[order], asks[order])
 
 
-def _fill_side(prices: np.ndarray, sizes: np.ndarray, i: int, levels: Any) -> None:
-    arr = np.asarray(levels, dtype=float).reshape(-1, 2) if len(levels) else None
-    if arr is not None:
-        prices[i, : len(arr)] = arr[:, 0]
-        sizes[i, : len(arr)] = arr[:, 1]
+def _stack(prices: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``(n, depth, 2)`` ``[price, size]`` rows, the size NaN where the price is."""
+    out = np.empty((*prices.shape, 2))
+    out[..., 0] = prices
+    out[..., 1] = sizes
+    missing = np.isnan(prices)
+    if missing.any():
+        out[..., 1][missing] = np.nan
+    return out
+
+
+def _fill_side(side: np.ndarray, i: int, levels: Any) -> None:
+    if len(levels):
+        arr = np.asarray(levels, dtype=float).reshape(-1, 2)
+        side[i, : len(arr)] = arr
 
 
 @dataclass(eq=False)
@@ -219,24 +284,26 @@ class MarketTimeline:
 
 
 def merge_market(books: Sequence[BookTape], trades: Sequence[TradeTape],
-                 deliver_books: set[int], deliver_trades: set[int],
-                 exchange_rows: bool = True) -> MarketTimeline:
-    """The merged market timeline (ordering rules in the module docstring).
+                 deliver_books: set[int], deliver_trades: set[int]) -> MarketTimeline:
+    """The local-time rows of the tapes whose index is in ``deliver_books`` /
+    ``deliver_trades`` (subscribed feeds), merged by the ordering rules of the module
+    docstring (exchange-time rows are stepped per engine: :class:`EngineRows`)."""
+    streams: tuple[tuple[int, Sequence[BookTape | TradeTape], set[int]], ...] = (
+        (TRADE_LOCAL, trades, deliver_trades), (BOOK_LOCAL, books, deliver_books))
+    return _merged([_part(tape.local_ts, kind, i) for kind, tapes, wanted in streams
+                    for i, tape in enumerate(tapes) if i in wanted])
 
-    Exchange-time rows are included unless ``exchange_rows`` is false (the replayer steps
-    them per engine, see :class:`EngineRows`); local-time rows only for tapes whose index
-    is in ``deliver_books``/``deliver_trades`` (subscribed feeds).
-    """
-    parts = []
-    for kind, tapes, clock, wanted in (
-            (TRADE_EXCH, trades, "exchange_ts", None), (BOOK_EXCH, books, "exchange_ts", None),
-            (TRADE_LOCAL, trades, "local_ts", deliver_trades),
-            (BOOK_LOCAL, books, "local_ts", deliver_books)):
-        if wanted is None and not exchange_rows:
-            continue
-        for i, tape in enumerate(tapes):
-            if wanted is None or i in wanted:
-                parts.append(_part(getattr(tape, clock), kind, i))
+
+def merge_exchange(books: Sequence[BookTape], trades: Sequence[TradeTape]) -> MarketTimeline:
+    """The exchange-time rows of every tape, merged by the ordering rules of the module
+    docstring (the paper exchange's desk steps every engine through them)."""
+    streams: tuple[tuple[int, Sequence[BookTape | TradeTape]], ...] = (
+        (TRADE_EXCH, trades), (BOOK_EXCH, books))
+    return _merged([_part(tape.exchange_ts, kind, i) for kind, tapes in streams
+                    for i, tape in enumerate(tapes)])
+
+
+def _merged(parts: list[tuple[np.ndarray, ...]]) -> MarketTimeline:
     if not parts:
         empty = np.empty(0, np.int64)
         return MarketTimeline(empty, empty.astype(np.int8), empty.astype(np.int32), empty)
@@ -323,9 +390,16 @@ class EventQueue:
         """Run ``callback(payload)`` at ``t_ns`` (it may return an awaitable)."""
         heapq.heappush(self._heap, (int(t_ns), next(self._seq), callback, payload))
 
-    def peek_time(self) -> int | None:
-        """Time of the next event, ``None`` if empty."""
-        return self._heap[0][0] if self._heap else None
+    def peek_time(self, default: int | None = None) -> int | None:
+        """Time of the next event, ``default`` if empty."""
+        return self._heap[0][0] if self._heap else default
+
+    def peek(self) -> tuple[int, Any] | None:
+        """``(time, payload)`` of the next event, ``None`` if empty."""
+        if not self._heap:
+            return None
+        t, _, _, payload = self._heap[0]
+        return t, payload
 
     def pop(self) -> tuple[int, Callable[[Any], Any], Any]:
         t, _, callback, payload = heapq.heappop(self._heap)

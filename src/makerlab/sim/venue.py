@@ -46,13 +46,13 @@ listeners, a latency later, do not. Times are ns.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
 from makerlab.core.events import (
     BalanceState,
@@ -83,7 +83,7 @@ from makerlab.trading.protocols import (
 )
 from makerlab.units import NS_PER_MS
 
-__all__ = ["SimAccount", "SimVenue"]
+__all__ = ["SimAccount", "SimVenue", "Valuation"]
 
 ZERO = Decimal(0)
 _Delivery = tuple[Fill | None, OrderUpdate]
@@ -139,6 +139,15 @@ class SimAccount:
         for ticker in self.positions:
             eq += float(self.unrealized(ticker, marks.get(ticker, float("nan"))))
         return eq
+
+
+class Valuation(NamedTuple):
+    """An account marked at the mids: equity (balance + unrealised PnL), balance (start +
+    realised PnL net of fees) and inventory (net signed notional), quote currency."""
+
+    equity: float
+    balance: float
+    inventory: float
 
 
 def _no_sync() -> None:
@@ -413,9 +422,7 @@ class SimVenue:
             raise ConfigError(f"interval_ms must be positive, got {interval_ms!r}")
 
         async def tick(_: Any) -> None:
-            result = callback()
-            if inspect.isawaitable(result):
-                await result
+            await run_handlers((callback,))
             if self.clock.ns + step <= self.end_ns:
                 self.queue.push(self.clock.ns + step, tick)
 
@@ -431,15 +438,25 @@ class SimVenue:
         self.sync()
         return {t: eng.mid() for (e, t), eng in self.engines.items() if e == exc}
 
+    def valuation(self, exc: str) -> Valuation:
+        """``exc``'s account now, marked at the mids: the one place equity is computed
+        (balances, the replay's equity stamps and the run record all read it)."""
+        account, marks = self.account(exc), self.marks(exc)
+        inventory = sum(float(p.amount) * marks.get(t, float("nan"))
+                        for t, p in account.positions.items() if p.amount)
+        return Valuation(account.equity(marks), float(account.balance), inventory)
+
     def balance(self, exc: str) -> dict[str, Any]:
         """The tutorial's balance dict, from the venue account at the current time."""
-        account, marks = self.account(exc), self.marks(exc)
-        notional = sum(float(p.amount) * marks.get(t, float("nan"))
-                       for t, p in account.positions.items() if p.amount)
-        equity = account.equity(marks)
-        return {"equity_total": equity, "margin_total": equity,
-                "notional_position": notional,
-                "unrealized_pnl": equity - float(account.balance)}
+        value = self.valuation(exc)
+        return {"equity_total": value.equity, "margin_total": value.equity,
+                "notional_position": value.inventory,
+                "unrealized_pnl": value.equity - value.balance}
+
+    def flat(self) -> bool:
+        """Whether every account is flat (no open position on any exchange)."""
+        return not any(p.amount for account in self.accounts.values()
+                       for p in account.positions.values())
 
     async def open_orders(self, exchange: str) -> list[OrderUpdate]:
         """A STATE update of every order resting on ``exchange`` now (exchange time: its

@@ -44,7 +44,6 @@ Exchange names in the archive carry the market class, see :func:`archive_exchang
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from makerlab.core.bars import Bars, TimeBars
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
 from makerlab.core.lob import LOB
 from makerlab.core.trades import Trades
@@ -119,6 +119,8 @@ def _hour_text(value: archive.TimeLike) -> str:
     if isinstance(value, str):
         return value
     ns = archive._to_ns(value, end=False)
+    if ns is None:
+        raise ConfigError("an archive range needs a start and an end")
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
     return f"{moment:%Y-%m-%d:%H}"
 
@@ -138,14 +140,6 @@ class Subscription:
     obj: Any
     handlers: list[Handler] = field(default_factory=list)
     last_ts: int = -1  # ms; deliveries never go back in time (local vs exchange order)
-
-
-async def run_handlers(handlers: list[Handler], msg: Any) -> None:
-    """Call each handler with ``msg``, awaiting those that return an awaitable."""
-    for handler in handlers:
-        result = handler(msg)
-        if inspect.isawaitable(result):
-            await result
 
 
 def _no_extra(method: str, kwargs: dict[str, Any]) -> None:

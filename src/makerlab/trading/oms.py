@@ -100,13 +100,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.events import (
     BalanceState,
     FeedStatus,
@@ -154,6 +154,7 @@ __all__ = ["MAX_ORDER_NUMBER", "OMS"]
 
 log = logging.getLogger(__name__)
 
+_MAX_FLOAT = float(MAX_ORDER_NUMBER)
 _DRAIN_S = 30.0  # longest wait for requests in flight when the kill switch trips
 _NOTES = (OrderEventKind.CANCEL_REJECT, OrderEventKind.AMEND_REJECT)
 
@@ -364,9 +365,7 @@ class OMS:
         raised again."""
         async def guarded(*args: object) -> None:
             try:
-                result = callback(*args)
-                if inspect.isawaitable(result):
-                    await result
+                await run_handlers((callback,), *args)
             except Exception as error:
                 await self._trip_soon(KillReason.EXCEPTION, f"{name} raised {error!r}")
                 raise
@@ -465,8 +464,10 @@ class OMS:
 
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
-        where = f"{exc}/{ticker} rounded_price"
-        return self.spec(exc, ticker).round_price(number(where, "price", price))
+        spec = self.spec(exc, ticker)
+        if type(price) is float and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal yet
+            return spec.round_price(price)
+        return spec.round_price(number(f"{exc}/{ticker} rounded_price", "price", price))
 
     def rounded_ceil_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         where = f"{exc}/{ticker} rounded_ceil_price"
@@ -830,9 +831,7 @@ def _page_handler(on_update: Callable[[Any], object], page: Callable[[], Any]
                   ) -> Callable[[object], Awaitable[None]]:
     """A delta handler that calls ``on_update(page())``, awaiting it if it is async."""
     async def handler(_: object) -> None:
-        result = on_update(page())
-        if inspect.isawaitable(result):
-            await result
+        await run_handlers((on_update,), page())
 
     return handler
 

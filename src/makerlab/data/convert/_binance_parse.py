@@ -60,9 +60,9 @@ _N_INT = 13
 K_E, K_T, K_U, K_u, K_pu, K_t, K_m, K_s, K_X, K_p, K_q, K_b, K_B, K_a, K_A = range(15)
 _N_KEYS = 15
 _SLOT1 = np.full(256, -1, np.int64)
-for _slot, _key in enumerate("ETUu_tmsXpqbBaA"):
+for _index, _key in enumerate("ETUu_tmsXpqbBaA"):
     if _key != "_":
-        _SLOT1[ord(_key)] = _slot
+        _SLOT1[ord(_key)] = _index
 # value types
 _ABSENT, _INT, _STR, _BOOL, _LEVELS = range(5)
 

@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -161,6 +162,7 @@ def utc_ns(day: date | str, seconds: np.ndarray) -> np.ndarray:
     """Seconds after midnight New York time on ``day`` → int64 UTC ns since the epoch."""
     day = date.fromisoformat(day) if isinstance(day, str) else day
     offset = datetime.combine(day, time(12), tzinfo=NEW_YORK).utcoffset()
+    assert offset is not None  # an aware datetime has an offset
     midnight = datetime.combine(day, time(0), tzinfo=UTC) - offset
     start = int(midnight.timestamp()) * NS_PER_S
     return start + to_ns(np.round(np.asarray(seconds, dtype=np.float64) * NS_PER_S), 1)
@@ -241,6 +243,8 @@ def _blank_dummies(cols: dict[str, np.ndarray]) -> None:
 def _time_range(message: Path) -> tuple[float, float]:
     """The file's time range (seconds after midnight) from its name."""
     match = FILE_NAME.fullmatch(message.name)
+    if match is None:
+        raise DataError(f"not a LOBSTER message file name: {message.name}", source=str(message))
     return float(match["start"]), float(match["end"])
 
 
@@ -248,7 +252,7 @@ def _checked_messages(rows: Rows, repairs: Repairs | None, limits: Plausibility,
                       span: tuple[float, float]) -> Rows:
     """Rows whose message has a finite time inside the file's ``span``, a known type and
     direction, and (but for halts, type 7) a plausible price and size."""
-    where = {"source": rows.source, "repairs": repairs}
+    where: dict[str, Any] = {"source": rows.source, "repairs": repairs}
     keep = check_finite({name: rows.cols[name] for name in ("time", "price", "size")},
                         lines=rows.lines, **where)
     rows = _known_events(rows.take(keep), repairs)
@@ -284,7 +288,7 @@ def _known_events(rows: Rows, repairs: Repairs | None) -> Rows:
 def _checked_times(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> Rows:
     """Rows with plausible times in file order: LOBSTER has one clock and its message
     order is the truth, so a slightly decreasing time is clamped, never sorted."""
-    where = {"source": rows.source, "repairs": repairs}
+    where: dict[str, Any] = {"source": rows.source, "repairs": repairs}
     local = rows.cols["local_ts"]
     rows = rows.take(check_times(local, local, lines=rows.lines, limits=limits, **where))
     local = check_sequence_times(rows.cols["local_ts"], lines=rows.lines,

@@ -14,6 +14,7 @@ Columns: ``exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amou
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -124,7 +125,7 @@ def _checked_rows(rows: Rows, repairs: Repairs | None, limits: Plausibility) -> 
                "pass repair=True to drop such rows", f"{int((~known).sum())} rows dropped",
                source=rows.source, line=int(rows.lines[i]))
         rows = rows.take(known)
-    where = {"source": rows.source, "repairs": repairs}
+    where: dict[str, Any] = {"source": rows.source, "repairs": repairs}
     rows = rows.take(check_finite({k: rows.cols[k] for k in ("price", "size")},
                                   lines=rows.lines, **where))
     delete_ok = rows.cols["flags"] == 0  # a zero size deletes a level, but not in a snapshot

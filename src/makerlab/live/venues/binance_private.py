@@ -251,8 +251,9 @@ class BinancePrivate:
 
     def _ids(self, req: CancelRequest | AmendRequest | OrderRequest,
              params: dict[str, object]) -> dict[str, object]:
-        if req.oid is not None:
-            params["orderId"] = int(req.oid)
+        oid = getattr(req, "oid", None)  # an order being placed has none yet
+        if oid is not None:
+            params["orderId"] = int(oid)
         elif req.cloid is not None:
             params["origClientOrderId"] = self.cloids.wire(req.cloid)
         return params

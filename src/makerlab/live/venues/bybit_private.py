@@ -451,7 +451,8 @@ def _raise_for_code(data: dict, headers: Mapping[str, str]) -> None:
 def _answer(code: int, message: str, result: dict, time_ms: object) -> Answer:
     if code != 0:
         return Answer(False, str(code), message)
-    return Answer(True, oid=result.get("orderId") or None, exchange_ts=ms_to_ns(int(time_ms or 0)))
+    return Answer(True, oid=result.get("orderId") or None,
+                  exchange_ts=ms_to_ns(int(str(time_ms or 0))))
 
 
 def _batch(data: dict) -> list[Answer]:

@@ -229,7 +229,8 @@ def _wrap_line(line: str, width: int, spans: list[tuple[int, int]]) -> list[tupl
     literals when one is in the right half of the piece.
     """
     indent = min(len(line) - len(line.lstrip(" ")) + 4, width // 2)
-    pieces, start = [], 0
+    pieces: list[tuple[int, int]] = []
+    start = 0
     while True:
         room = width if not pieces else width - indent
         if len(line) - start <= room:

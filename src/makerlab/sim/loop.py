@@ -1,0 +1,272 @@
+"""The replay loop: one job, running a built replay in time order.
+
+:class:`ReplayLoop` interleaves three sources by the rules of :mod:`makerlab.sim.timeline`:
+the subscribed market rows at local time (delivered to the strategy's feeds), the
+exchange-time rows of the matching engines that hold resting orders (each engine's
+:class:`EngineLane`), and the scheduled events of the :class:`~makerlab.sim.timeline.EventQueue`
+(orders, acks, fills, timers, custom events, equity stamps). It alone moves the engines:
+a lane steps its engine while orders rest; any other engine is caught up with
+:meth:`~makerlab.sim.matching.MatchingEngine.seek` when the venue reads it.
+
+How it stays cheap:
+
+- **only subscribed rows are iterated**: rows of tapes nobody subscribed to, and the
+  exchange-time rows of engines without orders, cost nothing per row.
+- **flat and idle stamps are written in bulk**: while no position is open, no engine
+  steps and nothing else is scheduled, the equity stamps up to the next event are
+  appended at once.
+- ``row_by_row`` turns both off (every engine steps through every row): the reference the
+  tests compare the fast path with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from makerlab.core.callbacks import run_handlers
+from makerlab.core.clock import ReplayClock
+from makerlab.sim.matching import MatchingEngine
+from makerlab.sim.mock_feed import Deliveries, ReplayCursor
+from makerlab.sim.timeline import (
+    BOOK_EXCH,
+    TRADE_LOCAL,
+    BookTape,
+    EngineRows,
+    EventQueue,
+    MarketTimeline,
+    TradeTape,
+)
+from makerlab.sim.venue import SimVenue
+
+__all__ = ["NEVER", "EngineLane", "ProgressBar", "ReplayLoop"]
+
+NEVER = 1 << 62  # later than any replayed time
+_STAMP = object()  # payload marking the equity stamp on the event queue
+_PROGRESS_EVERY = 0x4000  # local rows between progress updates
+
+Stamp = tuple[int, str, float, float, float]
+
+
+class ProgressBar(Protocol):
+    n: int
+
+    def update(self, k: int) -> None: ...
+
+
+class EngineLane:
+    """A matching engine and where it is in its exchange-time rows."""
+
+    __slots__ = ("active", "done", "engine", "kind", "n", "pos", "row", "rows", "stream", "t")
+
+    def __init__(self, engine: MatchingEngine, rows: EngineRows) -> None:
+        self.engine, self.rows = engine, rows
+        self.active = self.done = False
+        self.pos = self.n = 0
+        self.t: list[int] = []
+        self.kind: list[int] = []
+        self.stream: list[int] = []
+        self.row: list[int] = []
+
+    def start(self, after_ns: int) -> bool:
+        """Step from the first row later than ``after_ns``; whether a row is left."""
+        self.t, self.kind, self.stream, self.row = self.rows.steps()
+        self.n = len(self.t)
+        self.pos = self.rows.first_after(after_ns)
+        self.done = self.pos >= self.n
+        return not self.done
+
+    def key(self) -> tuple[int, int, int, int]:
+        """The next row's place in timeline order (time, kind, stream, row)."""
+        k = self.pos
+        return self.t[k], self.kind[k], self.stream[k], self.row[k]
+
+    def catch_up(self, now: int) -> None:
+        """Bring the (idle) engine to its book row at ``now``."""
+        self.engine.seek(self.rows.row_at(now))
+
+    def step(self, clock: ReplayClock, every_print: bool) -> Any:
+        """Apply the next row at its exchange time; the engine's result (or ``None``)."""
+        k = self.pos
+        self.pos = k + 1
+        clock.ns = self.t[k]
+        engine, row = self.engine, self.row[k]
+        if self.pos == self.n:
+            self.done = True
+        if not engine.resting:
+            if self.kind[k] == BOOK_EXCH:
+                engine.seek(row)
+            return None
+        if self.kind[k] == BOOK_EXCH:
+            return engine.on_book(row)
+        return engine.on_print(row, every_print)
+
+
+class ReplayLoop:
+    """Runs a replay (see the module docstring).
+
+    Args:
+        venue, clock, queue: the built replay's (:mod:`makerlab.sim.builder`).
+        books, trades: its tapes (the timeline's streams are their indices).
+        local: the merged local-time rows of the subscribed tapes.
+        deliveries: the deliveries of the subscribed tapes; ``cursor`` says where the loop
+            is to the buffers filled when read.
+        start_ns, end_ns: the replay's span; scheduled events after ``end_ns`` never run.
+        stamp_cycle_ns: time between equity stamps, appended to ``stamps``.
+        row_by_row: step every engine through every row (the reference path).
+    """
+
+    def __init__(self, venue: SimVenue, clock: ReplayClock, queue: EventQueue,
+                 books: Sequence[BookTape], trades: Sequence[TradeTape],
+                 local: MarketTimeline, deliveries: Deliveries, cursor: ReplayCursor,
+                 span: tuple[int, int], stamp_cycle_ns: int, stamps: list[Stamp],
+                 row_by_row: bool = False) -> None:
+        self.venue, self.clock, self.queue = venue, clock, queue
+        self.local, self.row_by_row = local, row_by_row
+        self.deliveries, self.cursor = deliveries, cursor
+        self.start_ns, self.end_ns = span
+        self.stamp_cycle_ns, self.stamps = stamp_cycle_ns, stamps
+        self.lanes = [EngineLane(e, EngineRows(e.book, e.trades, _index(books, e.book),
+                                               _index(trades, e.trades)))
+                      for e in venue.engines.values()]
+        self.active: list[EngineLane] = []
+        self._synced_ns: int | None = None
+        venue.sync = self.sync_engines
+        if row_by_row:
+            for lane in self.lanes:
+                self._activate(lane, self.start_ns - 1)
+        queue.push(self.start_ns, self._stamp, _STAMP)
+
+    # -- engines -------------------------------------------------------------------------
+
+    def sync_engines(self) -> None:
+        """Bring every engine that is not stepping to its book row at the current time."""
+        now = self.clock.ns
+        if now == self._synced_ns:
+            return
+        self._synced_ns = now
+        for lane in self.lanes:
+            if not lane.active:
+                lane.catch_up(now)
+
+    def finish(self, last_ns: int) -> None:
+        """The clock to ``last_ns`` (the end of the data), every engine to its row, every
+        buffer filled."""
+        self.clock.ns = max(self.clock.ns, last_ns)
+        self.cursor.kind = ReplayCursor.SCHEDULED
+        for lane in self.lanes:
+            lane.active = False
+        self._synced_ns = None
+        self.sync_engines()
+        for lazy in self.deliveries.lazy:
+            lazy.close()
+
+    def _activate(self, lane: EngineLane, after_ns: int) -> None:
+        if lane.start(after_ns):
+            lane.active = True
+            self.active.append(lane)
+            self._synced_ns = None
+
+    def _deactivate(self, lane: EngineLane) -> None:
+        lane.active = False
+        self.active.remove(lane)
+        self._synced_ns = None
+
+    def _refresh_lanes(self) -> None:
+        """After a scheduled event: engines that now hold orders start stepping."""
+        for lane in self.lanes:
+            if lane.active:
+                if not lane.engine.resting and not self.row_by_row:
+                    self._deactivate(lane)
+            elif lane.engine.resting and not lane.done:
+                self._activate(lane, self.clock.ns)
+
+    def _first_lane(self) -> EngineLane:
+        return min(self.active, key=EngineLane.key)
+
+    def _step(self, lane: EngineLane) -> None:
+        result = lane.step(self.clock, self.row_by_row)
+        if result is not None and (result.fills or result.expired):
+            self.venue.settle(lane.engine.spec.exchange, result)
+        if lane.done or not (lane.engine.resting or self.row_by_row):
+            self._deactivate(lane)
+
+    # -- scheduled events ----------------------------------------------------------------
+
+    async def _scheduled(self, first: int) -> None:
+        """The next scheduled event (or every equity stamp before ``first`` at once)."""
+        nxt = self.queue.peek()
+        if (nxt is not None and nxt[1] is _STAMP and len(self.queue) == 1 and not self.active
+                and not self.row_by_row and self.venue.flat()):
+            self._bulk_stamps(min(first - 1, self.end_ns))
+            return
+        t, callback, payload = self.queue.pop()
+        self.clock.ns = t
+        self.cursor.kind = ReplayCursor.SCHEDULED
+        self.sync_engines()  # callbacks may read engines directly (tests, custom events)
+        await run_handlers((callback,), payload)
+        self._refresh_lanes()
+
+    def _stamp_values(self) -> list[tuple[str, float, float, float]]:
+        return [(exc, *self.venue.valuation(exc)) for exc in self.venue.accounts]
+
+    def _stamp(self, _: Any = None) -> None:
+        now = self.clock.ns
+        self.stamps.extend((now, *values) for values in self._stamp_values())
+        if now + self.stamp_cycle_ns <= self.end_ns:
+            self.queue.push(now + self.stamp_cycle_ns, self._stamp, _STAMP)
+
+    def _bulk_stamps(self, limit_ns: int) -> None:
+        """Every stamp due up to ``limit_ns`` at once, while nothing can change them: no
+        position open, no engine stepping, nothing else scheduled before ``limit_ns``."""
+        t0 = self.queue.pop()[0]
+        cycle = self.stamp_cycle_ns
+        last = t0 + (limit_ns - t0) // cycle * cycle
+        self.clock.ns = t0
+        values = self._stamp_values()
+        self.stamps.extend((t, *v) for t in range(t0, last + 1, cycle) for v in values)
+        self.clock.ns = last
+        if last + cycle <= self.end_ns:
+            self.queue.push(last + cycle, self._stamp, _STAMP)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self, bar: ProgressBar, n_events: int) -> None:
+        """Every row and event in time order, until the data and the queue run out."""
+        lt, lk = self.local.t.tolist(), self.local.kind.tolist()
+        ls, lr = self.local.stream.tolist(), self.local.row.tolist()
+        peek, active, end, clock = self.queue.peek_time, self.active, self.end_ns, self.clock
+        books, trades, cursor = self.deliveries.books, self.deliveries.trades, self.cursor
+        n, i = len(lt), 0
+        while True:
+            t = lt[i] if i < n else NEVER
+            lane = (active[0] if len(active) == 1 else self._first_lane()) if active else None
+            te = NEVER if lane is None else lane.t[lane.pos]
+            first = te if te < t else t
+            th = peek(NEVER)
+            if th < first and th <= end:  # type: ignore[operator]
+                await self._scheduled(first)
+            elif lane is not None and te <= t:
+                self._step(lane)
+            elif i < n:
+                clock.ns = t
+                cursor.kind, cursor.stream = lk[i], ls[i]
+                if lk[i] == TRADE_LOCAL:
+                    await trades[ls[i]].deliver(lr[i])
+                elif books[ls[i]].quiet:
+                    books[ls[i]].push(lr[i])
+                else:
+                    await books[ls[i]].deliver(lr[i])
+                i += 1
+                if not i % _PROGRESS_EVERY:
+                    self._progress(bar, n_events, t)
+            else:
+                return
+
+    def _progress(self, bar: ProgressBar, n_events: int, t: int) -> None:
+        span = max(self.end_ns - self.start_ns, 1)
+        bar.update(int(n_events * (t - self.start_ns) / span) - bar.n)
+
+
+def _index(tapes: Sequence[Any], tape: Any) -> int:
+    return next((i for i, t in enumerate(tapes) if t is tape), -1)
