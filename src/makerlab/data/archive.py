@@ -813,8 +813,10 @@ def list_archive(root: str | os.PathLike, *, filesystem: Any = None):
         entry = groups.setdefault(key, [[], 0, 0])
         entry[0].append(where.hour % 24)
         recorded = committed.get(where.rel)
-        intact = recorded is not None and recorded.bytes == info.size
-        entry[1] += recorded.rows if intact else _count_rows(arc, info.path)
+        if recorded is not None and recorded.bytes == info.size:  # the manifest's count
+            entry[1] += recorded.rows
+        else:
+            entry[1] += _count_rows(arc, info.path)
         entry[2] += info.size
     columns = ["kind", "exchange", "symbol", "depth", "date", "hours", "rows", "bytes"]
     records = [(*k, sorted(v[0]), v[1], v[2]) for k, v in sorted(groups.items())]
