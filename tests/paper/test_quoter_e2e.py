@@ -1,12 +1,14 @@
 """The tutorial's quoter on the live stack (Gateway → Feed → OMS over the Gateway's order
-venue) against the paper exchange, over each private protocol: it quotes (on Bybit often
-refused: 10 orders per second), and the OMS's mirrors end as the venue's account (open
-orders, position)."""
+venue) against the paper exchange, over each private protocol (Bybit and Hyperliquid served
+from the Binance archive; the Hyperliquid coin is the archive's symbol, ``BTCUSDT``): it
+quotes (on Bybit often refused: 10 orders per second), and the OMS's mirrors end as the
+venue's account (open orders, position), which the paper's account line reports."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -51,11 +53,15 @@ def tutorial_quoter(oms: OMS, exc: str, ref_trades: Any, ref_lob: Any, ticker: s
     return l2_handler
 
 
-@pytest.mark.parametrize("protocol", ["binance", "bybit"])
+ACCOUNT = re.compile(r"^(\w+)  orders (\d+) \((\d+) refused\), cancelled (\d+), fills (\d+), "
+                     r"open (\d+), position (.+)$")
+
+
+@pytest.mark.parametrize("protocol", ["binance", "bybit", "hyperliquid"])
 def test_the_tutorial_quoter_trades_on_each_protocol(protocol, short_archive, monkeypatch,
                                                      tmp_path):
     async def body() -> tuple[Decimal, set[str | None], list[dict[str, Any]],
-                              list[dict[str, Any]]]:
+                              list[dict[str, Any]], list[str]]:
         monkeypatch.setenv("T_KEY", KEYS[protocol].key)
         monkeypatch.setenv("T_SECRET", KEYS[protocol].secret)
         monkeypatch.chdir(tmp_path)
@@ -86,11 +92,25 @@ def test_the_tutorial_quoter_trades_on_each_protocol(protocol, short_archive, mo
                 await until(lambda: oms.get_position(protocol, "BTCUSDT") == position,
                             "the mirror's position")
                 resting = {o.oid for o in desk.engine(protocol, "BTCUSDT").resting.values()}
-                await until(lambda: {o.oid for o in oms.orders_peek(protocol).get_orders()
-                                     if o.is_alive()} == resting, "the mirror's orders")
-                acks = [a for a in desk.venue.actions if a["event"] == "ack"]
-                return position, resting, desk.fills, acks
+                def alive() -> set[str | None]:
+                    return {o.oid for o in oms.orders_peek(protocol).get_orders()
+                            if o.is_alive()}
 
-    position, resting, fills, acks = asyncio.run(body())
+                try:
+                    await until(lambda: alive() == resting, "the mirror's orders")
+                except AssertionError as failure:  # say which orders differ
+                    odd = alive() ^ resting
+                    news = [a for a in desk.venue.actions if a.get("oid") in odd]
+                    mirror = oms.orders_peek(protocol).as_list()
+                    raise AssertionError(f"{failure}: mirror {mirror}, venue {resting}, the "
+                                         f"venue's news of the others {news}") from None
+                acks = [a for a in desk.venue.actions if a["event"] == "ack"]
+                return position, resting, desk.fills, acks, paper.account_lines()
+
+    position, resting, fills, acks, lines = asyncio.run(body())
     assert acks and resting, "the quoter quoted"
     assert position == sum((f["dir"] * f["size"] for f in fills), Decimal(0))
+    [account] = [m.groups() for m in map(ACCOUNT.match, lines) if m]
+    held = "flat" if not position else f"BTCUSDT {format(position.normalize(), 'f')}"
+    assert account[0] == protocol and int(account[1]) >= len(acks) and account[-3:] == (
+        str(len(fills)), str(len(resting)), held)
