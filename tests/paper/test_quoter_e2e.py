@@ -88,22 +88,26 @@ def test_the_tutorial_quoter_trades_on_each_protocol(protocol, short_archive, mo
                 await asyncio.wait_for(paper.replay_done.wait(), 120)
                 desk = paper.desk
                 assert desk is not None
-                position = desk.venue.account(protocol).position("BTCUSDT").amount
-                await until(lambda: oms.get_position(protocol, "BTCUSDT") == position,
-                            "the mirror's position")
-                resting = {o.oid for o in desk.engine(protocol, "BTCUSDT").resting.values()}
-                def alive() -> set[str | None]:
-                    return {o.oid for o in oms.orders_peek(protocol).get_orders()
-                            if o.is_alive()}
+
+                def venue() -> tuple[Decimal, set[str | None]]:  # read at each check: the
+                    # quoter's last requests may still be on their way when the range ends
+                    return (desk.venue.account(protocol).position("BTCUSDT").amount,
+                            {o.oid for o in desk.engine(protocol, "BTCUSDT").resting.values()})
+
+                def mirror() -> tuple[Decimal, set[str | None]]:
+                    return (oms.get_position(protocol, "BTCUSDT"),
+                            {o.oid for o in oms.orders_peek(protocol).get_orders()
+                             if o.is_alive()})
 
                 try:
-                    await until(lambda: alive() == resting, "the mirror's orders")
+                    await until(lambda: mirror() == venue(), "the mirror = the venue's account")
                 except AssertionError as failure:  # say which orders differ
-                    odd = alive() ^ resting
+                    odd = mirror()[1] ^ venue()[1]
                     news = [a for a in desk.venue.actions if a.get("oid") in odd]
-                    mirror = oms.orders_peek(protocol).as_list()
-                    raise AssertionError(f"{failure}: mirror {mirror}, venue {resting}, the "
-                                         f"venue's news of the others {news}") from None
+                    raise AssertionError(f"{failure}: mirror {oms.orders_peek(protocol).as_list()}"
+                                         f", venue {venue()}, the venue's news of the orders "
+                                         f"that differ {news}") from None
+                position, resting = venue()
                 acks = [a for a in desk.venue.actions if a["event"] == "ack"]
                 return position, resting, desk.fills, acks, paper.account_lines()
 
