@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
+from makerlab.errors import MakerlabError
 from makerlab.live.gateway import Gateway
 from makerlab.live.transport import Link
 from makerlab.trading.feed import Feed
@@ -137,13 +138,15 @@ def quoter(oms: OMS, feed: Feed, ref_trades: Any, ref_lob: Any, probe: Probe,
         orders = [(order_value / lob.get_mid() * side, price)
                   for side, price, mine in ((1, bid_price, bids), (-1, ask_price, asks))
                   if not any(o.price == price for o in mine)]
-        await asyncio.gather(*(oms.limit_order(exc=exc, ticker=ticker, amount=amount,
-                                               price=price, round_to_specs=True)
-                               for amount, price in orders))
         stale = [o for o in bids if o.price != bid_price] + [o for o in asks
                                                               if o.price != ask_price]
-        await asyncio.gather(*(oms.cancel_order(exc=o.exc, ticker=o.ticker, cloid=o.cloid)
-                               for o in stale))
+        with contextlib.suppress(MakerlabError):  # as the tutorial's try/except: a quote
+            await asyncio.gather(*(oms.limit_order(exc=exc, ticker=ticker, amount=amount,
+                                                   price=price, round_to_specs=True)
+                                   for amount, price in orders))
+        with contextlib.suppress(MakerlabError):  # or a cancel of an order just filled
+            await asyncio.gather(*(oms.cancel_order(exc=o.exc, ticker=o.ticker,
+                                                    cloid=o.cloid) for o in stale))
 
     return l2_handler
 

@@ -16,10 +16,15 @@ script uses the tutorial's values.
     makerlab sweep examples/market_maker.py 0 --param spread_bps=4,6,8 --out logs/sweeps/spread
 
 ``MAKERLAB_ARCHIVE`` overrides the archive location (default ``data/archive``).
-``MAKERLAB_CONFIG_KEYS`` (JSON) replaces ``config_keys``: mode ``1`` needs Binance USD-M with
-order entry, e.g. a local venue (the paper exchange) ``{"binance": {"env": "paper",
-"base_url": "http://127.0.0.1:PORT/binance", "key": "KEY_VAR", "secret": "SECRET_VAR"},
-"binance_spot": {"env": "paper", "base_url": "http://127.0.0.1:PORT/binance_spot"}}``.
+``MAKERLAB_CONFIG_KEYS`` (JSON) replaces ``config_keys``: mode ``1`` needs order entry on the
+quoted exchange and market data from Binance USD-M and spot, e.g. a local venue (the paper
+exchange) ``{"binance": {"env": "paper", "base_url": "http://127.0.0.1:PORT/binance", "key":
+"KEY_VAR", "secret": "SECRET_VAR"}, "binance_spot": {"env": "paper", "base_url":
+"http://127.0.0.1:PORT/binance_spot"}}``. ``MAKERLAB_EXCHANGE`` names the quoted exchange
+(default ``binance``; ``bybit`` or ``hyperliquid`` against a paper exchange serving them, with
+``key``/``secret`` on that exchange's entry; docs/paper.md, "Trading on it by hand"); the
+bundled archive holds Binance only, so a replay keeps the default. The ticker stays
+``BTCUSDT`` (the paper serves the archive's symbols; on the real Hyperliquid the coin is ``BTC``).
 Live, SIGTERM or Ctrl-C cancels every order before the script ends (the OMS's kill switch).
 The body is the tutorial's code as written (its style included), so ruff is told to skip it.
 """
@@ -54,7 +59,7 @@ config_keys = {
 if os.environ.get("MAKERLAB_CONFIG_KEYS"):
     config_keys = json.loads(os.environ["MAKERLAB_CONFIG_KEYS"])
 
-exc = 'binance'
+exc = os.environ.get("MAKERLAB_EXCHANGE", 'binance')
 tickers = ["BTCUSDT"]
 stream_data = {
     "binance":["BTCUSDT"],

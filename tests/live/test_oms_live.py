@@ -17,7 +17,7 @@ from makerlab.core.orders import Orders, OrderStatus
 from makerlab.errors import ConfigError, ConnectionLost, OrderRejected, RateLimited
 from makerlab.live.venues.private_base import Answer, Op, OpKind, answer_update
 from makerlab.trading.oms import OMS
-from makerlab.trading.protocols import AmendRequest, CancelRequest
+from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
 from makerlab.trading.reconcile import NOT_FOUND
 from makerlab.trading.risk import RISK_RATE, RiskLimits
 
@@ -416,6 +416,29 @@ def test_rejects_min_notional_post_only_and_rate_limits(monkeypatch, tmp_path, c
     assert rejected["limited"].startswith("submit failed: RateLimited")
     assert not doubtful  # refused for rate: never taken, not revivable
     assert waiting.code == RISK_RATE and "wait" in str(waiting) and nothing_sent
+
+
+def test_a_rate_limit_holds_back_orders_but_never_cancels_or_the_kill(monkeypatch, tmp_path):
+    """While the venue's retry-after runs (HTTP 429, Retry-After 30), a new order is not
+    sent, but a cancel and the kill switch's cancel-all reach the venue."""
+    async def main():
+        async with live_oms(monkeypatch, tmp_path) as (oms, exchange, fake):
+            other = (await place(oms), await place(oms, price="58000"))[1]
+            exchange.rate_limited = True
+            with pytest.raises(RateLimited):
+                await oms.limit_order(EXC, SYMBOL, D("0.01"), D("57000"))
+            sent = len(fake.calls)
+            with pytest.raises(RateLimited, match="not sent: rate limited"):
+                await oms.venue.submit(OrderRequest(EXC, SYMBOL, "held", D("0.01"),
+                                                    D("57000")))
+            held_back = len(fake.calls) == sent
+            await oms.cancel_order(EXC, SYMBOL, cloid=other)
+            await until(lambda: len(exchange.open()) == 1, "the cancel at the venue")
+            await oms.kill("rate-limited test")
+            await until(lambda: not exchange.open(), "the kill's cancel-all at the venue")
+            return held_back
+
+    assert run(main())
 
 
 def test_rate_headroom_keeps_the_venues_last_budget_for_cancels(monkeypatch, tmp_path):

@@ -65,6 +65,22 @@ def test_paper_command_serves_and_stops_cleanly(stop):
     assert "faults injected:" in out
 
 
+def test_paper_command_reports_each_traded_account_on_exit(monkeypatch):
+    monkeypatch.setenv("MAKERLAB_PAPER_BINANCE_KEY", "cli-key")
+    monkeypatch.setenv("MAKERLAB_PAPER_BINANCE_SECRET", "cli-secret-never-printed")
+    process = _start("--serve", "bybit=binance")
+    try:
+        _urls(process, 3)
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    accounts = [line for line in out.splitlines() if " orders " in line]
+    assert accounts == ["binance  orders 0 (0 refused), cancelled 0, fills 0, open 0, "
+                        "position flat"]
+    assert "cli-secret" not in out + err
+
+
 def test_paper_command_rejects_a_bad_pairing():
     process = _start("--serve", "bybit=nosuchexchange")
     _, err = process.communicate(timeout=60)

@@ -62,8 +62,11 @@ def test_bybit_endpoint_budget_answers_10006(btc_archive, monkeypatch, tmp_path)
         async with trading(btc_archive, "bybit", monkeypatch, tmp_path) as t:
             for n in (1, 2):
                 await t.venue.submit(_order("bybit", n, t.price(-50 - n)))
-            with pytest.raises(RateLimited):
+            with pytest.raises(RateLimited) as refused:
                 await t.venue.submit(_order("bybit", 3, t.price(-60)))
+            # the refusal carries the limit headers, as Bybit's: wait until the window
+            # resets (at most its second), not an unknown time (60 s)
+            assert refused.value.retry_after is not None and refused.value.retry_after <= 1
 
     asyncio.run(body())
 

@@ -1,12 +1,14 @@
 """The tutorial's quoter on the live stack (Gateway → Feed → OMS over the Gateway's order
-venue) against the paper exchange, over each private protocol: it quotes (on Bybit often
-refused: 10 orders per second), and the OMS's mirrors end as the venue's account (open
-orders, position)."""
+venue) against the paper exchange, over each private protocol (Bybit and Hyperliquid served
+from the Binance archive; the Hyperliquid coin is the archive's symbol, ``BTCUSDT``): it
+quotes (on Bybit often refused: 10 orders per second), and the OMS's mirrors end as the
+venue's account (open orders, position), which the paper's account line reports."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -51,11 +53,15 @@ def tutorial_quoter(oms: OMS, exc: str, ref_trades: Any, ref_lob: Any, ticker: s
     return l2_handler
 
 
-@pytest.mark.parametrize("protocol", ["binance", "bybit"])
+ACCOUNT = re.compile(r"^(\w+)  orders (\d+) \((\d+) refused\), cancelled (\d+), fills (\d+), "
+                     r"open (\d+), position (.+)$")
+
+
+@pytest.mark.parametrize("protocol", ["binance", "bybit", "hyperliquid"])
 def test_the_tutorial_quoter_trades_on_each_protocol(protocol, short_archive, monkeypatch,
                                                      tmp_path):
     async def body() -> tuple[Decimal, set[str | None], list[dict[str, Any]],
-                              list[dict[str, Any]]]:
+                              list[dict[str, Any]], list[str]]:
         monkeypatch.setenv("T_KEY", KEYS[protocol].key)
         monkeypatch.setenv("T_SECRET", KEYS[protocol].secret)
         monkeypatch.chdir(tmp_path)
@@ -82,15 +88,33 @@ def test_the_tutorial_quoter_trades_on_each_protocol(protocol, short_archive, mo
                 await asyncio.wait_for(paper.replay_done.wait(), 120)
                 desk = paper.desk
                 assert desk is not None
-                position = desk.venue.account(protocol).position("BTCUSDT").amount
-                await until(lambda: oms.get_position(protocol, "BTCUSDT") == position,
-                            "the mirror's position")
-                resting = {o.oid for o in desk.engine(protocol, "BTCUSDT").resting.values()}
-                await until(lambda: {o.oid for o in oms.orders_peek(protocol).get_orders()
-                                     if o.is_alive()} == resting, "the mirror's orders")
-                acks = [a for a in desk.venue.actions if a["event"] == "ack"]
-                return position, resting, desk.fills, acks
 
-    position, resting, fills, acks = asyncio.run(body())
+                def venue() -> tuple[Decimal, set[str | None]]:  # read at each check: the
+                    # quoter's last requests may still be on their way when the range ends
+                    return (desk.venue.account(protocol).position("BTCUSDT").amount,
+                            {o.oid for o in desk.engine(protocol, "BTCUSDT").resting.values()})
+
+                def mirror() -> tuple[Decimal, set[str | None]]:
+                    return (oms.get_position(protocol, "BTCUSDT"),
+                            {o.oid for o in oms.orders_peek(protocol).get_orders()
+                             if o.is_alive()})
+
+                try:
+                    await until(lambda: mirror() == venue(), "the mirror = the venue's account")
+                except AssertionError as failure:  # say which orders differ
+                    odd = mirror()[1] ^ venue()[1]
+                    news = [a for a in desk.venue.actions if a.get("oid") in odd]
+                    raise AssertionError(f"{failure}: mirror {oms.orders_peek(protocol).as_list()}"
+                                         f", venue {venue()}, the venue's news of the orders "
+                                         f"that differ {news}") from None
+                position, resting = venue()
+                acks = [a for a in desk.venue.actions if a["event"] == "ack"]
+                return position, resting, desk.fills, acks, paper.account_lines()
+
+    position, resting, fills, acks, lines = asyncio.run(body())
     assert acks and resting, "the quoter quoted"
     assert position == sum((f["dir"] * f["size"] for f in fills), Decimal(0))
+    [account] = [m.groups() for m in map(ACCOUNT.match, lines) if m]
+    held = "flat" if not position else f"BTCUSDT {format(position.normalize(), 'f')}"
+    assert account[0] == protocol and int(account[1]) >= len(acks) and account[-3:] == (
+        str(len(fills)), str(len(resting)), held)

@@ -17,6 +17,11 @@ A :class:`PrivateClient` is the same code for every venue; the venue's private m
 - **answers, not exceptions**: a venue refusal comes back as a failed
   :class:`~makerlab.live.venues.private_base.Answer`; exceptions are for transport,
   rate limits and credentials. Rate-limit headers and refusals update ``limits``.
+- **a rate limit holds back order entry, never a cancel**: while the venue's retry-after
+  runs, places, amends and batches are refused without being sent
+  (:class:`~makerlab.errors.RateLimited`); cancels, cancel-alls and dead-man calls go to
+  the venue, which has the last word (Bybit counts each endpoint apart, Binance's order
+  counts leave cancels out): the kill switch's cancel-all is never stopped here.
 - **user stream**: supervised like the market-data sockets (backoff, watchdog, pings;
   a venue without application pings is kept alive by protocol pings every half
   watchdog instead of the frame watchdog: a quiet account is not a lost stream);
@@ -62,6 +67,7 @@ from makerlab.live.venues.base import Endpoints, Reply, Request
 from makerlab.live.venues.private_base import (
     Answer,
     Op,
+    OpKind,
     PrivateVenue,
     Relogin,
     Snapshot,
@@ -71,6 +77,9 @@ from makerlab.live.venues.private_base import (
 __all__ = ["EventSink", "PrivateClient"]
 
 log = logging.getLogger(__name__)
+
+#: What a running retry-after holds back (module docstring): order entry, not cancels.
+_HELD_BACK = frozenset({OpKind.PLACE, OpKind.AMEND, OpKind.BATCH})
 
 AccountEvent = OrderUpdate | Fill | PositionState | BalanceState | FeedStatus
 _UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError,
@@ -177,7 +186,7 @@ class PrivateClient:
     async def call(self, op: Op, *, rest: bool = False) -> list[Answer]:
         """Send ``op`` (over REST with ``rest``); the venue's answer per order (rules in the
         module docstring)."""
-        wait = self.limits.retry_after(self.clock.now_ns())
+        wait = self.limits.retry_after(self.clock.now_ns()) if op.kind in _HELD_BACK else 0
         if wait > 0:
             raise RateLimited(f"{op.kind} not sent: rate limited for {wait:.1f} s more",
                               venue=self.exchange, retry_after=wait)

@@ -77,11 +77,14 @@ _ORDER_PATHS = ("create", "amend", "cancel", "create-batch", "cancel-all",
 
 
 class Refused(Exception):
-    """A refusal: Bybit's ``retCode`` and ``retMsg`` (HTTP ``status``)."""
+    """A refusal: Bybit's ``retCode`` and ``retMsg`` (HTTP ``status``; the rate-limit
+    ``headers`` of a ``10006``)."""
 
-    def __init__(self, code: int, msg: str, status: int = 200) -> None:
+    def __init__(self, code: int, msg: str, status: int = 200,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(f"{code} {msg}")
         self.code, self.msg, self.status = code, msg, status
+        self.headers = headers or {}
 
 
 def _decimal(params: dict[str, Any], name: str) -> Decimal:
@@ -169,8 +172,9 @@ class BybitPrivate:
         """Spend one request of ``endpoint``'s per-second budget; its limit headers."""
         budget = self._budgets.setdefault(endpoint, Budget(10, NS_PER_S))
         now = self.hub.send_ns()
-        if not budget.allows(now):
-            raise Refused(10006, "Too many visits. Exceeded the API Rate Limit.")
+        if not budget.allows(now):  # with the headers, as Bybit: when the window resets
+            raise Refused(10006, "Too many visits. Exceeded the API Rate Limit.",
+                          headers=self._limit_headers(budget, now))
         budget.spend(now)
         return self._limit_headers(budget, now)
 
@@ -200,7 +204,7 @@ class BybitPrivate:
                 body = await self._operation(name, params)
             except Refused as refused:
                 return json_response(self._envelope({}, refused.code, refused.msg),
-                                     refused.status, headers=headers)
+                                     refused.status, headers=refused.headers or headers)
             return json_response(body, headers=headers)
 
         return handler
@@ -575,7 +579,7 @@ class _TradeSession(_Authed):
             header, data = await self._run(op, message)
             code, msg = 0, "OK"
         except Refused as refused:
-            data, code, msg = {}, refused.code, refused.msg
+            data, code, msg, header = {}, refused.code, refused.msg, refused.headers
         self.reply({"reqId": message.get("reqId") if isinstance(message, dict) else None,
                     "retCode": code, "retMsg": msg, "op": op, "data": data,
                     "header": header, "connId": self.conn_id})

@@ -31,6 +31,7 @@ Times are int64 ns.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import os
@@ -231,6 +232,21 @@ class Desk:
     def fills(self) -> list[dict[str, Any]]:
         """The venue's fill journal (exchange time ``ts``, price, size, dir, rule...)."""
         return self.venue.fills
+
+    def account_line(self, protocol: str) -> str:
+        """What the account on ``protocol`` did, as one line: ``binance  orders 33 (0
+        refused), cancelled 29, fills 3, open 1, position BTCUSDT 0.006`` (open: orders
+        resting in the engines now)."""
+        events = collections.Counter(a["event"] for a in self.venue.actions
+                                     if a["exc"] == protocol)
+        fills = sum(f["exc"] == protocol for f in self.venue.fills)
+        resting = sum(len(self.engine(protocol, s).resting) for s in self.markets(protocol))
+        positions = self.venue.account(protocol).positions
+        held = ", ".join(f"{s} {format(p.amount.normalize(), 'f')}"
+                         for s, p in sorted(positions.items()) if p.amount) or "flat"
+        return (f"{protocol}  orders {events['submit']} ({events['reject']} refused), "
+                f"cancelled {events['cancelled']}, fills {fills}, "
+                f"open {resting}, position {held}")
 
     # -- what comes next ---------------------------------------------------------------
 

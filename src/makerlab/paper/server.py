@@ -262,6 +262,13 @@ class PaperExchange:
         width = max((len(p) for p in self.served), default=0)
         return [f"{p:<{width}}  rest {u['rest']}  ws {u['ws']}" for p, u in self.urls.items()]
 
+    def account_lines(self) -> list[str]:
+        """One printable line per traded account (orders, refusals, cancels, fills and
+        positions so far); none when no protocol has credentials."""
+        if self.desk is None:
+            return []
+        return [self.desk.account_line(p) for p in self._traded_protocols()]
+
     @property
     def lockstep_steps(self) -> int:
         """Steps played in lockstep so far (0 when not in lockstep)."""
@@ -307,7 +314,8 @@ def _pair(overrides: dict[str, str], datasets: dict[tuple[str, str], Dataset]) -
 async def serve_until_signalled(paper: PaperExchange,
                                 announce: Callable[[str], None] = print) -> None:
     """Run ``paper`` until SIGINT or SIGTERM, announcing the URLs, the end of the replay
-    and, on the way out, the injected faults. A failing clock stops it too (and raises)."""
+    and, on the way out, what each traded account did and the injected faults. A failing
+    clock stops it too (and raises)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -323,6 +331,8 @@ async def serve_until_signalled(paper: PaperExchange,
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        for line in paper.account_lines():
+            announce(line)
         announce(paper.fault_log.summary())
 
 
