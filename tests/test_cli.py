@@ -85,3 +85,13 @@ def test_validate_reports_every_corrupt_file_once(tmp_path, capsys):
     assert main(["validate", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert out.count("ERROR") == 2 and "BTCUSDT" in out and "ETHUSDT" in out
+
+
+def test_python_dash_m_makerlab_is_the_makerlab_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "makerlab", "specs", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: makerlab specs")
