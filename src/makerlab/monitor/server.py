@@ -25,8 +25,10 @@ Rules:
   kill switch (answers what it did). Access and input rules: :mod:`makerlab.monitor.auth`.
 - **the kill switch** awaits ``oms.kill("monitoring page")`` (every exchange cancelled,
   order entry refused until ``oms.rearm()``) and answers ``{"ok", "reason", "detail",
-  "cancelled", "open_after"}``: the live orders before, and those the mirror shows
-  still open with no cancel pending once the cancels were sent.
+  "open_before", "open_after"}``: the live orders before, and those the mirror shows
+  live without a cancel pending once the cancels were sent (a PENDING order the venue has
+  not answered yet stays so until it does; the page shows the venue's answers as they
+  come).
 """
 
 from __future__ import annotations
@@ -189,7 +191,7 @@ class Monitor:
         """Access rules for every request; refusals as JSON with their status."""
         try:
             token = presented(request.headers, request.cookies, request.query)
-            request["authorized"] = self.access.check_look(token)
+            self.access.check_look(token)
             if request.path == "/api/kill":
                 self.access.check_act(request.headers.get(HEADER),
                                       request.headers.get("Origin"), request.host)
@@ -224,8 +226,8 @@ class Monitor:
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024)
         await ws.prepare(request)
-        hello = (b'{"type":"hello","authorized":' + (b"true" if request["authorized"]
-                                                    else b"false")
+        authorized = presented(request.headers, request.cookies, request.query) is not None
+        hello = (b'{"type":"hello","authorized":' + (b"true" if authorized else b"false")
                  + b',"history":[' + b",".join(self._history) + b'],"snapshot":'
                  + (self._encoded or b"null") + b"}")
         await ws.send_bytes(hello)
@@ -250,7 +252,7 @@ class Monitor:
         self._snap()
         return web.json_response({"ok": switch.tripped, "reason": switch.reason.value
                                    if switch.reason else "", "detail": switch.detail,
-                                   "cancelled": before, "open_after": self._alive()})
+                                   "open_before": before, "open_after": self._alive()})
 
     def _alive(self) -> int:
         return sum(1 for exc in self.oms.exchanges

@@ -256,9 +256,9 @@ function setupKill() {
       if (!response.ok || !answer.ok) throw new Error(answer.error || response.statusText);
       sessionStorage.setItem("makerlab-token", token);
       result.dataset.state = "ok";
-      result.textContent = `kill switch tripped (${answer.reason}): ${answer.cancelled} ` +
-        `open orders cancelled, ${answer.open_after} left open; order entry refused ` +
-        "until oms.rearm()";
+      result.textContent = `kill switch tripped (${answer.reason}): cancels sent for ` +
+        `${answer.open_before} open orders, ${answer.open_after} without a cancel ` +
+        "pending; order entry refused until oms.rearm()";
     } catch (error) {
       result.dataset.state = "error";
       result.textContent = `kill switch refused: ${error.message}`;
