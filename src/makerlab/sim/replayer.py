@@ -18,6 +18,9 @@ How the loop stays cheap (the ordering rules are :mod:`makerlab.sim.timeline`'s)
   appended at once.
 - :attr:`Replayer.ROW_BY_ROW` turns both off (every engine steps through every row), as
   the reference the tests compare the fast path with.
+- **a served monitoring page** (``await rep.get_oms().serve_page(rep.get_feed())`` before
+  ``play()``, docs/monitor.md) gets the event loop every 5 ms of wall time; it only
+  reads, so the replay's results do not change.
 
 Records kept for analytics (the analytics issue builds on them):
 
@@ -31,11 +34,13 @@ Records kept for analytics (the analytics issue builds on them):
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -499,6 +504,7 @@ class Replayer:
                              set(self._trades_out), exchange_rows=False)
         self.n_events = sum(len(t) for t in [*self.books, *self.trades]) + len(local)
         self._make_lanes()
+        self._page_turn = 0.0
         self.queue.push(self.start_ns, self._stamp, _STAMP)
         if progress:
             with tqdm(total=self.n_events, unit="ev", mininterval=0.5) as bar:
@@ -602,10 +608,19 @@ class Replayer:
                 else:
                     await out.deliver(lr[i])
                 i += 1
+                if not i & 0x3F and self._oms.page is not None:
+                    await self._let_page_in()
                 if not i & 0x3FFF:
                     self._progress(bar, t)
             else:
                 return
+
+    async def _let_page_in(self) -> None:
+        """Give a served page the loop every 5 ms of wall time (it only reads)."""
+        now = time.perf_counter()
+        if now >= self._page_turn:
+            self._page_turn = now + 0.005
+            await asyncio.sleep(0)
 
     def _progress(self, bar: Any, t: int) -> None:
         span = max(self.end_ns - self.start_ns, 1)
