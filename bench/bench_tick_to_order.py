@@ -24,7 +24,7 @@ strategy alone) and ``page on`` (the monitoring page served by ``oms.serve_page`
 default snapshot interval, 0.5 s, and one viewer reading its websocket in this process;
 the snapshots' own cost, p50/p99 per snapshot, is printed too).
 
-    python bench/bench_tick_to_order.py [--speed 5] [--seconds 20]
+    python bench/bench_tick_to_order.py [--speed 5] [--seconds 20] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ async def _page_on(gateway: Gateway, oms: OMS, feed: Feed) -> Close | None:
     viewer = asyncio.create_task(view())
 
     async def close() -> None:
-        SNAPSHOT_NS["page on"] = list(page.snapshot_ns)
+        SNAPSHOT_NS.setdefault("page on", []).extend(page.snapshot_ns)
         viewer.cancel()
         await ws.close()
         await http.close()
@@ -241,23 +241,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--speed", type=float, default=5.0, help="the paper's market speed")
     parser.add_argument("--seconds", type=float, default=20.0, help="wall seconds per run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each configuration, taken in turn (pooled)")
     args = parser.parse_args(argv)
     os.environ.update(BENCH_KEY=KEY, BENCH_SECRET=SECRET)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys.json"
         keys.write_text(json.dumps({"binance": {"key": KEY, "secret": SECRET}}))
-        for name, attach in CONFIGURATIONS.items():
-            proc, urls = _paper(args.speed, keys)
-            try:
-                probe = results[name] = Probe()
-                with timed_sends(probe):
-                    asyncio.run(measure(urls, args.seconds, attach, probe))
-            finally:
-                proc.terminate()
-                proc.wait()
-    print(f"tick to order, paper exchange at speed {args.speed:g}, {args.seconds:g} s "
-          "per configuration")
+        for _ in range(args.rounds):
+            for name, attach in CONFIGURATIONS.items():
+                proc, urls = _paper(args.speed, keys)
+                try:
+                    probe = results.setdefault(name, Probe())
+                    probe.tick_ns, probe.sent_for = 0, -1
+                    with timed_sends(probe):
+                        asyncio.run(measure(urls, args.seconds, attach, probe))
+                finally:
+                    proc.terminate()
+                    proc.wait()
+    print(f"tick to order, paper exchange at speed {args.speed:g}, {args.rounds} x "
+          f"{args.seconds:g} s per configuration")
     print(table(results))
     for name, costs in SNAPSHOT_NS.items():
         us = np.asarray(costs) / 1000
