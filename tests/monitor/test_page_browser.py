@@ -83,15 +83,14 @@ def test_the_page_shows_the_oms_and_its_kill_switch_cancels_every_order(
             assert KEY.key not in snapshot and KEY.secret not in snapshot
             assert KEY.secret not in await page.content()
 
-            # a fill appears (the first one the OMS books from now on)
-            booked = len(desk.fills.trade_ids)
-            await until(lambda: len(desk.fills.trade_ids) > booked, "a fill", seconds=60)
-            trade_id = desk.fills.trade_ids[booked]
+            # fills appear: every fill the OMS booked (the first comes a few seconds in)
+            await until(lambda: desk.fills.trade_ids, "a fill", seconds=90)
             start = time.perf_counter()
-            await page.wait_for_selector(f'#fills tr[data-trade-id="{trade_id}"]',
-                                         timeout=5000)
-            print(f"fill {trade_id} shown {time.perf_counter() - start:.3f} s after the "
-                  "OMS booked it")
+            for trade_id in list(desk.fills.trade_ids):
+                await page.wait_for_selector(f'#fills tr[data-trade-id="{trade_id}"]',
+                                             timeout=5000)
+            print(f"fills shown {time.perf_counter() - start:.3f} s after the OMS booked "
+                  "the first one or more")
 
             # a wrong token is refused by the kill switch; nothing is cancelled
             await page.click("#kill")
