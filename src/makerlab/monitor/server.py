@@ -13,7 +13,9 @@ Rules:
 
 - **opt-in and owned**: nothing runs until :meth:`Monitor.start`; it owns one snapshot
   task and one aiohttp site, both ended by :meth:`Monitor.stop` (and leaving the
-  ``async with``). Starting twice, or after stopping, is a ``ConfigError``.
+  ``async with``), which also detaches the feed tap where the source can (a live one);
+  the order tap stays attached to the venue (venues have no detach) and only counts.
+  Starting twice, or after stopping, is a ``ConfigError``.
 - **snapshots at a bounded rate**: one :class:`~makerlab.monitor.collect.Collector`
   snapshot every ``interval_s`` in its own task, between the loop's other work, however
   many pages are open; each is encoded once and pushed to every websocket. The taps are
