@@ -116,6 +116,16 @@ def test_the_kill_switch_needs_the_token_a_confirmation_and_the_pages_origin():
     run(body())
 
 
+def test_a_stale_cookie_does_not_lock_the_local_page():
+    async def body() -> None:
+        async with served() as (monitor, http):
+            http.cookie_jar.update_cookies({"makerlab_token": "an-earlier-pages-token-0123"})
+            async with http.get(monitor.url) as page:
+                assert page.status == 200
+
+    run(body())
+
+
 def test_off_localhost_a_token_is_required_to_look():
     with pytest.raises(ConfigError, match="token"):
         Monitor(object(), None, host="127.0.0.2")

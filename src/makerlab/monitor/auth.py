@@ -2,10 +2,12 @@
 
 Rules:
 
-- **a request presents the token** in the ``X-Makerlab-Token`` header, the
-  ``makerlab_token`` cookie (set, ``HttpOnly`` and ``SameSite=Strict``, when the page is
-  opened with ``?token=...``) or the ``token`` query parameter; tokens are compared in
-  constant time. A presented but wrong token is refused (401) even where none is needed.
+- **a request presents the token** in the ``X-Makerlab-Token`` header, the ``token``
+  query parameter or the ``makerlab_token`` cookie (set, ``HttpOnly`` and
+  ``SameSite=Strict``, when the page is opened with ``?token=...``); tokens are compared
+  in constant time. A wrong token in the header or the query is refused (401) even where
+  none is needed; a cookie with another token is ignored (cookies do not tell ports
+  apart: it is an earlier page's on this host, whose token was made up anew).
 - **looking** (the page, its files, the snapshot, the websocket) needs the token unless
   the page is bound to 127.0.0.1.
 - **acting** (the kill switch) always needs it, as a header (a cookie alone is not
@@ -68,16 +70,17 @@ class Access:
 
 
 def presented(headers: Mapping[str, str], cookies: Mapping[str, str],
-              query: Mapping[str, str]) -> str | None:
-    """The token a request presents (header, cookie or query), or None; Refusal(400)
-    for any query parameter but ``token``."""
+              query: Mapping[str, str], access: Access) -> str | None:
+    """The token a request presents (header, else query, else the cookie if it is
+    ``access``'s), or None; Refusal(400) for any query parameter but ``token``."""
     extra = sorted(set(query) - {"token"})
     if extra:
         raise Refusal(400, f"unknown query parameter(s): {', '.join(extra)[:80]}")
-    for found in (headers.get(HEADER), query.get("token"), cookies.get(COOKIE)):
+    for found in (headers.get(HEADER), query.get("token")):
         if found is not None:
             return found
-    return None
+    cookie = cookies.get(COOKIE)
+    return cookie if access.matches(cookie) else None
 
 
 def kill_request(body: object) -> str:

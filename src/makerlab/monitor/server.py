@@ -192,7 +192,8 @@ class Monitor:
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Access rules for every request; refusals as JSON with their status."""
         try:
-            token = presented(request.headers, request.cookies, request.query)
+            token = presented(request.headers, request.cookies, request.query,
+                              self.access)
             self.access.check_look(token)
             if request.path == "/api/kill":
                 self.access.check_act(request.headers.get(HEADER),
@@ -228,7 +229,8 @@ class Monitor:
     async def _ws(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=1024)
         await ws.prepare(request)
-        authorized = presented(request.headers, request.cookies, request.query) is not None
+        authorized = presented(request.headers, request.cookies, request.query,
+                               self.access) is not None
         hello = (b'{"type":"hello","authorized":' + (b"true" if authorized else b"false")
                  + b',"history":[' + b",".join(self._history) + b'],"snapshot":'
                  + (self._encoded or b"null") + b"}")
