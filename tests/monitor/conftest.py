@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from page_kit import CHROMIUM, HOUR
 
 from makerlab.data.archive import read_table, write_table
 
 BUNDLED = Path(__file__).resolve().parents[2] / "data" / "archive"
-HOUR = "2024-08-08:23"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")

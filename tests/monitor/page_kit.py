@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from conftest import CHROMIUM_ARGS, HOUR
 from makerlab.errors import MakerlabError
 from makerlab.live.gateway import Gateway
 from makerlab.live.transport import ReconnectPolicy
@@ -24,6 +23,11 @@ from makerlab.paper.trading import TradingConfig, parse_latency
 from makerlab.trading.feed import Feed
 from makerlab.trading.oms import OMS
 
+HOUR = "2024-08-08:23"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 KEY = Credentials("page-test-key-1", "page-test-SECRET-never-shown")
 FAST = ReconnectPolicy(initial_delay=0.05, max_delay=0.2, watchdog=20.0, rest_timeout=10.0)
 
