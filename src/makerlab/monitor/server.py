@@ -142,7 +142,7 @@ class Monitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for ws in list(self._sockets):
-            await ws.close()
+            await _close(ws)
         if self._runner is not None:
             await self._runner.cleanup()
         _detach(getattr(self.feed, "source", None), self.feed_tap)
@@ -266,10 +266,20 @@ class Monitor:
 
 async def _push(ws: web.WebSocketResponse, message: bytes) -> None:
     """Send to one page; a page gone or too slow is dropped, never waited for long."""
-    try:
-        await asyncio.wait_for(ws.send_bytes(message), 1.0)
+    try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the task's cancel
+        async with asyncio.timeout(1.0):
+            await ws.send_bytes(message)
     except (ConnectionError, RuntimeError, TimeoutError):
-        await ws.close()
+        await _close(ws)
+
+
+async def _close(ws: web.WebSocketResponse) -> None:
+    """Close one page's socket, waiting at most 1 s (aiohttp's close can wait without end
+    for the socket's reader when the page went away at the same time); the site's
+    cleanup closes what is left."""
+    with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
+        async with asyncio.timeout(1.0):
+            await ws.close()
 
 
 def _detach(source: Any, listener: Any) -> None:
