@@ -139,8 +139,9 @@ class Monitor:
         self._state = "stopped"
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            done, _ = await asyncio.wait({self._task}, timeout=5)  # never hang an exit
+            if not done:
+                log.error("monitoring page: the snapshot task did not stop")
         for ws in list(self._sockets):
             await _close(ws)
         if self._runner is not None:
