@@ -17,12 +17,14 @@ Measured per USD-M book message the quoter reacted to (it sent an order or a can
 - **tick → handler**: to the quoter's first line (transport, parse, book, Feed);
 - **handler → order**: the quoter and the order path.
 
-p50 / p99 / max in µs over the run. Each configuration is one row of the table; today
-there is one (``page off``); a configuration is a name and an ``attach`` coroutine run
-on the live objects before measuring (``CONFIGURATIONS``), which is where the monitoring
-page's ``page on`` will plug in.
+p50 / p99 / max in µs over the run. Each configuration is one row of the table; a
+configuration is a name and an ``attach`` coroutine run on the live objects before
+measuring (``CONFIGURATIONS``), which returns what to close after it: ``page off`` (the
+strategy alone) and ``page on`` (the monitoring page served by ``oms.serve_page`` with its
+default snapshot interval, 0.5 s, and one viewer reading its websocket in this process;
+the snapshots' own cost, p50/p99 per snapshot, is printed too).
 
-    python bench/bench_tick_to_order.py [--speed 5] [--seconds 20]
+    python bench/bench_tick_to_order.py [--speed 5] [--seconds 20] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
@@ -57,14 +60,39 @@ ARCHIVE = HERE.parent / "data" / "archive"
 HOUR = "2024-08-08:23"
 KEY, SECRET = "bench-key", "bench-secret-not-a-real-one"
 
-Attach = Callable[[Gateway, OMS, Feed], Awaitable[None]]
+Close = Callable[[], Awaitable[None]]
+Attach = Callable[[Gateway, OMS, Feed], Awaitable[Close | None]]
+SNAPSHOT_NS: dict[str, list[int]] = {}  # what each configuration's snapshots cost
 
 
-async def _page_off(gateway: Gateway, oms: OMS, feed: Feed) -> None:
+async def _page_off(gateway: Gateway, oms: OMS, feed: Feed) -> Close | None:
     """Nothing besides the strategy."""
+    return None
 
 
-CONFIGURATIONS: dict[str, Attach] = {"page off": _page_off}
+async def _page_on(gateway: Gateway, oms: OMS, feed: Feed) -> Close | None:
+    """The monitoring page served, with one viewer on its websocket."""
+    page = await oms.serve_page(feed, port=0)
+    http = aiohttp.ClientSession()
+    ws = await http.ws_connect(f"{page.url}ws")
+
+    async def view() -> None:
+        async for _ in ws:  # what a browser would be sent
+            pass
+
+    viewer = asyncio.create_task(view())
+
+    async def close() -> None:
+        SNAPSHOT_NS.setdefault("page on", []).extend(page.snapshot_ns)
+        viewer.cancel()
+        await ws.close()
+        await http.close()
+        await oms.cleanup()
+
+    return close
+
+
+CONFIGURATIONS: dict[str, Attach] = {"page off": _page_off, "page on": _page_on}
 
 
 @dataclass
@@ -163,7 +191,7 @@ async def measure(urls: dict[str, str], seconds: float, attach: Attach, probe: P
         await venue.start()
         oms = OMS(venue=venue, exchanges=["binance"])
         feed = Feed(gateway=gateway)
-        await attach(gateway, oms, feed)
+        close = await attach(gateway, oms, feed)
         ref_trades = feed.get_feed(await feed.add_trades_feed("binance_spot", "BTCUSDT",
                                                               buffer=500))
         ref_lob = feed.get_feed(await feed.add_l2_book_feed("binance_spot", "BTCUSDT",
@@ -172,6 +200,8 @@ async def measure(urls: dict[str, str], seconds: float, attach: Attach, probe: P
         await feed.add_l2_book_feed("binance", "BTCUSDT", buffer=100, handler=quoter(
             oms, feed, ref_trades, ref_lob, probe))
         await asyncio.sleep(seconds)
+        if close is not None:
+            await close()
 
 
 def _paper(speed: float, keys: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -214,24 +244,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--speed", type=float, default=5.0, help="the paper's market speed")
     parser.add_argument("--seconds", type=float, default=20.0, help="wall seconds per run")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each configuration, taken in turn (pooled)")
     args = parser.parse_args(argv)
     os.environ.update(BENCH_KEY=KEY, BENCH_SECRET=SECRET)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         keys = Path(tmp) / "keys.json"
         keys.write_text(json.dumps({"binance": {"key": KEY, "secret": SECRET}}))
-        for name, attach in CONFIGURATIONS.items():
-            proc, urls = _paper(args.speed, keys)
-            try:
-                probe = results[name] = Probe()
-                with timed_sends(probe):
-                    asyncio.run(measure(urls, args.seconds, attach, probe))
-            finally:
-                proc.terminate()
-                proc.wait()
-    print(f"tick to order, paper exchange at speed {args.speed:g}, {args.seconds:g} s "
-          "per configuration")
+        for _ in range(args.rounds):
+            for name, attach in CONFIGURATIONS.items():
+                proc, urls = _paper(args.speed, keys)
+                try:
+                    probe = results.setdefault(name, Probe())
+                    probe.tick_ns, probe.sent_for = 0, -1
+                    with timed_sends(probe):
+                        asyncio.run(measure(urls, args.seconds, attach, probe))
+                finally:
+                    proc.terminate()
+                    proc.wait()
+    print(f"tick to order, paper exchange at speed {args.speed:g}, {args.rounds} x "
+          f"{args.seconds:g} s per configuration")
     print(table(results))
+    for name, costs in SNAPSHOT_NS.items():
+        us = np.asarray(costs) / 1000
+        print(f"{name}: {len(us)} snapshots, each p50 {np.percentile(us, 50):.0f} µs, "
+              f"p99 {np.percentile(us, 99):.0f} µs, max {us.max():.0f} µs (taken and "
+              "encoded on the trading loop, between events)")
     return 0
 
 

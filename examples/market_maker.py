@@ -5,7 +5,8 @@ BTCUSDT, reference Binance spot BTCUSDT, on the bundled archive's 2024-08-08 23:
 the archive ``path``; ``run_dir`` in the replayer configs (so ``makerlab report`` can
 rebuild the report later); the two broken ``except`` clauses; the report file name's nested quotes (a syntax
 error before Python 3.12; the modelling script already wrote it this way); the
-``MAKERLAB_CONFIG_KEYS`` override of ``config_keys``. ``show`` is False so the
+``MAKERLAB_CONFIG_KEYS`` override of ``config_keys``; the monitoring page in live mode (two
+lines, ``MAKERLAB_PAGE``). ``show`` is False so the
 script runs headless; the report lands in ``logs/reports/``. The quoting constants (order value 200,
 6 bps spread, 4 bps inventory skew) and the replay window are read from ``PARAMS``, declared with
 ``makerlab.params`` so that ``makerlab sweep`` can vary them (docs/sweep.md); run on its own, the
@@ -16,6 +17,9 @@ script uses the tutorial's values.
     makerlab sweep examples/market_maker.py 0 --param spread_bps=4,6,8 --out logs/sweeps/spread
 
 ``MAKERLAB_ARCHIVE`` overrides the archive location (default ``data/archive``).
+Live, the script serves the monitoring page (``oms.serve_page``, docs/monitor.md) on
+127.0.0.1:8765 and prints its address; ``MAKERLAB_PAGE`` sets the port (``0``: any free
+one) or ``off``.
 ``MAKERLAB_CONFIG_KEYS`` (JSON) replaces ``config_keys``: mode ``1`` needs order entry on the
 quoted exchange and market data from Binance USD-M and spot, e.g. a local venue (the paper
 exchange) ``{"binance": {"env": "paper", "base_url": "http://127.0.0.1:PORT/binance", "key":
@@ -71,6 +75,7 @@ reference = {
 archive_path = os.environ.get(
     "MAKERLAB_ARCHIVE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "archive"))
 
+page_port = os.environ.get("MAKERLAB_PAGE", "8765") #live: the monitoring page's port (0: any free one; off: no page)
 run = None
 time = None
 replayer = None
@@ -108,6 +113,8 @@ async def main():
     else:
         oms = OMS(gateway=gateway,exchanges=[exc],refresh_orders_snapshot=10,refresh_positions_snapshot=10)
         feed = Feed(gateway=gateway)
+        if page_port != "off": #>> the monitoring page (docs/monitor.md)
+            print(f"monitoring page: {(await oms.serve_page(feed,port=int(page_port))).login_url}",flush=True)
 
     await oms.init()
     await hft(replayer,oms,feed)

@@ -1,10 +1,13 @@
 """Sim-live parity on the bundled archive: ``makerlab parity examples/market_maker.py``
 runs the tutorial's quoter in the Replayer and live (Gateway -> Feed -> OMS) against the
 paper exchange in lockstep; the two fill lists must be identical (docs/paper.md,
-"Sim-live parity")."""
+"Sim-live parity"), once as a user runs the command (the monitoring page off) and once
+with the page on in the live run (``MAKERLAB_PAGE=0``: a free port): the page reads the
+OMS and the Feed at its own rate and must not change a fill."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -12,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from makerlab.parity import run_parity
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHIVE = REPO / "data" / "archive"
@@ -29,7 +34,7 @@ FILL = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}  (buy|sell) +[\d.]+ x [\d.]+$")
 
 def parity(tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """``makerlab parity`` as a user runs it, from a scratch folder."""
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env = {**os.environ, "MPLBACKEND": "Agg", "MAKERLAB_PAGE": "off"}
     return subprocess.run(
         [sys.executable, "-m", "makerlab.cli", "parity", str(REPO / "examples" / "market_maker.py"),
          "--archive", str(ARCHIVE), "--start", HOUR, "--end", HOUR],
@@ -56,3 +61,14 @@ def test_the_example_fills_identically_in_replay_and_live_against_the_paper(tmp_
     assert len(pairs) == int(replay)
     for left, right in pairs:  # each row: the same time, side, price and size on both sides
         assert FILL.match(left) and left == right, (left, right)
+
+
+def test_fills_are_identical_with_the_monitoring_page_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("MAKERLAB_PAGE", "0")
+    result = asyncio.run(run_parity(REPO / "examples" / "market_maker.py", ARCHIVE, HOUR, HOUR,
+                                    workdir=tmp_path, timeout_s=600))
+    live_output = (tmp_path / "live" / "output.txt").read_text()
+    assert "monitoring page: http://127.0.0.1:" in live_output, live_output[-2000:]
+    assert len(result.replay) > 5, result.report()
+    assert result.same_terms, result.report()
+    assert result.same_times, result.report()

@@ -33,6 +33,7 @@ def test_the_example_quotes_live_and_sigterm_cancels_everything(tmp_path):
             env = os.environ | {"MAKERLAB_CONFIG_KEYS": json.dumps(config),
                                 "MK_EXAMPLE_KEY": KEY, "MK_EXAMPLE_SECRET": SECRET,
                                 "MAKERLAB_SPEC_CACHE": str(tmp_path / "specs"),
+                                "MAKERLAB_PAGE": "0",  # the monitoring page, on a free port
                                 "MPLBACKEND": "Agg"}
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, str(EXAMPLE), "1", cwd=tmp_path, env=env,
@@ -57,4 +58,5 @@ def test_the_example_quotes_live_and_sigterm_cancels_everything(tmp_path):
     assert all(qty * price >= 100 for _, qty, price in quoted)  # rounded to specs, sized
     assert left == [] and cancel_alls == ["BTCUSDT"], output
     assert "kill switch tripped (exit): SIGTERM" in output and status == 143
+    assert "monitoring page: http://127.0.0.1:" in output
     assert SECRET not in output and KEY not in output

@@ -34,6 +34,7 @@ def test_the_example_trades_on_each_paper_protocol(protocol, short_archive, tmp_
             config = live_config(paper, protocol, "MM_KEY", "MM_SECRET")
             env = os.environ | {"MAKERLAB_CONFIG_KEYS": json.dumps(config),
                                 "MAKERLAB_EXCHANGE": protocol, "MPLBACKEND": "Agg",
+                                "MAKERLAB_PAGE": "0",  # the monitoring page, on a free port
                                 "MM_KEY": KEYS[protocol].key,
                                 "MM_SECRET": KEYS[protocol].secret}
             with open(tmp_path / "output.txt", "wb") as out:  # a pipe left unread would fill

@@ -21,6 +21,8 @@ How it stays cheap:
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -114,14 +116,17 @@ class ReplayLoop:
         start_ns, end_ns: the replay's span; scheduled events after ``end_ns`` never run.
         stamp_cycle_ns: time between equity stamps, appended to ``stamps``.
         row_by_row: step every engine through every row (the reference path).
+        page: a monitoring page is served (docs/monitor.md): the loop gives the event loop
+            to it every 5 ms of wall time; it only reads, so results do not change.
     """
 
     def __init__(self, venue: SimVenue, clock: ReplayClock, queue: EventQueue,
                  books: Sequence[BookTape], trades: Sequence[TradeTape],
                  local: MarketTimeline, deliveries: Deliveries, cursor: ReplayCursor,
                  span: tuple[int, int], stamp_cycle_ns: int, stamps: list[Stamp],
-                 row_by_row: bool = False) -> None:
+                 row_by_row: bool = False, page: bool = False) -> None:
         self.venue, self.clock, self.queue = venue, clock, queue
+        self.page, self._page_turn = page, 0.0
         self.local, self.row_by_row = local, row_by_row
         self.deliveries, self.cursor = deliveries, cursor
         self.start_ns, self.end_ns = span
@@ -258,10 +263,19 @@ class ReplayLoop:
                 else:
                     await books[ls[i]].deliver(lr[i])
                 i += 1
+                if self.page and not i & 0x3F:
+                    await self._let_page_in()
                 if not i % _PROGRESS_EVERY:
                     self._progress(bar, n_events, t)
             else:
                 return
+
+    async def _let_page_in(self) -> None:
+        """Give a served page the loop every 5 ms of wall time (it only reads)."""
+        now = time.perf_counter()
+        if now >= self._page_turn:
+            self._page_turn = now + 0.005
+            await asyncio.sleep(0)
 
     def _progress(self, bar: ProgressBar, n_events: int, t: int) -> None:
         span = max(self.end_ns - self.start_ns, 1)

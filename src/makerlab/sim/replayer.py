@@ -13,7 +13,10 @@ A thin shell over three pieces, one job each:
 The Replayer adds the tutorial's API (``get_oms``, ``get_feed``, ``play``, ``time``,
 custom events) and is the market-data source of its :class:`MockFeed`. The tutorial API
 speaks ms; everything inside is ns. :attr:`Replayer.ROW_BY_ROW` steps every engine
-through every row (the reference the tests compare the fast path with).
+through every row (the reference the tests compare the fast path with). A monitoring
+page served before ``play()`` (``await rep.get_oms().serve_page(rep.get_feed())``,
+docs/monitor.md) gets the event loop every 5 ms of wall time; it only reads, so the
+replay's results do not change.
 
 Records kept for analytics: ``fills`` and ``actions`` (the venue's journal), ``stamps``
 (every ``stamp_cycle`` ms per exchange ``(ts_ns, exc, equity, balance, inventory
@@ -320,7 +323,8 @@ class Replayer(Analytics):
         self.n_events = sum(len(t) for t in tapes) + len(local) + sum(lazy.values())
         loop = ReplayLoop(self.venue, self.clock, self.queue, self.books, self.trades, local,
                           out, cursor, (self.start_ns, self.end_ns), self.stamp_cycle_ns,
-                          self.results.stamps, self.ROW_BY_ROW)
+                          self.results.stamps, self.ROW_BY_ROW,
+                          page=self._oms.page is not None)
         with _frozen_heap():
             if progress:
                 with tqdm(total=self.n_events, unit="ev", mininterval=0.5) as bar:

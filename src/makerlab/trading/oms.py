@@ -205,6 +205,7 @@ class OMS:
         self._live = venue if isinstance(venue, ConnectedVenue) else None
         self.reconciler: Reconciler | None = None
         self.session: LiveSession | None = None
+        self.page: Any = None  # the monitoring page, once serve_page() started it
         self._closed = False
         venue.attach(self)
         venue.attach(self.risk)
@@ -234,9 +235,24 @@ class OMS:
             self.balances[exc] = await self._live_venue.balances(exc)
         await self.session.start()
 
+    async def serve_page(self, feed: Any = None, **options: Any) -> Any:
+        """Serve the monitoring page of this OMS (and ``feed``'s books and health) until
+        :meth:`cleanup`; ``options`` are :class:`~makerlab.monitor.PageConfig`'s
+        (``port``, ``host``, ``token``, ...). Returns the running
+        :class:`~makerlab.monitor.Monitor` (its ``url``); ConfigError if one is running."""
+        from makerlab.monitor import Monitor
+
+        if self.page is not None:
+            raise ConfigError(f"the monitoring page is already served at {self.page.url}")
+        self.page = await Monitor(self, feed, **options).start()
+        return self.page
+
     async def cleanup(self) -> None:
         """Live: cancel everything (the kill switch, exit) and stop the session (once).
-        Nothing to stop in replay."""
+        Nothing to stop in replay. Stops the monitoring page, if served."""
+        if self.page is not None:
+            page, self.page = self.page, None
+            await page.stop()
         if self.session is None or self._closed:
             return
         self._closed = True
