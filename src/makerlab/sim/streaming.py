@@ -211,12 +211,15 @@ class _Dataset:
         if self.kind == BOOK_SNAPSHOT and len(old["ets"]):
             carry = _last_max(old["ets"])
             keep[carry] = True
-        kept = _take(old, keep)
-        merged = _concat([kept, chunk], self._empty())
-        order = np.lexsort((merged["seq"], merged["raw"]))
-        in_order = bool(np.all(order[1:] > order[:-1]))
-        self.window = merged if in_order else _take(merged, order)
-        new = -1 if carry < 0 else int(np.flatnonzero(order == int(keep[:carry].sum()))[0])
+        kept = np.flatnonzero(keep)
+        raw = np.concatenate([old["raw"][kept], chunk["raw"]])
+        order = np.lexsort((np.concatenate([old["seq"][kept], chunk["seq"]]), raw))
+        place = np.empty_like(order)
+        place[order] = np.arange(len(order))  # each row's index in the new window
+        same = not len(kept) and bool(np.all(order[1:] > order[:-1]))
+        self.window = chunk if same else {k: _placed(old[k][kept], chunk[k], place)
+                                          for k in old}
+        new = -1 if carry < 0 else int(place[int(keep[:carry].sum())])
         return carry, new
 
     def tape(self) -> BookTape | TradeTape:
@@ -277,6 +280,15 @@ def unstreamable(books: str, recorded_local_time: bool) -> str | None:
 
 def _take(cols: Columns, index: np.ndarray) -> Columns:
     return {k: v[index] for k, v in cols.items()}
+
+
+def _placed(kept: np.ndarray, chunk: np.ndarray, place: np.ndarray) -> np.ndarray:
+    """``kept`` then ``chunk`` rows written at their ``place`` in one new array (no
+    intermediate concatenation: a window is copied once)."""
+    out = np.empty((len(place), *chunk.shape[1:]), chunk.dtype)
+    out[place[:len(kept)]] = kept
+    out[place[len(kept):]] = chunk
+    return out
 
 
 def _concat(parts: list[Columns], empty: Columns) -> Columns:
