@@ -148,8 +148,9 @@ def quote(hbt, counts):
     return rc
 
 
-def run_once(data: np.ndarray) -> tuple[float, np.ndarray]:
-    """One backtest of :func:`quote` over ``data``: (wall seconds, [calls, orders, fills, code])."""
+def run_once(data: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """One backtest of :func:`quote` over ``data``: (wall seconds, [calls, orders, fills,
+    code], CPU seconds)."""
     from hftbacktest import BacktestAsset, ROIVectorMarketDepthBacktest
 
     asset = (BacktestAsset().data([data]).linear_asset(1.0).constant_order_latency(0, 0)
@@ -158,13 +159,13 @@ def run_once(data: np.ndarray) -> tuple[float, np.ndarray]:
              .roi_lb(ROI[0]).roi_ub(ROI[1]).last_trades_capacity(10_000))
     hbt = ROIVectorMarketDepthBacktest([asset])
     counts = np.zeros(4, np.int64)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     quote(hbt, counts)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     hbt.close()
     if counts[3] != 1:
         raise RuntimeError(f"hftbacktest stopped early with code {counts[3]}")
-    return wall, counts
+    return wall, counts, cpu
 
 
 def bench_hftbacktest(data: np.ndarray | None = None) -> tuple[float, int]:
@@ -172,7 +173,7 @@ def bench_hftbacktest(data: np.ndarray | None = None) -> tuple[float, int]:
     if data is None:
         data, _ = convert()
     run_once(data)  # compiles
-    wall, _ = run_once(data)
+    wall, _, _ = run_once(data)
     return wall, len(data)
 
 
@@ -186,8 +187,8 @@ def main() -> int:
     version = getattr(hftbacktest, "__version__", "")
     print(f"hftbacktest {version} converter: {FILE.name} -> {len(data):,} rows in {conv_s:.2f} s "
           f"({len(data) / conv_s:,.0f} rows/s)")
-    cold, _ = run_once(data)
-    wall, counts = run_once(data)
+    cold, _, _ = run_once(data)
+    wall, counts, _ = run_once(data)
     calls, orders, fills, _ = (int(x) for x in counts)
     print(f"(c) hftbacktest market maker {len(data):>9,d} events  {wall:6.3f} s  "
           f"{len(data) / wall:>12,.0f} events/s  (cold, with JIT: {cold:.2f} s)")

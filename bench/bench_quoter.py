@@ -16,8 +16,9 @@ docs/crosscheck.md), risk-averse queue, whole-order fills, no fees.
 Also timed: the tutorial's market maker (``examples/market_maker.py 0``, play) against its
 numba equivalent (``bench_hftbacktest.py``), and a replay where a no-op handler is
 subscribed to every book update and trade (events/s). Every figure is the best of
-``--repeat`` warm runs (the first, cold run is not counted). Fills are compared one for
-one (side, price tick, exchange time to the ns). Captures: the bundled
+``--repeat`` warm runs (the first, cold run is not counted), in wall time and in CPU time
+(the steadier of the two on a shared machine: both engines run on one thread). Fills are
+compared one for one (side, price tick, exchange time to the ns). Captures: the bundled
 ``data/raw/binance`` USD-M files (skipped cleanly when a file or hftbacktest is absent).
 
     python bench/bench_quoter.py [--repeat N] [--depths 20 400] [--capture btc eth]
@@ -37,7 +38,7 @@ import warnings
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -54,6 +55,22 @@ try:
     from hftbacktest import BUY, CANCELED, FILLED, GTX, LIMIT
 except ImportError:  # main() says so
     BUY, CANCELED, FILLED, GTX, LIMIT = 1, 2, 3, 1, 0
+
+
+class Times(NamedTuple):
+    """Wall and CPU seconds of one run (CPU time is the steadier figure on a shared
+    machine: both engines run on one thread)."""
+
+    wall: float
+    cpu: float
+
+
+@contextlib.contextmanager
+def timed(out: list[Times]) -> Any:
+    """Append the wall and CPU time of the ``with`` body to ``out``."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    yield
+    out.append(Times(time.perf_counter() - w0, time.process_time() - c0))
 
 
 # ---- hftbacktest ----------------------------------------------------------------------
@@ -122,8 +139,8 @@ def hbt_convert(raw: Path) -> np.ndarray:
 
 
 def hbt_run(events: np.ndarray, start_ns: int, tick: float, qty: float
-            ) -> tuple[float, list[tuple[int, int, int]], int]:
-    """One warm-able run: (wall s, fills (ts, side, tick), strategy calls)."""
+            ) -> tuple[Times, list[tuple[int, int, int]], int]:
+    """One warm-able run: (times, fills (ts, side, tick), strategy calls)."""
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
     asset = (BacktestAsset().data([events]).linear_asset(1.0)
@@ -132,11 +149,11 @@ def hbt_run(events: np.ndarray, start_ns: int, tick: float, qty: float
              .tick_size(tick).lot_size(0.001))
     hbt = HashMapMarketDepthBacktest([asset])
     out, counts = np.zeros((400_000, 3), np.int64), np.zeros(3, np.int64)
-    t0 = time.perf_counter()
-    n = _quote_every_event(hbt, start_ns, K, qty, out, counts)
-    wall = time.perf_counter() - t0
+    times: list[Times] = []
+    with timed(times):
+        n = _quote_every_event(hbt, start_ns, K, qty, out, counts)
     hbt.close()
-    return wall, [tuple(int(x) for x in row) for row in out[:n]], int(counts[0])
+    return times[0], [tuple(int(x) for x in row) for row in out[:n]], int(counts[0])
 
 
 def hbt_start(events: np.ndarray) -> int:
@@ -224,9 +241,10 @@ class Quoter:
 
 
 def makerlab_run(make: Callable[[], Any], ticker: str, tick: float, qty: float,
-                 start_ns: int, depth: int) -> tuple[float, list[tuple[int, int, int]], int]:
-    """One replay of the quoter: (play wall s, fills (ts, side, tick), handler calls)."""
+                 start_ns: int, depth: int) -> tuple[Times, list[tuple[int, int, int]], int]:
+    """One replay of the quoter: (play times, fills (ts, side, tick), handler calls)."""
     rep = make()
+    times: list[Times] = []
 
     async def main() -> Quoter:
         feed = rep.get_feed()
@@ -234,34 +252,33 @@ def makerlab_run(make: Callable[[], Any], ticker: str, tick: float, qty: float,
         quoter = Quoter(rep, ticker, tick, qty, start_ns, lob_id)
         await feed.add_handler_to_feed(lob_id, quoter.on_event)
         await feed.add_trades_feed(EXC, ticker, handler=quoter.on_event, buffer=10)
-        t0 = time.perf_counter()
-        await rep.play(progress=False)
-        quoter.wall = time.perf_counter() - t0
+        with timed(times):
+            await rep.play(progress=False)
         return quoter
 
     quoter = asyncio.run(main())
     fills = [(int(f["ts"]), int(f["dir"]), round(float(f["price"]) / tick)) for f in rep.fills]
-    return quoter.wall, fills, quoter.calls
+    return times[0], fills, quoter.calls
 
 
-def noop_run(make: Callable[[], Any], ticker: str, depth: int) -> tuple[float, int, int]:
-    """A no-op handler on every book update and trade: (play wall s, events, calls)."""
+def noop_run(make: Callable[[], Any], ticker: str, depth: int) -> tuple[Times, int, int]:
+    """A no-op handler on every book update and trade: (play times, events, calls)."""
     rep = make()
     calls = [0]
+    times: list[Times] = []
 
     async def noop(_: Any) -> None:
         calls[0] += 1
 
-    async def main() -> float:
+    async def main() -> None:
         feed = rep.get_feed()
         await feed.add_l2_book_feed(EXC, ticker, depth=depth, buffer=10, handler=noop)
         await feed.add_trades_feed(EXC, ticker, handler=noop, buffer=10)
-        t0 = time.perf_counter()
-        await rep.play(progress=False)
-        return time.perf_counter() - t0
+        with timed(times):
+            await rep.play(progress=False)
 
-    wall = asyncio.run(main())
-    return wall, rep.n_events, calls[0]
+    asyncio.run(main())
+    return times[0], rep.n_events, calls[0]
 
 
 # ---- comparison and report ------------------------------------------------------------
@@ -275,9 +292,12 @@ def agreement(ours: list[tuple[int, int, int]], theirs: list[tuple[int, int, int
 
 
 def best(runs: int, run: Callable[[], tuple]) -> tuple:
-    """The fastest of ``runs`` warm calls (after one cold call that is not counted)."""
+    """The fastest of ``runs`` warm calls by wall time, with the least CPU time of them
+    (after one cold call that is not counted)."""
     run()
-    return min((run() for _ in range(runs)), key=lambda r: r[0])
+    results = [run() for _ in range(runs)]
+    fastest = min(results, key=lambda r: r[0].wall)
+    return (Times(fastest[0].wall, min(r[0].cpu for r in results)), *fastest[1:])
 
 
 def bench_capture(name: str, depths: list[int], repeat: int, root: Path) -> list[str]:
@@ -286,26 +306,28 @@ def bench_capture(name: str, depths: list[int], repeat: int, root: Path) -> list
         return [f"{name}: {raw} absent, skipped"]
     events = hbt_convert(raw)
     start_ns = hbt_start(events)
-    hbt_wall, theirs, hbt_calls = best(repeat, lambda: hbt_run(events, start_ns, tick, qty))
-    lines = [f"{name} {ticker}: hftbacktest {hbt_wall:.3f} s ({hbt_calls:,} strategy calls, "
-             f"{len(theirs)} fills)"]
+    hbt, theirs, hbt_calls = best(repeat, lambda: hbt_run(events, start_ns, tick, qty))
+    lines = [f"{name} {ticker}: hftbacktest {hbt.wall:.3f} s wall, {hbt.cpu:.3f} s CPU "
+             f"({hbt_calls:,} strategy calls, {len(theirs)} fills)"]
     for depth in depths:
         archive = convert_archive(raw, depth, root)
 
         def make(archive: Path = archive, depth: int = depth) -> Any:
             return makerlab_replayer(archive, ticker, depth, events)
 
-        wall, ours, calls = best(repeat, lambda make=make, depth=depth: makerlab_run(
+        ours_t, ours, calls = best(repeat, lambda make=make, depth=depth: makerlab_run(
             make, ticker, tick, qty, start_ns, depth))
         same = agreement(ours, theirs)
-        lines.append(f"  depth {depth:>3}: makerlab {wall:.3f} s = {wall / hbt_wall:.2f}x "
-                     f"hftbacktest; {calls:,} handler calls ({wall / calls * 1e6:.1f} us "
-                     f"each); fills {len(ours)} vs {len(theirs)}, {same} identical")
-        nwall, n_events, ncalls = best(repeat, lambda make=make, depth=depth: noop_run(
+        lines.append(f"  depth {depth:>3}: makerlab {ours_t.wall:.3f} s wall = "
+                     f"{ours_t.wall / hbt.wall:.2f}x hftbacktest, {ours_t.cpu:.3f} s CPU = "
+                     f"{ours_t.cpu / hbt.cpu:.2f}x; {calls:,} handler calls "
+                     f"({ours_t.cpu / calls * 1e6:.1f} us CPU each); fills {len(ours)} vs "
+                     f"{len(theirs)}, {same} identical")
+        noop, n_events, ncalls = best(repeat, lambda make=make, depth=depth: noop_run(
             make, ticker, depth))
-        lines.append(f"             no-op handler: {nwall:.3f} s, {n_events:,} events "
-                     f"({n_events / nwall:,.0f} events/s), {ncalls:,} handler calls "
-                     f"({ncalls / nwall:,.0f}/s)")
+        lines.append(f"             no-op handler: {noop.wall:.3f} s wall, {noop.cpu:.3f} s "
+                     f"CPU, {n_events:,} events ({n_events / noop.cpu:,.0f} events/s CPU), "
+                     f"{ncalls:,} handler calls ({ncalls / noop.cpu:,.0f}/s)")
     return lines
 
 
@@ -315,12 +337,17 @@ def bench_tutorial(repeat: int) -> list[str]:
     from bench_replay import run_market_maker
 
     data, _ = convert()
-    c = best(repeat, lambda: run_once(data))[0]
+    run_once(data)  # compiles
+    numba = [run_once(data) for _ in range(repeat)]
+    c = Times(min(r[0] for r in numba), min(r[2] for r in numba))
     runs = [run_market_maker() for _ in range(repeat + 1)][1:]
     b = min(runs, key=lambda r: r["play_s"])
-    return [f"tutorial market maker: play {b['play_s']:.3f} s (saving the run record "
-            f"{b['save_s']:.3f} s of it) vs numba {c:.3f} s = {b['play_s'] / c:.2f}x "
-            f"({(b['play_s'] - b['save_s']) / c:.2f}x without the save)"]
+    cpu = min(r["play_cpu_s"] for r in runs)
+    return [f"tutorial market maker: play {b['play_s']:.3f} s wall (saving the run record "
+            f"{b['save_s']:.3f} s of it), {cpu:.3f} s CPU vs numba {c.wall:.3f} s wall, "
+            f"{c.cpu:.3f} s CPU = {b['play_s'] / c.wall:.2f}x wall "
+            f"({(b['play_s'] - b['save_s']) / c.wall:.2f}x without the save), "
+            f"{cpu / c.cpu:.2f}x CPU"]
 
 
 def main() -> int:

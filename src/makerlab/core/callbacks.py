@@ -2,8 +2,8 @@
 
 Handlers of feeds and mirrors, clock callbacks and custom events may be plain functions
 or coroutine functions; :func:`run_handlers` calls each and awaits what it returns when
-that is awaitable. The replay, the live feed, the order and position mirrors and the
-timers all go through it.
+that is awaitable. The replay, the live feed, the order and position mirrors, the
+timers and the paper exchange's desk all go through it.
 """
 
 from __future__ import annotations

@@ -238,9 +238,9 @@ def load_delta_arrays(root: str | os.PathLike, exchange: str, symbol: str,
                            offsets=offsets, **cols)
     # Sorted already (the usual case): the clocks and seq are only gathered at message
     # heads, chunk by chunk, instead of being concatenated whole.
-    offsets, heads = _chunked_heads(*keys)
+    offsets, firsts = _chunked_heads(*keys)
     cols = {name: column_numpy(table.column(name)) for name in levels}
-    return DeltaArrays(exchange_ts=heads[0], local_ts=heads[1], seq=heads[2],
+    return DeltaArrays(exchange_ts=firsts[0], local_ts=firsts[1], seq=firsts[2],
                        offsets=offsets, **cols)
 
 
@@ -269,7 +269,9 @@ def _chunked_heads(ets: list[np.ndarray], lts: list[np.ndarray],
 
     A message may continue across a chunk (row group) boundary.
     """
-    starts, heads, base, last = [], [[], [], []], 0, None
+    starts: list[np.ndarray] = []
+    heads: list[list[np.ndarray]] = [[], [], []]
+    base, last = 0, None
     for e, t, q in zip(ets, lts, seq, strict=True):
         if e.size == 0:
             continue

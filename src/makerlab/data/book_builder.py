@@ -115,9 +115,9 @@ def _message_starts(exchange_ts: np.ndarray, local_ts: np.ndarray, seq: np.ndarr
 
 def _first_snapshot_rows(snap: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Boolean mask of the first FLAG_SNAPSHOT row of each message (where the book clears)."""
-    message = np.zeros(len(snap), dtype=np.int64)
-    message[starts[1:]] = 1
-    message = np.cumsum(message)
+    starts_here = np.zeros(len(snap), dtype=np.int64)
+    starts_here[starts[1:]] = 1
+    message = np.cumsum(starts_here)
     rows = np.flatnonzero(snap)
     _, first = np.unique(message[rows], return_index=True)
     clear = np.zeros(len(snap), dtype=np.bool_)

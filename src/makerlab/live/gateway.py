@@ -40,6 +40,7 @@ from makerlab.live.market_data import LiveMarketData
 from makerlab.live.order_venue import LiveOrderVenue
 from makerlab.live.private import PrivateClient
 from makerlab.live.transport import ReconnectPolicy, RestClient
+from makerlab.live.venues.base import Request
 from makerlab.live.venues.private import PRIVATE_VENUES
 
 __all__ = ["Gateway"]
@@ -137,7 +138,7 @@ class Gateway:
         cached = self.spec_cache / f"{cfg.exchange}.json"
         try:
             specs: list[InstrumentSpec] = []
-            request = venue.specs_request()
+            request: Request | None = venue.specs_request()
             while request is not None:
                 page = venue.parse_specs(await rest.request(request))
                 specs += page.specs

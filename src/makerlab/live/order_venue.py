@@ -43,12 +43,12 @@ streams (the Gateway's ``cleanup_clients()`` closes it). Rules, on top of the pr
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import Clock
 from makerlab.core.events import (
     BalanceState,
@@ -306,9 +306,7 @@ class LiveOrderVenue:
         due = self.clock.now_ns() + step
         while True:
             await asyncio.sleep(max(0, due - self.clock.now_ns()) / NS_PER_S)
-            result = callback()
-            if inspect.isawaitable(result):
-                await result
+            await run_handlers((callback,))
             due += step
             if due <= self.clock.now_ns():  # late: skip the missed ticks
                 due = self.clock.now_ns() + step

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import inspect
 import itertools
 import os
 from collections.abc import Callable, Mapping
@@ -41,6 +40,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
 from makerlab.core.events import Fill, OrderEventKind, OrderUpdate
 from makerlab.core.instruments import InstrumentSpec
@@ -300,9 +300,7 @@ class Desk:
         t, seq, callback, payload = heapq.heappop(self._queue.heap)
         self.clock.ns = t
         self.now = max(self.now, t)
-        result = callback(payload)
-        if inspect.isawaitable(result):
-            await result
+        await run_handlers((callback,), payload)
         deliveries = await self._run_fresh(seq)
         pending = self._pending.pop(seq, None)
         if pending is not None:
@@ -314,9 +312,7 @@ class Desk:
         fresh, self._queue.fresh = self._queue.fresh, []
         for _, seq, callback, payload in fresh:
             self._running = (parent, seq)
-            result = callback(payload)
-            if inspect.isawaitable(result):
-                await result
+            await run_handlers((callback,), payload)
         collected, self._collected = self._collected, []
         return collected
 

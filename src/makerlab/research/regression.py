@@ -228,9 +228,10 @@ class GeneticRegression:
         results = self._fitted()
         figures = {name: draw(results) for name, (wanted, _, draw) in plans.items() if wanted}
         for name, fig in figures.items():
-            if plans[name][1] is not None:
-                Path(plans[name][1]).parent.mkdir(parents=True, exist_ok=True)
-                fig.savefig(plans[name][1], dpi=120, bbox_inches="tight")
+            path = plans[name][1]
+            if path is not None:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                fig.savefig(path, dpi=120, bbox_inches="tight")
         _show_and_release(list(figures.values()), show)
         return figures
 

@@ -11,9 +11,10 @@ subscriptions at local time. Rules:
 - **delivery at local time**: the LOB and Trades buffers are updated, then handlers run,
   at the data's local time (recorded, or exchange time + FEED_PUBLIC), stamped with the
   row's exchange time in ms, never earlier than the subscription's last delivery.
-- **validated once, trusted per row**: each block of rows is checked with numpy (levels
-  best first, strictly ordered, NaN padding only at the end, positive finite prices and
-  sizes; trades with positive finite price and size and ``dir`` +/-1). Clean rows reach
+- **validated once, trusted per row**: book rows are checked once per tape by the
+  compiled pass of :mod:`makerlab.sim.book_rows` (levels best first, strictly ordered, NaN
+  padding only at the end, positive finite prices and sizes), trade rows per block with
+  numpy (positive finite price and size, ``dir`` +/-1). Clean rows reach
   ``LOB._load_snapshot``/``Trades._append_row`` as ready numpy rows; any other row takes
   the public, validating ``update``/``append`` exactly as before (same result or error).
 - **bounded memory**: rows are prepared in blocks of :attr:`BLOCK` rows, so delivery

@@ -175,7 +175,7 @@ class _Parser:
     orjson, then per-line parsing that reports a bad line by file:line.
     """
 
-    def __init__(self, path, index, captures, *, repair, progress):
+    def __init__(self, path, index, captures, *, repair, progress) -> None:
         self.path, self.source, self.index = path, str(path), index
         self.captures: dict[str, Capture] = captures
         self.repair, self.progress = repair, progress
@@ -257,7 +257,8 @@ class _Parser:
 
     def _read(self, stream, lineno: int) -> bytes:
         """Up to about ``_CHUNK`` bytes; at a truncated gzip, what decompressed before it."""
-        parts, size = [], 0
+        parts: list[bytes] = []
+        size = 0
         while size < _CHUNK and not self.ended:
             try:
                 part = stream.read1(_CHUNK)
