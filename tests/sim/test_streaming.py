@@ -205,13 +205,44 @@ def test_each_window_holds_what_its_segment_needs_in_the_whole_tapes_order(segme
     """Per window and tape: the rows received in the segment are the whole tape's, in its
     order; every row of the segment's exchange time is there; the carry row is the whole
     tape's book at the segment's start."""
+    carried = check_windows(ARCHIVE, MARKETS, segment_s)
+    assert carried >= (1 if segment_s == 3600 else 300)
+
+
+def test_rows_received_together_keep_the_files_order_across_a_boundary(tmp_path):
+    """Two prints received at the same instant, the first in the file executed a second
+    after the other: the late one is carried into the next segment's window and must still
+    come second (the whole tape's order: its file's), not first."""
+    import pyarrow as pa
+
+    from makerlab.data import archive
+
+    market = {"binance": ["BTCUSDT"]}
+    for kind, depth in (("book_snapshot", 20), ("trades", None)):
+        table = archive.read_table(ARCHIVE, kind, "binance", "BTCUSDT", START, START,
+                                   depth=depth)
+        if kind == "trades":
+            row = table.slice(100, 1).to_pylist()[0]
+            t = row["exchange_ts"] // NS_PER_S * NS_PER_S
+            both = [{**row, "exchange_ts": t + NS_PER_S + 1, "local_ts": t + 3 * NS_PER_S,
+                     "trade_id": "late-executed"},
+                    {**row, "exchange_ts": t + 1, "local_ts": t + 3 * NS_PER_S,
+                     "trade_id": "early-executed", "size": row["size"] * 2}]
+            table = pa.concat_tables([table, pa.Table.from_pylist(both, table.schema)])
+        archive.write_table(tmp_path, kind, "binance", "BTCUSDT", table)
+    check_windows(tmp_path, market, 1)
+
+
+def check_windows(path: Path, markets: dict[str, list[str]], segment_s: int) -> int:
+    """:func:`test_each_window_holds_what_its_segment_needs_in_the_whole_tapes_order`'s
+    checks on ``path``; the number of carry rows checked."""
     from makerlab.sim.builder import align_local_clocks, archive_tapes
     from makerlab.sim.streaming import ArchiveStream
     from makerlab.sim.timeline import EngineRows
 
-    books, trades = archive_tapes(MARKETS, START, END, ARCHIVE, 20, "snapshot")
+    books, trades = archive_tapes(markets, START, END, path, 20, "snapshot")
     align_local_clocks(books, trades)
-    source = ArchiveStream(MARKETS, START, END, ARCHIVE, 20, segment_ns=segment_s * NS_PER_S)
+    source = ArchiveStream(markets, START, END, path, 20, segment_ns=segment_s * NS_PER_S)
     carried = 0
     for window in source.windows():
         for i, (part, tape) in enumerate([*zip(window.books, books, strict=True),
@@ -222,6 +253,8 @@ def test_each_window_holds_what_its_segment_needs_in_the_whole_tapes_order(segme
                 theirs = (full >= window.lo) & (full < window.hi)
                 assert np.array_equal(part.exchange_ts[ours], tape.exchange_ts[theirs])
                 assert np.array_equal(part.local_ts[ours], tape.local_ts[theirs])
+                if i >= len(books):
+                    assert np.array_equal(part.size[ours], tape.size[theirs])
             if i < len(books):
                 old, new = window.carry[i]
                 row = EngineRows(tape, None, 0, -1).row_at(window.lo - 1)
@@ -231,4 +264,4 @@ def test_each_window_holds_what_its_segment_needs_in_the_whole_tapes_order(segme
                     assert part.exchange_ts[new] == tape.exchange_ts[row]
                     assert np.array_equal(part.sides()[0][new], tape.sides()[0][row],
                                           equal_nan=True)
-    assert carried >= (1 if segment_s == 3600 else 300)
+    return carried
