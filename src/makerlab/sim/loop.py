@@ -193,6 +193,14 @@ class ReplayLoop:
         if lane.done or not (lane.engine.resting or self.row_by_row):
             self._deactivate(lane)
 
+    def release(self) -> None:
+        """Drop the segment's row lists (the lanes' steps) before the next window is read:
+        :meth:`rebase` starts the stepping lanes again on the new rows."""
+        for lane in self.lanes:
+            lane.t, lane.kind, lane.stream, lane.row = [], [], [], []
+            lane.rows = EngineRows(lane.rows.book, lane.rows.trades, lane.rows.book_stream,
+                                   lane.rows.trade_stream)
+
     def rebase(self, books: Sequence[BookTape], trades: Sequence[TradeTape],
                local: MarketTimeline, carry: Sequence[tuple[int, int]],
                span: tuple[int, int], more: bool) -> None:

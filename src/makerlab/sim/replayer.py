@@ -233,7 +233,9 @@ class Replayer(Analytics):
         so far, books as their top level; see :mod:`makerlab.sim.streaming`)."""
         if self._stream is None:
             return self.books, self.trades
-        return self._stream.source.record_tapes()
+        if self._stream.record is None:  # read once, when first asked for
+            self._stream.record = self._stream.source.record_tapes()
+        return self._stream.record
 
     def book_tape(self, exc: str, ticker: str) -> BookTape:
         return _find(self.books, exc, ticker, "book")
@@ -350,6 +352,7 @@ class Replayer(Analytics):
                           out, cursor, (self.start_ns, self.end_ns), self.stamp_cycle_ns,
                           self.results.stamps, self.ROW_BY_ROW,
                           more=window is not None and not window.last)
+        del window  # a streamed replay's windows are dropped as it moves on
         with _frozen_heap():
             if progress:
                 with tqdm(total=self.n_events, unit="ev", mininterval=0.5) as bar:
@@ -388,10 +391,12 @@ class Replayer(Analytics):
             await loop.run(bar, self.n_events)
             return
         window = self._stream.first
+        self._stream.first = None  # type: ignore[assignment]  # not kept past its segment
         while True:
             await loop.run(bar, self.n_events, window.hi)
             if window.last:
                 return
+            loop.release()
             window = next(self._stream.windows)
             self.books, self.trades = window.books, window.trades
             span = (window.lo, window.hi)
@@ -407,6 +412,7 @@ class _Streamed:
     source: streaming.ArchiveStream
     windows: Iterator[streaming.Window]
     first: streaming.Window
+    record: tuple[list[BookTape], list[TradeTape]] | None = None
 
 
 def _local_rows(books: list[BookTape], trades: list[TradeTape],

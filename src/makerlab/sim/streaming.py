@@ -122,7 +122,10 @@ class _Dataset:
         self.files = [f for f in self.files if f.rows]
         self._next = 0  # next file to read
         self._pending: Columns | None = None  # rows read, not yet in a window
-        self.window: Columns = self._empty()
+        self.window: Columns = {k: v for k, v in self._empty().items() if k not in _LEVELS}
+        if self.kind == BOOK_SNAPSHOT:  # a window's levels are stacked: BookTape.sides()
+            self.window.update(bids=np.empty((0, depth or 1, 2)),
+                               asks=np.empty((0, depth or 1, 2)))
 
     @property
     def rows(self) -> int:
@@ -162,20 +165,15 @@ class _Dataset:
         raw = table.column("local_ts").to_numpy()
         cols: Columns = {"ets": ets, "raw": raw, "local": local(ets, raw),
                          "seq": (np.int64(f.hour) << np.int64(32)) | index}
-        if self.kind == BOOK_SNAPSHOT:
-            levels = {n: column_numpy(table.column(n)) for n in _LEVELS}
-            tape = BookTape.from_arrays(self.exc, self.ticker, _Levels(ets, raw, **levels))
-            cols["bids"], cols["asks"] = tape.sides()
-        else:
-            for n in _TRADE_COLUMNS:
-                cols[n] = column_numpy(table.column(n))
+        for n in self._columns():  # levels: (n, depth) views of the file's buffers
+            cols[n] = column_numpy(table.column(n))
         return cols
 
     def _empty(self) -> Columns:
         i64 = np.empty(0, np.int64)
         cols: Columns = {"ets": i64, "raw": i64, "local": i64, "seq": i64}
         if self.kind == BOOK_SNAPSHOT:
-            cols["bids"] = cols["asks"] = np.empty((0, self.depth or 1, 2))
+            cols.update({n: np.empty((0, self.depth or 1)) for n in _LEVELS})
         else:
             cols.update(price=np.empty(0), size=np.empty(0), side=np.empty(0, np.int8))
         return cols
@@ -216,9 +214,15 @@ class _Dataset:
         order = np.lexsort((np.concatenate([old["seq"][kept], chunk["seq"]]), raw))
         place = np.empty_like(order)
         place[order] = np.arange(len(order))  # each row's index in the new window
-        same = not len(kept) and bool(np.all(order[1:] > order[:-1]))
-        self.window = chunk if same else {k: _placed(old[k][kept], chunk[k], place)
-                                          for k in old}
+        window = {k: _placed(old[k][kept], chunk[k], place) for k in ("ets", "raw", "local",
+                                                                        "seq")}
+        if self.kind == BOOK_SNAPSHOT:
+            for side in ("bid", "ask"):
+                window[f"{side}s"] = _stacked(old[f"{side}s"][kept], chunk[f"{side}_price"],
+                                              chunk[f"{side}_size"], place)
+        else:
+            window.update({k: _placed(old[k][kept], chunk[k], place) for k in _TRADE_COLUMNS})
+        self.window = window
         new = -1 if carry < 0 else int(place[int(keep[:carry].sum())])
         return carry, new
 
@@ -256,18 +260,6 @@ class _Dataset:
                          c["side"])
 
 
-@dataclass(frozen=True, eq=False)
-class _Levels:
-    """The shape :meth:`BookTape.from_arrays` reads."""
-
-    exchange_ts: np.ndarray
-    local_ts: np.ndarray
-    bid_price: np.ndarray
-    bid_size: np.ndarray
-    ask_price: np.ndarray
-    ask_size: np.ndarray
-
-
 def unstreamable(books: str, recorded_local_time: bool) -> str | None:
     """Why a ``from_archive`` replay with these options cannot stream (None: it can)."""
     if books != "snapshot":
@@ -288,6 +280,19 @@ def _placed(kept: np.ndarray, chunk: np.ndarray, place: np.ndarray) -> np.ndarra
     out = np.empty((len(place), *chunk.shape[1:]), chunk.dtype)
     out[place[:len(kept)]] = kept
     out[place[len(kept):]] = chunk
+    return out
+
+
+def _stacked(kept: np.ndarray, prices: np.ndarray, sizes: np.ndarray,
+             place: np.ndarray) -> np.ndarray:
+    """:func:`_placed` for levels: ``kept`` ``(k, depth, 2)`` rows and the file's level
+    columns stacked as ``[price, size]`` (size NaN where the price is, as
+    ``BookTape.sides``), written straight into the window."""
+    out = np.empty((len(place), prices.shape[1], 2))
+    out[place[:len(kept)]] = kept
+    new = place[len(kept):]
+    out[new, :, 0] = prices
+    out[new, :, 1] = np.where(np.isnan(prices), np.nan, sizes)
     return out
 
 
