@@ -66,7 +66,8 @@ def _measure(load: Callable[[], object], repeat: int) -> tuple[object, float, in
     return result, best, numpy_peak
 
 
-def _loaders(root: Path, row) -> tuple[str, Callable[[], object]] | None:
+def loader(root: Path | str, row) -> tuple[str, Callable[[], object]]:
+    """A label and the array loader of the dataset ``row`` (of :func:`list_archive`)."""
     exchange, symbol = row.exchange, row.symbol
     if row.kind == "book_delta":
         return "deltas", lambda: arrays.load_delta_arrays(root, exchange, symbol)
@@ -78,7 +79,8 @@ def _loaders(root: Path, row) -> tuple[str, Callable[[], object]] | None:
     return f"snap{depth}", lambda: arrays.load_snapshot_arrays(root, exchange, symbol, depth)
 
 
-def _events(result) -> int:
+def event_count(result) -> int:
+    """Events in a loaded dataset: level updates for deltas, rows otherwise."""
     return result.n_updates if isinstance(result, arrays.DeltaArrays) else len(result)
 
 
@@ -91,9 +93,9 @@ def run(root: Path, repeat: int) -> dict[str, float]:
           f"{'np peak MB':>10} {'disk MB':>8}")
     totals = {"updates": 0, "seconds": 0.0, "nbytes": 0, "messages": 0}
     for row in datasets.itertuples():
-        label, load = _loaders(root, row)
+        label, load = loader(root, row)
         result, seconds, peak = _measure(load, repeat)
-        events = _events(result)
+        events = event_count(result)
         name = f"{label} {row.exchange}/{row.symbol}"
         print(f"{name:<44} {events:>11,} {seconds:>8.3f} {events / seconds / 1e6:>8.1f} "
               f"{result.nbytes / max(1, events):>8.1f} {peak / 1e6:>10.1f} "

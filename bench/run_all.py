@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench_convert.py", "bench_load.py", "bench_replay.py", "bench_resting.py",
-           "bench_hftbacktest.py", "bench_quoter.py", "bench_sweep.py", "bench_live_feed.py",
-           "bench_tick_to_order.py"]
+BENCHES = ["bench_convert.py", "bench_load.py", "bench_s3.py", "bench_replay.py",
+           "bench_resting.py", "bench_hftbacktest.py", "bench_quoter.py", "bench_sweep.py",
+           "bench_live_feed.py", "bench_tick_to_order.py"]
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-"""Shared test fixtures: paths to bundled samples and to the optional ../shared/data."""
+"""Shared test fixtures: bundled samples, the optional ../shared/data, an empty spec cache
+per test, and the local S3 server (moto's)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from s3_server import S3Server
 
 # CI runs the property tests derandomised (the same examples every run, so a red run is
 # reproducible and never a fluke of the draw) and without per-example time limits (a busy
@@ -45,3 +48,28 @@ def spec_cache(tmp_path_factory, monkeypatch) -> Path:
     path = tmp_path_factory.mktemp("spec_cache")
     monkeypatch.setenv("MAKERLAB_SPEC_CACHE", str(path))
     return path
+
+
+# --------------------------------------------------------------------------- object storage
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """The session's :class:`S3Server` (moto's server, a process on 127.0.0.1), its
+    environment set (``s3.bucket()`` makes a fresh bucket); the test is skipped when moto's
+    server is not installed."""
+    try:
+        import boto3  # noqa: F401
+        import moto.server  # noqa: F401
+    except ImportError as error:
+        pytest.skip(f"moto's S3 server is not installed ({error}); pip install 'moto[server]'")
+    s3 = S3Server.start(tmp_path_factory.mktemp("s3") / "server.log")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in s3.env.items():
+                patch.setenv(name, value)
+            for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+                patch.delenv(name, raising=False)
+            yield s3
+    finally:
+        s3.stop()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 def _convert(args: argparse.Namespace) -> int:
     from makerlab.data.convert import convert
+    from makerlab.data.storage import redact
 
     started = time.perf_counter()
     results = convert(
@@ -45,7 +46,7 @@ def _convert(args: argparse.Namespace) -> int:
     )
     for converted in results:
         print(converted.summary())
-    print(f"wrote {args.out} in {time.perf_counter() - started:.2f}s")
+    print(f"wrote {redact(args.out)} in {time.perf_counter() - started:.2f}s")
     return 0
 
 
@@ -53,10 +54,11 @@ def _info(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from makerlab.data.archive import list_archive
+    from makerlab.data.storage import redact
 
     frame = list_archive(args.archive)
     if frame.empty:
-        print(f"{args.archive}: empty archive")
+        print(f"{redact(args.archive)}: empty archive")
         return 1
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(frame.to_string(index=False))
@@ -64,33 +66,36 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from makerlab.data.storage import redact
     from makerlab.data.validate import validate_archive
 
-    report = validate_archive(args.archive, fix=args.fix)
+    report = validate_archive(args.archive, fix=args.fix, spool=args.spool)
     for line in report.fixed:
         print(f"FIXED {line}")
     for line in report.problems:
         print(f"ERROR {line}")
     for line in report.notes:
         print(f"NOTE {line}")
-    print(f"{args.archive}: {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+    shown = redact(args.archive)
+    print(f"{shown}: {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
     return 0 if report.ok else 1
 
 
 def _record(args: argparse.Namespace) -> int:
     import asyncio
 
+    from makerlab.data.storage import redact
     from makerlab.live.recorder import record
 
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     started = time.perf_counter()
     recorder = asyncio.run(record(args.exchange, symbols, args.depth, args.out,
                                   base_url=args.base_url, env=args.env,
-                                  duration=args.duration))
+                                  duration=args.duration, spool=args.spool))
     print(f"recorded {recorder.rows_received} rows of {args.exchange} "
           f"{','.join(symbols)} in {time.perf_counter() - started:.1f}s; committed "
           f"{recorder.rows_committed} rows into {len(recorder.hour_files)} hour files of "
-          f"{args.out}")
+          f"{redact(args.out)}")
     return 0
 
 
@@ -123,7 +128,7 @@ def _sweep(args: argparse.Namespace) -> int:
                    start=args.start, end=args.end, search=args.search, trials=args.trials,
                    objective=args.objective, backend=args.backend, workers=args.workers,
                    address=args.address, seed=args.seed, progress=not args.quiet,
-                   report=not args.no_report)
+                   report=not args.no_report, archive=args.archive)
     table, failed = result.table, result.failed
     for row in failed.itertuples(index=False):
         print(f"config {row.config} failed: {row.error}")
@@ -233,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--fix", action="store_true",
                      help="first complete interrupted writes and delete their leftovers "
                           "(only while no writer is running)")
+    val.add_argument("--spool", help="the recorders' local spool, if not the default "
+                                     "(docs/recorder.md)")
     val.set_defaults(handler=_validate)
 
     rec = sub.add_parser("record", help="record live market data into an archive")
@@ -241,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "paradex, woox")
     rec.add_argument("--symbols", required=True, help="comma-separated venue symbols")
     rec.add_argument("--depth", type=int, default=20, help="levels per book_snapshot row")
-    rec.add_argument("--out", required=True, help="archive root (a local directory)")
+    rec.add_argument("--out", required=True,
+                     help="archive root: a local directory or a URL (s3://bucket/archive)")
+    rec.add_argument("--spool", help="local directory of the write-ahead segments and the "
+                                     "health log (default: the archive's _makerlab/, or "
+                                     "~/.cache/makerlab/spool/... for a URL)")
     rec.add_argument("--base-url", help="the venue's REST base (websocket derived), e.g. "
                                         "a paper exchange: http://127.0.0.1:P/binance")
     rec.add_argument("--env", help="mainnet (default), testnet, demo or paper")
@@ -321,6 +332,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                     help="V1,V2,... or a range LOW:HIGH[:STEP|:log]; repeat per parameter")
     sw.add_argument("--start", help="the script's start parameter, e.g. 2024-08-08:23")
     sw.add_argument("--end", help="the script's end parameter")
+    sw.add_argument("--archive", help="the archive the script reads, a path or URL "
+                                      "(s3://bucket/archive): its MAKERLAB_ARCHIVE")
     sw.add_argument("--search", choices=["grid", "optuna"], default="grid")
     sw.add_argument("--trials", type=int, help="configurations optuna tries")
     sw.add_argument("--objective", default="pnl",

@@ -105,6 +105,21 @@ def test_query_results_are_copies_unless_asked():
     assert orders.cloid_query("c2").price == D(1)
 
 
+def test_queries_follow_every_accepted_change():
+    orders = book()
+    assert [o.cloid for o in orders.get_bid_orders("BTC")] == ["c2", "c1"]
+    orders.get_bid_orders("BTC", copy=False).clear()  # the caller's list, not the mirror's
+    run(orders.upsert_order(cloid="c2", price=D("99")))  # amended below c1
+    assert [o.cloid for o in orders.get_bid_orders("BTC")] == ["c1", "c2"]
+    run(orders.upsert_order(cloid="c1", oid="1", ord_status="FILLED", timestamp=20))
+    assert [o.cloid for o in orders.get_bid_orders("BTC")] == ["c2"]
+    run(orders.upsert_order(exc="bybit", cloid="c6", ticker="BTC", amount=D("1"),
+                            price=D("100.5")))
+    assert [o.cloid for o in orders.get_bid_orders("BTC")] == ["c6", "c2"]
+    assert [o.cloid for o in orders.pending_bids("BTC")] == ["c6", "c2"]
+    assert [o.cloid for o in orders.get_bid_orders("BTC", include_pending=False)] == []
+
+
 def test_as_dict_option_returns_dicts():
     out = book().get_ask_orders("BTC", as_dict=True)
     assert [d["cloid"] for d in out] == ["c4", "c3"]

@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -39,6 +40,7 @@ from makerlab.data.integrity import ArchiveReport, check_archive
 from makerlab.data.segments import segment_sessions
 from makerlab.data.validate import Plausibility, validate_table
 from makerlab.errors import DataError
+from makerlab.live.recorder import read_health
 from makerlab.units import NS_PER_MS, NS_PER_S
 
 # The fake market's exchange clock runs 1200x real time, so its distance to the receive
@@ -46,9 +48,9 @@ from makerlab.units import NS_PER_MS, NS_PER_S
 _ACCELERATED = Plausibility(max_clock_offset_ns=2**62)
 
 
-def _validate_accelerated(root) -> ArchiveReport:
+def _validate_accelerated(root, spool: Path | None = None) -> ArchiveReport:
     return check_archive(root, check=lambda kind, table, source: validate_table(
-        kind, table, source, limits=_ACCELERATED))
+        kind, table, source, limits=_ACCELERATED), spool=spool)
 
 INFO = next(b for _, _, b in cryptofeed_http("binance_usdm_2021_exchange_info.txt.gz"))
 SYMBOL, DEPTH = "SUSHIUSDT", 5
@@ -71,8 +73,8 @@ op, part, occurrence = sys.argv[1], sys.argv[2], int(sys.argv[3])
 seen, session = [0], ["{session}"]
 
 real_init = segments.SegmentLog.__init__
-def init(self, root):
-    real_init(self, root)
+def init(self, root, **options):
+    real_init(self, root, **options)
     session[0] = self.session
 segments.SegmentLog.__init__ = init
 
@@ -220,10 +222,13 @@ class Market:
 
 
 async def _session(market: Market, url: str, out, spec_cache, kill: tuple | None,
-                   delay: float | None, duration: float | None = None) -> int:
+                   delay: float | None, duration: float | None = None,
+                   spool: Path | None = None) -> int:
     """One ``makerlab record`` child; returns the wall time (ns) it ended."""
     argv = ["record", "--exchange", "binance", "--symbols", SYMBOL, "--depth", str(DEPTH),
             "--out", str(out), "--base-url", url + "/binance", "--env", "paper"]
+    if spool is not None:
+        argv += ["--spool", str(spool)]
     if duration is not None:
         argv += ["--duration", str(duration)]
     point = kill or ("none", "", 0)
@@ -297,11 +302,9 @@ def _lost(market: Market, session: int, ended: int, recorded_seqs: set, recorded
     return len(lost), (ended - min(lost)) / NS_PER_S if lost else 0.0
 
 
-def test_kill_9_loses_at_most_the_last_second_and_never_loads_wrong(tmp_path):
-    out, spec_cache = tmp_path / "archive", tmp_path / "specs"
-    rng = random.Random(20261204)
-    points = [(kill, None) for kill in KILL_POINTS]
-    points += [(None, rng.uniform(1.0, 3.0)) for _ in range(RANDOM_KILLS)]
+def _record_with_kills(out, spec_cache: Path, points: list, spool: Path | None = None
+                       ) -> tuple[Market, list[int]]:
+    """One recording session per kill point (killed there), then a clean 2 s session."""
 
     async def main() -> tuple[Market, list[int]]:
         market = Market()
@@ -314,18 +317,25 @@ def test_kill_9_loses_at_most_the_last_second_and_never_loads_wrong(tmp_path):
             try:
                 for kill, delay in points:
                     ended.append(await _session(market, venue.url, out, spec_cache, kill,
-                                                delay))
+                                                delay, spool=spool))
                     _check_loads(out, market)
-                await _session(market, venue.url, out, spec_cache, None, None, duration=2.0)
+                await _session(market, venue.url, out, spec_cache, None, None, duration=2.0,
+                               spool=spool)
             finally:
                 producer.cancel()
                 await asyncio.gather(producer, return_exceptions=True)
             return market, ended
 
-    market, ended = asyncio.run(main())
-    report = _validate_accelerated(out)
+    return asyncio.run(main())
+
+
+def _check_recording(out, market: Market, points: list, ended: list[int],
+                     spool: Path | None = None) -> list[str]:
+    """The archive is sound and complete but for the last second of each killed session;
+    returns one line per kill saying what it lost."""
+    report = _validate_accelerated(out, spool)
     assert report.ok and not report.notes, report
-    assert segment_sessions(out) == []
+    assert segment_sessions(out, spool=spool) == []
     _check_loads(out, market)
     seqs = set(read_table(out, "book_delta", "binance", SYMBOL).column("seq").to_pylist())
     tids = set(read_table(out, "trades", "binance", SYMBOL).column("trade_id").to_pylist())
@@ -336,4 +346,25 @@ def test_kill_9_loses_at_most_the_last_second_and_never_loads_wrong(tmp_path):
         lines.append(f"{label}: lost {count} messages, the last {window:.2f}s "
                      f"({window * SPEED / 3600:.2f} exchange hours)")
         assert window <= LOSS_LIMIT, lines[-1]
-    print("\n" + "\n".join(lines))
+    return lines
+
+
+def test_kill_9_loses_at_most_the_last_second_and_never_loads_wrong(tmp_path):
+    out, spec_cache = tmp_path / "archive", tmp_path / "specs"
+    rng = random.Random(20261204)
+    points = [(kill, None) for kill in KILL_POINTS]
+    points += [(None, rng.uniform(1.0, 3.0)) for _ in range(RANDOM_KILLS)]
+    market, ended = _record_with_kills(out, spec_cache, points)
+    print("\n" + "\n".join(_check_recording(out, market, points, ended)))
+
+
+def test_recording_into_s3_recovers_killed_sessions_from_the_local_spool(s3, tmp_path):
+    """``--out s3://...``: segments in ``--spool``, hour files in the bucket. A session
+    killed while recording is recovered from the spool by the next, which is killed in
+    the middle of that recovery's copies into the bucket; the last completes it."""
+    out, spool = f"{s3.bucket()}/live", tmp_path / "spool"
+    points = [(("flushed", "", 4), None), (("move", ".parquet.tmp-", 2), None)]
+    market, ended = _record_with_kills(out, tmp_path / "specs", points, spool)
+    print("\n" + "\n".join(_check_recording(out, market, points, ended, spool)))
+    assert not (spool / "segments").exists() or not list((spool / "segments").iterdir())
+    assert any(read_health(out, "binance", spool=spool))

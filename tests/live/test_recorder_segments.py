@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 import pyarrow as pa
 import pytest
 
 from makerlab.cli import main as cli
 from makerlab.data import segments
-from makerlab.data.archive import HOUR_NS, read_table
+from makerlab.data.archive import HOUR_NS, read_table, write_table
 from makerlab.data.layout import dataset_dir
 from makerlab.data.manifest import HEALTH_DIR, SEGMENTS_DIR
 from makerlab.data.schema import TRADES, TRADES_SCHEMA
@@ -144,8 +145,26 @@ def test_validate_knows_every_recorder_path_and_still_reports_strays(tmp_path):
     assert len(problems) == 2 and all("unexpected file" in p for p in problems)
 
 
-def test_segments_need_a_local_directory(tmp_path):
-    from makerlab.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="needs a local archive directory"):
-        SegmentLog("memory://bucket/archive")
+def test_a_remote_archive_keeps_its_segments_in_a_local_spool(tmp_path, monkeypatch):
+    """Off a local disk the segments live in the spool (default: the user's cache, one
+    folder per archive); recovery commits only the sessions of the archive it is given."""
+    memory_root = f"memory://archive-{uuid.uuid4().hex}"
+    write_table(memory_root, TRADES, "binance", "BTCUSDT", _trades(50, 1, hour=HOUR + 1))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    spool = segments.spool_dir(memory_root)
+    assert spool.startswith(str(tmp_path / "cache" / "makerlab" / "spool"))
+    assert segments.spool_dir(memory_root, tmp_path / "mine") == str(tmp_path / "mine")
+    log = SegmentLog(memory_root)
+    log.append([(DATASET, _trades(0, 3))])
+    log.abandon()
+    assert log.spool == spool and log.path.startswith(spool)
+    other = SegmentLog(f"{memory_root}-other", spool=spool)  # another archive, same spool
+    other.append([(DATASET, _trades(10, 2))])
+    other.abandon()
+    (info,) = segment_sessions(memory_root)
+    assert info.session == log.session and not info.alive
+    assert not validate_archive(memory_root).ok
+    assert cli(["validate", "--fix", memory_root]) == 0
+    assert _ids(memory_root) == [0, 1, 2, 50] and segment_sessions(memory_root) == []
+    assert [s.session for s in segment_sessions(f"{memory_root}-other", spool=spool)] == \
+        [other.session]

@@ -128,3 +128,50 @@ def test_trades_nobody_handles_are_written_when_read(spot_first):
     lazy = _reads_of_quiet_trades(False, spot_first)
     assert lazy == _reads_of_quiet_trades(True, spot_first)
     assert len(lazy[0]) > 100 and lazy[1]
+
+
+
+def _tape(exchange_ms: list[int], size: list[float]):
+    from makerlab.sim.timeline import TradeTape
+
+    n = len(exchange_ms)
+    return TradeTape(EXC, TICKER, np.array(exchange_ms, np.int64) * 10**6,
+                     np.arange(1, n + 1, dtype=np.int64) * 10**9, np.linspace(100, 101, n),
+                     np.array(size), np.array([1, -1] * (n // 2) + [1] * (n % 2)))
+
+
+def _lazy_reads(tape, last_ts: int) -> list[list[list[float]]]:
+    """The buffer of a trades subscription written when read, read after the local time
+    of rows 2, 3, 7 and the last (the tape's local times are 1 s, 2 s, ...)."""
+    from makerlab.core.clock import ReplayClock
+    from makerlab.core.trades import Trades
+    from makerlab.trading.feed import Subscription
+
+    sub = Subscription("t", EXC, TICKER, "trades", Trades(buffer_size=50), last_ts=last_ts)
+    cursor = mock_feed.ReplayCursor(ReplayClock())
+    mock_feed.LazyTrades(tape, 0, sub, cursor)
+    reads = []
+    for k in (2, 3, 7, len(tape)):
+        cursor.clock.ns = k * 10**9
+        reads.append(sub.obj.get_buffer().tolist())
+    return reads
+
+
+def test_trades_written_when_read_keep_times_from_going_back():
+    from makerlab.core.trades import Trades
+
+    tape = _tape([3, 9, 7, 12, 10, 10, 15, 2, 20], [1.0] * 9)
+    reads = _lazy_reads(tape, last_ts=4)
+    delivered, last = Trades(buffer_size=50), 4  # what delivery row by row appends
+    for ts, price, qty, side in zip([3, 9, 7, 12, 10, 10, 15, 2, 20], tape.price, tape.size,
+                                    tape.side, strict=True):
+        last = max(last, ts)
+        delivered.append((last, float(price), float(qty), int(side)))
+    assert reads[-1] == delivered.get_buffer().tolist()
+    assert [len(r) for r in reads] == [2, 3, 7, 9]
+
+
+def test_a_bad_trade_written_when_read_raises_at_the_read():
+    tape = _tape([3, 9, 7, 12, 10, 10, 15, 2, 20], [1.0] * 5 + [0.0] + [1.0] * 3)
+    with pytest.raises(DataError):
+        _lazy_reads(tape, last_ts=4)

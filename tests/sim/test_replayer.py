@@ -124,6 +124,9 @@ def test_round_to_specs_and_contract_rules():
     books, trades = flat_market(2)
     oms = replayer(books, trades).get_oms()
     assert oms.rounded_price(EXC, TICKER, 60000.04999) == D("60000.0")
+    for price in (60000.05, 60000.15, 59999.94999, 0.05, 123.45):  # numpy's float64 as text
+        rounded = oms.rounded_price(EXC, TICKER, np.float64(price))
+        assert str(rounded) == str(oms.rounded_price(EXC, TICKER, str(np.float64(price))))
     assert oms.rounded_lots(EXC, TICKER, 0.0039) == D("0.003")
     assert oms.min_notional(EXC, TICKER) == D("100")
     assert oms.contract_specs(EXC, TICKER)["price_precision"] == 1

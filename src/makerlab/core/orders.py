@@ -265,6 +265,9 @@ class Orders:
         self._next_key = 0
         self._handlers: list[DeltaHandler] = list(delta_handlers or [])
         self._max_tombstones = max_tombstones
+        # (ticker, side, include_pending, sort) -> the held orders a query selects, the
+        # answer to every query until the next accepted change (which clears it)
+        self._selections: dict[tuple[str, int, bool, bool], list[Order]] = {}
         for order in orders or []:
             self._insert(order if isinstance(order, Order) else Order(**order))
 
@@ -276,26 +279,25 @@ class Orders:
 
         ``include_pending=False`` leaves out orders not yet acknowledged; ``copy`` returns
         copies (mutating them does not touch the container); ``as_dict`` returns dicts.
-        Ties keep insertion order.
+        Ties keep insertion order. The selection is kept until the next accepted change,
+        so in-place edits of orders obtained with ``copy=False`` are not seen by it.
         """
-        found = self._select(ticker, 1, include_pending)
-        return self._present(found, 1, sort, copy, as_dict)
+        return _present(self._selected(ticker, 1, include_pending, sort), copy, as_dict)
 
     def get_ask_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
                        copy: bool = True, as_dict: bool = False) -> list[Any]:
         """Live sell orders of ``ticker``, lowest price first (market orders first)."""
-        found = self._select(ticker, -1, include_pending)
-        return self._present(found, -1, sort, copy, as_dict)
+        return _present(self._selected(ticker, -1, include_pending, sort), copy, as_dict)
 
     def pending_bids(self, ticker: str) -> list[Order]:
         """Unacknowledged (PENDING) buy orders of ``ticker``, best price first."""
-        found = [o for o in self._select(ticker, 1, True) if o.ord_status is OrderStatus.PENDING]
-        return self._present(found, 1, sort=True, copy=True, as_dict=False)
+        found = self._selected(ticker, 1, True, True)
+        return [o.__copy__() for o in found if o.ord_status is OrderStatus.PENDING]
 
     def pending_asks(self, ticker: str) -> list[Order]:
         """Unacknowledged (PENDING) sell orders of ``ticker``, best price first."""
-        found = [o for o in self._select(ticker, -1, True) if o.ord_status is OrderStatus.PENDING]
-        return self._present(found, -1, sort=True, copy=True, as_dict=False)
+        found = self._selected(ticker, -1, True, True)
+        return [o.__copy__() for o in found if o.ord_status is OrderStatus.PENDING]
 
     def bid_level_exists(self, ticker: str, price: Decimal | float | str) -> bool:
         """True if a live buy order of ``ticker`` (pending included) rests at ``price``."""
@@ -427,6 +429,7 @@ class Orders:
         if "last_fill_sz" not in kw:
             new.last_fill_sz = new.filled_sz - old.filled_sz
         _copy_into(old, new)
+        self._selections.clear()
         self._index(old, key)
         return old
 
@@ -452,6 +455,7 @@ class Orders:
     # ---- storage -------------------------------------------------------------------
 
     def _insert(self, order: Order) -> int:
+        self._selections.clear()
         if order.oid is None and order.cloid is None:
             raise ConfigError(f"order on {order.ticker}: needs an oid or a cloid")
         key = self._next_key
@@ -467,6 +471,7 @@ class Orders:
             self._by_cloid[order.cloid] = key
 
     def _remove(self, key: int) -> None:
+        self._selections.clear()
         order = self._orders.pop(key)
         for kind, ident, index in (("oid", order.oid, self._by_oid),
                                    ("cloid", order.cloid, self._by_cloid)):
@@ -486,14 +491,25 @@ class Orders:
         return [o for o in self._orders.values()
                 if o.ticker == ticker and o.amount < 0 and o.ord_status not in skip]
 
-    @staticmethod
-    def _present(found: list[Order], side: int, sort: bool, copy: bool,
-                 as_dict: bool) -> list[Any]:
-        if sort and len(found) > 1:  # best first; the sort is stable, reversed or not
-            found = sorted(found, key=_bid_key if side == 1 else _ask_key, reverse=side == 1)
-        if as_dict:
-            return [o.as_dict() for o in found]
-        return [o.__copy__() for o in found] if copy else found
+    def _selected(self, ticker: str, side: int, include_pending: bool,
+                  sort: bool) -> list[Order]:
+        """:meth:`_select`, best first if ``sort``, kept until the next change (the
+        caller must not change the list: :func:`_present` hands out a new one)."""
+        key = (ticker, side, include_pending, sort)
+        found = self._selections.get(key)
+        if found is None:
+            found = self._select(ticker, side, include_pending)
+            if sort and len(found) > 1:  # best first; the sort is stable, reversed or not
+                found.sort(key=_bid_key if side == 1 else _ask_key, reverse=side == 1)
+            self._selections[key] = found
+        return found
+
+
+def _present(found: list[Order], copy: bool, as_dict: bool) -> list[Any]:
+    """A new list of ``found``: dicts, copies, or the orders themselves."""
+    if as_dict:
+        return [o.as_dict() for o in found]
+    return [o.__copy__() for o in found] if copy else list(found)
 
 
 _NOTES = {OrderEventKind.CANCEL_REJECT: "cancel rejected",

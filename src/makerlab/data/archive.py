@@ -42,14 +42,16 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -95,6 +97,10 @@ TimeLike = datetime | np.datetime64 | str | int | None
 _ROW_GROUP_BYTES = 64 << 20
 _MAX_ROW_GROUP = 1 << 20
 _META_PREFIX = "makerlab."
+_PARQUET = pads.ParquetFileFormat()
+_REMOTE_READERS = 16  # hour files read at once from an object store
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 # --------------------------------------------------------------------------- time bounds
@@ -390,9 +396,11 @@ def check_writable(root: str | os.PathLike, *, filesystem: Any = None) -> None:
 def _missing_dirs(arc: Root, folder: str) -> list[str]:
     """``folder`` and its ancestors that do not exist yet, deepest first."""
     missing = []
-    while folder and folder != "/" and arc.fs.get_file_info(folder).type == \
+    while folder not in ("", "/") and arc.fs.get_file_info(folder).type == \
             pafs.FileType.NotFound:
         missing.append(folder)
+        if "/" not in folder:
+            break  # a bucket: nothing above it
         folder = folder.rsplit("/", 1)[0]
     return missing
 
@@ -494,18 +502,31 @@ def _parse_bytes(data: bytes, shown: str, columns: Sequence[str] | None) -> pa.T
 
 
 def _read_file(arc: Root, path: str, expected: pa.Schema, columns: Sequence[str] | None,
-               hour: int) -> pa.Table:
+               hour: int, size: int | None = None) -> pa.Table:
     """The hour file ``path``, checked against ``expected`` and its ``hour``; DataError
-    naming it if unreadable, mismatched or holding rows of another hour."""
+    naming it if unreadable, mismatched or holding rows of another hour. ``size``: its
+    size from a listing, if known."""
     shown = arc.show(path)
     try:
-        with arc.fs.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle)
-            _check_version(parquet.schema_arrow.metadata, shown)
-            table = parquet.read(columns=columns, use_threads=True)
+        table = _read_parquet(arc, path, size, columns, shown)
     except (pa.ArrowException, OSError) as exc:
         raise _unreadable(shown, exc) from exc
     return _checked(table, expected, columns, shown, hour)
+
+
+def _read_parquet(arc: Root, path: str, size: int | None, columns: Sequence[str] | None,
+                  shown: str) -> pa.Table:
+    """The Parquet file ``path`` (its schema version checked). On an object store, with
+    ``size`` known, no metadata request is made: one read of the footer, then one
+    coalesced read of the columns."""
+    if arc.object_store and size is not None:
+        fragment = _PARQUET.make_fragment(path, filesystem=arc.fs, file_size=size)
+        _check_version(fragment.physical_schema.metadata, shown)
+        return fragment.to_table(columns=columns, batch_size=_MAX_ROW_GROUP)
+    with arc.fs.open_input_file(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        _check_version(parquet.schema_arrow.metadata, shown)
+        return parquet.read(columns=columns, use_threads=True)
 
 
 def read_hour_bytes(data: bytes, where: HourPath, shown: str) -> pa.Table:
@@ -562,9 +583,10 @@ def _entry_hour(rel: str) -> int | None:
     return where.hour if isinstance(where, HourPath) else None
 
 
-def _hour_paths(arc: Root, dataset: str, lo: int | None, hi: int | None) -> list[tuple[int, str]]:
-    """(hour, path) of the hour files of ``dataset`` overlapping [lo, hi) ns, in hour order,
-    checked against the manifest when the dataset has one."""
+def _hour_paths(arc: Root, dataset: str, lo: int | None,
+                hi: int | None) -> list[tuple[int, pafs.FileInfo]]:
+    """(hour, listing) of the hour files of ``dataset`` overlapping [lo, hi) ns, in hour
+    order, checked against the manifest when the dataset has one."""
     first = None if lo is None else lo // HOUR_NS
     last = None if hi is None else (hi - 1) // HOUR_NS
     found = {rel: (where.hour, info)
@@ -576,7 +598,7 @@ def _hour_paths(arc: Root, dataset: str, lo: int | None, hi: int | None) -> list
         listed = {rel: entry for rel, entry in committed.items()
                   if _within(_entry_hour(rel), first, last)}
         _check_committed(arc, found, listed)
-    return [(hour, info.path) for hour, info in sorted(found.values(), key=lambda v: v[0])]
+    return sorted(found.values(), key=lambda v: v[0])
 
 
 def _check_pending(arc: Root, dataset: str, first: int | None, last: int | None) -> None:
@@ -665,7 +687,7 @@ def archive_paths(
         depth = _snapshot_depth(arc, exchange, symbol, depth)
     lo, hi = _bounds(start, end)
     dataset = dataset_dir(kind, exchange, symbol, depth)
-    return [arc.show(path) for _, path in _hour_paths(arc, dataset, lo, hi)]
+    return [arc.show(info.path) for _, info in _hour_paths(arc, dataset, lo, hi)]
 
 
 def read_table(
@@ -718,11 +740,26 @@ def _read_range(arc: Root, kind: str, exchange: str, symbol: str, depth: int | N
     lo, hi = _bounds(start, end)
     wanted = _with_clocks(expected, columns)
     dataset = dataset_dir(kind, exchange, symbol, depth)
-    parts = [_read_file(arc, path, expected, wanted, hour).replace_schema_metadata(None)
-             for hour, path in _hour_paths(arc, dataset, lo, hi)]
+
+    def read(found: tuple[int, pafs.FileInfo]) -> pa.Table:
+        hour, info = found
+        part = _read_file(arc, info.path, expected, wanted, hour, info.size)
+        return part.replace_schema_metadata(None)
+
+    parts = _map_files(arc, read, _hour_paths(arc, dataset, lo, hi))
     schema = pa.schema([expected.field(c) for c in wanted])
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     return _clip(table, lo, hi)
+
+
+def _map_files(arc: Root, read: Callable[[_T], _R], files: Sequence[_T]) -> list[_R]:
+    """``read`` of each of ``files``, in order; on an object store several at once, so that
+    a range of many hour files costs a few round trips of latency, not one per file (the
+    first failure in file order is raised)."""
+    if not arc.object_store or len(files) < 2:
+        return [read(found) for found in files]
+    with ThreadPoolExecutor(min(_REMOTE_READERS, len(files))) as pool:
+        return list(pool.map(read, files))
 
 
 def _with_clocks(expected: pa.Schema, columns: Sequence[str] | None) -> list[str]:
@@ -767,16 +804,41 @@ def list_archive(root: str | os.PathLike, *, filesystem: Any = None):
     import pandas as pd
 
     arc = resolve(root, filesystem)
+    found = hour_files(arc, arc.base)
+    committed = _committed_entries(arc, {where.rel.rsplit("/", 1)[0] for where, _ in
+                                         found.values()})
     groups: dict[tuple, list] = {}
-    for where, info in hour_files(arc, arc.base).values():
+    for where, info in found.values():
         key = (where.kind, where.exchange, where.symbol, where.depth or 0, where.date)
         entry = groups.setdefault(key, [[], 0, 0])
         entry[0].append(where.hour % 24)
-        entry[1] += _count_rows(arc, info.path)
+        recorded = committed.get(where.rel)
+        if recorded is not None and recorded.bytes == info.size:  # the manifest's count
+            entry[1] += recorded.rows
+        else:
+            entry[1] += _count_rows(arc, info.path)
         entry[2] += info.size
     columns = ["kind", "exchange", "symbol", "depth", "date", "hours", "rows", "bytes"]
     records = [(*k, sorted(v[0]), v[1], v[2]) for k, v in sorted(groups.items())]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def _committed_entries(arc: Root, keys: set[str]) -> dict[str, manifest.FileEntry]:
+    """The manifest's entries of the shards ``keys`` (dataset and ``date=`` directory) that
+    exist and parse: what :func:`list_archive` needs to know without opening each file."""
+
+    def entries(key: str) -> dict[str, manifest.FileEntry]:
+        try:
+            shard = manifest.read_shard(arc, key)
+        except DataError:
+            return {}  # a damaged shard: count that day's files one by one
+        return dict(shard.files) if shard is not None else {}
+
+    known = set(manifest.shard_keys_under(arc))
+    found: dict[str, manifest.FileEntry] = {}
+    for part in _map_files(arc, entries, sorted(keys & known)):
+        found.update(part)
+    return found
 
 
 def _count_rows(arc: Root, path: str) -> int:

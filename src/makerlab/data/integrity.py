@@ -297,6 +297,8 @@ def _pending_status(ctx: _Context, journal: Pending, entry: FileEntry) -> tuple[
     folder, name = entry.path.rsplit("/", 1)
     exists = entry.path in ctx.sha_of or ctx.arc.is_file(ctx.arc.path(entry.path))
     if f"{folder}/{staged_name(name, journal.commit.id)}" in ctx.staged:
+        if ctx.sha_of.get(entry.path) == entry.sha256:  # an object store's copy landed
+            return "copied into place, its staged copy not yet deleted", True
         previous = " (the file there is the previous version)" if exists else ""
         return f"staged, not yet moved into place{previous}", False
     if ctx.sha_of.get(entry.path) == entry.sha256:
@@ -372,11 +374,12 @@ def _notes(ctx: _Context, scan: _Scan) -> list[str]:
             "makerlab or another tool): checked file by file" for dataset in uncovered]
 
 
-def _segment_lines(root: str | os.PathLike, filesystem: Any) -> tuple[list[str], list[str]]:
+def _segment_lines(root: str | os.PathLike, filesystem: Any,
+                   spool: str | os.PathLike | None) -> tuple[list[str], list[str]]:
     """(problems, notes): recorder sessions that died with uncommitted rows, and those
     running now."""
     problems, notes = [], []
-    for info in segment_sessions(root, filesystem=filesystem):
+    for info in segment_sessions(root, spool=spool, filesystem=filesystem):
         if info.alive:
             notes.append(f"{info.path}: recorder session {info.session} is running "
                          f"({info.files} segment files not yet committed)")
@@ -391,18 +394,19 @@ def _segment_lines(root: str | os.PathLike, filesystem: Any) -> tuple[list[str],
 # --------------------------------------------------------------------------- entry points
 
 
-def check_archive(root: str | os.PathLike, *, check: TableCheck,
-                  filesystem: Any = None) -> ArchiveReport:
+def check_archive(root: str | os.PathLike, *, check: TableCheck, filesystem: Any = None,
+                  spool: str | os.PathLike | None = None) -> ArchiveReport:
     """Every problem of the archive at ``root`` (see the module docstring); ``check`` is
-    run on the table of every readable hour file."""
+    run on the table of every readable hour file; ``spool``: where recorders keep their
+    sessions, if not the default."""
     arc = resolve(root, filesystem)
-    if arc.fs.get_file_info(arc.base).type == pafs.FileType.NotFound:
+    if not arc.exists():
         raise ConfigError(f"no archive at {arc.shown}")
     scan = _scan(arc)
     state = _read_state(arc, scan.meta)
     facts = [_examine(arc, where, info, check) for where, info in scan.hours]
     ctx = _context(arc, scan, state, facts)
-    segment_problems, segment_notes = _segment_lines(root, filesystem)
+    segment_problems, segment_notes = _segment_lines(root, filesystem, spool)
     problems = [
         *_stray_lines(arc, scan),
         *state.problems,
@@ -417,7 +421,8 @@ def check_archive(root: str | os.PathLike, *, check: TableCheck,
     return ArchiveReport(tuple(problems), (*_notes(ctx, scan), *segment_notes))
 
 
-def repair_archive(root: str | os.PathLike, *, filesystem: Any = None) -> list[str]:
+def repair_archive(root: str | os.PathLike, *, filesystem: Any = None,
+                   spool: str | os.PathLike | None = None) -> list[str]:
     """Complete interrupted commits, delete what commits that never happened left
     behind, then commit the segments of interrupted recorder sessions
     (``makerlab validate --fix``; run it while no writer is running).
@@ -447,4 +452,4 @@ def repair_archive(root: str | os.PathLike, *, filesystem: Any = None) -> list[s
             arc.delete(arc.path(rel))
             done.append(_line(arc, rel, f"deleted, left by write {commit}, which never "
                                         "committed"))
-    return done + recover_segments(root, filesystem=filesystem)
+    return done + recover_segments(root, spool=spool, filesystem=filesystem)

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
 
 from makerlab.data.storage import Root, staged_commit, staged_name
 from makerlab.errors import DataError
@@ -70,6 +71,7 @@ __all__ = [
     "read_pending",
     "read_shard",
     "shard_keys",
+    "shard_keys_under",
 ]
 
 FORMAT = 1
@@ -240,6 +242,17 @@ def shard_keys(root: Root, dataset: str) -> list[str]:
     return sorted(keys)
 
 
+def shard_keys_under(root: Root) -> list[str]:
+    """Keys of every shard of the archive (one listing of the manifest directory)."""
+    keys = []
+    for info in root.listing(root.path(_SHARDS)):
+        rel = root.rel(info.path)
+        what = meta_file(rel) if info.type == pafs.FileType.File else None
+        if what is not None and what[0] == "shard":
+            keys.append(what[1])
+    return sorted(keys)
+
+
 def read_shard(root: Root, key: str) -> Shard | None:
     """The shard ``key``, or None if it does not exist; DataError if it is damaged."""
     try:
@@ -316,8 +329,12 @@ def _dump(data: Mapping[str, Any]) -> bytes:
 
 
 def _put_atomic(root: Root, rel: str, data: bytes, commit: str) -> None:
-    """Write ``rel`` under a staged name, then move it over ``rel``."""
+    """Replace ``rel`` whole: on a disk written under a staged name, then moved over it; on
+    an object store one PUT, which is atomic already."""
     final = root.path(rel)
+    if root.object_store:
+        root.write_bytes(final, data)
+        return
     folder, name = final.rsplit("/", 1)
     staged = f"{folder}/{staged_name(name, commit)}"
     root.write_bytes(staged, data)

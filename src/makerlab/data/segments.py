@@ -2,10 +2,17 @@
 as hour files, kept under ``_makerlab/segments/`` so that a ``kill -9`` loses at most the
 last flush (about one second) and never leaves a file that loads wrong.
 
-Layout (one directory per recorder session)::
+Layout (one directory per recorder session, in the archive's **spool**)::
 
-    _makerlab/segments/<session>/flushed                  the number of the last whole flush
-    _makerlab/segments/<session>/<dataset>/date=YYYY-MM-DD/HH.<generation>.arrows
+    <spool>/segments/<session>/flushed                    the number of the last whole flush
+    <spool>/segments/<session>/archive                    the archive it records into
+    <spool>/segments/<session>/<dataset>/date=YYYY-MM-DD/HH.<generation>.arrows
+    <spool>/health/<exchange>/YYYY-MM-DD.jsonl            the recorder's health log
+
+The spool is a local directory (segments are appended to, and locked with ``flock``): for
+an archive on a local disk its own ``_makerlab/``; for an archive elsewhere (``s3://``)
+``--spool DIR`` or, by default, ``~/.cache/makerlab/spool/<archive>/``
+(``$XDG_CACHE_HOME`` respected; :func:`spool_dir`). Only hour files go to the archive.
 
 Each ``.arrows`` file is an Arrow IPC stream holding rows of one hour file of one dataset
 (``<dataset>/date=.../HH.parquet``), one record batch per flush, each batch tagged with its
@@ -31,16 +38,20 @@ Rules:
   merge drops rows already in an hour file), so a kill during a commit or a recovery is
   repaired by recovering again.
 
-Segments need a local disk: an object store cannot append to a file. There is no fsync:
-a power cut (unlike a kill) can lose what the page cache held.
+A spool may serve several archives: a session commits into, and is recovered into, the
+archive its ``archive`` file names. There is no fsync: a power cut (unlike a kill) can lose
+what the page cache held.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
+import re
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,7 +62,7 @@ import pyarrow.fs as pafs
 
 from makerlab.data.archive import ArchiveWriter, _split_hours
 from makerlab.data.layout import HourPath, classify, hour_file
-from makerlab.data.manifest import SEGMENTS_DIR
+from makerlab.data.manifest import META_DIR
 from makerlab.data.storage import Root, resolve
 from makerlab.errors import ConfigError
 
@@ -65,9 +76,11 @@ __all__ = [
     "commit_segments",
     "recover_segments",
     "segment_sessions",
+    "spool_dir",
 ]
 
 _FLUSHED = "flushed"
+_TARGET = "archive"
 _SUFFIX = ".arrows"
 _FLUSH_KEY = b"flush"
 
@@ -134,6 +147,27 @@ def _is_local(arc: Root) -> bool:
     return isinstance(arc.fs, pafs.LocalFileSystem)
 
 
+def spool_dir(root: str | os.PathLike, spool: str | os.PathLike | None = None, *,
+              filesystem: object = None) -> str:
+    """The local spool of the archive at ``root`` (see the module docstring)."""
+    if spool is not None:
+        return os.path.abspath(os.fspath(spool))
+    arc = resolve(root, filesystem)
+    if _is_local(arc):
+        return arc.path(META_DIR)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", arc.shown).strip("_")[:80]
+    digest = hashlib.sha256(arc.shown.encode()).hexdigest()[:8]
+    return os.path.join(cache, "makerlab", "spool", f"{name}-{digest}")
+
+
+def _sessions(root: str | os.PathLike, spool: str | os.PathLike | None,
+              filesystem: object) -> tuple[Root, str]:
+    """The archive and the local directory of its recorder sessions."""
+    folder = os.path.join(spool_dir(root, spool, filesystem=filesystem), "segments")
+    return resolve(root, filesystem), folder
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -167,20 +201,21 @@ class SegmentLog:
     everything was committed, :meth:`abandon` leaves it for recovery.
 
     Args:
-        root: the archive root: a local directory.
+        root: the archive root (local or a URL).
+        spool: the local spool (default: :func:`spool_dir`).
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        self._arc = resolve(root)
-        if not _is_local(self._arc):
-            raise ConfigError(f"a recorder needs a local archive directory for its write-ahead "
-                              f"segments, got {self._arc.shown}; record locally and copy "
-                              "the hour files to the bucket")
+    def __init__(self, root: str | os.PathLike, *, spool: str | os.PathLike | None = None,
+                 filesystem: object = None) -> None:
+        arc, base = _sessions(root, spool, filesystem)
+        self.spool = os.path.dirname(base)
+        """The spool (local) holding this session and the health log."""
         self.session = _session_id()
-        base = self._arc.path(SEGMENTS_DIR)
         os.makedirs(base, exist_ok=True)
         hidden = f"{base}/.{self.session}.tmp"
         os.mkdir(hidden)
+        with open(f"{hidden}/{_TARGET}", "w", encoding="utf-8") as out:
+            out.write(_target(arc))
         lock = _Lock.take(hidden)
         assert lock is not None  # nobody else knows the hidden name
         self._lock = lock
@@ -238,7 +273,7 @@ class SegmentLog:
         """Remove the session (every file must have been sealed and committed)."""
         if self._writers:
             raise ConfigError(f"segment session {self.session} still has open files")
-        self._arc.fs.delete_dir(self.path)
+        shutil.rmtree(self.path)
         self._lock.release()
 
     def abandon(self) -> None:
@@ -257,11 +292,11 @@ def _put_flushed(folder: str, flush: int) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_segment(arc: Root, path: str, upto: int) -> pa.Table | None:
+def _read_segment(path: str, upto: int) -> pa.Table | None:
     """Rows of the batches of ``path`` tagged with flush ``<= upto``, up to a tail cut
     short by a kill; None when not even the schema was written."""
     try:
-        with arc.fs.open_input_stream(path) as source:
+        with pa.OSFile(path) as source:
             reader = pa.ipc.open_stream(source)
             batches = list(_whole_batches(reader, upto))
             return pa.Table.from_batches(batches, schema=reader.schema)
@@ -283,25 +318,32 @@ def _whole_batches(reader: pa.ipc.RecordBatchStreamReader,
         yield batch
 
 
-def _read_flushed(arc: Root, folder: str) -> int:
+def _read_text(path: str) -> str | None:
     try:
-        return int(arc.read_bytes(f"{folder}/{_FLUSHED}").decode())
-    except (FileNotFoundError, ValueError):
-        return 0  # not even the first flush completed
+        with open(path, encoding="utf-8") as source:
+            return source.read()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
 
 
-def _session_files(arc: Root, folder: str) -> list[SegmentFile]:
+def _read_flushed(folder: str) -> int:
+    text = _read_text(f"{folder}/{_FLUSHED}")
+    return int(text) if text is not None and text.isdigit() else 0  # 0: no whole flush
+
+
+def _session_files(folder: str) -> list[SegmentFile]:
     files = []
-    for info in arc.listing(folder):
-        name = info.path.rsplit("/", 1)[-1]
-        if info.type != pafs.FileType.File or not name.endswith(_SUFFIX):
-            continue
-        stem = arc.rel(info.path)[len(arc.rel(folder)) + 1:].removesuffix(_SUFFIX)
-        where = classify(stem.rsplit(".", 1)[0] + ".parquet")
-        if isinstance(where, HourPath):
-            files.append(SegmentFile(info.path, where))
-        else:
-            log.warning("%s: not a segment file, left alone", arc.show(info.path))
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if not name.endswith(_SUFFIX):
+                continue
+            path = os.path.join(parent, name)
+            stem = os.path.relpath(path, folder).removesuffix(_SUFFIX)
+            where = classify(stem.rsplit(".", 1)[0] + ".parquet")
+            if isinstance(where, HourPath):
+                files.append(SegmentFile(path, where))
+            else:
+                log.warning("%s: not a segment file, left alone", path)
     return sorted(files, key=lambda f: f.path)
 
 
@@ -310,12 +352,12 @@ def _session_files(arc: Root, folder: str) -> list[SegmentFile]:
 
 def commit_segments(root: str | os.PathLike, files: Sequence[SegmentFile], *, upto: int,
                     converter: str = "recorder", filesystem: object = None) -> Committed:
-    """Commit the rows of ``files`` (flushes ``<= upto``) as hour files in one
-    :class:`~makerlab.data.archive.ArchiveWriter` commit, then delete ``files``."""
-    arc = resolve(root, filesystem)
+    """Commit the rows of ``files`` (flushes ``<= upto``) as hour files of the archive at
+    ``root`` in one :class:`~makerlab.data.archive.ArchiveWriter` commit, then delete
+    ``files`` (local paths, in a spool)."""
     tables: dict[str, tuple[HourPath, list[pa.Table]]] = {}
     for segment in files:
-        table = _read_segment(arc, segment.path, upto)
+        table = _read_segment(segment.path, upto)
         if table is not None and table.num_rows:
             tables.setdefault(segment.where.dataset, (segment.where, []))[1].append(table)
     written: dict[str, None] = {}
@@ -327,27 +369,35 @@ def commit_segments(root: str | os.PathLike, files: Sequence[SegmentFile], *, up
                 rows += table.num_rows
                 written.update(dict.fromkeys(
                     writer.write(where.kind, where.exchange, where.symbol, table)))
+    disk = resolve("/")  # the spool's
     for segment in files:
-        arc.delete(segment.path)
+        disk.delete(segment.path)
     return Committed(rows, tuple(written))
 
 
-def _session_dirs(arc: Root) -> list[pafs.FileInfo]:
-    """Visible session directories (a hidden one is a session still being created)."""
-    selector = pafs.FileSelector(arc.path(SEGMENTS_DIR), allow_not_found=True)
-    return sorted((info for info in arc.fs.get_file_info(selector)
-                   if info.type == pafs.FileType.Directory
-                   and not info.path.rsplit("/", 1)[-1].startswith(".")),
-                  key=lambda i: i.path)
+def _target(arc: Root) -> str:
+    """How a session names the archive it records into."""
+    return arc.base if _is_local(arc) else arc.shown
+
+
+def _session_dirs(root: str | os.PathLike, spool: str | os.PathLike | None,
+                  filesystem: object) -> list[str]:
+    """The visible session directories recording into the archive at ``root`` (a hidden
+    one is a session still being created); sessions kept in the archive itself are its."""
+    arc, folder = _sessions(root, spool, filesystem)
+    own = _is_local(arc) and folder == arc.path(f"{META_DIR}/segments")
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    paths = [os.path.join(folder, name) for name in names if not name.startswith(".")]
+    return [path for path in paths if os.path.isdir(path)
+            and (own or _read_text(f"{path}/{_TARGET}") == _target(arc))]
 
 
 @contextlib.contextmanager
-def _claimed(arc: Root, folder: str) -> Iterator[bool]:
-    """Whether the session at ``folder`` is dead (its lock is held here meanwhile).
-    Off a local disk no recorder can run, so every session there is dead."""
-    if not _is_local(arc):
-        yield True
-        return
+def _claimed(folder: str) -> Iterator[bool]:
+    """Whether the session at ``folder`` is dead (its lock is held here meanwhile)."""
     lock = _Lock.take(folder)
     try:
         yield lock is not None
@@ -356,34 +406,32 @@ def _claimed(arc: Root, folder: str) -> Iterator[bool]:
             lock.release()
 
 
-def segment_sessions(root: str | os.PathLike, *, filesystem: object = None
-                     ) -> list[SessionInfo]:
-    """Every recorder session with segments in the archive, and whether it is running."""
-    arc = resolve(root, filesystem)
+def segment_sessions(root: str | os.PathLike, *, spool: str | os.PathLike | None = None,
+                     filesystem: object = None) -> list[SessionInfo]:
+    """Every recorder session with segments for the archive at ``root`` (in its spool,
+    :func:`spool_dir`), and whether it is running."""
     found = []
-    for info in _session_dirs(arc):
-        with _claimed(arc, info.path) as dead:
-            files = len(_session_files(arc, info.path))
-        found.append(SessionInfo(info.path.rsplit("/", 1)[-1], arc.show(info.path), not dead,
-                                 files))
+    for path in _session_dirs(root, spool, filesystem):
+        with _claimed(path) as dead:
+            files = len(_session_files(path))
+        found.append(SessionInfo(os.path.basename(path), path, not dead, files))
     return found
 
 
-def recover_segments(root: str | os.PathLike, *, filesystem: object = None) -> list[str]:
-    """Commit the segments of every dead recorder session into hour files and remove the
-    session; running sessions are left alone. Returns one line per session recovered."""
-    arc = resolve(root, filesystem)
+def recover_segments(root: str | os.PathLike, *, spool: str | os.PathLike | None = None,
+                     filesystem: object = None) -> list[str]:
+    """Commit the segments of every dead recorder session of the archive at ``root`` (in
+    its spool, :func:`spool_dir`) into hour files and remove the session; running sessions
+    are left alone. Returns one line per session recovered."""
     lines = []
-    for info in _session_dirs(arc):
-        with _claimed(arc, info.path) as dead:
+    for path in _session_dirs(root, spool, filesystem):
+        with _claimed(path) as dead:
             if not dead:
                 continue
-            files = _session_files(arc, info.path)
-            done = commit_segments(root, files, upto=_read_flushed(arc, info.path),
+            done = commit_segments(root, _session_files(path), upto=_read_flushed(path),
                                    converter="recorder-recovery", filesystem=filesystem)
-            arc.fs.delete_dir(info.path)
-        lines.append(f"{arc.show(info.path)}: recovered recorder session "
-                     f"{info.path.rsplit('/', 1)[-1]}: {done.rows} rows into "
-                     f"{len(done.files)} hour files")
+            shutil.rmtree(path)
+        lines.append(f"{path}: recovered recorder session {os.path.basename(path)}: "
+                     f"{done.rows} rows into {len(done.files)} hour files")
         log.warning("%s", lines[-1])
     return lines

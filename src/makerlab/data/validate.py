@@ -493,14 +493,16 @@ def validate_table(kind: str, table, source: str,
     check_levels_ordered(cols["bid_price"], cols["ask_price"], source=source)
 
 
-def validate_archive(root, *, fix: bool = False, filesystem=None):
+def validate_archive(root, *, fix: bool = False, filesystem=None, spool=None):
     """Check the whole archive at ``root``: every path, every hour file, the manifest.
 
     Each hour file is read through the archive reader (schema, version, corruption, rows in
     its own hour) and then :func:`validate_table`; the manifest adds missing, duplicated,
     moved, extra and changed files, interrupted writes and half-written instruments (see
     :mod:`makerlab.data.integrity`). Stray paths are reported, never crashed on. With
-    ``fix`` interrupted writes are first completed and their leftovers deleted.
+    ``fix`` interrupted writes are first completed and their leftovers deleted. ``spool``:
+    where recorders keep their sessions, if not the default
+    (:func:`~makerlab.data.segments.spool_dir`).
 
     Returns:
         :class:`~makerlab.data.integrity.ArchiveReport`: ``problems`` (empty when the
@@ -510,6 +512,6 @@ def validate_archive(root, *, fix: bool = False, filesystem=None):
 
     from makerlab.data.integrity import check_archive, repair_archive
 
-    fixed = repair_archive(root, filesystem=filesystem) if fix else []
-    report = check_archive(root, check=validate_table, filesystem=filesystem)
+    fixed = repair_archive(root, filesystem=filesystem, spool=spool) if fix else []
+    report = check_archive(root, check=validate_table, filesystem=filesystem, spool=spool)
     return replace(report, fixed=tuple(fixed))

@@ -17,8 +17,10 @@ Rules:
   local book after that message (``FLAG_SNAPSHOT``). After a gap the venue's resync
   snapshot comes first (the live book rules, :mod:`makerlab.live.stream`).
 - **write-ahead**: every ``flush_interval`` seconds (1) the rows received are appended to
-  this session's segments under ``_makerlab/segments/`` (:mod:`makerlab.data.segments`), so
-  a ``kill -9`` loses at most the rows of the last second.
+  this session's segments in the archive's local spool (:mod:`makerlab.data.segments`: the
+  archive's ``_makerlab/`` on a local disk; for ``s3://`` and other object stores ``spool``
+  or ``~/.cache/makerlab/spool/...``), so a ``kill -9`` loses at most the rows of the last
+  second. Only hour files go to the archive.
 - **hourly commits**: hour H (UTC, of ``exchange_ts``) is committed, every kind of every
   market in one :class:`~makerlab.data.archive.ArchiveWriter` commit, once the recorder
   has seen an exchange time ``grace`` seconds (5) past its end; rows of H that arrive later
@@ -29,7 +31,8 @@ Rules:
   sessions left in the archive (as ``makerlab validate --fix`` does).
 - **health log**: every :class:`~makerlab.core.events.FeedStatus` of a recorded exchange
   (connects, disconnects, gaps, resyncs, errors) and the session's start and stop become a
-  JSON line in ``_makerlab/health/<exchange>/<YYYY-MM-DD>.jsonl`` (UTC day of ``local_ts``)
+  JSON line in ``<spool>/health/<exchange>/<YYYY-MM-DD>.jsonl`` (UTC day of ``local_ts``;
+  ``_makerlab/health/`` of a local archive)
   and a log line; each line has both clocks: ``local_ts`` (when it happened) and
   ``last_exchange_ts`` (the venue time of the last message recorded for that market, or
   for the exchange).
@@ -61,7 +64,6 @@ import pyarrow as pa
 from makerlab.core.events import BookDelta, BookUpdate, FeedStatus, StatusKind, TradeEvent
 from makerlab.data.archive import HOUR_NS, check_writable
 from makerlab.data.layout import check_name, dataset_dir
-from makerlab.data.manifest import HEALTH_DIR
 from makerlab.data.schema import (
     BBO,
     BOOK_DELTA,
@@ -76,7 +78,9 @@ from makerlab.data.segments import (
     SegmentLog,
     commit_segments,
     recover_segments,
+    spool_dir,
 )
+from makerlab.data.storage import redact
 from makerlab.errors import ConfigError
 from makerlab.live.gateway import Gateway
 from makerlab.live.market_data import LiveMarketData
@@ -93,14 +97,14 @@ log = logging.getLogger(__name__)
 
 
 class HealthLog:
-    """Appends health records to ``_makerlab/health/<exchange>/<YYYY-MM-DD>.jsonl``.
+    """Appends health records to ``<spool>/health/<exchange>/<YYYY-MM-DD>.jsonl``.
 
     One ``write`` per line, in append mode: a kill can cut only the last line short, and
     :func:`read_health` skips such a line.
     """
 
-    def __init__(self, root: str | os.PathLike, session: str) -> None:
-        self.folder = Path(root) / HEALTH_DIR
+    def __init__(self, spool: str | os.PathLike, session: str) -> None:
+        self.folder = Path(spool) / "health"
         self.session = session
 
     def write(self, exchange: str, local_ts: int, kind: str, **fields: Any) -> None:
@@ -113,10 +117,12 @@ class HealthLog:
             out.write(orjson.dumps(record) + b"\n")
 
 
-def read_health(root: str | os.PathLike, exchange: str | None = None) -> list[dict[str, Any]]:
-    """The health records of ``exchange`` (every exchange when None), oldest file first;
-    a line a kill cut short is skipped."""
-    folder = Path(root) / HEALTH_DIR
+def read_health(root: str | os.PathLike, exchange: str | None = None, *,
+                spool: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The health records of ``exchange`` (every exchange when None) of the archive at
+    ``root``, from its spool (:func:`~makerlab.data.segments.spool_dir`), oldest file
+    first; a line a kill cut short is skipped."""
+    folder = Path(spool_dir(root, spool)) / "health"
     records = []
     for path in sorted(folder.glob(f"{exchange or '*'}/*.jsonl")):
         for line in path.read_bytes().splitlines():
@@ -163,17 +169,21 @@ class Recorder:
             with its book (``depth`` levels in ``book_snapshot``) and trades. More can be
             added with :meth:`track` (markets something else subscribes).
         depth: levels per side of ``book_snapshot``.
-        out: the archive root, a local directory.
+        out: the archive root: a local directory or a URL (``s3://bucket/archive``).
+        spool: the local directory of the write-ahead segments and the health log
+            (default: :func:`~makerlab.data.segments.spool_dir`).
         flush_interval: seconds between appends to the write-ahead segments.
         grace: seconds of exchange time past an hour's end before it is committed.
     """
 
     def __init__(self, gateway: Gateway | LiveMarketData,
                  markets: Iterable[tuple[str, str]] = (), depth: int = 20,
-                 out: str | os.PathLike = "./archives/", *, flush_interval: float = 1.0,
+                 out: str | os.PathLike = "./archives/", *,
+                 spool: str | os.PathLike | None = None, flush_interval: float = 1.0,
                  grace: float = 5.0) -> None:
         self.source = gateway.market_data() if isinstance(gateway, Gateway) else gateway
         self.out = os.fspath(out)
+        self.spool = spool
         if not flush_interval > 0 or not grace >= 0:
             raise ConfigError(f"flush_interval must be > 0 and grace >= 0, got "
                               f"{flush_interval} and {grace}")
@@ -201,7 +211,8 @@ class Recorder:
 
     def __repr__(self) -> str:
         markets = ", ".join(f"{e}/{s}" for e, s in self._tracks)
-        return f"Recorder({markets or 'no markets'} -> {self.out}, {self._state.value})"
+        return (f"Recorder({markets or 'no markets'} -> {redact(self.out)}, "
+                f"{self._state.value})")
 
     def track(self, exchange: str, symbol: str, *, depth: int | None = None,
               trades: bool = False) -> None:
@@ -235,12 +246,12 @@ class Recorder:
         if self._state is not _State.NEW:
             raise ConfigError(f"this Recorder is {self._state.value}; make a new one")
         check_writable(self.out)
-        for line in await asyncio.to_thread(recover_segments, self.out):
+        for line in await asyncio.to_thread(recover_segments, self.out, spool=self.spool):
             log.warning("%s", line)
-        self._segments = SegmentLog(self.out)
-        self._health = HealthLog(self.out, self._segments.session)
+        self._segments = SegmentLog(self.out, spool=self.spool)
+        self._health = HealthLog(self._segments.spool, self._segments.session)
         self._state = _State.RUNNING
-        self._session_event("recorder_started", f"recording into {self.out}")
+        self._session_event("recorder_started", f"recording into {redact(self.out)}")
         self.source.attach(self)
         self._flusher = asyncio.create_task(self._flush_loop(),
                                             name=f"makerlab-recorder-{self.session}")
@@ -482,13 +493,15 @@ def _tag(tables: list[tuple[str, pa.Table]], replayed: bool) -> list[tuple[str, 
 
 async def record(exchange: str, symbols: Sequence[str], depth: int,
                  out: str | os.PathLike, *, base_url: str | None = None,
-                 env: str | None = None, duration: float | None = None) -> Recorder:
+                 env: str | None = None, duration: float | None = None,
+                 spool: str | os.PathLike | None = None) -> Recorder:
     """``makerlab record``: record ``symbols`` of ``exchange`` until ``duration`` seconds
     have passed or SIGINT/SIGTERM, then commit everything. Returns the stopped recorder."""
     settings = {k: v for k, v in (("env", env), ("base_url", base_url)) if v is not None}
     loop = asyncio.get_running_loop()
     async with Gateway({exchange: settings}) as gateway:
-        recorder = Recorder(gateway, [(exchange, s) for s in symbols], depth, out)
+        recorder = Recorder(gateway, [(exchange, s) for s in symbols], depth, out,
+                            spool=spool)
         async with recorder:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, recorder.request_stop)

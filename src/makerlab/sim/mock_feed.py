@@ -270,6 +270,13 @@ class LazyTrades:
         self.rows[:, 0] = (np.asarray(tape.exchange_ts, np.int64) // NS_PER_MS)[order]
         self.rows[:, 1], self.rows[:, 2] = tape.price[order], tape.size[order]
         self.rows[:, 3] = tape.side[order]
+        # once per window, not per read: each row's exchange ms raised to the latest
+        # before it (the buffer's clock never goes back), and the count of bad rows up to it
+        self.ts_max = np.maximum.accumulate(self.rows[:, 0])
+        price, size = self.rows[:, 1], self.rows[:, 2]
+        good = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
+        good &= np.abs(self.rows[:, 3]) == 1
+        self.bad_upto = np.concatenate(([0], np.cumsum(~good))).tolist()
         self.pos = 0
 
     def rebase(self, tape: TradeTape, span: tuple[int, int]) -> None:
@@ -303,11 +310,11 @@ class LazyTrades:
 
     def _write(self, trades: Any, lo: int, hi: int) -> None:
         rows = self.rows[lo:hi].copy()
-        rows[:, 0] = np.maximum.accumulate(np.maximum(rows[:, 0], self.sub.last_ts))
+        # the running maximum from ``last_ts`` on: ``last_ts`` is at least every row
+        # written before ``lo``, so the tape's running maximum raised to it is the same
+        rows[:, 0] = np.maximum(self.ts_max[lo:hi], self.sub.last_ts)
         self.sub.last_ts = int(rows[-1, 0])
-        price, size = rows[:, 1], rows[:, 2]
-        clean = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
-        if (clean & (np.abs(rows[:, 3]) == 1)).all():
+        if self.bad_upto[hi] == self.bad_upto[lo]:  # every row clean
             trades._ring._extend(rows)
             return
         for ts, p, q, d in rows.tolist():  # a bad row raises where append raises

@@ -159,6 +159,8 @@ class Replayer(Analytics):
         ``True`` raises :class:`~makerlab.errors.ConfigError` when it cannot stream.
         ``options`` as the constructor's (fees, latencies, balance, models, ...).
         """
+        from makerlab.data.storage import redact
+
         reason = streaming.unstreamable(books, recorded_local_time)
         if stream and reason is not None:
             raise ConfigError(f"from_archive(stream=True): cannot stream: {reason}; "
@@ -177,8 +179,8 @@ class Replayer(Analytics):
                                                             books)
             self._configure(book_tapes, trade_tapes, recorded_local_time=recorded_local_time,
                             **options)
-        self.config.update({"path": str(path), "start": str(start), "end": str(end),
-                            "depth": depth, "books": books})
+        self.config.update({"path": redact(os.fspath(path)), "start": str(start),
+                            "end": str(end), "depth": depth, "books": books})
         return self
 
     @classmethod

@@ -87,6 +87,7 @@ class _File:
 
     hour: int
     path: str
+    size: int | None
     rows: int
     ets_min: int
     ets_max: int
@@ -117,8 +118,8 @@ class _Dataset:
         self.arc, self.kind, self.exc, self.ticker, self.depth = arc, kind, exc, ticker, depth
         self.bounds = bounds
         self.expected = schema_for(kind, depth)
-        self.files = [self._scan(hour, path) for hour, path in archive._hour_paths(
-            arc, dataset_dir(kind, exc, ticker, depth), *bounds)]
+        self.files = [self._scan(hour, info.path, info.size) for hour, info in
+                      archive._hour_paths(arc, dataset_dir(kind, exc, ticker, depth), *bounds)]
         self.files = [f for f in self.files if f.rows]
         self._next = 0  # next file to read
         self._pending: Columns | None = None  # rows read, not yet in a window
@@ -134,11 +135,12 @@ class _Dataset:
     def _columns(self) -> list[str]:
         return _LEVELS if self.kind == BOOK_SNAPSHOT else _TRADE_COLUMNS
 
-    def _read(self, hour: int, path: str, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
+    def _read(self, hour: int, path: str, columns: list[str], size: int | None
+              ) -> tuple[pa.Table, np.ndarray]:
         """The file's ``columns`` (clocks last) clipped to the range, and the kept rows'
-        indices in the file."""
+        indices in the file (``size``: the file's, from its listing)."""
         wanted = [*columns, "exchange_ts", "local_ts"]
-        table = archive._read_file(self.arc, path, self.expected, wanted, hour)
+        table = archive._read_file(self.arc, path, self.expected, wanted, hour, size)
         ets = table.column("exchange_ts").to_numpy()
         lo, hi = self.bounds
         keep = np.ones(len(ets), bool)
@@ -150,17 +152,17 @@ class _Dataset:
             return table, np.arange(len(ets), dtype=np.int64)
         return table.filter(pa.array(keep)), np.flatnonzero(keep).astype(np.int64)
 
-    def _scan(self, hour: int, path: str) -> _File:
-        table, _ = self._read(hour, path, [])
+    def _scan(self, hour: int, path: str, size: int | None) -> _File:
+        table, _ = self._read(hour, path, [], size)
         ets = table.column("exchange_ts").to_numpy()
         lts = table.column("local_ts").to_numpy()
         if not len(ets):
-            return _File(hour, path, 0, 0, 0, 0, 0)
-        return _File(hour, path, len(ets), int(ets.min()), int(ets.max()),
+            return _File(hour, path, size, 0, 0, 0, 0, 0)
+        return _File(hour, path, size, len(ets), int(ets.min()), int(ets.max()),
                      int((lts - ets).min()), int(lts.max()))
 
     def _load(self, f: _File, local: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Columns:
-        table, index = self._read(f.hour, f.path, self._columns())
+        table, index = self._read(f.hour, f.path, self._columns(), f.size)
         ets = table.column("exchange_ts").to_numpy()
         raw = table.column("local_ts").to_numpy()
         cols: Columns = {"ets": ets, "raw": raw, "local": local(ets, raw),
@@ -240,7 +242,7 @@ class _Dataset:
         time (the whole tape's order), the local clock shifted by ``shift`` ns."""
         parts = []
         for f in self.files:
-            table, _ = self._read(f.hour, f.path, self._columns())
+            table, _ = self._read(f.hour, f.path, self._columns(), f.size)
             cols = {"ets": table.column("exchange_ts").to_numpy(),
                     "raw": table.column("local_ts").to_numpy()}
             if self.kind == BOOK_SNAPSHOT:

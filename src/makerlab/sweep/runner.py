@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
+from makerlab.data.storage import resolve
 from makerlab.errors import ConfigError
 from makerlab.sweep.backends import Backend, make_backend
 from makerlab.sweep.replayer_args import is_replayer_param, replayer_options
@@ -45,7 +46,8 @@ def sweep(script: str | Path, params: Mapping[str, Any], *, out: str | Path,
           args: Sequence[str] = (), start: str | None = None, end: str | None = None,
           search: str = "grid", trials: int | None = None, objective: str = "pnl",
           backend: str | None = None, workers: int | None = None, address: str | None = None,
-          seed: int = 0, progress: bool = True, report: bool = True) -> SweepResult:
+          seed: int = 0, progress: bool = True, report: bool = True,
+          archive: str | None = None) -> SweepResult:
     """Run ``script`` once per configuration of ``params`` and gather the results.
 
     Args:
@@ -67,9 +69,14 @@ def sweep(script: str | Path, params: Mapping[str, Any], *, out: str | Path,
         workers: configurations run at once (default: the cores, or Ray's CPUs).
         seed: the optuna sampler's seed.
         report: write the summary plot and the PDF/HTML report.
+        archive: the archive the script reads, a path or a URL (``s3://bucket/archive``):
+            every configuration sees it as the environment variable ``MAKERLAB_ARCHIVE``
+            (the examples' convention). Credentials are not arguments: the workers inherit
+            this process's environment (``AWS_*``).
 
     Raises:
-        ConfigError: a bad parameter, value, search or backend (before anything runs).
+        ConfigError: a bad parameter, value, search or backend, or no archive at
+            ``archive`` (before anything runs).
     """
     path = Path(script).resolve()
     if not path.is_file():
@@ -77,12 +84,15 @@ def sweep(script: str | Path, params: Mapping[str, Any], *, out: str | Path,
     space = _space(params, start, end)
     source = _search(space, search, trials, objective, seed)
     runner = make_backend(backend or ("ray" if address else "local"), workers, address)
+    if archive is not None:
+        archive = _archive(archive)
     out = Path(out).resolve()
     if (out / "runs").exists():
         raise ConfigError(f"{out} already holds a sweep; give another --out or remove it")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    rows = _run(runner, source, path, tuple(args), out, progress)
+    rows = _run(runner, source, Task("", str(path), tuple(args), {}, str(out), archive),
+                progress)
     table = _table(rows, space)
     result = SweepResult(table, out, objective, space, time.perf_counter() - started)
     table.to_parquet(out / RESULTS_FILE, index=False)
@@ -143,8 +153,19 @@ def _search(space: Space, search: str, trials: int | None, objective: str,
     raise ConfigError(f"unknown search {search!r}; expected grid or optuna")
 
 
-def _run(backend: Backend, search: Search, script: Path, args: tuple[str, ...], out: Path,
+def _archive(archive: str) -> str:
+    """``archive`` as the workers will read it (a local path made absolute: they run in
+    their own folders); ConfigError when nothing is there."""
+    arc = resolve(archive)
+    if not arc.exists():
+        raise ConfigError(f"no archive at {arc.shown}")
+    return archive if "://" in archive else arc.base
+
+
+def _run(backend: Backend, search: Search, common: Task,
          progress: bool) -> list[dict[str, Any]]:
+    """Run every configuration ``search`` gives as ``common`` (script, arguments, output
+    folder, archive) with its id and values."""
     width = len(str(max(search.total - 1, 0)))
     rows: list[dict[str, Any]] = []
     index: dict[str, int] = {}
@@ -154,7 +175,7 @@ def _run(backend: Backend, search: Search, script: Path, args: tuple[str, ...], 
         values = search.next_values()
         if values is None:
             return None
-        task = Task(f"{len(index):0{width}d}", str(script), args, values, str(out))
+        task = replace(common, id=f"{len(index):0{width}d}", values=values)
         index[task.id] = len(index)
         return task
 

@@ -8,7 +8,8 @@ spawn process pool and Ray can run it. For one configuration it:
    arguments;
 2. runs the script as ``__main__`` with ``sys.argv = [SCRIPT, *ARGS]``, inside the
    configuration's own folder ``OUT/runs/<id>/`` (what the script writes with relative
-   paths, its reports, lands there) with its output captured in ``log.txt``;
+   paths, its reports, lands there) with its output captured in ``log.txt``, and
+   :data:`ARCHIVE_ENV` set to the sweep's archive when it names one;
 3. reads the one Replayer the script played: its statistics become the result row, its
    record is saved to ``OUT/runs/<id>/record/`` (``makerlab report`` rebuilds it).
 
@@ -34,22 +35,29 @@ from typing import Any
 
 import numpy as np
 
+from makerlab.data.storage import redact
 from makerlab.errors import ConfigError
 from makerlab.sweep.context import ActiveRun, activated
 from makerlab.sweep.replayer_args import is_replayer_param, replayer_options, reserved_names
 
-__all__ = ["FIXED_COLUMNS", "LOG_FILE", "RECORD_DIR", "Task", "flatten", "run_configuration"]
+__all__ = ["ARCHIVE_ENV", "FIXED_COLUMNS", "LOG_FILE", "RECORD_DIR", "Task", "flatten",
+           "run_configuration"]
 
 LOG_FILE = "log.txt"
 RECORD_DIR = "record"
 FIXED_COLUMNS = ("config", "status", "error", "traceback", "wall_s", "run_dir")
 
 
+ARCHIVE_ENV = "MAKERLAB_ARCHIVE"
+"""The environment variable that tells a script which archive to read (the examples')."""
+
+
 @dataclass(frozen=True)
 class Task:
     """One configuration: ``values`` of every swept parameter, run as ``script *args``.
 
-    ``script`` and ``out`` are absolute paths (the worker changes its directory).
+    ``script`` and ``out`` are absolute paths (the worker changes its directory);
+    ``archive``, when given, is the script's :data:`ARCHIVE_ENV` while it runs.
     """
 
     id: str
@@ -57,6 +65,7 @@ class Task:
     args: tuple[str, ...]
     values: dict[str, Any]
     out: str
+    archive: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -83,14 +92,16 @@ def _run(task: Task) -> dict[str, Any]:
     replayer_values = {k: v for k, v in task.values.items() if is_replayer_param(k)}
     run = ActiveRun(strategy, replayer_options(replayer_values), reserved_names())
     task.folder.mkdir(parents=True, exist_ok=True)
-    with activated(run), _inside(task.folder), _argv([task.script, *task.args]):
+    with activated(run), _archive_env(task.archive), _inside(task.folder), \
+            _argv([task.script, *task.args]):
         _run_script(task.script)
     replayer = _played(run)
     stats = replayer.statistics()
     replayer.save(task.folder / RECORD_DIR, code_file=task.script)
     (task.folder / "sweep.json").write_text(json.dumps(
         {"config": task.id, "values": task.values, "script": task.script,
-         "args": list(task.args)}, indent=2, default=str))
+         "args": list(task.args), "archive": task.archive and redact(task.archive)},
+        indent=2, default=str))
     return flatten(stats)
 
 
@@ -127,6 +138,21 @@ def _inside(folder: Path) -> Iterator[None]:
                 yield
         finally:
             os.chdir(cwd)
+
+
+@contextlib.contextmanager
+def _archive_env(archive: str | None) -> Iterator[None]:
+    """:data:`ARCHIVE_ENV` set to ``archive`` meanwhile (nothing when None)."""
+    saved = os.environ.get(ARCHIVE_ENV)
+    if archive is not None:
+        os.environ[ARCHIVE_ENV] = archive
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(ARCHIVE_ENV, None)
+        else:
+            os.environ[ARCHIVE_ENV] = saved
 
 
 @contextlib.contextmanager

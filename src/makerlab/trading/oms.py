@@ -465,8 +465,8 @@ class OMS:
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
         spec = self.spec(exc, ticker)
-        if type(price) is float and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal yet
-            return spec.round_price(price)
+        if isinstance(price, float) and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal
+            return spec.round_price(float(price))  # yet (numpy's float64 is a float too)
         return spec.round_price(number(f"{exc}/{ticker} rounded_price", "price", price))
 
     def rounded_ceil_price(self, exc: str, ticker: str, price: Number) -> Decimal:
