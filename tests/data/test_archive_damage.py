@@ -202,7 +202,7 @@ def test_a_stray_date_directory_is_reported_and_every_loader_skips_it(root, capl
                                       start="2024-08-08:23", end="2024-08-09:00")) == 6
     replayer = Replayer.from_archive({"binance": ["BTCUSDT"]}, "2024-08-08:23",
                                      "2024-08-09:00", path=root, depth=5)
-    assert len(replayer.books[0].exchange_ts) == 6
+    assert len(replayer.market_tapes()[0][0].exchange_ts) == 6  # streamed: the range's
 
 
 def test_a_stray_hour_name_does_not_stop_validate_reporting_a_corrupt_file(root):

@@ -173,8 +173,9 @@ def load_seq(path: Path = ARCHIVE) -> np.ndarray:
 def check_clocks_are_hftbacktests(rep: Replayer, events: np.ndarray) -> None:
     """makerlab's own clocks are hftbacktest's, with nothing aligned by hand: the archive
     stamps book states with the depth messages' transaction time ``T``, and
-    ``from_archive`` shifts the recorded local clock as hftbacktest's converter does."""
-    trades, books = rep.trade_tape(EXC, TICKER), rep.book_tape(EXC, TICKER)
+    ``from_archive`` shifts the recorded local clock as hftbacktest's converter does (the
+    range's tapes: a streamed replay holds one hour at a time, ``market_tapes`` all)."""
+    [books], [trades] = rep.market_tapes()
     theirs = events[(events["ev"] & 0xFF) == 2]
     theirs = theirs[(theirs["ev"] & hbt_mod.EXCH_EVENT) != 0]
     assert np.array_equal(theirs["local_ts"], trades.local_ts)

@@ -185,13 +185,15 @@ def _replayer_parts(replayer: Any) -> dict[str, Any]:
     """Every Replayer attribute the analytics use, read in one place."""
     venue = replayer.venue
     stamps = [*replayer.stamps, *_closing_stamps(replayer)]
+    books, trades = (replayer.market_tapes() if hasattr(replayer, "market_tapes")
+                     else (replayer.books, replayer.trades))
     return {
         "fills": [_plain(f) for f in replayer.fills],
         "actions": [_plain(a) for a in replayer.actions],
         "stamps": stamps,
         "declarations": list(replayer.declarations),
-        "mids": {(b.exc, b.ticker): _tape_mids(b) for b in replayer.books},
-        "trades": {(t.exc, t.ticker): _tape_trades(t) for t in replayer.trades},
+        "mids": {(b.exc, b.ticker): _tape_mids(b) for b in books},
+        "trades": {(t.exc, t.ticker): _tape_trades(t) for t in trades},
         "config": {
             "start_balance": float(venue.start_balance),
             "start_ns": int(replayer.start_ns), "end_ns": int(replayer.end_ns),

@@ -42,6 +42,7 @@ from makerlab.sim.latency import (
 from makerlab.sim.matching import FillModel, MatchingEngine, NoPartialFills, PartialFills
 from makerlab.sim.models import to_config
 from makerlab.sim.queue import QueueModel, RiskAverseQueue
+from makerlab.sim.streaming import StreamClocks
 from makerlab.sim.timeline import BookTape, EventQueue, TradeTape
 from makerlab.sim.venue import SimAccount, SimVenue
 from makerlab.trading.risk import RiskLimits
@@ -117,14 +118,22 @@ def build(books: list[BookTape], trades: list[TradeTape], *, recorded_local_time
           balance: float = 10_000, seed: int = 0, queue_model: QueueModel | None = None,
           fill_model: FillModel | None = None,
           specs: str | os.PathLike | Mapping[str, Any] | None = None,
-          risk: RiskLimits | None = None) -> ReplaySetup:
-    """The replay of ``books``/``trades`` with the constructor's options (its defaults)."""
+          risk: RiskLimits | None = None, clocks: StreamClocks | None = None) -> ReplaySetup:
+    """The replay of ``books``/``trades`` with the constructor's options (its defaults).
+
+    ``clocks``: the tapes are a streaming replay's first window, their local clocks
+    already set; the span, clock shifts and spec samples are the whole range's
+    (:mod:`makerlab.sim.streaming`).
+    """
     tapes: list[Tape] = [*books, *trades]
-    resolved = _resolve_specs(SpecResolver(specs), books, trades, exchanges)
+    sampler = _sampler if clocks is None else _stream_sampler(clocks)
+    resolved = _resolve_specs(SpecResolver(specs), books, trades, exchanges, sampler)
     names = list(dict.fromkeys(t.exc for t in tapes))
     default_latency = latency_model_from(latencies)
     models = latency_models_by_exchange(names, default_latency, exchange_latencies)
-    if recorded_local_time:
+    if clocks is not None:
+        shifts = dict(clocks.shifts)
+    elif recorded_local_time:
         shifts = align_local_clocks(books, trades)
     else:
         shifts = {}
@@ -132,7 +141,7 @@ def build(books: list[BookTape], trades: list[TradeTape], *, recorded_local_time
         trades = [with_feed_latency(t, models[t.exc]) for t in trades]
     fees = FeeSchedule.from_tutorial(maker_fees, taker_fees, exchange_fees)
     queue_model, fill_model = engine_models(queue_model, fill_model)
-    start_ns, end_ns = _span(books, trades)
+    start_ns, end_ns = _span(books, trades) if clocks is None else clocks.span
     clock, queue = ReplayClock(), EventQueue()
     clock.ns = start_ns
     venue = SimVenue(queue, clock, models, fees, Decimal(str(balance)))
@@ -175,14 +184,24 @@ def _add_engines(venue: SimVenue, specs: Mapping[tuple[str, str], Resolved],
                                         queue_model, fill_model))
 
 
+Sampler = Callable[[str, str, list[BookTape], list[TradeTape]],
+                   Callable[[], tuple[np.ndarray, np.ndarray]]]
+
+
 def _resolve_specs(resolver: SpecResolver, books: list[BookTape], trades: list[TradeTape],
-                  exchanges: Sequence[str] | None) -> dict[tuple[str, str], Resolved]:
+                   exchanges: Sequence[str] | None, sampler: Sampler
+                   ) -> dict[tuple[str, str], Resolved]:
     """The spec of every traded market (every market when ``exchanges`` is None)."""
     tapes: list[Tape] = [*books, *trades]
     markets = dict.fromkeys((t.exc, t.ticker) for t in tapes
                             if exchanges is None or t.exc in exchanges)
-    return {(exc, ticker): resolver.resolve(exc, ticker, _sampler(exc, ticker, books, trades))
+    return {(exc, ticker): resolver.resolve(exc, ticker, sampler(exc, ticker, books, trades))
             for exc, ticker in markets}
+
+
+def _stream_sampler(clocks: StreamClocks) -> Sampler:
+    """The whole range's sample of a streamed market (not only its first window's)."""
+    return lambda exc, ticker, books, trades: clocks.sample(exc, ticker)
 
 
 def _sampler(exc: str, ticker: str, books: list[BookTape],

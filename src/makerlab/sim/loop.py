@@ -32,6 +32,7 @@ from makerlab.sim.matching import MatchingEngine
 from makerlab.sim.mock_feed import Deliveries, ReplayCursor
 from makerlab.sim.timeline import (
     BOOK_EXCH,
+    NEVER,
     TRADE_LOCAL,
     BookTape,
     EngineRows,
@@ -43,7 +44,6 @@ from makerlab.sim.venue import SimVenue
 
 __all__ = ["NEVER", "EngineLane", "ProgressBar", "ReplayLoop"]
 
-NEVER = 1 << 62  # later than any replayed time
 _STAMP = object()  # payload marking the equity stamp on the event queue
 _PROGRESS_EVERY = 0x4000  # local rows between progress updates
 
@@ -118,21 +118,24 @@ class ReplayLoop:
         row_by_row: step every engine through every row (the reference path).
         page: a monitoring page is served (docs/monitor.md): the loop gives the event loop
             to it every 5 ms of wall time; it only reads, so results do not change.
+        more: the tapes are a streaming window with more to come (:meth:`rebase`).
     """
 
     def __init__(self, venue: SimVenue, clock: ReplayClock, queue: EventQueue,
                  books: Sequence[BookTape], trades: Sequence[TradeTape],
                  local: MarketTimeline, deliveries: Deliveries, cursor: ReplayCursor,
                  span: tuple[int, int], stamp_cycle_ns: int, stamps: list[Stamp],
-                 row_by_row: bool = False, page: bool = False) -> None:
+                 row_by_row: bool = False, page: bool = False,
+                 more: bool = False) -> None:
         self.venue, self.clock, self.queue = venue, clock, queue
         self.page, self._page_turn = page, 0.0
         self.local, self.row_by_row = local, row_by_row
+        self.books, self.trades = books, trades
         self.deliveries, self.cursor = deliveries, cursor
         self.start_ns, self.end_ns = span
         self.stamp_cycle_ns, self.stamps = stamp_cycle_ns, stamps
         self.lanes = [EngineLane(e, EngineRows(e.book, e.trades, _index(books, e.book),
-                                               _index(trades, e.trades)))
+                                               _index(trades, e.trades), more))
                       for e in venue.engines.values()]
         self.active: list[EngineLane] = []
         self._synced_ns: int | None = None
@@ -196,6 +199,37 @@ class ReplayLoop:
         if lane.done or not (lane.engine.resting or self.row_by_row):
             self._deactivate(lane)
 
+    def release(self) -> None:
+        """Drop the segment's row lists (the lanes' steps) before the next window is read:
+        :meth:`rebase` starts the stepping lanes again on the new rows."""
+        for lane in self.lanes:
+            lane.t, lane.kind, lane.stream, lane.row = [], [], [], []
+            lane.rows = EngineRows(lane.rows.book, lane.rows.trades, lane.rows.book_stream,
+                                   lane.rows.trade_stream)
+
+    def rebase(self, books: Sequence[BookTape], trades: Sequence[TradeTape],
+               local: MarketTimeline, carry: Sequence[tuple[int, int]],
+               span: tuple[int, int], more: bool) -> None:
+        """Go on from ``at_ns`` on the next window's tapes (:mod:`makerlab.sim.streaming`):
+        every engine to its book at ``at_ns`` (``carry[i]``: that row's index in the old
+        and the new window of book tape ``i``), lanes on the new rows (a stepping lane at
+        its first row from ``at_ns``), deliveries on the new tapes; ``span``: the window's
+        local times ``[at_ns, end)``."""
+        at_ns = span[0]
+        for lane in self.lanes:
+            lane.catch_up(at_ns - 1)
+            engine = lane.engine
+            b, t = _index(self.books, engine.book), _index(self.trades, engine.trades)
+            new_book = None if b < 0 else books[b]
+            row = -1 if b < 0 or engine.row < 0 else _renumbered(engine.row, carry[b])
+            engine.rebase(new_book, None if t < 0 else trades[t], row)
+            lane.rows = EngineRows(new_book, engine.trades, b, t, more)
+            if lane.active and not lane.start(at_ns - 1):
+                self._deactivate(lane)
+        self.books, self.trades, self.local = books, trades, local
+        self.deliveries.rebase(books, trades, span)
+        self._synced_ns = None
+
     # -- scheduled events ----------------------------------------------------------------
 
     async def _scheduled(self, first: int) -> None:
@@ -236,15 +270,17 @@ class ReplayLoop:
 
     # -- the loop ------------------------------------------------------------------------
 
-    async def run(self, bar: ProgressBar, n_events: int) -> None:
-        """Every row and event in time order, until the data and the queue run out."""
+    async def run(self, bar: ProgressBar, n_events: int, stop: int = NEVER) -> None:
+        """Every row and event in time order, until the data and the queue run out, or
+        every one before ``stop`` (the end of a streaming segment: its local rows and
+        engine rows are all before it)."""
         lt, lk = self.local.t.tolist(), self.local.kind.tolist()
         ls, lr = self.local.stream.tolist(), self.local.row.tolist()
         peek, active, end, clock = self.queue.peek_time, self.active, self.end_ns, self.clock
         books, trades, cursor = self.deliveries.books, self.deliveries.trades, self.cursor
         n, i = len(lt), 0
         while True:
-            t = lt[i] if i < n else NEVER
+            t = lt[i] if i < n else stop
             lane = (active[0] if len(active) == 1 else self._first_lane()) if active else None
             te = NEVER if lane is None else lane.t[lane.pos]
             first = te if te < t else t
@@ -280,6 +316,12 @@ class ReplayLoop:
     def _progress(self, bar: ProgressBar, n_events: int, t: int) -> None:
         span = max(self.end_ns - self.start_ns, 1)
         bar.update(int(n_events * (t - self.start_ns) / span) - bar.n)
+
+
+def _renumbered(row: int, carry: tuple[int, int]) -> int:
+    old, new = carry
+    assert row == old, f"engine at book row {row}, not the window's carry row {old}"
+    return new
 
 
 def _index(tapes: Sequence[Any], tape: Any) -> int:

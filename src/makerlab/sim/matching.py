@@ -224,6 +224,13 @@ class MatchingEngine:
 
     # -- book access -------------------------------------------------------------------
 
+    def rebase(self, book: BookTape | None, trades: TradeTape | None, row: int) -> None:
+        """Go on with ``book``/``trades`` (a streaming replay's next window), where the
+        current book is ``row``: the same book state renumbered, so nothing else changes
+        (liquidity taken at it is still remembered)."""
+        self.book, self.trades, self.row = book, trades, row
+        self._lists_of = self._facts = None
+
     def seek(self, row: int) -> None:
         """Move to book ``row`` without matching (no order rests, or the replay catches up
         lazily); liquidity we took is forgotten when the row changes."""

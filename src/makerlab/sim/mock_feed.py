@@ -29,6 +29,7 @@ subscriptions at local time. Rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +119,10 @@ class BookDelivery:
         self._lo, self._hi = 0, 0
         self._block: _BookBlock | None = None
 
+    def rebase(self, tape: BookTape) -> None:
+        """Deliver ``tape``'s rows from now on (a streaming replay's next window)."""
+        self.tape, self._block, self._lo, self._hi = tape, None, 0, 0
+
     def _block_of(self, row: int) -> _BookBlock:
         if not self._lo <= row < self._hi or self._block is None:
             self._lo = row - row % BLOCK
@@ -184,6 +189,10 @@ class TradeDelivery:
         self._lo, self._hi = 0, 0
         self._block: _TradeBlock | None = None
 
+    def rebase(self, tape: TradeTape) -> None:
+        """Deliver ``tape``'s rows from now on (a streaming replay's next window)."""
+        self.tape, self._block, self._lo, self._hi = tape, None, 0, 0
+
     def _block_of(self, row: int) -> _TradeBlock:
         if not self._lo <= row < self._hi or self._block is None:
             self._lo = row - row % BLOCK
@@ -245,22 +254,41 @@ class LazyTrades:
     order, the same error for a bad row, raised by the read)."""
 
     def __init__(self, tape: TradeTape, stream: int, sub: Subscription,
-                 cursor: ReplayCursor) -> None:
-        order = np.argsort(tape.local_ts, kind="stable")  # delivery order in one tape
-        self.times = np.asarray(tape.local_ts, np.int64)[order]
+                 cursor: ReplayCursor, span: tuple[int, int] | None = None) -> None:
+        self.stream, self.sub, self.cursor = stream, sub, cursor
+        self._load(tape, span)
+        sub.obj._pull = self.pull
+
+    def _load(self, tape: TradeTape, span: tuple[int, int] | None) -> None:
+        """The rows of ``tape`` received in ``span`` (``[lo, hi)`` ns; all if None)."""
+        local = np.asarray(tape.local_ts, np.int64)
+        order = np.argsort(local, kind="stable")  # delivery order in one tape
+        if span is not None:
+            order = order[(local[order] >= span[0]) & (local[order] < span[1])]
+        self.times = local[order]
         self.rows = np.empty((len(order), 4))
         self.rows[:, 0] = (np.asarray(tape.exchange_ts, np.int64) // NS_PER_MS)[order]
         self.rows[:, 1], self.rows[:, 2] = tape.price[order], tape.size[order]
         self.rows[:, 3] = tape.side[order]
-        # once per tape, not per read: each row's exchange ms raised to the latest before
-        # it (the buffer's clock never goes back), and the count of bad rows up to it
+        # once per window, not per read: each row's exchange ms raised to the latest
+        # before it (the buffer's clock never goes back), and the count of bad rows up to it
         self.ts_max = np.maximum.accumulate(self.rows[:, 0])
         price, size = self.rows[:, 1], self.rows[:, 2]
         good = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
         good &= np.abs(self.rows[:, 3]) == 1
         self.bad_upto = np.concatenate(([0], np.cumsum(~good))).tolist()
-        self.stream, self.sub, self.cursor, self.pos = stream, sub, cursor, 0
-        sub.obj._pull = self.pull
+        self.pos = 0
+
+    def rebase(self, tape: TradeTape, span: tuple[int, int]) -> None:
+        """Write every row left (all received before the next window's ``span``), then
+        fill from ``tape``'s rows received in ``span``."""
+        if self.pos < len(self.times):
+            trades, self.sub.obj._pull = self.sub.obj, None
+            try:
+                self._write(trades, self.pos, len(self.times))
+            finally:
+                trades._pull = self.pull
+        self._load(tape, span)
 
     def pull(self) -> None:
         """Write the rows delivery would have written by now."""
@@ -302,12 +330,23 @@ class Deliveries:
     trades: dict[int, TradeDelivery]
     lazy: list[LazyTrades]
 
+    def rebase(self, books: Sequence[BookTape], trades: Sequence[TradeTape],
+               span: tuple[int, int]) -> None:
+        """Deliver the next window's tapes (``span``: its local times)."""
+        for i, book in self.books.items():
+            book.rebase(books[i])
+        for i, trade in self.trades.items():
+            trade.rebase(trades[i])
+        for lazy in self.lazy:
+            lazy.rebase(trades[lazy.stream], span)
+
 
 def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape],
-               cursor: ReplayCursor) -> Deliveries:
+               cursor: ReplayCursor, span: tuple[int, int] | None = None) -> Deliveries:
     """The deliveries of the tapes ``feed`` has subscriptions on (others are never
     delivered); ``trades`` subscriptions without handlers on a tape nobody else reads
-    are filled when read."""
+    are filled when read (with the rows received in ``span`` only, if given: a streaming
+    window)."""
     subs = feed.subscriptions()
 
     def matching(tape: Any, kinds: tuple[str, ...]) -> list[Subscription]:
@@ -320,7 +359,7 @@ def deliveries(feed: Feed, books: list[BookTape], trades: list[TradeTape],
     for i, tape in enumerate(trades):
         found = matching(tape, ("trades", "bars"))
         if found and all(s.kind == "trades" and not s.handlers for s in found):
-            lazy += [LazyTrades(tape, i, sub, cursor) for sub in found]
+            lazy += [LazyTrades(tape, i, sub, cursor, span) for sub in found]
         elif found:
             trade_out[i] = TradeDelivery(tape, found)
     return Deliveries(book_out, trade_out, lazy)

@@ -29,6 +29,7 @@ import contextlib
 import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from makerlab.errors import ConfigError, DataError
-from makerlab.sim import builder
+from makerlab.sim import builder, streaming
 from makerlab.sim.checks import Tape, check_times
 from makerlab.sim.latency import Latencies
 from makerlab.sim.loop import ReplayLoop
@@ -45,7 +46,7 @@ from makerlab.sim.matching import FillModel
 from makerlab.sim.mock_feed import MockFeed, ReplayCursor, deliveries
 from makerlab.sim.queue import QueueModel
 from makerlab.sim.results import Analytics, ReplayResults
-from makerlab.sim.timeline import BookTape, TradeTape, merge_market, ms_to_ns
+from makerlab.sim.timeline import BookTape, MarketTimeline, TradeTape, merge_market, ms_to_ns
 from makerlab.sim.venue import SimVenue
 from makerlab.sweep.context import sweepable
 from makerlab.trading.oms import OMS
@@ -120,6 +121,7 @@ class Replayer(Analytics):
     """
 
     ROW_BY_ROW = False  # step every engine through every row (the reference path)
+    STREAM_SEGMENT_NS = streaming.SEGMENT_NS  # a streamed archive's segment (tests shorten it)
 
     def __init__(self, l2_data: Mapping[str, Mapping[str, Any]],
                  trade_data: Mapping[str, Mapping[str, Any]], maker_fees: float = 0.0001,
@@ -144,7 +146,7 @@ class Replayer(Analytics):
     def from_archive(cls, markets: Mapping[str, Sequence[str]], start: Any, end: Any,
                      path: str | os.PathLike = "data/archive", depth: int = 20,
                      books: str = "snapshot", recorded_local_time: bool = True,
-                     **options: Any) -> Replayer:
+                     stream: bool | None = None, **options: Any) -> Replayer:
         """Replay ``{exc: [tickers]}`` from an archive, as numpy arrays (no per-row objects).
 
         ``start``/``end`` as in :func:`makerlab.data.arrays.load_snapshot_arrays`. ``books``
@@ -153,15 +155,33 @@ class Replayer(Analytics):
         :func:`makerlab.data.arrays.load_snapshot_arrays_from_deltas`). With
         ``recorded_local_time`` the strategy sees data at its recorded receive time
         (corrected when the recorder's clock ran behind, see docs/replay.md), otherwise at
-        exchange time + FEED_PUBLIC latency. ``options`` as the constructor's (fees,
-        latencies, balance, models, ...).
+        exchange time + FEED_PUBLIC latency. ``stream``: read the range hour by hour as
+        the replay advances (memory of the busiest hour, results equal to the range
+        loaded whole: :mod:`makerlab.sim.streaming`); ``None`` (default) streams whenever
+        it can (snapshot books on the recorded clock), ``False`` loads the range whole,
+        ``True`` raises :class:`~makerlab.errors.ConfigError` when it cannot stream.
+        ``options`` as the constructor's (fees, latencies, balance, models, ...).
         """
         from makerlab.data.storage import redact
 
-        book_tapes, trade_tapes = builder.archive_tapes(markets, start, end, path, depth, books)
+        reason = streaming.unstreamable(books, recorded_local_time)
+        if stream and reason is not None:
+            raise ConfigError(f"from_archive(stream=True): cannot stream: {reason}; "
+                              "give stream=None or False to load the range whole")
         self = cls.__new__(cls)  # archives were checked at conversion: no input checks
-        self._configure(book_tapes, trade_tapes, recorded_local_time=recorded_local_time,
-                        **options)
+        if reason is None and stream is not False:
+            source = streaming.ArchiveStream(markets, start, end, path, depth,
+                                             segment_ns=cls.STREAM_SEGMENT_NS)
+            windows = source.windows()
+            first = next(windows)
+            self._configure(first.books, first.trades, recorded_local_time=True,
+                            clocks=source.clocks(), **options)
+            self._stream = _Streamed(source, windows, first)
+        else:
+            book_tapes, trade_tapes = builder.archive_tapes(markets, start, end, path, depth,
+                                                            books)
+            self._configure(book_tapes, trade_tapes, recorded_local_time=recorded_local_time,
+                            **options)
         self.config.update({"path": redact(os.fspath(path)), "start": str(start),
                             "end": str(end), "depth": depth, "books": books})
         return self
@@ -202,6 +222,7 @@ class Replayer(Analytics):
         self.started = self.finished = False
         self.n_events = 0
         self.specs = setup.specs
+        self._stream: _Streamed | None = None
         self._oms = MockOMS(venue=self.venue, risk=setup.risk)
         self._feed = MockFeed(self)
 
@@ -211,6 +232,15 @@ class Replayer(Analytics):
             self.book_tape(exc, ticker)
         else:
             self.trade_tape(exc, ticker)
+
+    def market_tapes(self) -> tuple[list[BookTape], list[TradeTape]]:
+        """The replayed range's tapes for the record (a streamed replay: every row read
+        so far, books as their top level; see :mod:`makerlab.sim.streaming`)."""
+        if self._stream is None:
+            return self.books, self.trades
+        if self._stream.record is None:  # read once, when first asked for
+            self._stream.record = self._stream.source.record_tapes()
+        return self._stream.record
 
     def book_tape(self, exc: str, ticker: str) -> BookTape:
         return _find(self.books, exc, ticker, "book")
@@ -316,27 +346,91 @@ class Replayer(Analytics):
             raise ConfigError("Replayer.play() runs once; build a new Replayer to replay again")
         self.started = True
         cursor = ReplayCursor(self.clock)
-        out = deliveries(self._feed, self.books, self.trades, cursor)
-        local = merge_market(self.books, self.trades, set(out.books), set(out.trades))
-        tapes: list[Tape] = [*self.books, *self.trades]
+        window = None if self._stream is None else self._stream.first
+        span = None if window is None else (window.lo, window.hi)
+        out = deliveries(self._feed, self.books, self.trades, cursor, span)
+        subscribed = (set(out.books), set(out.trades))
+        local = _local_rows(self.books, self.trades, subscribed, span)
         lazy = {d.stream: len(d.times) for d in out.lazy}  # their local rows, once a tape
-        self.n_events = sum(len(t) for t in tapes) + len(local) + sum(lazy.values())
+        self.n_events, last_ns = self._extent(subscribed, set(lazy), local, lazy)
         loop = ReplayLoop(self.venue, self.clock, self.queue, self.books, self.trades, local,
                           out, cursor, (self.start_ns, self.end_ns), self.stamp_cycle_ns,
                           self.results.stamps, self.ROW_BY_ROW,
-                          page=self._oms.page is not None)
+                          page=self._oms.page is not None,
+                          more=window is not None and not window.last)
+        del window  # a streamed replay's windows are dropped as it moves on
         with _frozen_heap():
             if progress:
                 with tqdm(total=self.n_events, unit="ev", mininterval=0.5) as bar:
-                    await loop.run(bar, self.n_events)
+                    await self._run(loop, bar, subscribed)
                     bar.update(self.n_events - bar.n)
             else:
-                await loop.run(_NoBar(), self.n_events)
-        loop.finish(max([int(t.exchange_ts.max()) for t in tapes if len(t)]
-                        + local.t[-1:].tolist()))
+                await self._run(loop, _NoBar(), subscribed)
+        loop.finish(last_ns)
         self.finished = True
         if self.run_dir is not None:
             self.save(Path(self.run_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
+
+    def _extent(self, subscribed: tuple[set[int], set[int]], lazy: set[int],
+                local: Any, lazy_rows: dict[int, int]) -> tuple[int, int]:
+        """The progress bar's event count (every row, plus each subscribed tape's rows at
+        local time) and the replay's last time (data at exchange time, delivered rows at
+        local time)."""
+        if self._stream is None:
+            tapes: list[Tape] = [*self.books, *self.trades]
+            n = sum(len(t) for t in tapes) + len(local) + sum(lazy_rows.values())
+            return n, max([int(t.exchange_ts.max()) for t in tapes if len(t)]
+                          + local.t[-1:].tolist())
+        source = self._stream.source
+        books, trades = source.counts()
+        n = sum(books) + sum(trades) + sum(books[i] for i in subscribed[0]) + sum(
+            trades[i] for i in subscribed[1] | lazy)
+        names = {("book_snapshot", self.books[i].exc, self.books[i].ticker)
+                 for i in subscribed[0]} | {("trades", self.trades[i].exc, self.trades[i].ticker)
+                                            for i in subscribed[1]}
+        return n, source.last_ns(names)
+
+    async def _run(self, loop: ReplayLoop, bar: Any, subscribed: tuple[set[int], set[int]]
+                   ) -> None:
+        """The loop over the whole tapes, or window after window (a streamed replay)."""
+        if self._stream is None:
+            await loop.run(bar, self.n_events)
+            return
+        window = self._stream.first
+        self._stream.first = None  # type: ignore[assignment]  # not kept past its segment
+        while True:
+            await loop.run(bar, self.n_events, window.hi)
+            if window.last:
+                return
+            loop.release()
+            window = next(self._stream.windows)
+            self.books, self.trades = window.books, window.trades
+            span = (window.lo, window.hi)
+            loop.rebase(window.books, window.trades,
+                        _local_rows(window.books, window.trades, subscribed, span),
+                        window.carry, span, not window.last)
+
+
+@dataclass(eq=False)
+class _Streamed:
+    """A streamed replay's source and its windows (the first already built)."""
+
+    source: streaming.ArchiveStream
+    windows: Iterator[streaming.Window]
+    first: streaming.Window
+    record: tuple[list[BookTape], list[TradeTape]] | None = None
+
+
+def _local_rows(books: list[BookTape], trades: list[TradeTape],
+                subscribed: tuple[set[int], set[int]], span: tuple[int, int] | None
+                ) -> MarketTimeline:
+    """The subscribed tapes' local-time rows (received in ``span``, if given)."""
+    local = merge_market(books, trades, *subscribed)
+    if span is None:
+        return local
+    keep = (local.t >= span[0]) & (local.t < span[1])
+    return MarketTimeline(local.t[keep], local.kind[keep], local.stream[keep],
+                          local.row[keep])
 
 
 @contextlib.contextmanager

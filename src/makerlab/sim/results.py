@@ -42,6 +42,16 @@ class Analytics:
         """``{exc: statistics or None}`` (:func:`makerlab.analytics.metrics.statistics`)."""
         return _analytics("metrics").statistics(self.record(), **kwargs)
 
+    def daily_statistics(self) -> Any:
+        """One row per exchange and UTC day: pnl, return, trades, volume, fees, Sharpe, drawdown
+        (:func:`makerlab.analytics.daily.daily_statistics`)."""
+        return _analytics("daily").daily_statistics(self.record())
+
+    def range_summary(self) -> dict[str, dict[str, Any]]:
+        """``{exc: summary}`` of the whole range, day by day and overall
+        (:func:`makerlab.analytics.daily.range_summary`)."""
+        return _analytics("daily").range_summary(self.record())
+
     def statistics_exc(self, exc: str, **kwargs: Any) -> dict[str, Any] | None:
         return _analytics("metrics").statistics_exc(self.record(), exc, **kwargs)
 

@@ -45,6 +45,7 @@ from makerlab.units import NS_PER_MS
 __all__ = [
     "BOOK_EXCH",
     "BOOK_LOCAL",
+    "NEVER",
     "TRADE_EXCH",
     "TRADE_LOCAL",
     "BookTape",
@@ -61,6 +62,7 @@ __all__ = [
 TRADE_EXCH, BOOK_EXCH, TRADE_LOCAL, BOOK_LOCAL = 0, 1, 2, 3
 
 _MAX_MS = 9.2e12  # larger epoch ms overflow int64 ns
+NEVER = 1 << 62  # later than any replayed time
 
 
 def tape_source(exc: str, ticker: str, kind: str) -> str:
@@ -329,12 +331,17 @@ class EngineRows:
     Args:
         book, trades: the engine's tapes (either may be ``None``).
         book_stream, trade_stream: their tape indices (the timeline's ``stream``).
+        more: later rows follow in another window (a streaming replay,
+            :mod:`makerlab.sim.streaming`): :meth:`steps` ends with a row at
+            :data:`NEVER` that is never stepped, so a stepping lane stays in step until
+            the next window replaces its rows.
     """
 
     def __init__(self, book: BookTape | None, trades: TradeTape | None, book_stream: int,
-                 trade_stream: int) -> None:
+                 trade_stream: int, more: bool = False) -> None:
         self.book, self.trades = book, trades
         self.book_stream, self.trade_stream = book_stream, trade_stream
+        self.more = more
         self._t = self._rows = None
         if book is not None and len(book):
             ets = np.asarray(book.exchange_ts, np.int64)
@@ -372,6 +379,9 @@ class EngineRows:
                                     else np.empty(0, np.int64) for k in range(4))
             order = np.lexsort((row, stream, kind, t))
             self._steps = tuple(a[order].tolist() for a in (t, kind, stream, row))
+            if self.more:
+                for column, value in zip(self._steps, (NEVER, BOOK_EXCH, -1, -1), strict=True):
+                    column.append(value)
         return self._steps  # type: ignore[return-value]
 
     def first_after(self, t_ns: int) -> int:
