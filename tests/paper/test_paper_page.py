@@ -22,10 +22,16 @@ from private_kit import FAST, HOUR, KEYS, until
 from test_paper_cli import _start
 from test_quoter_e2e import tutorial_quoter
 
+from makerlab.core.events import OrderEventKind, OrderUpdate
 from makerlab.errors import ConfigError
 from makerlab.live.gateway import Gateway
 from makerlab.monitor import PageConfig
 from makerlab.paper import PaperExchange
+from makerlab.paper.binance_private import BinancePrivate
+from makerlab.paper.binance_private import Refused as BinanceRefused
+from makerlab.paper.bybit_private import BybitPrivate
+from makerlab.paper.bybit_private import Refused as BybitRefused
+from makerlab.paper.hyperliquid_private import HyperliquidPrivate
 from makerlab.paper.trading import TradingConfig, parse_latency
 from makerlab.sim.matching import REJECT_HALTED
 from makerlab.trading.feed import Feed
@@ -226,3 +232,18 @@ def test_the_paper_command_wants_a_token_off_localhost():
     _, err = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "token is required" in err
+
+
+def test_each_protocol_tells_the_halt_as_its_venue_error():
+    code, _, reason = REJECT_HALTED.partition(" ")
+    update = OrderUpdate("bybit", "BTCUSDT", 0, 0, OrderEventKind.REJECT, "REJECTED", "c1",
+                         None, Decimal(1), Decimal(100), Decimal(0), 1, code, reason)
+    with pytest.raises(BybitRefused) as bybit:
+        object.__new__(BybitPrivate)._answer(update)
+    assert bybit.value.code == 10027 and "halted" in bybit.value.msg
+    with pytest.raises(BinanceRefused) as binance:
+        object.__new__(BinancePrivate)._answer(update)
+    assert binance.value.code == -2010 and "halted" in binance.value.msg
+    hyperliquid = object.__new__(HyperliquidPrivate)
+    hyperliquid.assets = {"BTCUSDT": 0}
+    assert "trading halted by the venue operator" in hyperliquid._error(update)
