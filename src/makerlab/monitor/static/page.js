@@ -269,7 +269,9 @@ function setupKill() {
         headers: { "Content-Type": "application/json", "X-Makerlab-Token": token },
         body: JSON.stringify({ confirm: true }) });
       const answer = await response.json();
-      if (!response.ok || !answer.ok) throw new Error(answer.error || response.statusText);
+      if (!response.ok || !answer.ok) {
+        throw new Error(answer.error || answer.message || response.statusText);
+      }
       sessionStorage.setItem("makerlab-token", token);
       result.dataset.state = "ok";
       result.textContent = `${answer.message} (${answer.reason})`;
