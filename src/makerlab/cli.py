@@ -9,7 +9,8 @@
     makerlab report RUN_DIR                      rebuild a saved run's simulation report
     makerlab sweep SCRIPT [ARGS] --param ... --out DIR   one backtest per configuration
     makerlab specs [MARKET...]                   the cached and bundled instrument specs
-    makerlab paper --archive DIR --start H --end H   serve an archive over venue protocols
+    makerlab paper --archive DIR --start H --end H [--page [PORT]]   serve an archive over
+                                                 venue protocols (and the venue's page)
     makerlab parity SCRIPT --archive DIR --start H --end H   replay vs live fills of a script
 """
 
@@ -171,6 +172,7 @@ def _matches(spec: InstrumentSpec, markets: Sequence[str]) -> bool:
 
 def _paper(args: argparse.Namespace) -> int:
     import asyncio
+    import os
 
     from makerlab.errors import ConfigError
     from makerlab.paper import PaperExchange, serve_until_signalled
@@ -186,10 +188,18 @@ def _paper(args: argparse.Namespace) -> int:
     trading = TradingConfig(parse_latency(args.latency), _fee(args.maker_fee, "maker"),
                             _fee(args.taker_fee, "taker"), _fee(args.balance, "balance"),
                             parse_queue_model(args.queue_model))
+    page = None
+    if args.page is not None:
+        from makerlab.monitor import PageConfig
+
+        page = PageConfig(host=args.page_host, port=args.page, token=args.page_token or
+                          os.environ.get("MAKERLAB_PAGE_TOKEN") or None)
+    elif args.page_host != "127.0.0.1" or args.page_token:
+        raise ConfigError("--page-host and --page-token go with --page")
     paper = PaperExchange(args.archive, args.start, args.end, speed=args.speed,
                           faults=args.faults, port=args.port, serve=serve,
                           credentials=load_credentials(args.key_file), trading=trading,
-                          lockstep=args.lockstep)
+                          lockstep=args.lockstep, page=page)
     asyncio.run(serve_until_signalled(paper, lambda line: print(line, flush=True)))
     return 0
 
@@ -305,6 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--lockstep", action="store_true",
                        help="play at one client's pace in the Replayer's virtual time "
                             "(makerlab parity; see docs/paper.md)")
+    paper.add_argument("--page", type=int, nargs="?", const=8765, default=None,
+                       metavar="PORT", help="serve the monitoring page of the traded "
+                       "accounts (the venue's side; its kill switch halts them) on PORT "
+                       "(default 8765; 0 picks a free port); docs/monitor.md")
+    paper.add_argument("--page-host", default="127.0.0.1",
+                       help="the page's bind address (not 127.0.0.1: --page-token required)")
+    paper.add_argument("--page-token", help="the page's access token (also "
+                       "MAKERLAB_PAGE_TOKEN; default: made up, printed in the page's URL)")
     paper.set_defaults(handler=_paper)
 
     parity = sub.add_parser("parity", help="run a strategy script in the Replayer and live "

@@ -34,6 +34,7 @@ from makerlab.core.lob import LOB
 from makerlab.core.positions import accounting_for
 from makerlab.monitor.config import PageConfig
 from makerlab.monitor.markouts import Markouts
+from makerlab.monitor.source import KillResult
 from makerlab.monitor.taps import FeedCounts, FeedTap, OrderTap
 from makerlab.monitor.views import (
     AccountView,
@@ -55,7 +56,8 @@ _Totals = tuple[int, dict[str, tuple[int, int]], dict[tuple[str, str], int]]
 
 
 class Collector:
-    """Builds snapshots (rules in the module docstring).
+    """Builds snapshots (rules in the module docstring); a
+    :class:`~makerlab.monitor.source.PageSource`.
 
     Args:
         oms: the strategy's :class:`~makerlab.trading.oms.OMS`.
@@ -73,6 +75,42 @@ class Collector:
                                  slack_ns=int(max(2 * config.interval_s, 1.0) * 1e9))
         self._seq = 0
         self._totals: deque[_Totals] = deque()  # (time, order and feed counters) per take
+
+    mode = "live"
+
+    def attach(self) -> None:
+        """Attach the taps: the order tap to the OMS's venue, the feed tap to the Feed's
+        source (after the strategy)."""
+        self.oms.venue.attach(self.orders)
+        source = getattr(self.feed, "source", None)
+        if source is not None:
+            source.attach(self.feeds)
+
+    def detach(self) -> None:
+        """Detach the feed tap where the source can (the order tap only counts: venues
+        have no detach)."""
+        detach = getattr(getattr(self.feed, "source", None), "detach", None)
+        if detach is not None:
+            detach(self.feeds)
+
+    async def kill(self, note: str) -> KillResult:
+        """``oms.kill``: every exchange cancelled, order entry refused until
+        ``oms.rearm()``."""
+        before = self.alive()
+        await self.oms.kill("monitoring page" + (f": {note}" if note else ""))
+        switch = self.oms.kill_switch
+        after = self.alive()
+        return KillResult(switch.tripped, switch.reason.value if switch.reason else "",
+                          switch.detail, before, after,
+                          f"kill switch tripped: cancels sent for {before} open orders, "
+                          f"{after} without a cancel pending; order entry refused until "
+                          "oms.rearm()")
+
+    def alive(self) -> int:
+        """Live orders of the mirror without a cancel pending."""
+        return sum(1 for exc in self.oms.exchanges
+                   for o in self.oms.orders_peek(exc).get_orders(copy=False)
+                   if o.ord_status.is_alive and o.ord_status.value != "CANCEL_PENDING")
 
     def take(self) -> Snapshot:
         """The snapshot of now."""

@@ -25,12 +25,14 @@ Rules:
   the latest snapshot (JSON), ``GET /ws`` the websocket (a ``hello`` message with the
   chart history, then one ``snapshot`` message per interval), ``POST /api/kill`` the
   kill switch (answers what it did). Access and input rules: :mod:`makerlab.monitor.auth`.
-- **the kill switch** awaits ``oms.kill("monitoring page")`` (every exchange cancelled,
+- **the kill switch** awaits the source's ``kill`` (:mod:`makerlab.monitor.source`; the
+  paper venue's page: the operator's halt). A strategy's page: ``oms.kill("monitoring
+  page")`` (every exchange cancelled,
   order entry refused until ``oms.rearm()``) and answers ``{"ok", "reason", "detail",
   "open_before", "open_after"}``: the live orders before, and those the mirror shows
   live without a cancel pending once the cancels were sent (a PENDING order the venue has
   not answered yet stays so until it does; the page shows the venue's answers as they
-  come).
+  come). Both answer a ``message`` line the page shows.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from makerlab.errors import ConfigError
 from makerlab.monitor.auth import COOKIE, HEADER, Access, Refusal, kill_request, presented
 from makerlab.monitor.collect import Collector
 from makerlab.monitor.config import PageConfig
+from makerlab.monitor.source import PageSource
 from makerlab.monitor.taps import FeedTap, OrderTap
 from makerlab.monitor.views import Snapshot
 
@@ -70,20 +73,26 @@ class Monitor:
     """The page of a running strategy (rules in the module docstring).
 
     Args:
-        oms: the strategy's OMS.
+        oms: the strategy's OMS (None with ``source``).
         feed: its Feed (books, feed health); ``None`` shows orders and positions only.
         config: a :class:`~makerlab.monitor.config.PageConfig`, or its keywords
             (``host``, ``port``, ``token``, ``interval_s``, ...) directly.
+        source: another :class:`~makerlab.monitor.source.PageSource` to serve instead of
+            the OMS's :class:`~makerlab.monitor.collect.Collector` (the paper exchange's
+            desk, ``makerlab paper --page``).
     """
 
-    def __init__(self, oms: Any, feed: Any = None, config: PageConfig | None = None,
-                 **options: Any) -> None:
+    def __init__(self, oms: Any = None, feed: Any = None, config: PageConfig | None = None,
+                 *, source: PageSource | None = None, **options: Any) -> None:
         if config is not None and options:
             raise TypeError("Monitor: give either config= or PageConfig's keywords, not both")
+        if (oms is None) == (source is None):
+            raise TypeError("Monitor: give an oms or a source (one of them)")
         self.config = config if config is not None else PageConfig(**options)
         self.oms, self.feed = oms, feed
         self.order_tap, self.feed_tap = OrderTap(self.config.fills), FeedTap()
-        self.collector = Collector(oms, feed, self.config, self.order_tap, self.feed_tap)
+        self.source: PageSource = source if source is not None else Collector(
+            oms, feed, self.config, self.order_tap, self.feed_tap)
         self.access = Access(str(self.config.token), open_to_look=self.config.local)
         self.latest: Snapshot | None = None
         self._encoded = b""
@@ -116,10 +125,7 @@ class Monitor:
         if self._state != "new":
             raise ConfigError(f"{self!r}: start() once (state {self._state})")
         self._state = "starting"
-        self.oms.venue.attach(self.order_tap)
-        source = getattr(self.feed, "source", None)
-        if source is not None:
-            source.attach(self.feed_tap)
+        self.source.attach()
         self._snap()
         self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None,
                                      shutdown_timeout=0.5)
@@ -146,7 +152,7 @@ class Monitor:
             await _close(ws)
         if self._runner is not None:
             await self._runner.cleanup()
-        _detach(getattr(self.feed, "source", None), self.feed_tap)
+        self.source.detach()
 
     async def __aenter__(self) -> Monitor:
         return await self.start()
@@ -172,7 +178,7 @@ class Monitor:
         from time import perf_counter_ns
 
         start = perf_counter_ns()
-        self.latest = self.collector.take()
+        self.latest = self.source.take()
         self._encoded = orjson.dumps(self.latest)
         point = orjson.dumps(_chart_point(self.latest))
         self._history.append(point)
@@ -251,18 +257,15 @@ class Monitor:
         except (orjson.JSONDecodeError, ValueError):
             raise Refusal(400, "the body must be JSON") from None
         note = kill_request(body)
-        before = self._alive()
-        await self.oms.kill("monitoring page" + (f": {note}" if note else ""))
-        switch = self.oms.kill_switch
+        result = await self.source.kill(note)
         self._snap()
-        return web.json_response({"ok": switch.tripped, "reason": switch.reason.value
-                                   if switch.reason else "", "detail": switch.detail,
-                                   "open_before": before, "open_after": self._alive()})
+        return web.json_response(result, dumps=lambda r: orjson.dumps(r).decode())
 
-    def _alive(self) -> int:
-        return sum(1 for exc in self.oms.exchanges
-                   for o in self.oms.orders_peek(exc).get_orders(copy=False)
-                   if o.ord_status.is_alive and o.ord_status.value != "CANCEL_PENDING")
+    @property
+    def collector(self) -> Collector:
+        """The OMS's collector (a Monitor of an OMS)."""
+        assert isinstance(self.source, Collector), "this page serves another source"
+        return self.source
 
 
 async def _push(ws: web.WebSocketResponse, message: bytes) -> None:
@@ -281,12 +284,6 @@ async def _close(ws: web.WebSocketResponse) -> None:
     with contextlib.suppress(TimeoutError, ConnectionError, RuntimeError):
         async with asyncio.timeout(1.0):
             await ws.close()
-
-
-def _detach(source: Any, listener: Any) -> None:
-    detach = getattr(source, "detach", None)
-    if detach is not None:
-        detach(listener)
 
 
 def _chart_point(s: Snapshot) -> dict[str, Any]:

@@ -121,6 +121,7 @@ class FeedView:
     resyncs: int
     reconnects: int
     errors: int
+    subscribers: int | None = None  # the paper venue's page: sessions on the stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,3 +148,4 @@ class Snapshot:
     risk: RiskView
     feeds: tuple[FeedView, ...]
     horizons_s: tuple[float, ...]
+    mode: str = "live"  # "live" (a strategy's page) or "paper venue" (makerlab paper)

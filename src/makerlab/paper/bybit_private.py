@@ -47,6 +47,7 @@ from makerlab.paper.limits import Budget
 from makerlab.paper.private import PrivateHub, Told, desk_filled, serve_private
 from makerlab.paper.session import Session, SessionFaults
 from makerlab.paper.venue import VenueContext, json_response, ms
+from makerlab.sim.matching import REJECT_HALTED
 from makerlab.trading.protocols import AmendRequest, CancelRequest, OrderRequest
 from makerlab.units import NS_PER_S
 
@@ -328,6 +329,8 @@ class BybitPrivate:
         if refused and not (update.kind is OrderEventKind.REJECT and
                             update.code == _POST_ONLY_CROSS):
             code, msg = _CODES.get(update.code, (10001, update.reason))
+            if f"{update.code} {update.reason}" == REJECT_HALTED:
+                code, msg = 10027, "Transactions are banned: trading halted by the venue"
             raise Refused(code, msg)
         return {"orderId": update.oid or "", "orderLinkId": update.cloid or ""}
 

@@ -42,6 +42,7 @@ from aiohttp import web
 
 from makerlab.data.schema import BOOK_SNAPSHOT
 from makerlab.errors import ConfigError
+from makerlab.monitor import Monitor, PageConfig
 from makerlab.paper.binance import FUTURES, SPOT, BinanceVenue
 from makerlab.paper.binance_private import BinancePrivate
 from makerlab.paper.bybit import BybitVenue
@@ -100,13 +101,17 @@ class PaperExchange:
         trading: the trading side's models (latency, fees, queue, balance).
         lockstep: play in lockstep with one client (:mod:`makerlab.paper.lockstep`;
             ``speed`` is then ignored, and faults are refused).
+        page: serve the monitoring page of the traded accounts, the venue's side
+            (:mod:`makerlab.paper.page`): a :class:`~makerlab.monitor.PageConfig`, or
+            None (read :attr:`page` for its ``url`` and ``login_url``).
     """
 
     def __init__(self, archive: str | os.PathLike, start: str, end: str, *,
                  speed: float = 1.0, faults: FaultSpec | str | None = None, port: int = 0,
                  host: str = "127.0.0.1", serve: Mapping[str, str] | None = None,
                  credentials: Mapping[str, Credentials] | None = None,
-                 trading: TradingConfig | None = None, lockstep: bool = False) -> None:
+                 trading: TradingConfig | None = None, lockstep: bool = False,
+                 page: PageConfig | None = None) -> None:
         if speed < 0:
             raise ConfigError(f"speed must be >= 0 (0: as fast as clients read), got {speed}")
         self.archive = archive
@@ -134,6 +139,9 @@ class PaperExchange:
         self._clock_task: asyncio.Task[None] | None = None
         self._hub: Hub | None = None
         self._clock: MarketClock | None = None
+        self.venues: dict[str, Venue] = {}
+        self._page_config = page
+        self.page: Monitor | None = None
 
     # -- lifecycle
 
@@ -166,6 +174,11 @@ class PaperExchange:
             self._clock_task = asyncio.create_task(self._lockstep.run(), name="paper-lockstep")
         else:
             self._clock_task = asyncio.create_task(self._clock.run(), name="paper-clock")
+        if self._page_config is not None:
+            from makerlab.paper.page import DeskCollector
+
+            self.page = await Monitor(source=DeskCollector(self, self._page_config),
+                                      config=self._page_config).start()
 
     def _markets(self, datasets: list[Dataset]) -> dict[tuple[str, str], Market]:
         return {(d.exchange, d.symbol): Market(load_instrument(self.archive, d, self.hours),
@@ -213,6 +226,7 @@ class PaperExchange:
             markets = [m for (e, _), m in sorted(self.markets.items()) if e == exchange]
             sub = web.Application()
             venue = _VENUES[protocol](context, markets)
+            self.venues[protocol] = venue
             sub.add_routes(venue.routes())
             if self.private is not None and protocol in self._traded_protocols():
                 private = _PRIVATE[protocol](context, self.private, venue)
@@ -230,7 +244,9 @@ class PaperExchange:
         self.port = self._runner.addresses[0][1]
 
     async def close(self) -> None:
-        """Stop the clock, close every connection and the listening socket."""
+        """Stop the page and the clock, close every connection and the listening socket."""
+        if self.page is not None:
+            await self.page.stop()
         for task in (self._clock_task, self._drive_task):
             if task is not None:
                 task.cancel()
@@ -250,6 +266,11 @@ class PaperExchange:
             self._runner = None
 
     # -- what it serves
+
+    @property
+    def clock(self) -> MarketClock | None:
+        """The market clock (None before :meth:`start`)."""
+        return self._clock
 
     @property
     def urls(self) -> dict[str, dict[str, str]]:
@@ -324,6 +345,8 @@ async def serve_until_signalled(paper: PaperExchange,
         async with paper:
             for line in paper.url_lines():
                 announce(line)
+            if paper.page is not None:
+                announce(f"page  {paper.page.login_url}")
             async with asyncio.TaskGroup() as tasks:
                 watcher = tasks.create_task(_watch(paper, announce, stop))
                 await stop.wait()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -62,9 +63,13 @@ class Topic:
     def __init__(self, name: str) -> None:
         self.name = name
         self.sessions: dict[Session, None] = {}
+        self.sent = 0  # payloads published (to every subscriber)
+        self.last_ns = 0  # monotonic ns of the last one
 
     def publish(self, payload: Any) -> None:
         """Queue ``payload`` for every subscriber."""
+        self.sent += 1
+        self.last_ns = time.monotonic_ns()
         item = Outgoing(self.name, payload)
         for session in self.sessions:
             session.push(item)

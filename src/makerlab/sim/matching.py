@@ -55,6 +55,9 @@ lot grid before they become fills. Rules, each with a test named after it in
   looks only at the levels it reaches.
 - **sizes on the lot grid are not lost to float error**: a float size within 1e-9 lot of
   a lot multiple counts as that multiple (``0.003 - 0.002`` is one lot, not zero).
+- **a halted engine refuses new orders and amends**: ``halted`` (a reason, ``None``
+  unless set: the paper exchange operator's halt, ``makerlab paper --page``) rejects every
+  order and amend arriving with that reason (:data:`REJECT_HALTED`); cancels still work.
 
 The fill model is an option (``fill_model``): :class:`PartialFills` (default, the rules
 above) or :class:`NoPartialFills` (hftbacktest's ``no_partial_fill_exchange``, whose rules
@@ -96,6 +99,7 @@ REJECT_DUPLICATE = "-4015 Client order id is not valid: an open order already us
 REJECT_UNKNOWN_ORDER = "-2011 Unknown order sent."
 REJECT_AMEND_QTY = ("-4003 Quantity less than or equal to zero or below the minimum: an "
                     "amended size must keep the order's side and exceed its filled size.")
+REJECT_HALTED = "-2010 New order rejected: trading halted by the venue operator."
 REJECT_AMEND_NOTHING = "-5027 No need to modify the order."
 
 
@@ -213,6 +217,7 @@ class MatchingEngine:
         self.fill_model = fill_model or PartialFills()
         self.row = -1
         self.resting: dict[str, SimOrder] = {}
+        self.halted: str | None = None  # a reason: every order and amend refused with it
         self._sides = {1: RestingSide(1), -1: RestingSide(-1)}
         self._seq = itertools.count()
         self._consumed: dict[tuple[int, float], Decimal] = {}
@@ -329,7 +334,7 @@ class MatchingEngine:
 
     def submit(self, order: SimOrder) -> MatchResult:
         """An order arriving at exchange time: validate, take liquidity, rest the rest."""
-        reason = self._reject_reason(order)
+        reason = self.halted or self._reject_reason(order)
         if reason is not None:
             return MatchResult(rejected=reason)
         return self._enter(order)
@@ -341,6 +346,8 @@ class MatchingEngine:
         order = self.resting.get(cloid)
         if order is None:
             return MatchResult(rejected=REJECT_UNKNOWN_ORDER)
+        if self.halted is not None:
+            return MatchResult(rejected=self.halted)
         trial = replace(order, price=order.price if price is None else price,
                         qty=order.qty if qty is None else qty)
         reason = self._amend_reason(order, trial)

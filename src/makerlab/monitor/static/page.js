@@ -148,7 +148,8 @@ function renderFeeds(s) {
   fill("feeds", s.feeds.map((f) => row([`${f.exchange}/${f.symbol}`,
     { text: f.state, cls: `state-${f.state}` }, num(f.rate_per_s, 1), f.messages,
     f.latency_ms === null ? "n/a" : num(f.latency_ms, 1), num(f.since_last_ms, 0), f.gaps,
-    f.resyncs, f.reconnects, f.errors], { "data-feed": `${f.exchange}/${f.symbol}` })));
+    f.resyncs, f.reconnects, f.errors, f.subscribers ?? "n/a"],
+  { "data-feed": `${f.exchange}/${f.symbol}` })));
 }
 
 // -- charts (uPlot)
@@ -195,9 +196,24 @@ function renderCharts() {
 }
 
 // -- the stream
+function renderMode(s) {
+  if (document.body.dataset.mode === s.mode) return;
+  document.body.dataset.mode = s.mode;
+  document.querySelector("h1 span").textContent = s.mode;
+  document.title = `makerlab · ${s.mode}`;
+  if (s.mode === "paper venue") {  // the kill switch is the venue operator's halt
+    document.getElementById("kill").textContent = "Halt the venue";
+    document.getElementById("kill-question").textContent = "Halt the paper exchange: " +
+      "cancel every open order of its traded accounts and refuse their new orders until " +
+      "the paper exits?";
+    document.getElementById("kill-confirm").textContent = "Cancel everything, halt";
+  }
+}
+
 function render(s) {
   document.getElementById("clock").textContent = time(s.time_ms);
   document.body.dataset.seq = String(s.seq);
+  renderMode(s);
   renderMarkets(s); renderOrders(s); renderLadders(s); renderFills(s); renderFlow(s);
   renderRisk(s); renderFeeds(s); renderCharts();
 }
@@ -253,12 +269,12 @@ function setupKill() {
         headers: { "Content-Type": "application/json", "X-Makerlab-Token": token },
         body: JSON.stringify({ confirm: true }) });
       const answer = await response.json();
-      if (!response.ok || !answer.ok) throw new Error(answer.error || response.statusText);
+      if (!response.ok || !answer.ok) {
+        throw new Error(answer.error || answer.message || response.statusText);
+      }
       sessionStorage.setItem("makerlab-token", token);
       result.dataset.state = "ok";
-      result.textContent = `kill switch tripped (${answer.reason}): cancels sent for ` +
-        `${answer.open_before} open orders, ${answer.open_after} without a cancel ` +
-        "pending; order entry refused until oms.rearm()";
+      result.textContent = `${answer.message} (${answer.reason})`;
     } catch (error) {
       result.dataset.state = "error";
       result.textContent = `kill switch refused: ${error.message}`;
