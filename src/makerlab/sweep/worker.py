@@ -1,7 +1,7 @@
 """One configuration, run in a worker: the script as ``python SCRIPT ARGS`` would run it.
 
 :func:`run_configuration` is a module-level function of picklable input and output, so the
-spawn process pool and Ray can run it. For one configuration it:
+process pool and Ray can run it. For one configuration it:
 
 1. makes the configuration active (:mod:`makerlab.sweep.context`): the script's
    ``params()`` returns its strategy values, every Replayer it builds takes its Replayer
