@@ -47,10 +47,10 @@ from makerlab.monitor.views import (
     RiskView,
     Snapshot,
 )
+from makerlab.units import NS_PER_MS
 
 __all__ = ["Collector"]
 
-_NS_PER_MS = 1_000_000
 RATE_WINDOW_S = 5.0
 _Totals = tuple[int, dict[str, tuple[int, int]], dict[tuple[str, str], int]]
 
@@ -122,14 +122,14 @@ class Collector:
             self.markouts.sample((m.exchange, m.ticker), now, m.mid)
         last_ns, last_flow, last_msgs = self._window(now)
         dt = (now - last_ns) / 1e9 if last_ns else 0.0
-        flow = tuple(self._flow(exc, dt, last_flow) for exc in self.oms.exchanges)
+        flow = tuple(flow_view(self.orders, exc, dt, last_flow) for exc in self.oms.exchanges)
         feeds = tuple(self._feeds(now, dt, last_msgs))
         self._totals.append((now, {f.exchange: (f.acks + f.rejects, f.cancels) for f in flow},
                              {k: c.messages for k, c in self.feeds.markets.items()}))
         self._seq += 1
-        return Snapshot(self._seq, now / _NS_PER_MS, markets, self._accounts(markets),
-                        self._fills(), flow, self._risk(markets, flow), feeds,
-                        self.config.horizons_s)
+        return Snapshot(self._seq, now / NS_PER_MS, markets, self._accounts(markets),
+                        fill_views(self.orders, self.markouts), flow,
+                        self._risk(markets, flow), feeds, self.config.horizons_s)
 
     def _window(self, now: int) -> _Totals:
         """The oldest counters within the rate window (nothing before the first take)."""
@@ -201,22 +201,6 @@ class Collector:
 
     # -- fills and order flow ------------------------------------------------------------
 
-    def _fills(self) -> tuple[FillView, ...]:
-        fills = list(self.orders.fills)
-        self.markouts.forget_except(fills)
-        return tuple(FillView(f.exchange, f.symbol, f.local_ts / _NS_PER_MS, f.trade_id,
-                              f.side, float(f.price), float(f.size), float(f.fee),
-                              f.is_maker, self.markouts.of(f)) for f in reversed(fills))
-
-    def _flow(self, exc: str, dt: float, last: dict[str, tuple[int, int]]) -> FlowView:
-        c = self.orders.counts.get(exc)
-        if c is None:
-            return FlowView(exc, 0.0, 0.0, 0, 0, 0, 0, 0, 0, "")
-        answered, cancels = last.get(exc, (0, 0))
-        rate = (c.acks + c.rejects - answered) / dt if dt > 0 else 0.0
-        cancel_rate = (c.cancels - cancels) / dt if dt > 0 else 0.0
-        return FlowView(exc, rate, cancel_rate, c.acks, c.rejects, c.cancels, c.amends,
-                        c.expiries, c.fills, c.last_reject)
 
     # -- risk ----------------------------------------------------------------------------
 
@@ -257,8 +241,8 @@ class Collector:
                 continue
             conn = connections.get(exc, _NEVER)
             latency = None if self._replays(exc) or not c.messages else \
-                (c.last_local_ns - c.last_exchange_ns) / _NS_PER_MS
-            since = (now - c.last_local_ns) / _NS_PER_MS if c.messages else None
+                (c.last_local_ns - c.last_exchange_ns) / NS_PER_MS
+            since = (now - c.last_local_ns) / NS_PER_MS if c.messages else None
             rate = (c.messages - last.get((exc, symbol), 0)) / dt if dt > 0 else 0.0
             yield FeedView(exc, symbol, _state(c, conn), c.messages, rate, latency, since,
                            c.gaps, c.resyncs, max(conn.connects - 1, 0), c.errors + conn.errors)
@@ -296,3 +280,27 @@ def _usage(name: str, market: str, used: Decimal | float, limit: Decimal | float
            ) -> LimitView:
     used_f, limit_f = float(used), float(limit)
     return LimitView(name, market, used_f, limit_f, used_f / limit_f if limit_f else 0.0)
+
+
+def fill_views(orders: OrderTap, markouts: Markouts) -> tuple[FillView, ...]:
+    """The tap's latest fills, newest first, with their markouts (markouts of fills no
+    longer kept are forgotten)."""
+    fills = list(orders.fills)
+    markouts.forget_except(fills)
+    return tuple(FillView(f.exchange, f.symbol, f.local_ts / NS_PER_MS, f.trade_id, f.side,
+                          float(f.price), float(f.size), float(f.fee), f.is_maker,
+                          markouts.of(f)) for f in reversed(fills))
+
+
+def flow_view(orders: OrderTap, exc: str, dt: float,
+              last: dict[str, tuple[int, int]]) -> FlowView:
+    """``exc``'s order flow: the tap's counts, and rates over ``dt`` seconds since the
+    ``last`` (answered, cancels) counts."""
+    c = orders.counts.get(exc)
+    if c is None:
+        return FlowView(exc, 0.0, 0.0, 0, 0, 0, 0, 0, 0, "")
+    answered, cancels = last.get(exc, (0, 0))
+    rate = (c.acks + c.rejects - answered) / dt if dt > 0 else 0.0
+    cancel_rate = (c.cancels - cancels) / dt if dt > 0 else 0.0
+    return FlowView(exc, rate, cancel_rate, c.acks, c.rejects, c.cancels, c.amends,
+                    c.expiries, c.fills, c.last_reject)

@@ -38,6 +38,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from makerlab.core.positions import accounting_for
+from makerlab.monitor.collect import fill_views, flow_view
 from makerlab.monitor.config import PageConfig
 from makerlab.monitor.markouts import Markouts
 from makerlab.monitor.source import KillResult
@@ -45,8 +46,6 @@ from makerlab.monitor.taps import OrderTap
 from makerlab.monitor.views import (
     AccountView,
     FeedView,
-    FillView,
-    FlowView,
     MarketView,
     OrderView,
     RiskView,
@@ -54,6 +53,7 @@ from makerlab.monitor.views import (
 )
 from makerlab.paper.desk import RequestKind
 from makerlab.sim.matching import REJECT_HALTED, MatchingEngine
+from makerlab.units import NS_PER_MS
 
 if TYPE_CHECKING:
     from makerlab.paper.server import PaperExchange
@@ -63,7 +63,6 @@ __all__ = ["HALT_WAIT_S", "DeskCollector"]
 log = logging.getLogger(__name__)
 
 HALT_WAIT_S = 5.0
-_NS_PER_MS = 1_000_000
 
 
 class DeskCollector:
@@ -100,15 +99,16 @@ class DeskCollector:
         wall = time.monotonic()
         last_wall, last_flow, last_sent = self._last
         dt = wall - last_wall if last_wall else 0.0
-        flow = tuple(self._flow(p, dt, last_flow) for p in self.protocols)
+        flow = tuple(flow_view(self.orders, p, dt, last_flow) for p in self.protocols)
         feeds = tuple(self._feeds(dt, last_sent))
         self._last = (wall, {f.exchange: (f.acks + f.rejects, f.cancels) for f in flow},
                       {(f.exchange, f.symbol): f.messages for f in feeds})
         self._seq += 1
         halted = bool(self.halted)
         risk = RiskView(halted, "halt" if halted else "", self.halted, int(halted), ())
-        return Snapshot(self._seq, now / _NS_PER_MS, markets, self._accounts(markets),
-                        self._fills(), flow, risk, feeds, self.config.horizons_s, self.mode)
+        return Snapshot(self._seq, now / NS_PER_MS, markets, self._accounts(markets),
+                        fill_views(self.orders, self.markouts), flow, risk, feeds,
+                        self.config.horizons_s, self.mode)
 
     async def kill(self, note: str) -> KillResult:
         """The operator's halt (module rules)."""
@@ -187,30 +187,13 @@ class DeskCollector:
             out.append(AccountView(protocol, pnl, wallet, wallet + unrealized))
         return tuple(out)
 
-    def _fills(self) -> tuple[FillView, ...]:
-        fills = list(self.orders.fills)
-        self.markouts.forget_except(fills)
-        return tuple(FillView(f.exchange, f.symbol, f.local_ts / _NS_PER_MS, f.trade_id,
-                              f.side, float(f.price), float(f.size), float(f.fee),
-                              f.is_maker, self.markouts.of(f)) for f in reversed(fills))
-
-    def _flow(self, protocol: str, dt: float, last: dict[str, tuple[int, int]]) -> FlowView:
-        c = self.orders.counts.get(protocol)
-        if c is None:
-            return FlowView(protocol, 0.0, 0.0, 0, 0, 0, 0, 0, 0, "")
-        answered, cancels = last.get(protocol, (0, 0))
-        rate = (c.acks + c.rejects - answered) / dt if dt > 0 else 0.0
-        cancel_rate = (c.cancels - cancels) / dt if dt > 0 else 0.0
-        return FlowView(protocol, rate, cancel_rate, c.acks, c.rejects, c.cancels, c.amends,
-                        c.expiries, c.fills, c.last_reject)
-
     def _feeds(self, dt: float, last: dict[tuple[str, str], int]) -> Iterable[FeedView]:
         now = time.monotonic_ns()
         for protocol, venue in self.paper.venues.items():
             for name, topic in list(getattr(venue, "topics", {}).items()):
                 if not topic.sessions and not topic.sent:
                     continue
-                since = (now - topic.last_ns) / _NS_PER_MS if topic.sent else None
+                since = (now - topic.last_ns) / NS_PER_MS if topic.sent else None
                 rate = (topic.sent - last.get((protocol, name), 0)) / dt if dt > 0 else 0.0
                 state = "ok" if topic.sent else "waiting"
                 yield FeedView(protocol, name, state, topic.sent, rate, None, since, 0, 0, 0,
