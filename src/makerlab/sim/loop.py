@@ -278,7 +278,7 @@ class ReplayLoop:
         ls, lr = self.local.stream.tolist(), self.local.row.tolist()
         peek, active, end, clock = self.queue.peek_time, self.active, self.end_ns, self.clock
         books, trades, cursor = self.deliveries.books, self.deliveries.trades, self.cursor
-        n, i = len(lt), 0
+        page, n, i = self.page, len(lt), 0
         while True:
             t = lt[i] if i < n else stop
             lane = (active[0] if len(active) == 1 else self._first_lane()) if active else None
@@ -299,7 +299,7 @@ class ReplayLoop:
                 else:
                     await books[ls[i]].deliver(lr[i])
                 i += 1
-                if self.page and not i & 0x3F:
+                if page and not i & 0x3F:
                     await self._let_page_in()
                 if not i % _PROGRESS_EVERY:
                     self._progress(bar, n_events, t)
