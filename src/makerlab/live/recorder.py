@@ -394,6 +394,7 @@ class Recorder:
             self._wake.clear()
             await self._flush()
             if self._closing or self._commit_requests:
+                await self._flush()  # the rows received while the flush above was writing
                 await self._commit_all()
                 if self._closing:
                     return
