@@ -106,6 +106,19 @@ def test_save_load_round_trip(record, tmp_path):
     assert statistics(loaded)["X"]["pnl"] == statistics(record)["X"]["pnl"]
 
 
+def test_saved_tables_are_what_pandas_writes(record, tmp_path):
+    import pyarrow.parquet as pq
+
+    from makerlab.analytics.record import _parquet_safe
+
+    folder = record.save(tmp_path / "run")
+    for name in ("fills", "actions", "stamps", "declarations"):
+        _parquet_safe(getattr(record, name)).to_parquet(tmp_path / f"{name}.parquet")
+        ours, theirs = folder / f"{name}.parquet", tmp_path / f"{name}.parquet"
+        assert pq.read_schema(ours).equals(pq.read_schema(theirs), check_metadata=True)
+        pd.testing.assert_frame_equal(pd.read_parquet(ours), pd.read_parquet(theirs))
+
+
 @pytest.mark.skipif(not (ARCHIVE / "kind=book_snapshot").is_dir(),
                     reason="bundled archive data/archive absent")
 def test_bundled_market_maker_end_to_end(tmp_path, monkeypatch, capsys):

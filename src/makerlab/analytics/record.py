@@ -98,9 +98,9 @@ class RunRecord:
         path = Path(folder)
         path.mkdir(parents=True, exist_ok=True)
         for name in ("fills", "actions", "stamps", "declarations"):
-            _parquet_safe(getattr(self, name)).to_parquet(path / f"{name}.parquet")
-        _stack(self.mids, MID_COLUMNS).to_parquet(path / "mids.parquet")
-        _stack(self.trades, TRADE_COLUMNS).to_parquet(path / "trades.parquet")
+            _write_parquet(_parquet_safe(getattr(self, name)), path / f"{name}.parquet")
+        _write_parquet(_stack(self.mids, MID_COLUMNS), path / "mids.parquet")
+        _write_parquet(_stack(self.trades, TRADE_COLUMNS), path / "trades.parquet")
         (path / "config.json").write_text(json.dumps(self.config, indent=2, default=str))
         return path
 
@@ -282,15 +282,29 @@ def _select(df: pd.DataFrame, exc: str | None, ticker: str | None) -> pd.DataFra
 
 
 def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Object columns: all-numeric ones as numbers, mixed ones (codes and text) as text."""
+    """Object columns: all-numeric ones as numbers, mixed ones (codes and text) as text.
+
+    Text columns (pandas' ``str`` dtype) hold text only and are left as they are, without
+    looking at each value."""
     out = df.copy()
-    for col in [c for c in out.columns if out[c].dtype.kind == "O"]:
+    for col in [c for c in out.columns
+                if out[c].dtype.kind == "O" and not isinstance(out[c].dtype, pd.StringDtype)]:
         kinds = {type(v) for v in out[col].dropna()}
         if kinds and kinds <= {int, float}:
             out[col] = pd.to_numeric(out[col])
         elif len(kinds) > 1:
             out[col] = out[col].map(lambda v: None if v is None or v != v else str(v))
     return out
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """``df.to_parquet(path)`` (the same file) converted on this thread: pyarrow's
+    conversion otherwise starts a thread pool per table, which costs more than a run
+    record's tables take to convert."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(df, nthreads=1), path, compression="snappy")
 
 
 def _stack(tables: Mapping[Market, pd.DataFrame], columns: list[str]) -> pd.DataFrame:
