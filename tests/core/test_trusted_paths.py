@@ -88,3 +88,29 @@ def test_walk_notional_matches_numpy_reference(seed, k, notional):
     got, want = walk_notional(levels, notional), _walk_reference(levels, notional)
     assert got == want or (np.isnan(got) and np.isnan(want))
     assert walk_notional(levels, np.float64(notional)) == got or np.isnan(got)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_subnormal=False), max_size=200))
+def test_numpy_sum_is_numpy_bit_for_bit(values):
+    from makerlab.core.lob import numpy_sum
+
+    got, want = numpy_sum(values), np.sum(np.array(values, dtype=float))
+    assert got == want and np.signbit(got) == np.signbit(want)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.lists(st.floats(0, 2e5), min_size=1, max_size=6))
+def test_vamp_asked_again_is_the_vamp_of_the_book_now(seed, notionals):
+    rng = np.random.default_rng(seed)
+    lob, fresh = LOB(depth=20), LOB(depth=20)
+    for ts, notional in enumerate(notionals):
+        if rng.random() < 0.5:  # the book changes between some of the questions
+            bids, asks = _side(rng, 12, 100.0, -1), _side(rng, 12, 100.05, 1)
+            lob.update(ts, bids, asks, is_snapshot=True)
+            fresh.update(ts, bids, asks, is_snapshot=True)
+        for asked in (notionals[0], notional, notional / 2, notionals[0]):
+            want = fresh.get_vamp(asked)
+            fresh._vamp_memo = None
+            got = lob.get_vamp(asked)
+            assert got == want or (np.isnan(got) and np.isnan(want))

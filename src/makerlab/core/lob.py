@@ -104,15 +104,48 @@ def walk_notional(levels: np.ndarray, notional: float) -> float:
         return float(levels[0, 0])
     # The running notional in Python floats, stopping at the level that completes the
     # order: the same IEEE sums as ``np.cumsum(prices * sizes)`` and ``searchsorted``.
+    rows = levels.tolist()
     taken = 0.0
-    for k, (price, size) in enumerate(levels.tolist()):
+    for k, (price, size) in enumerate(rows):
         before, taken = taken, taken + price * size
         if taken >= notional:
             if k == 0:  # filled inside the best level
                 return price
             partial = (notional - before) / price
-            return float(notional / (levels[:k, 1].sum() + partial))
-    return float(taken / levels[:, 1].sum())
+            return float(notional / (numpy_sum([row[1] for row in rows[:k]]) + partial))
+    return float(taken / numpy_sum([row[1] for row in rows]))
+
+
+def numpy_sum(values: list[float]) -> float:
+    """``np.sum(values)`` of float64 values, bit for bit, in Python floats.
+
+    numpy adds up to 8 values one after the other and up to 128 in eight interleaved
+    partial sums, combined pairwise (``pairwise_sum`` in its loops); longer arrays are left
+    to numpy. A small sum in Python costs a fraction of a numpy call.
+    """
+    n = len(values)
+    if n < 8:
+        total = -0.0
+        for value in values:
+            total += value
+        return 0.0 + total
+    if n > 128:
+        return float(np.sum(values))
+    r0, r1, r2, r3, r4, r5, r6, r7 = values[:8]
+    full = n - n % 8
+    for i in range(8, full, 8):
+        r0 += values[i]
+        r1 += values[i + 1]
+        r2 += values[i + 2]
+        r3 += values[i + 3]
+        r4 += values[i + 4]
+        r5 += values[i + 5]
+        r6 += values[i + 6]
+        r7 += values[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for value in values[full:]:
+        total += value
+    return 0.0 + total
 
 
 def _unpadded(levels: np.ndarray) -> np.ndarray:
@@ -161,6 +194,7 @@ class LOB:
         self.safe_depth: int | None = None if apply_shadow_depth else depth
         self.validate = validate
         self._bids = self._asks = _empty_side()
+        self._vamp_memo: tuple[np.ndarray, np.ndarray, tuple[float, ...], float] | None = None
         self._make_buffers(buffer_size)
         if bids is not None or asks is not None:
             self.update(timestamp, bids, asks, is_snapshot=True, is_sorted=False)
@@ -346,12 +380,21 @@ class LOB:
         A side with less notional than asked is taken whole. ``notional=0`` gives the mid.
         NaN if a side is empty.
         """
+        # asked again of the same book (a strategy reading a reference book on each tick
+        # of another market), the answer is the last one: the sides are read-only arrays
+        # that every update replaces, so the same objects are the same levels
+        asked, memo = (notional, bid_notional, ask_notional), self._vamp_memo
+        if memo is not None and memo[0] is self._bids and memo[1] is self._asks \
+                and memo[2] == asked:
+            return memo[3]
         notional = _check_notional(notional)
         bid_notional = _check_notional(bid_notional) or notional
         ask_notional = _check_notional(ask_notional) or notional
         bid = walk_notional(self.get_bids(), bid_notional)
         ask = walk_notional(self.get_asks(), ask_notional)
-        return (bid + ask) / 2
+        vamp = (bid + ask) / 2
+        self._vamp_memo = (self._bids, self._asks, asked, vamp)
+        return vamp
 
     def get_impact_price(self, dir: int, notional: float) -> float:
         """VWAP of a market order for ``notional`` quote currency (see :func:`walk_notional`).
