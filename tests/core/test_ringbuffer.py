@@ -133,3 +133,24 @@ def test_sample_slice_selection():
 def test_sample_slice_rejects_n_and_tau_together():
     with pytest.raises(ConfigError, match="not both"):
         sample_slice(np.arange(3), n=1, tau=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12), st.integers(0, 30), st.lists(st.integers(0, 40), max_size=6))
+def test_extend_is_push_one_by_one(capacity, before, batches):
+    pushed, extended = RingBuffer(capacity, float, (2,)), RingBuffer(capacity, float, (2,))
+    for i in range(before):  # any start and length
+        pushed._push((i, -i))
+        extended._push((i, -i))
+    start = before
+    for n in batches:
+        values = np.column_stack((np.arange(start, start + n), -np.arange(start, start + n)))
+        start += n
+        for value in values:
+            pushed._push(value)
+        extended._extend(values.astype(float))
+        np.testing.assert_array_equal(extended.view(), pushed.view())
+        assert len(extended) == len(pushed)
+        extended._push((-1, 1))  # and the next push lands where it would have
+        pushed._push((-1, 1))
+        np.testing.assert_array_equal(extended.view(), pushed.view())

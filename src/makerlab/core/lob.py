@@ -355,7 +355,10 @@ class LOB:
 
     def get_mid(self) -> float:
         """``(best bid + best ask) / 2``; NaN if a side is empty."""
-        return (self.get_bid() + self.get_ask()) / 2
+        bids, asks = self._bids, self._asks
+        if len(bids) and len(asks):
+            return (float(bids[0, 0]) + float(asks[0, 0])) / 2
+        return NAN
 
     def get_spread(self, x: bool = False) -> float:
         """``best ask - best bid`` in quote currency, or divided by the mid if ``x``."""

@@ -73,9 +73,21 @@ class RingBuffer:
 
     def _extend(self, values: np.ndarray) -> None:
         """:meth:`_push` of each element of ``values`` in order (only the newest
-        ``capacity`` can remain, so only they are written)."""
-        for value in values[-self._capacity:]:
-            self._push(value)
+        ``capacity`` can remain, so only they are written), at once beyond a few."""
+        cap = self._capacity
+        values = values[-cap:]
+        n = len(values)
+        if n <= 4:  # one by one costs less than the slot arithmetic
+            for value in values:
+                self._push(value)
+            return
+        end = self._start + self._len  # the next slot, before wrapping
+        slots = np.arange(end, end + n) % cap
+        data = self._data
+        data[slots] = values
+        data[slots + cap] = values
+        length = min(self._len + n, cap)
+        self._start, self._len = (end + n - length) % cap, length
 
     def appendleft(self, value: ArrayLike) -> None:
         """Add ``value`` as the oldest element, dropping the newest one if full."""

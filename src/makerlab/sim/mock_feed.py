@@ -29,6 +29,7 @@ subscriptions at local time. Rules:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -266,6 +267,7 @@ class LazyTrades:
         if span is not None:
             order = order[(local[order] >= span[0]) & (local[order] < span[1])]
         self.times = local[order]
+        self._time_list = self.times.tolist()  # bisected in Python on each read
         self.rows = np.empty((len(order), 4))
         self.rows[:, 0] = (np.asarray(tape.exchange_ts, np.int64) // NS_PER_MS)[order]
         self.rows[:, 1], self.rows[:, 2] = tape.price[order], tape.size[order]
@@ -292,10 +294,13 @@ class LazyTrades:
 
     def pull(self) -> None:
         """Write the rows delivery would have written by now."""
-        c = self.cursor
+        c, pos, times = self.cursor, self.pos, self._time_list
+        now = c.clock.ns
+        if pos == len(times) or now < times[pos]:  # no row received since the last read
+            return
         passed = (TRADE_LOCAL, self.stream) < (c.kind, c.stream)
-        end = int(np.searchsorted(self.times, c.clock.ns, "right" if passed else "left"))
-        if end > self.pos:
+        end = (bisect.bisect_right if passed else bisect.bisect_left)(times, now, pos)
+        if end > pos:
             trades, self.sub.obj._pull = self.sub.obj, None
             try:
                 self._write(trades, self.pos, end)
@@ -309,6 +314,8 @@ class LazyTrades:
         self.sub.obj._pull = None
 
     def _write(self, trades: Any, lo: int, hi: int) -> None:
+        if self.bad_upto[hi] == self.bad_upto[lo]:  # clean: only what the buffer keeps
+            lo = max(lo, hi - trades._ring.maxlen)
         rows = self.rows[lo:hi].copy()
         # the running maximum from ``last_ts`` on: ``last_ts`` is at least every row
         # written before ``lo``, so the tape's running maximum raised to it is the same
