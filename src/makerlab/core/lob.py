@@ -148,6 +148,13 @@ def numpy_sum(values: list[float]) -> float:
     return 0.0 + total
 
 
+def _mid_of(bids: np.ndarray, asks: np.ndarray) -> float:
+    """``(best bid + best ask) / 2``, NaN if a side is empty."""
+    if len(bids) and len(asks):
+        return (float(bids[0, 0]) + float(asks[0, 0])) / 2
+    return NAN
+
+
 def _unpadded(levels: np.ndarray) -> np.ndarray:
     return levels[~np.isnan(levels[:, 0])]
 
@@ -194,6 +201,7 @@ class LOB:
         self.safe_depth: int | None = None if apply_shadow_depth else depth
         self.validate = validate
         self._bids = self._asks = _empty_side()
+        self._mid = NAN  # of the current sides, set with them
         self._vamp_memo: tuple[np.ndarray, np.ndarray, tuple[float, ...], float] | None = None
         self._make_buffers(buffer_size)
         if bids is not None or asks is not None:
@@ -270,6 +278,7 @@ class LOB:
         if self.validate:
             self._check_uncrossed(new_bids, new_asks, timestamp)
         self._bids, self._asks, self.timestamp = new_bids, new_asks, timestamp
+        self._mid = _mid_of(new_bids, new_asks)
         self._record()
 
     def _load_snapshot(self, timestamp: int, bids: np.ndarray, asks: np.ndarray,
@@ -278,7 +287,8 @@ class LOB:
 
         ``bids``/``asks`` are read-only ``(k, 2)`` arrays already in book order, without
         padding or zero sizes, cut to ``safe_depth``; ``padded_*`` the same levels as
-        ``(depth, 2)`` NaN-padded rows for the history buffers; ``mid`` their mid. The
+        ``(depth, 2)`` NaN-padded rows for the history buffers; ``mid`` their mid (what
+        :meth:`get_mid` answers until the next update, so it must be exactly that). The
         result is what :meth:`update` gives for the same snapshot with ``is_sorted=True``,
         without re-checking the levels (the time order and, with ``validate``, crossing
         are still checked).
@@ -288,7 +298,7 @@ class LOB:
                                f"({self.timestamp} ms); feed updates in time order")
         if self.validate:
             self._check_uncrossed(bids, asks, timestamp)
-        self._bids, self._asks, self.timestamp = bids, asks, timestamp
+        self._bids, self._asks, self.timestamp, self._mid = bids, asks, timestamp, mid
         if self.buffer_size:
             self._unbuffered.append((timestamp, padded_bids, padded_asks, mid))
 
@@ -355,10 +365,7 @@ class LOB:
 
     def get_mid(self) -> float:
         """``(best bid + best ask) / 2``; NaN if a side is empty."""
-        bids, asks = self._bids, self._asks
-        if len(bids) and len(asks):
-            return (float(bids[0, 0]) + float(asks[0, 0])) / 2
-        return NAN
+        return self._mid
 
     def get_spread(self, x: bool = False) -> float:
         """``best ask - best bid`` in quote currency, or divided by the mid if ``x``."""

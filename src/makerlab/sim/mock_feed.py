@@ -161,9 +161,15 @@ class BookDelivery:
         nb, na = block.nb[k], block.na[k]
         depth, cap = lob.depth, lob.safe_depth
         bids, asks = block.bids[depth][k], block.asks[depth][k]
-        lob._load_snapshot(sub.last_ts, bids[:nb if cap is None else min(nb, cap)],
-                           asks[:na if cap is None else min(na, cap)], bids[:depth],
-                           asks[:depth], block.mid[k])
+        if cap is not None:
+            nb, na = min(nb, cap), min(na, cap)
+        if len(bids) > depth:  # the tape is deeper than the book: buffer the top only
+            padded_bids, padded_asks = bids[:depth], asks[:depth]
+        else:
+            padded_bids, padded_asks = bids, asks
+        lob._load_snapshot(sub.last_ts, bids if nb == len(bids) else bids[:nb],
+                           asks if na == len(asks) else asks[:na], padded_bids, padded_asks,
+                           block.mid[k])
 
 
 class _TradeBlock:
