@@ -233,10 +233,16 @@ def _tape_trades(tape: Any) -> pd.DataFrame:
 
 # -- table helpers ----------------------------------------------------------------------
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})  # values kept as they are
+
+
 def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
     """A record dict with Decimals as floats and enums as their values."""
-    return {k: float(v) if isinstance(v, Decimal) else getattr(v, "value", v)
-            for k, v in row.items()}
+    return {k: v if type(v) in _PLAIN_TYPES else _plain_value(v) for k, v in row.items()}
+
+
+def _plain_value(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else getattr(value, "value", value)
 
 
 def _jsonable(obj: Any) -> Any:
