@@ -280,7 +280,7 @@ class LazyTrades:
         self.rows[:, 3] = tape.side[order]
         # once per window, not per read: each row's exchange ms raised to the latest
         # before it (the buffer's clock never goes back), and the count of bad rows up to it
-        self.ts_max = np.maximum.accumulate(self.rows[:, 0])
+        np.maximum.accumulate(self.rows[:, 0], out=self.rows[:, 0])
         price, size = self.rows[:, 1], self.rows[:, 2]
         good = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
         good &= np.abs(self.rows[:, 3]) == 1
@@ -322,10 +322,13 @@ class LazyTrades:
     def _write(self, trades: Any, lo: int, hi: int) -> None:
         if self.bad_upto[hi] == self.bad_upto[lo]:  # clean: only what the buffer keeps
             lo = max(lo, hi - trades._ring.maxlen)
-        rows = self.rows[lo:hi].copy()
+        rows = self.rows[lo:hi]
         # the running maximum from ``last_ts`` on: ``last_ts`` is at least every row
-        # written before ``lo``, so the tape's running maximum raised to it is the same
-        rows[:, 0] = np.maximum(self.ts_max[lo:hi], self.sub.last_ts)
+        # written before ``lo``, so the tape's running maximum raised to it is the same,
+        # and only rows behind it (a window's first rows) need raising
+        if self.sub.last_ts > rows[0, 0]:
+            rows = rows.copy()
+            np.maximum(rows[:, 0], self.sub.last_ts, out=rows[:, 0])
         self.sub.last_ts = int(rows[-1, 0])
         if self.bad_upto[hi] == self.bad_upto[lo]:  # every row clean
             trades._ring._extend(rows)
