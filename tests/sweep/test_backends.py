@@ -10,11 +10,11 @@ from sweep_scripts import QUOTER, needs_archive
 
 from makerlab.sweep import sweep
 from makerlab.sweep.backends import PoolBackend, failed_row
-from makerlab.sweep.worker import Task
+from makerlab.sweep.worker import TIMING_COLUMNS, Task
 
 pytestmark = needs_archive
 SPACE = {"seed": [0, 1], "interval_ms": [700, 1500]}
-VOLATILE = ["wall_s", "traceback"]
+VOLATILE = [*TIMING_COLUMNS, "traceback"]
 
 
 def results(tmp_path, backend: str) -> pd.DataFrame:

@@ -60,8 +60,10 @@ class Backend(Protocol):
 
 def failed_row(task: Task, error: str, trace: str | None = None) -> dict[str, Any]:
     """The row of a configuration whose worker failed before it could report."""
+    nan = float("nan")
     return {"config": task.id, **task.values, "status": "error", "error": error,
-            "traceback": trace, "run_dir": f"runs/{task.id}", "wall_s": float("nan")}
+            "traceback": trace, "run_dir": f"runs/{task.id}", "wall_s": nan, "cpu_s": nan,
+            "started": nan, "worker": None}
 
 
 class SerialBackend:
