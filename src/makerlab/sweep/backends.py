@@ -76,10 +76,8 @@ class SerialBackend:
     workers = 1
 
     def run(self, next_task: NextTask, done: Done) -> None:
-        if gc.get_freeze_count():  # the caller froze objects: leave its heap as it is
-            configuration = run_configuration
-        else:
-            configuration = frozen_configuration
+        # a caller that froze objects itself has its heap left as it is
+        configuration = run_configuration if gc.get_freeze_count() else frozen_configuration
         try:
             while (task := next_task()) is not None:
                 done(task, configuration(task))
