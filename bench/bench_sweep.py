@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from makerlab.sweep.worker import TIMING_COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "market_maker.py"
 SPACE = {"spread_bps": [4, 6, 8, 10], "skew_bps": [2, 4]}
@@ -59,7 +61,7 @@ def run_one(backend: str, workers: int, configs: int) -> dict[str, Any]:
     stop, peak = threading.Event(), []
     sampler = threading.Thread(target=peak_rss, args=(stop, peak))
     sampler.start()
-    started = time.perf_counter()
+    started, epoch = time.perf_counter(), time.time()
     with tempfile.TemporaryDirectory() as out:
         result = sweep(SCRIPT, space, args=["0"], out=out, backend=backend, workers=workers,
                        progress=False, report=False)
@@ -67,10 +69,48 @@ def run_one(backend: str, workers: int, configs: int) -> dict[str, Any]:
     stop.set()
     sampler.join()
     table = result.table
-    stats = table.drop(columns=["wall_s", "traceback"]).to_json(orient="records")
+    stats = table.drop(columns=[*TIMING_COLUMNS, "traceback"]).to_json(orient="records")
+    helpers = helper_cpu()
+    busiest = table.groupby("worker").cpu_s.sum().max()
     return {"backend": backend, "wall_s": wall, "peak_rss_mb": peak[0] / 2**20,
             "configs": len(table), "failed": int((table.status != "ok").sum()),
-            "mean_config_s": float(table.wall_s.mean()), "stats": stats}
+            "mean_config_s": float(table.wall_s.mean()),
+            "mean_config_cpu_s": float(table.cpu_s.mean()),
+            "helper_cpu_s": helpers, "cpu_path_s": float(helpers + busiest),
+            "timeline": timeline(table, epoch, wall), "stats": stats}
+
+
+def helper_cpu() -> float:
+    """CPU seconds of this process's remaining children: the pool's fork server (its
+    imports, before the first worker could fork) and multiprocessing's resource tracker."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def timeline(table: Any, epoch: float, wall: float) -> dict[str, Any]:
+    """Where the sweep's wall time went, from the rows' start, wall and CPU times: when
+    the first configuration started (the pool's start-up), each worker's idle time between
+    its configurations and after its last one, and the extra CPU of each worker's first
+    configuration over its later ones (imports and first-use warm-up)."""
+    workers = {}
+    for name, rows in table.sort_values("started").groupby("worker", sort=False):
+        starts = rows.started.to_numpy() - epoch
+        ends = starts + rows.wall_s.to_numpy()
+        cpu = rows.cpu_s.to_numpy()
+        workers[name] = {
+            "configs": len(rows), "first_start_s": round(float(starts[0]), 2),
+            "gaps_s": round(float((starts[1:] - ends[:-1]).sum()), 2),
+            "idle_after_s": round(float(wall - ends[-1]), 2),
+            "first_cpu_s": round(float(cpu[0]), 2),
+            "later_cpu_s": round(float(cpu[1:].mean()), 2) if len(cpu) > 1 else None,
+            "runs": [f"{s:.1f}-{e:.1f}" for s, e in zip(starts, ends, strict=True)]}
+    return workers
 
 
 def measure(backend: str, workers: int, configs: int) -> dict[str, Any]:
@@ -94,10 +134,20 @@ def _measured(backend: str, workers: int, configs: int) -> dict[str, Any]:
 def _print(row: dict[str, Any]) -> None:
     load = row["load"]
     print(f"{row['backend']:7} {row['configs']} configs ({row['failed']} failed): "
-          f"{row['wall_s']:6.1f} s wall, mean {row['mean_config_s']:.2f} s per "
-          f"configuration, peak RSS {row['peak_rss_mb']:6.0f} MB; load average (1/5/15 min) "
+          f"{row['wall_s']:6.1f} s wall, mean {row['mean_config_s']:.2f} s wall / "
+          f"{row['mean_config_cpu_s']:.2f} s CPU per configuration, peak RSS "
+          f"{row['peak_rss_mb']:6.0f} MB; load average (1/5/15 min) "
           f"before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after {load[3]:.2f} "
           f"{load[4]:.2f} {load[5]:.2f}", flush=True)
+    print(f"    CPU critical path {row['cpu_path_s']:.2f} s (start-up helpers "
+          f"{row['helper_cpu_s']:.2f} s + the busiest worker's configurations): the wall "
+          f"time on idle cores, contention aside", flush=True)
+    for name, worker in row["timeline"].items():
+        print(f"    worker {name}: {worker['configs']} configs, first starts at "
+              f"{worker['first_start_s']:.2f} s, idle between {worker['gaps_s']:.2f} s and "
+              f"after its last {worker['idle_after_s']:.2f} s; CPU first "
+              f"{worker['first_cpu_s']:.2f} s, later {worker['later_cpu_s']} s; "
+              f"runs {' '.join(worker['runs'])}", flush=True)
 
 
 def main() -> int:
@@ -125,7 +175,8 @@ def main() -> int:
         for row in rows:
             same = "same statistics" if row["stats"] == serial["stats"] else "DIFFERENT statistics"
             print(f"{row['backend']:7} speed-up over serial x{serial['wall_s'] / row['wall_s']:.2f}"
-                  f" ({same} as serial)")
+                  f" wall, x{serial['cpu_path_s'] / row['cpu_path_s']:.2f} by CPU critical "
+                  f"path ({same} as serial)")
     return 0 if all(r["failed"] == 0 for r in rows) else 1
 
 

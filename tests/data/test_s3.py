@@ -28,6 +28,7 @@ from makerlab.data.storage import os_reason, resolve
 from makerlab.errors import ConfigError, DataError
 from makerlab.sim import Replayer
 from makerlab.sweep import sweep
+from makerlab.sweep.worker import TIMING_COLUMNS
 from makerlab.trading.feed import Feed
 
 BUNDLED_ARCHIVE = Path(__file__).resolve().parents[2] / "data" / "archive"
@@ -180,7 +181,7 @@ def test_a_sweep_over_an_s3_archive_gives_the_rows_of_the_disk(bundled, tmp_path
                  str(tmp_path / "s3"), "--quiet", "--no-report"]) == 0
     assert "2/2 configurations ran" in capsys.readouterr().out
     there = pd.read_parquet(tmp_path / "s3" / "results.parquet")
-    same = [c for c in disk.columns if c not in ("wall_s", "run_dir")]
+    same = [c for c in disk.columns if c not in (*TIMING_COLUMNS, "run_dir")]
     assert disk.status.tolist() == ["ok", "ok"] and disk["binance.#trades"].min() > 10
     pd.testing.assert_frame_equal(there[same], disk[same])
     for config in ("0", "1"):

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 from makerlab.analytics.record import RunRecord
 from makerlab.core.weights import rolling_vol
@@ -217,6 +216,8 @@ def intensity(lob_timestamps: Any, lob_mids: Any, trades: Any, alpha_0: float = 
         return {"alpha": None, "kappa": None, "levels": levels, "amounts": amounts}
     start = [alpha_0 or float(amounts.max()),
              kappa_0 or 1.0 / max(float(np.average(levels, weights=amounts)), 1e-12)]
+    from scipy.optimize import least_squares  # 0.2 s to import: only when a fit runs
+
     fit = least_squares(lambda p: p[0] * np.exp(-p[1] * levels) - amounts, start,
                         bounds=([0.0, 0.0], [np.inf, np.inf]), x_scale="jac")
     return {"alpha": float(fit.x[0]), "kappa": float(fit.x[1]), "levels": levels,

@@ -41,7 +41,6 @@ from makerlab.live.order_venue import LiveOrderVenue
 from makerlab.live.private import PrivateClient
 from makerlab.live.transport import ReconnectPolicy, RestClient
 from makerlab.live.venues.base import Request
-from makerlab.live.venues.private import PRIVATE_VENUES
 
 __all__ = ["Gateway"]
 
@@ -93,6 +92,10 @@ class Gateway:
         if self._session is None:
             raise ConfigError("order entry needs `await gateway.init_clients()` first")
         if self._order_venue is None:
+            # the private venues (their signing stacks, ~0.2 s to import): a replay's or a
+            # market-data-only Gateway never loads them
+            from makerlab.live.venues.private import PRIVATE_VENUES
+
             clients = {}
             venue = LiveOrderVenue({}, self.load_specs, self.clock)
             for exchange, creds in self._credentials.items():

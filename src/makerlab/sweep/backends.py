@@ -21,6 +21,7 @@ configuration's result does not depend on the backend: each runs the same
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import traceback
@@ -40,6 +41,7 @@ __all__ = [
     "RayBackend",
     "SerialBackend",
     "failed_row",
+    "frozen_configuration",
     "make_backend",
     "pool_context",
 ]
@@ -60,23 +62,42 @@ class Backend(Protocol):
 
 def failed_row(task: Task, error: str, trace: str | None = None) -> dict[str, Any]:
     """The row of a configuration whose worker failed before it could report."""
+    nan = float("nan")
     return {"config": task.id, **task.values, "status": "error", "error": error,
-            "traceback": trace, "run_dir": f"runs/{task.id}", "wall_s": float("nan")}
+            "traceback": trace, "run_dir": f"runs/{task.id}", "wall_s": nan, "cpu_s": nan,
+            "started": nan, "worker": None}
 
 
 class SerialBackend:
-    """Each configuration in turn, in this process."""
+    """Each configuration in turn, in this process (its heap frozen meanwhile, as a pool
+    worker's: see :func:`frozen_configuration`)."""
 
     name = "serial"
     workers = 1
 
     def run(self, next_task: NextTask, done: Done) -> None:
-        while (task := next_task()) is not None:
-            done(task, run_configuration(task))
+        # a caller that froze objects itself has its heap left as it is
+        configuration = run_configuration if gc.get_freeze_count() else frozen_configuration
+        try:
+            while (task := next_task()) is not None:
+                done(task, configuration(task))
+        finally:
+            if configuration is frozen_configuration:
+                gc.unfreeze()  # this process's objects are collected again
+
+
+def frozen_configuration(task: Task) -> dict[str, Any]:
+    """:func:`run_configuration`, then what survived it (the modules and caches it loaded)
+    frozen: the next configuration's cleanup collection walks only that configuration's
+    objects, not the whole heap again (a full collection of the warm heap costs ~0.2 s)."""
+    row = run_configuration(task)
+    gc.freeze()
+    return row
 
 
 def _init_worker() -> None:
     os.environ["MPLBACKEND"] = "Agg"  # a worker never opens plot windows
+    gc.freeze()  # the fork server's heap: never walked again, so its pages stay shared
 
 
 # What a configuration's script and its replay import: loaded once by the fork server.
@@ -126,11 +147,11 @@ class PoolBackend:
         """Submit until ``workers`` are busy; a broken pool is replaced first."""
         while len(pending) < self.workers and (task := next_task()) is not None:
             try:
-                pending[pool.submit(run_configuration, task)] = task
+                pending[pool.submit(frozen_configuration, task)] = task
             except BrokenProcessPool:
                 pool.shutdown(cancel_futures=True)
                 pool = self._pool()
-                pending[pool.submit(run_configuration, task)] = task
+                pending[pool.submit(frozen_configuration, task)] = task
         return pool
 
 

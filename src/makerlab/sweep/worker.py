@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import runpy
+import socket
 import sys
 import time
 import traceback
@@ -40,12 +41,16 @@ from makerlab.errors import ConfigError
 from makerlab.sweep.context import ActiveRun, activated
 from makerlab.sweep.replayer_args import is_replayer_param, replayer_options, reserved_names
 
-__all__ = ["ARCHIVE_ENV", "FIXED_COLUMNS", "LOG_FILE", "RECORD_DIR", "Task", "flatten",
-           "run_configuration"]
+__all__ = ["ARCHIVE_ENV", "FIXED_COLUMNS", "LOG_FILE", "RECORD_DIR", "TIMING_COLUMNS", "Task",
+           "flatten", "run_configuration"]
 
 LOG_FILE = "log.txt"
 RECORD_DIR = "record"
-FIXED_COLUMNS = ("config", "status", "error", "traceback", "wall_s", "run_dir")
+TIMING_COLUMNS = ("wall_s", "cpu_s", "started", "worker")
+"""Where and how long a configuration ran (they vary between runs; its result does not):
+wall and CPU seconds in its worker (cleanup included), its start (Unix time, s) and the
+worker (``host:pid``)."""
+FIXED_COLUMNS = ("config", "status", "error", "traceback", *TIMING_COLUMNS, "run_dir")
 
 
 ARCHIVE_ENV = "MAKERLAB_ARCHIVE"
@@ -74,7 +79,7 @@ class Task:
 
 def run_configuration(task: Task) -> dict[str, Any]:
     """Run ``task`` and return its result row (see the module docstring)."""
-    started = time.perf_counter()
+    started, wall, cpu = time.time(), time.perf_counter(), time.process_time()
     row: dict[str, Any] = {"config": task.id, **task.values, "status": "ok", "error": None,
                            "traceback": None, "run_dir": f"runs/{task.id}"}
     try:
@@ -82,8 +87,9 @@ def run_configuration(task: Task) -> dict[str, Any]:
     except (Exception, SystemExit) as error:  # the script's failure is this row's result
         row.update(status="error", error=_describe(error, task), traceback=traceback.format_exc())
         _log_failure(task, row["traceback"])
-    row["wall_s"] = time.perf_counter() - started
     gc.collect()  # a Replayer holds reference cycles: free its tapes before the next task
+    row.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu,
+               started=started, worker=f"{socket.gethostname()}:{os.getpid()}")
     return row
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -278,6 +277,8 @@ def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType]
     except pa.ArrowInvalid:  # Arrow's "Empty CSV file": not a byte to read
         empty = {name: pa.array([], types.get(name, pa.string())) for name in names}
         return pa.table(empty), np.zeros(0, dtype=bool), _Watched(None)
+    import polars as pl  # 0.1 s to import: only when a CSV is converted
+
     frame = pl.from_arrow(raw)
     bad = np.zeros(raw.num_rows, dtype=bool)
     columns = {}
