@@ -22,12 +22,16 @@ How it stays cheap:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
+from makerlab.sim.follow import first_stop
 from makerlab.sim.matching import MatchingEngine
 from makerlab.sim.mock_feed import Deliveries, ReplayCursor
 from makerlab.sim.timeline import (
@@ -46,6 +50,7 @@ __all__ = ["NEVER", "EngineLane", "ProgressBar", "ReplayLoop"]
 
 _STAMP = object()  # payload marking the equity stamp on the event queue
 _PROGRESS_EVERY = 0x4000  # local rows between progress updates
+AFTER_ALL = NEVER + 1  # a lane's next time when no row of it needs stepping
 
 Stamp = tuple[int, str, float, float, float]
 
@@ -56,19 +61,52 @@ class ProgressBar(Protocol):
     def update(self, k: int) -> None: ...
 
 
+class _StepArrays:
+    """A lane's steps as arrays, for the compiled scans (:mod:`makerlab.sim.follow`)."""
+
+    __slots__ = ("ask_best", "bid_best", "book_rows", "books_before", "end", "kind", "row",
+                 "steps", "trade_price", "trade_side")
+
+    def __init__(self, rows: EngineRows) -> None:
+        self.steps = rows.steps()
+        t, kind, _, row = self.steps
+        self.kind, self.row = np.array(kind, np.int64), np.array(row, np.int64)
+        self.end = len(t) - (1 if rows.more else 0)  # the closing NEVER row is no step
+        is_book = self.kind[:self.end] == BOOK_EXCH
+        self.book_rows = self.row[:self.end][is_book]
+        self.books_before = [0, *np.cumsum(is_book).tolist()]
+        empty = np.empty(0)
+        book, trades = rows.book, rows.trades
+        self.bid_best = empty if book is None else book.bid_price[:, 0]
+        self.ask_best = empty if book is None else book.ask_price[:, 0]
+        self.trade_price = empty if trades is None else trades.price
+        self.trade_side = np.empty(0, np.int8) if trades is None else trades.side
+
+
 class EngineLane:
-    """A matching engine and where it is in its exchange-time rows."""
+    """A matching engine and where it is in its exchange-time rows.
 
-    __slots__ = ("active", "done", "engine", "kind", "n", "pos", "row", "rows", "stream", "t")
+    Of the rows from ``pos`` on, only ``stop`` needs the engine's Python rules: the first
+    row that may fill our orders or move a queue by a print (:func:`~makerlab.sim.follow.
+    first_stop`; every row with ``every_row``, the reference path). The book rows before
+    it are followed in one compiled pass when something needs the queues: the stop, an
+    order event, any read of the engine (:meth:`follow_until`).
+    """
 
-    def __init__(self, engine: MatchingEngine, rows: EngineRows) -> None:
-        self.engine, self.rows = engine, rows
+    __slots__ = ("_arrays", "active", "done", "engine", "every_row", "kind", "n", "pos", "row",
+                 "rows", "stop", "stream", "t", "te", "version")
+
+    def __init__(self, engine: MatchingEngine, rows: EngineRows, every_row: bool = False
+                 ) -> None:
+        self.engine, self.rows, self.every_row = engine, rows, every_row
         self.active = self.done = False
-        self.pos = self.n = 0
+        self.pos = self.n = self.stop = self.version = 0
+        self.te = AFTER_ALL
         self.t: list[int] = []
         self.kind: list[int] = []
         self.stream: list[int] = []
         self.row: list[int] = []
+        self._arrays: _StepArrays | None = None
 
     def start(self, after_ns: int) -> bool:
         """Step from the first row later than ``after_ns``; whether a row is left."""
@@ -76,19 +114,57 @@ class EngineLane:
         self.n = len(self.t)
         self.pos = self.rows.first_after(after_ns)
         self.done = self.pos >= self.n
+        self.plan()
         return not self.done
 
+    def plan(self) -> None:
+        """Find the next stop from ``pos`` for the engine's orders now."""
+        self.version = self.engine.version
+        if self.every_row or self.pos >= self.n:
+            self.stop = self.pos
+        else:
+            a = self._arrays
+            if a is None or a.steps[0] is not self.t:
+                a = self._arrays = _StepArrays(self.rows)
+            engine = self.engine
+            self.stop = first_stop(a.kind, a.row, self.pos, a.end, BOOK_EXCH, a.bid_best,
+                                   a.ask_best, a.trade_price, a.trade_side,
+                                   engine.our_best(1), engine.our_best(-1),
+                                   engine.half_tick)
+        self.te = self.t[self.stop] if self.stop < self.n else AFTER_ALL
+
     def key(self) -> tuple[int, int, int, int]:
-        """The next row's place in timeline order (time, kind, stream, row)."""
-        k = self.pos
+        """The stop's place in timeline order (time, kind, stream, row)."""
+        k = self.stop
+        if k >= self.n:
+            return AFTER_ALL, 0, 0, 0
         return self.t[k], self.kind[k], self.stream[k], self.row[k]
 
     def catch_up(self, now: int) -> None:
         """Bring the (idle) engine to its book row at ``now``."""
         self.engine.seek(self.rows.row_at(now))
 
+    def follow_until(self, now: int) -> None:
+        """Follow the rows at or before ``now`` (none is a stop: the loop steps those
+        first)."""
+        if self.pos < self.stop and self.t[self.pos] <= now:
+            self._follow_to(min(bisect.bisect_right(self.t, now, self.pos), self.stop))
+
+    def _follow_to(self, k: int) -> None:
+        """Follow the rows ``[pos, k)`` (no stop among them)."""
+        a = self._arrays
+        if a is not None and k > self.pos:
+            lo, hi = a.books_before[self.pos], a.books_before[k]
+            if hi > lo:
+                self.engine.follow(a.book_rows[lo:hi])
+        self.pos = k
+        if k >= self.n:
+            self.done = True
+
     def step(self, clock: ReplayClock, every_print: bool) -> Any:
-        """Apply the next row at its exchange time; the engine's result (or ``None``)."""
+        """Follow up to the stop and apply it at its exchange time; the engine's result
+        (or ``None``)."""
+        self._follow_to(self.stop)
         k = self.pos
         self.pos = k + 1
         clock.ns = self.t[k]
@@ -98,10 +174,13 @@ class EngineLane:
         if not engine.resting:
             if self.kind[k] == BOOK_EXCH:
                 engine.seek(row)
-            return None
-        if self.kind[k] == BOOK_EXCH:
-            return engine.on_book(row)
-        return engine.on_print(row, every_print)
+            result = None
+        elif self.kind[k] == BOOK_EXCH:
+            result = engine.on_book(row)
+        else:
+            result = engine.on_print(row, every_print)
+        self.plan()
+        return result
 
 
 class ReplayLoop:
@@ -135,7 +214,7 @@ class ReplayLoop:
         self.start_ns, self.end_ns = span
         self.stamp_cycle_ns, self.stamps = stamp_cycle_ns, stamps
         self.lanes = [EngineLane(e, EngineRows(e.book, e.trades, _index(books, e.book),
-                                               _index(trades, e.trades), more))
+                                               _index(trades, e.trades), more), row_by_row)
                       for e in venue.engines.values()]
         self.active: list[EngineLane] = []
         self._synced_ns: int | None = None
@@ -154,7 +233,9 @@ class ReplayLoop:
             return
         self._synced_ns = now
         for lane in self.lanes:
-            if not lane.active:
+            if lane.active:
+                lane.follow_until(now)
+            else:
                 lane.catch_up(now)
 
     def finish(self, last_ns: int) -> None:
@@ -163,6 +244,8 @@ class ReplayLoop:
         self.clock.ns = max(self.clock.ns, last_ns)
         self.cursor.kind = ReplayCursor.SCHEDULED
         for lane in self.lanes:
+            if lane.active:
+                lane.follow_until(self.clock.ns)
             lane.active = False
         self._synced_ns = None
         self.sync_engines()
@@ -186,6 +269,9 @@ class ReplayLoop:
             if lane.active:
                 if not lane.engine.resting and not self.row_by_row:
                     self._deactivate(lane)
+                elif lane.version != lane.engine.version:
+                    lane.follow_until(self.clock.ns)
+                    lane.plan()
             elif lane.engine.resting and not lane.done:
                 self._activate(lane, self.clock.ns)
 
@@ -194,6 +280,7 @@ class ReplayLoop:
 
     def _step(self, lane: EngineLane) -> None:
         result = lane.step(self.clock, self.row_by_row)
+        self._synced_ns = None
         if result is not None and (result.fills or result.expired):
             self.venue.settle(lane.engine.spec.exchange, result)
         if lane.done or not (lane.engine.resting or self.row_by_row):
@@ -203,6 +290,8 @@ class ReplayLoop:
         """Drop the segment's row lists (the lanes' steps) before the next window is read:
         :meth:`rebase` starts the stepping lanes again on the new rows."""
         for lane in self.lanes:
+            if lane.active:
+                lane.follow_until(NEVER)
             lane.t, lane.kind, lane.stream, lane.row = [], [], [], []
             lane.rows = EngineRows(lane.rows.book, lane.rows.trades, lane.rows.book_stream,
                                    lane.rows.trade_stream)
@@ -282,7 +371,7 @@ class ReplayLoop:
         while True:
             t = lt[i] if i < n else stop
             lane = (active[0] if len(active) == 1 else self._first_lane()) if active else None
-            te = NEVER if lane is None else lane.t[lane.pos]
+            te = NEVER if lane is None else lane.te
             first = te if te < t else t
             th = peek(NEVER)
             if th < first and th <= end:  # type: ignore[operator]

@@ -78,6 +78,8 @@ import numpy as np
 from makerlab.core.decimals import to_decimal
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import POST_ONLY, TIFS
+from makerlab.sim.book_rows import SideRows
+from makerlab.sim.follow import follow_rows, model_code
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
 from makerlab.sim.resting import RestingSide
 from makerlab.sim.timeline import BookTape, TradeTape
@@ -226,6 +228,17 @@ class MatchingEngine:
         self._lists_of: tuple[BookTape | None, int] | None = None  # (book, row) of ``_lists``
         self._lists: dict[int, tuple[list[float], list[float]]] = {}
         self._facts: _BlockFacts | None = None  # of the current row's block
+        self.version = 0  # counts the changes of the resting orders' prices
+        self._facts_of: tuple[BookTape, tuple[SideRows, SideRows]] | None = None
+
+    @property
+    def half_tick(self) -> float:
+        """Half the tick size: prices closer than it are the same level."""
+        return self._half_tick
+
+    def our_best(self, side: int) -> float:
+        """Our best resting price on ``side`` (``nan`` if none)."""
+        return self._sides[side].best()
 
     # -- book access -------------------------------------------------------------------
 
@@ -462,6 +475,7 @@ class MatchingEngine:
         order.level_qty = self.level_qty(order.side, order.px)
         self.queue_model.on_new(order.queue, order.level_qty)
         order.seq = next(self._seq)
+        self.version += 1
         self.resting[order.cloid] = order
         levels = self._sides[order.side]
         levels.add(order)
@@ -470,6 +484,7 @@ class MatchingEngine:
 
     def _unrest(self, order: SimOrder) -> None:
         if self.resting.get(order.cloid) is order:
+            self.version += 1
             del self.resting[order.cloid]
             self._sides[order.side].remove(order)
 
@@ -531,6 +546,51 @@ class MatchingEngine:
         for order in crossed:
             self._fill_resting(order, order.remaining, "book_cross", result)
         return result
+
+    def follow(self, rows: np.ndarray) -> None:
+        """Book ``rows``, in order, that reach none of our orders (the rule **quiet rows
+        only move queues**): the queues follow as :meth:`on_book` would have them, in one
+        compiled pass for a built-in queue model."""
+        if not len(rows):
+            return
+        code = model_code(self.queue_model)
+        if code is None or self.book is None:
+            for row in rows.tolist():
+                self.on_book(row)
+            return
+        levels: list[tuple[float, int, bool]] = []  # (price, side, marked)
+        orders: list[SimOrder] = []
+        states: list[tuple[int, float, float, float]] = []  # (level, qty, ahead, traded)
+        for side, resting in self._sides.items():
+            for px, at in resting.levels():
+                for o in at:
+                    orders.append(o)
+                    states.append((len(levels), o.level_qty, o.queue.ahead, o.queue.traded))
+                levels.append((px, side, px in resting.marked))
+        level_table, order_table = np.array(levels, np.float64), np.array(states, np.float64)
+        book, (bids, asks), (kernel, n) = self.book, self._tape_facts(), code
+        follow_rows(rows, book.bid_price, book.bid_size, book.ask_price, book.ask_size,
+                    bids.low, bids.high, bids.count, bids.ordered, asks.low, asks.high,
+                    asks.count, asks.ordered, self._half_tick, level_table, order_table,
+                    kernel, n)
+        for o, (_, qty, ahead, traded) in zip(orders, order_table.tolist(), strict=True):
+            o.level_qty, o.queue.ahead, o.queue.traded = qty, ahead, traded
+        for (px, side, _), flag in zip(levels, level_table[:, 2].tolist(), strict=True):
+            if flag:
+                self._sides[side].marked.add(px)
+            else:
+                self._sides[side].marked.discard(px)
+        self.row = int(rows[-1])
+        self._consumed.clear()
+
+    def _tape_facts(self) -> tuple[SideRows, SideRows]:
+        """The book's per-row facts of the bids and the asks (once per book)."""
+        cached = self._facts_of
+        if cached is None or cached[0] is not self.book:
+            assert self.book is not None
+            rows = self.book.rows()
+            cached = self._facts_of = (self.book, (rows.bids, rows.asks))
+        return cached[1]
 
     def _follow_levels(self, levels: RestingSide, opposite: float) -> None:
         """Queue updates at the levels whose displayed size may have moved (the rule
