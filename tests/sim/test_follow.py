@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -84,7 +85,7 @@ def test_quiet_rows_followed_at_once_as_row_by_row(model, seed):
     before = states(at_once)
     assert before == states(by_row)
     cuts = [1, *sorted(rng.choice(np.arange(2, len(books)), 40, replace=False)), len(books)]
-    for lo, hi in zip(cuts, cuts[1:]):
+    for lo, hi in itertools.pairwise(cuts):
         for row in range(lo, hi):
             assert not by_row.on_book(row).fills  # quiet: nothing crosses
         at_once.follow(np.arange(lo, hi))
