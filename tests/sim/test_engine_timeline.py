@@ -60,7 +60,7 @@ def observed(feed_ms: int = 0, books_subscribed: bool = True, other_book: bool =
         # every row a stop: the rows a lane steps between its compiled follows are
         # interleaved by the same rules (the follows themselves are compared with the
         # reference path in test_resting_index and test_engine_invariants)
-        mp.setattr(loop_module, "first_stop", lambda kind, row, lo, *_: lo)
+        mp.setattr(loop_module, "first_stop", lambda hit_bid, hit_ask, lo, *_: lo)
         asyncio.run(main())
     return [s for s in seen if s[0] >= 10]
 

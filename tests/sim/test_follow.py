@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from makerlab.core.instruments import get_spec
-from makerlab.sim.follow import first_stop, model_code
+from makerlab.sim.follow import first_stop, model_code, stop_prices
 from makerlab.sim.matching import MatchingEngine, SimOrder
 from makerlab.sim.queue import (
     LogProbQueue,
@@ -104,9 +104,10 @@ def test_the_first_stop_is_the_first_row_that_reaches_our_best_price():
     kind = np.array([BOOK_EXCH, TRADE_EXCH, BOOK_EXCH, TRADE_EXCH, TRADE_EXCH, BOOK_EXCH])
     row = np.array([0, 0, 1, 1, 2, 2])
 
+    hit_bid, hit_ask = stop_prices(kind, row, BOOK_EXCH, bid_best, ask_best, price, side)
+
     def stop(our_bid, our_ask, lo=0):
-        return first_stop(kind, row, lo, len(kind), BOOK_EXCH, bid_best, ask_best, price,
-                          side, our_bid, our_ask, 0.05)
+        return first_stop(hit_bid, hit_ask, lo, len(kind), our_bid, our_ask, 0.05)
 
     assert stop(99.8, 100.4) == len(kind)  # nothing reaches
     assert stop(99.9, 100.4) == 4  # the sell print at 99.9

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
+from makerlab.sim.book_rows import SideRows
 from makerlab.sim.queue import (
     LogProbQueue,
     LogProbQueue2,
@@ -35,7 +37,7 @@ from makerlab.sim.queue import (
     RiskAverseQueue,
 )
 
-__all__ = ["first_stop", "follow_rows", "model_code"]
+__all__ = ["first_stop", "follow_rows", "model_code", "row_facts", "stop_prices"]
 
 _RISK_AVERSE, _POWER, _POWER2, _POWER3, _LOG, _LOG2 = range(6)
 _CODES: dict[type, int] = {RiskAverseQueue: _RISK_AVERSE, PowerProbQueue: _POWER,
@@ -52,22 +54,29 @@ def model_code(model: QueueModel) -> tuple[int, float] | None:
     return code, float(getattr(model, "n", 0.0))
 
 
+def stop_prices(kind: np.ndarray, row: np.ndarray, book_kind: int, bid_best: np.ndarray,
+                ask_best: np.ndarray, trade_price: np.ndarray, trade_side: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per step (``kind``, ``row``): the price our bids must reach to stop there (a book
+    row's best ask, a sell print's price) and the price our asks must reach (a book row's
+    best bid, a buy print's price); ``nan`` where nothing can reach."""
+    is_book = kind == book_kind
+    books, prints = row[is_book], row[~is_book]
+    hit_bid, hit_ask = np.full(len(kind), np.nan), np.full(len(kind), np.nan)
+    hit_bid[is_book], hit_ask[is_book] = ask_best[books], bid_best[books]
+    price, buys = trade_price[prints], trade_side[prints] > 0
+    hit_bid[np.flatnonzero(~is_book)[~buys]] = price[~buys]
+    hit_ask[np.flatnonzero(~is_book)[buys]] = price[buys]
+    return hit_bid, hit_ask
+
+
 @njit(cache=True)
-def first_stop(kind, row, lo, hi, book_kind, bid_best, ask_best, trade_price, trade_side,
-               our_bid, our_ask, half):  # pragma: no cover
-    """Index in ``[lo, hi)`` of the first step that may fill or move a queue by a print:
-    a book row whose best opposite price our best bid ``our_bid`` or best ask ``our_ask``
-    reaches, or a print that reaches our best price on the side it hits (``nan``: no
-    order on that side); ``hi`` if none."""
+def first_stop(hit_bid, hit_ask, lo, hi, our_bid, our_ask, half):  # pragma: no cover
+    """Index in ``[lo, hi)`` of the first step that may fill or move a queue by a print
+    (:func:`stop_prices`): where our best bid ``our_bid`` reaches ``hit_bid`` or our best
+    ask ``our_ask`` reaches ``hit_ask`` (``nan``: no order on that side); ``hi`` if none."""
     for k in range(lo, hi):
-        r = row[k]
-        if kind[k] == book_kind:
-            if our_bid - ask_best[r] > -half or -(our_ask - bid_best[r]) > -half:
-                return k
-        elif trade_side[r] > 0:  # a buyer took: it reaches our asks
-            if -(our_ask - trade_price[r]) > -half:
-                return k
-        elif our_bid - trade_price[r] > -half:
+        if our_bid - hit_bid[k] > -half or -(our_ask - hit_ask[k]) > -half:
             return k
     return hi
 
@@ -120,55 +129,57 @@ def _level_change(code, n, ahead, traded, prev_qty, new_qty):  # pragma: no cove
 
 
 @njit(cache=True)
-def _level_qty(prices, sizes, r, low, high, count, ordered, side, px, half
-               ):  # pragma: no cover
-    """``MatchingEngine.level_qty`` at row ``r``."""
-    if not (low[r] - px < half and high[r] - px > -half):
+def _level_qty(levels, r, low, high, count, ordered, side, px, half):  # pragma: no cover
+    """``MatchingEngine.level_qty`` at row ``r`` of ``levels`` (``(n, depth, 2)``)."""
+    if not (low - px < half and high - px > -half):
         return 0.0
-    if ordered[r]:
-        lo, hi = 0, count[r]
+    if ordered:
+        lo, hi = 0, count
         while lo < hi:  # bisect_right of -half by the distance on the near side
             mid = (lo + hi) // 2
-            key = px - prices[r, mid] if side == 1 else prices[r, mid] - px
+            key = px - levels[r, mid, 0] if side == 1 else levels[r, mid, 0] - px
             if -half < key:
                 hi = mid
             else:
                 lo = mid + 1
-        if lo < count[r] and abs(prices[r, lo] - px) < half:
-            return sizes[r, lo]
+        if lo < count and abs(levels[r, lo, 0] - px) < half:
+            return levels[r, lo, 1]
         return 0.0
-    for k in range(prices.shape[1]):
-        if abs(prices[r, k] - px) < half:
-            return sizes[r, k]
+    for k in range(levels.shape[1]):
+        if abs(levels[r, k, 0] - px) < half:
+            return levels[r, k, 1]
     return 0.0
 
 
+def row_facts(bids: SideRows, asks: SideRows) -> np.ndarray:
+    """The per-row facts :func:`follow_rows` reads, as one ``(n, 8)`` array: lowest and
+    highest price, level count and book order of the bids, then of the asks."""
+    return np.ascontiguousarray(np.column_stack([
+        bids.low, bids.high, bids.count, bids.ordered, asks.low, asks.high, asks.count,
+        asks.ordered]).astype(np.float64))
+
+
 @njit(cache=True)
-def follow_rows(rows, bid_price, bid_size, ask_price, ask_size, bid_low, bid_high, bid_count,
-                bid_ordered, ask_low, ask_high, ask_count, ask_ordered, half, levels, orders,
-                code, n):  # pragma: no cover
+def follow_rows(rows, bids, asks, facts, half, levels, orders, code, n):  # pragma: no cover
     """Book ``rows`` (none reaching our orders) applied in order, in place, to our
     ``levels`` (rows of price, side, marked) and ``orders`` (rows of their level's index,
-    the size it showed at their last update, the queue ahead and traded since)."""
+    the size it showed at their last update, the queue ahead and traded since); ``bids``
+    and ``asks`` the book's ``(n, depth, 2)`` price and size levels, ``facts`` its
+    :func:`row_facts`."""
     tick = 2 * half
     for r in rows:
         for lv in range(levels.shape[0]):
             px, side = levels[lv, 0], levels[lv, 1]
-            if side == 1:
-                opposite, low, high = ask_price[r, 0], bid_low[r], bid_high[r]
-            else:
-                opposite, low, high = bid_price[r, 0], ask_low[r], ask_high[r]
+            f = 0 if side == 1 else 4
+            opposite = asks[r, 0, 0] if side == 1 else bids[r, 0, 0]
             if side * (px - opposite) > -half:
                 continue
+            low, high = facts[r, f], facts[r, f + 1]
             shown = low == low and low - tick <= px <= high + tick
             if not (shown or levels[lv, 2] != 0):
                 continue
-            if side == 1:
-                new_qty = _level_qty(bid_price, bid_size, r, bid_low, bid_high, bid_count,
-                                     bid_ordered, 1, px, half)
-            else:
-                new_qty = _level_qty(ask_price, ask_size, r, ask_low, ask_high, ask_count,
-                                     ask_ordered, -1, px, half)
+            new_qty = _level_qty(bids if side == 1 else asks, r, low, high, int(facts[r, f + 2]),
+                                 facts[r, f + 3] != 0, side, px, half)
             for o in range(orders.shape[0]):
                 if orders[o, 0] == lv:
                     orders[o, 2] = _level_change(code, n, orders[o, 2], orders[o, 3],

@@ -31,7 +31,7 @@ import numpy as np
 
 from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
-from makerlab.sim.follow import first_stop
+from makerlab.sim.follow import first_stop, stop_prices
 from makerlab.sim.matching import MatchingEngine
 from makerlab.sim.mock_feed import Deliveries, ReplayCursor
 from makerlab.sim.timeline import (
@@ -64,23 +64,21 @@ class ProgressBar(Protocol):
 class _StepArrays:
     """A lane's steps as arrays, for the compiled scans (:mod:`makerlab.sim.follow`)."""
 
-    __slots__ = ("ask_best", "bid_best", "book_rows", "books_before", "end", "kind", "row",
-                 "steps", "trade_price", "trade_side")
+    __slots__ = ("book_rows", "books_before", "end", "hit_ask", "hit_bid", "steps")
 
     def __init__(self, rows: EngineRows) -> None:
         self.steps = rows.steps()
-        t, kind, _, row = self.steps
-        self.kind, self.row = np.array(kind, np.int64), np.array(row, np.int64)
-        self.end = len(t) - (1 if rows.more else 0)  # the closing NEVER row is no step
-        is_book = self.kind[:self.end] == BOOK_EXCH
-        self.book_rows = self.row[:self.end][is_book]
-        self.books_before = [0, *np.cumsum(is_book).tolist()]
-        empty = np.empty(0)
-        book, trades = rows.book, rows.trades
-        self.bid_best = empty if book is None else book.bid_price[:, 0]
-        self.ask_best = empty if book is None else book.ask_price[:, 0]
-        self.trade_price = empty if trades is None else trades.price
-        self.trade_side = np.empty(0, np.int8) if trades is None else trades.side
+        _, kind, _, row = rows.step_arrays()
+        self.end = len(kind)  # a closing NEVER row is no step
+        is_book = kind == BOOK_EXCH
+        self.book_rows = np.ascontiguousarray(row[is_book], np.int64)
+        self.books_before = np.concatenate(([0], np.cumsum(is_book)))
+        book, trades, empty = rows.book, rows.trades, np.empty(0)
+        self.hit_bid, self.hit_ask = stop_prices(
+            kind, row, BOOK_EXCH, empty if book is None else book.bid_price[:, 0],
+            empty if book is None else book.ask_price[:, 0],
+            empty if trades is None else trades.price,
+            empty if trades is None else trades.side)
 
 
 class EngineLane:
@@ -127,10 +125,8 @@ class EngineLane:
             if a is None or a.steps[0] is not self.t:
                 a = self._arrays = _StepArrays(self.rows)
             engine = self.engine
-            self.stop = first_stop(a.kind, a.row, self.pos, a.end, BOOK_EXCH, a.bid_best,
-                                   a.ask_best, a.trade_price, a.trade_side,
-                                   engine.our_best(1), engine.our_best(-1),
-                                   engine.half_tick)
+            self.stop = first_stop(a.hit_bid, a.hit_ask, self.pos, a.end, engine.our_best(1),
+                                   engine.our_best(-1), engine.half_tick)
         self.te = self.t[self.stop] if self.stop < self.n else AFTER_ALL
 
     def key(self) -> tuple[int, int, int, int]:

@@ -78,8 +78,7 @@ import numpy as np
 from makerlab.core.decimals import to_decimal
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import POST_ONLY, TIFS
-from makerlab.sim.book_rows import SideRows
-from makerlab.sim.follow import follow_rows, model_code
+from makerlab.sim.follow import follow_rows, model_code, row_facts
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
 from makerlab.sim.resting import RestingSide
 from makerlab.sim.timeline import BookTape, TradeTape
@@ -229,7 +228,7 @@ class MatchingEngine:
         self._lists: dict[int, tuple[list[float], list[float]]] = {}
         self._facts: _BlockFacts | None = None  # of the current row's block
         self.version = 0  # counts the changes of the resting orders' prices
-        self._facts_of: tuple[BookTape, tuple[SideRows, SideRows]] | None = None
+        self._facts_of: tuple[BookTape, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     @property
     def half_tick(self) -> float:
@@ -568,11 +567,8 @@ class MatchingEngine:
                     states.append((len(levels), o.level_qty, o.queue.ahead, o.queue.traded))
                 levels.append((px, side, px in resting.marked))
         level_table, order_table = np.array(levels, np.float64), np.array(states, np.float64)
-        book, (bids, asks), (kernel, n) = self.book, self._tape_facts(), code
-        follow_rows(rows, book.bid_price, book.bid_size, book.ask_price, book.ask_size,
-                    bids.low, bids.high, bids.count, bids.ordered, asks.low, asks.high,
-                    asks.count, asks.ordered, self._half_tick, level_table, order_table,
-                    kernel, n)
+        bids, asks, facts = self._tape_facts()
+        follow_rows(rows, bids, asks, facts, self._half_tick, level_table, order_table, *code)
         for o, (_, qty, ahead, traded) in zip(orders, order_table.tolist(), strict=True):
             o.level_qty, o.queue.ahead, o.queue.traded = qty, ahead, traded
         for (px, side, _), flag in zip(levels, level_table[:, 2].tolist(), strict=True):
@@ -583,13 +579,16 @@ class MatchingEngine:
         self.row = int(rows[-1])
         self._consumed.clear()
 
-    def _tape_facts(self) -> tuple[SideRows, SideRows]:
-        """The book's per-row facts of the bids and the asks (once per book)."""
+    def _tape_facts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The book's levels and per-row facts as :func:`~makerlab.sim.follow.follow_rows`
+        reads them (once per book)."""
         cached = self._facts_of
         if cached is None or cached[0] is not self.book:
             assert self.book is not None
+            bids, asks = (np.ascontiguousarray(s) for s in self.book.sides())
             rows = self.book.rows()
-            cached = self._facts_of = (self.book, (rows.bids, rows.asks))
+            cached = self._facts_of = (self.book, (bids, asks, row_facts(rows.bids,
+                                                                         rows.asks)))
         return cached[1]
 
     def _follow_levels(self, levels: RestingSide, opposite: float) -> None:
