@@ -53,6 +53,11 @@ lot grid before they become fills. Rules, each with a test named after it in
   those displayed now or at their last update, and those a print reached since (any
   other level showed nothing and still shows nothing, so its queue cannot move); a print
   looks only at the levels it reaches.
+- **quiet rows only move queues**: a book row whose best opposite price reaches none of
+  our orders fills nothing, and a print that reaches none of them changes nothing; the
+  replay finds the rows that may fill ahead (:mod:`makerlab.sim.follow`) and applies the
+  queue updates of the book rows before them at once (:meth:`MatchingEngine.follow`, a
+  compiled pass for the built-in queue models), with the states ``on_book`` would give.
 - **sizes on the lot grid are not lost to float error**: a float size within 1e-9 lot of
   a lot multiple counts as that multiple (``0.003 - 0.002`` is one lot, not zero).
 - **a halted engine refuses new orders and amends**: ``halted`` (a reason, ``None``
