@@ -160,11 +160,13 @@ def row_facts(bids: SideRows, asks: SideRows) -> np.ndarray:
 
 
 @njit(cache=True)
-def follow_rows(rows, bids, asks, facts, half, levels, orders, code, n):  # pragma: no cover
-    """Book ``rows`` (none reaching our orders) applied in order, in place, to our
-    ``levels`` (rows of price, side, marked) and ``orders`` (rows of their level's index,
-    the size it showed at their last update, the queue ahead and traded since); ``bids``
-    and ``asks`` the book's ``(n, depth, 2)`` price and size levels, ``facts`` its
+def follow_rows(rows, bids, asks, facts, half, levels, marked, order_level, state, code, n
+                ):  # pragma: no cover
+    """Book ``rows`` (none reaching our orders) applied in order to our ``levels`` (rows
+    of price and side) and orders (``order_level``: their level's index), in place: the
+    levels' ``marked`` flags and the orders' ``state`` (rows of the size their level showed
+    at their last update, the queue ahead and the size traded since); ``bids`` and
+    ``asks`` the book's ``(n, depth, 2)`` price and size levels, ``facts`` its
     :func:`row_facts`."""
     tick = 2 * half
     for r in rows:
@@ -176,14 +178,14 @@ def follow_rows(rows, bids, asks, facts, half, levels, orders, code, n):  # prag
                 continue
             low, high = facts[r, f], facts[r, f + 1]
             shown = low == low and low - tick <= px <= high + tick
-            if not (shown or levels[lv, 2] != 0):
+            if not (shown or marked[lv] != 0):
                 continue
             new_qty = _level_qty(bids if side == 1 else asks, r, low, high, int(facts[r, f + 2]),
                                  facts[r, f + 3] != 0, side, px, half)
-            for o in range(orders.shape[0]):
-                if orders[o, 0] == lv:
-                    orders[o, 2] = _level_change(code, n, orders[o, 2], orders[o, 3],
-                                                 orders[o, 1], new_qty)
-                    orders[o, 3] = 0.0
-                    orders[o, 1] = new_qty
-            levels[lv, 2] = 1.0 if new_qty != 0 else 0.0
+            for o in range(order_level.shape[0]):
+                if order_level[o] == lv:
+                    state[o, 1] = _level_change(code, n, state[o, 1], state[o, 2], state[o, 0],
+                                                new_qty)
+                    state[o, 2] = 0.0
+                    state[o, 0] = new_qty
+            marked[lv] = 1.0 if new_qty != 0 else 0.0

@@ -196,6 +196,9 @@ class NoPartialFills:
 FillModel = PartialFills | NoPartialFills
 
 
+#: What :meth:`MatchingEngine.follow` passes of our orders (see ``_followed``).
+_Followed = tuple[list[SimOrder], list[tuple[float, RestingSide]], np.ndarray, np.ndarray]
+
 SPAN_BLOCK = 4096  # book rows whose price spans are computed at once
 
 
@@ -234,6 +237,7 @@ class MatchingEngine:
         self._facts: _BlockFacts | None = None  # of the current row's block
         self.version = 0  # counts the changes of the resting orders' prices
         self._facts_of: tuple[BookTape, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._followed_at: tuple[int, _Followed] | None = None  # (version, what follow passes)
 
     @property
     def half_tick(self) -> float:
@@ -562,27 +566,42 @@ class MatchingEngine:
             for row in rows.tolist():
                 self.on_book(row)
             return
-        levels: list[tuple[float, int, bool]] = []  # (price, side, marked)
-        orders: list[SimOrder] = []
-        states: list[tuple[int, float, float, float]] = []  # (level, qty, ahead, traded)
-        for side, resting in self._sides.items():
-            for px, at in resting.levels():
-                for o in at:
-                    orders.append(o)
-                    states.append((len(levels), o.level_qty, o.queue.ahead, o.queue.traded))
-                levels.append((px, side, px in resting.marked))
-        level_table, order_table = np.array(levels, np.float64), np.array(states, np.float64)
+        orders, levels, level_table, order_level = self._followed()
+        state = np.array([(o.level_qty, o.queue.ahead, o.queue.traded) for o in orders])
+        marked = np.array([px in side.marked for px, side in levels], np.float64)
         bids, asks, facts = self._tape_facts()
-        follow_rows(rows, bids, asks, facts, self._half_tick, level_table, order_table, *code)
-        for o, (_, qty, ahead, traded) in zip(orders, order_table.tolist(), strict=True):
-            o.level_qty, o.queue.ahead, o.queue.traded = qty, ahead, traded
-        for (px, side, _), flag in zip(levels, level_table[:, 2].tolist(), strict=True):
+        follow_rows(rows, bids, asks, facts, self._half_tick, level_table, marked, order_level,
+                    state, *code)
+        for o, (qty, ahead, traded) in zip(orders, state.tolist(), strict=True):
+            o.level_qty = qty
+            o.queue.ahead, o.queue.traded = ahead, traded
+        for (px, side), flag in zip(levels, marked.tolist(), strict=True):
             if flag:
-                self._sides[side].marked.add(px)
+                side.marked.add(px)
             else:
-                self._sides[side].marked.discard(px)
+                side.marked.discard(px)
         self.row = int(rows[-1])
         self._consumed.clear()
+
+    def _followed(self) -> _Followed:
+        """Our orders and levels as :meth:`follow` passes them (once per change of the
+        orders): the orders, each level's price and side, the levels as ``(price, side)``
+        rows and each order's level index."""
+        found = self._followed_at
+        if found is None or found[0] != self.version:
+            orders: list[SimOrder] = []
+            levels: list[tuple[float, RestingSide]] = []
+            order_level: list[int] = []
+            for resting in self._sides.values():
+                for px, at in resting.levels():
+                    for o in at:
+                        orders.append(o)
+                        order_level.append(len(levels))
+                    levels.append((px, resting))
+            table = np.array([(px, side.side) for px, side in levels], np.float64)
+            found = self._followed_at = (self.version, (
+                orders, levels, table.reshape(-1, 2), np.array(order_level, np.int64)))
+        return found[1]
 
     def _tape_facts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The book's levels and per-row facts as :func:`~makerlab.sim.follow.follow_rows`
