@@ -11,6 +11,7 @@ import pytest
 from replay_scenarios import EXC, TICKER, book, replayer, zero_latencies
 
 from makerlab.sim import Latencies, Replayer
+from makerlab.sim import loop as loop_module
 from makerlab.sim.loop import ReplayLoop
 from makerlab.sim.timeline import BOOK_EXCH, EventQueue
 
@@ -35,7 +36,7 @@ def observed(feed_ms: int = 0, books_subscribed: bool = True, other_book: bool =
     step = ReplayLoop._step
 
     def recording_step(loop, lane):
-        k = lane.pos
+        k = lane.stop
         what = "book@exch" if lane.kind[k] == BOOK_EXCH else "trade@exch"
         seen.append((lane.t[k] // 1_000_000, what, lane.engine.spec.exchange))
         step(loop, lane)
@@ -56,6 +57,10 @@ def observed(feed_ms: int = 0, books_subscribed: bool = True, other_book: bool =
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ReplayLoop, "_step", recording_step)
+        # every row a stop: the rows a lane steps between its compiled follows are
+        # interleaved by the same rules (the follows themselves are compared with the
+        # reference path in test_resting_index and test_engine_invariants)
+        mp.setattr(loop_module, "first_stop", lambda hit_bid, hit_ask, lo, *_: lo)
         asyncio.run(main())
     return [s for s in seen if s[0] >= 10]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from makerlab.core.instruments import get_spec
@@ -168,6 +169,18 @@ def test_trades_through_the_price_fill():
         (hi.cloid, D("60000.0"), D("0.3"), True, "trade_through"),
         (lo.cloid, D("59999.9"), D("0.1"), True, "trade_through")]
     assert not eng.on_trade(59999.8, 0.4, 1).fills  # a taker buy cannot hit our bids
+
+
+def test_quiet_rows_only_move_queues():
+    by_row, at_once = engine(PowerProbQueue(2.0)), engine(PowerProbQueue(2.0))
+    for eng in (by_row, at_once):
+        eng.submit(order("0.01", "60000.0"))
+        eng.submit(order("0.01", "59999.9"))
+    assert not by_row.on_book(1).fills
+    at_once.follow(np.array([1]))
+    assert [(o.queue, o.level_qty) for o in at_once.resting.values()] == [
+        (o.queue, o.level_qty) for o in by_row.resting.values()]
+    assert next(iter(at_once.resting.values())).queue.ahead == 0.4  # 1.0 shown, then 0.4
 
 
 def test_trades_at_the_price_fill_through_the_queue():

@@ -12,22 +12,31 @@ How it stays cheap:
 
 - **only subscribed rows are iterated**: rows of tapes nobody subscribed to, and the
   exchange-time rows of engines without orders, cost nothing per row.
+- **an engine with orders wakes the loop only where they may fill**: of its rows, a lane
+  steps only the *stops* (a book row reaching our orders' prices, a print reaching them:
+  :mod:`makerlab.sim.follow`, found ahead by one compiled scan whenever the orders
+  change); the queue updates of the book rows between are applied at once, when the
+  next stop, an order event or a read of the engine needs them.
 - **flat and idle stamps are written in bulk**: while no position is open, no engine
   steps and nothing else is scheduled, the equity stamps up to the next event are
   appended at once.
-- ``row_by_row`` turns both off (every engine steps through every row): the reference the
+- ``row_by_row`` turns these off (every engine steps through every row): the reference the
   tests compare the fast path with.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from makerlab.core.callbacks import run_handlers
 from makerlab.core.clock import ReplayClock
+from makerlab.sim.follow import first_stop, stop_prices
 from makerlab.sim.matching import MatchingEngine
 from makerlab.sim.mock_feed import Deliveries, ReplayCursor
 from makerlab.sim.timeline import (
@@ -46,6 +55,7 @@ __all__ = ["NEVER", "EngineLane", "ProgressBar", "ReplayLoop"]
 
 _STAMP = object()  # payload marking the equity stamp on the event queue
 _PROGRESS_EVERY = 0x4000  # local rows between progress updates
+AFTER_ALL = NEVER + 1  # a lane's next time when no row of it needs stepping
 
 Stamp = tuple[int, str, float, float, float]
 
@@ -56,19 +66,50 @@ class ProgressBar(Protocol):
     def update(self, k: int) -> None: ...
 
 
+class _StepArrays:
+    """A lane's steps as arrays, for the compiled scans (:mod:`makerlab.sim.follow`)."""
+
+    __slots__ = ("book_rows", "books_before", "end", "hit_ask", "hit_bid", "steps")
+
+    def __init__(self, rows: EngineRows) -> None:
+        self.steps = rows.steps()
+        _, kind, _, row = rows.step_arrays()
+        self.end = len(kind)  # a closing NEVER row is no step
+        is_book = kind == BOOK_EXCH
+        self.book_rows = np.ascontiguousarray(row[is_book], np.int64)
+        self.books_before = np.concatenate(([0], np.cumsum(is_book)))
+        book, trades, empty = rows.book, rows.trades, np.empty(0)
+        self.hit_bid, self.hit_ask = stop_prices(
+            kind, row, BOOK_EXCH, empty if book is None else book.bid_price[:, 0],
+            empty if book is None else book.ask_price[:, 0],
+            empty if trades is None else trades.price,
+            empty if trades is None else trades.side)
+
+
 class EngineLane:
-    """A matching engine and where it is in its exchange-time rows."""
+    """A matching engine and where it is in its exchange-time rows.
 
-    __slots__ = ("active", "done", "engine", "kind", "n", "pos", "row", "rows", "stream", "t")
+    Of the rows from ``pos`` on, only ``stop`` needs the engine's Python rules: the first
+    row that may fill our orders or move a queue by a print (:func:`~makerlab.sim.follow.
+    first_stop`; every row with ``every_row``, the reference path). The book rows before
+    it are followed in one compiled pass when something needs the queues: the stop, an
+    order event, any read of the engine (:meth:`follow_until`).
+    """
 
-    def __init__(self, engine: MatchingEngine, rows: EngineRows) -> None:
-        self.engine, self.rows = engine, rows
+    __slots__ = ("_arrays", "active", "done", "engine", "every_row", "kind", "n", "pos", "row",
+                 "rows", "stop", "stream", "t", "te", "version")
+
+    def __init__(self, engine: MatchingEngine, rows: EngineRows, every_row: bool = False
+                 ) -> None:
+        self.engine, self.rows, self.every_row = engine, rows, every_row
         self.active = self.done = False
-        self.pos = self.n = 0
+        self.pos = self.n = self.stop = self.version = 0
+        self.te = AFTER_ALL
         self.t: list[int] = []
         self.kind: list[int] = []
         self.stream: list[int] = []
         self.row: list[int] = []
+        self._arrays: _StepArrays | None = None
 
     def start(self, after_ns: int) -> bool:
         """Step from the first row later than ``after_ns``; whether a row is left."""
@@ -76,19 +117,55 @@ class EngineLane:
         self.n = len(self.t)
         self.pos = self.rows.first_after(after_ns)
         self.done = self.pos >= self.n
+        self.plan()
         return not self.done
 
+    def plan(self) -> None:
+        """Find the next stop from ``pos`` for the engine's orders now."""
+        self.version = self.engine.version
+        if self.every_row or self.pos >= self.n:
+            self.stop = self.pos
+        else:
+            a = self._arrays
+            if a is None or a.steps[0] is not self.t:
+                a = self._arrays = _StepArrays(self.rows)
+            engine = self.engine
+            self.stop = first_stop(a.hit_bid, a.hit_ask, self.pos, a.end, engine.our_best(1),
+                                   engine.our_best(-1), engine.half_tick)
+        self.te = self.t[self.stop] if self.stop < self.n else AFTER_ALL
+
     def key(self) -> tuple[int, int, int, int]:
-        """The next row's place in timeline order (time, kind, stream, row)."""
-        k = self.pos
+        """The stop's place in timeline order (time, kind, stream, row)."""
+        k = self.stop
+        if k >= self.n:
+            return AFTER_ALL, 0, 0, 0
         return self.t[k], self.kind[k], self.stream[k], self.row[k]
 
     def catch_up(self, now: int) -> None:
         """Bring the (idle) engine to its book row at ``now``."""
         self.engine.seek(self.rows.row_at(now))
 
+    def follow_until(self, now: int) -> None:
+        """Follow the rows at or before ``now`` (none is a stop: the loop steps those
+        first)."""
+        if self.pos < self.stop and self.t[self.pos] <= now:
+            self._follow_to(min(bisect.bisect_right(self.t, now, self.pos), self.stop))
+
+    def _follow_to(self, k: int) -> None:
+        """Follow the rows ``[pos, k)`` (no stop among them)."""
+        a = self._arrays
+        if a is not None and k > self.pos:
+            lo, hi = a.books_before[self.pos], a.books_before[k]
+            if hi > lo:
+                self.engine.follow(a.book_rows[lo:hi])
+        self.pos = k
+        if k >= self.n:
+            self.done = True
+
     def step(self, clock: ReplayClock, every_print: bool) -> Any:
-        """Apply the next row at its exchange time; the engine's result (or ``None``)."""
+        """Follow up to the stop and apply it at its exchange time; the engine's result
+        (or ``None``)."""
+        self._follow_to(self.stop)
         k = self.pos
         self.pos = k + 1
         clock.ns = self.t[k]
@@ -98,10 +175,13 @@ class EngineLane:
         if not engine.resting:
             if self.kind[k] == BOOK_EXCH:
                 engine.seek(row)
-            return None
-        if self.kind[k] == BOOK_EXCH:
-            return engine.on_book(row)
-        return engine.on_print(row, every_print)
+            result = None
+        elif self.kind[k] == BOOK_EXCH:
+            result = engine.on_book(row)
+        else:
+            result = engine.on_print(row, every_print)
+        self.plan()
+        return result
 
 
 class ReplayLoop:
@@ -135,7 +215,7 @@ class ReplayLoop:
         self.start_ns, self.end_ns = span
         self.stamp_cycle_ns, self.stamps = stamp_cycle_ns, stamps
         self.lanes = [EngineLane(e, EngineRows(e.book, e.trades, _index(books, e.book),
-                                               _index(trades, e.trades), more))
+                                               _index(trades, e.trades), more), row_by_row)
                       for e in venue.engines.values()]
         self.active: list[EngineLane] = []
         self._synced_ns: int | None = None
@@ -154,7 +234,9 @@ class ReplayLoop:
             return
         self._synced_ns = now
         for lane in self.lanes:
-            if not lane.active:
+            if lane.active:
+                lane.follow_until(now)
+            else:
                 lane.catch_up(now)
 
     def finish(self, last_ns: int) -> None:
@@ -163,6 +245,8 @@ class ReplayLoop:
         self.clock.ns = max(self.clock.ns, last_ns)
         self.cursor.kind = ReplayCursor.SCHEDULED
         for lane in self.lanes:
+            if lane.active:
+                lane.follow_until(self.clock.ns)
             lane.active = False
         self._synced_ns = None
         self.sync_engines()
@@ -186,6 +270,9 @@ class ReplayLoop:
             if lane.active:
                 if not lane.engine.resting and not self.row_by_row:
                     self._deactivate(lane)
+                elif lane.version != lane.engine.version:
+                    lane.follow_until(self.clock.ns)
+                    lane.plan()
             elif lane.engine.resting and not lane.done:
                 self._activate(lane, self.clock.ns)
 
@@ -194,6 +281,7 @@ class ReplayLoop:
 
     def _step(self, lane: EngineLane) -> None:
         result = lane.step(self.clock, self.row_by_row)
+        self._synced_ns = None
         if result is not None and (result.fills or result.expired):
             self.venue.settle(lane.engine.spec.exchange, result)
         if lane.done or not (lane.engine.resting or self.row_by_row):
@@ -203,6 +291,8 @@ class ReplayLoop:
         """Drop the segment's row lists (the lanes' steps) before the next window is read:
         :meth:`rebase` starts the stepping lanes again on the new rows."""
         for lane in self.lanes:
+            if lane.active:
+                lane.follow_until(NEVER)
             lane.t, lane.kind, lane.stream, lane.row = [], [], [], []
             lane.rows = EngineRows(lane.rows.book, lane.rows.trades, lane.rows.book_stream,
                                    lane.rows.trade_stream)
@@ -282,7 +372,7 @@ class ReplayLoop:
         while True:
             t = lt[i] if i < n else stop
             lane = (active[0] if len(active) == 1 else self._first_lane()) if active else None
-            te = NEVER if lane is None else lane.t[lane.pos]
+            te = NEVER if lane is None else lane.te
             first = te if te < t else t
             th = peek(NEVER)
             if th < first and th <= end:  # type: ignore[operator]

@@ -53,6 +53,11 @@ lot grid before they become fills. Rules, each with a test named after it in
   those displayed now or at their last update, and those a print reached since (any
   other level showed nothing and still shows nothing, so its queue cannot move); a print
   looks only at the levels it reaches.
+- **quiet rows only move queues**: a book row whose best opposite price reaches none of
+  our orders fills nothing, and a print that reaches none of them changes nothing; the
+  replay finds the rows that may fill ahead (:mod:`makerlab.sim.follow`) and applies the
+  queue updates of the book rows before them at once (:meth:`MatchingEngine.follow`, a
+  compiled pass for the built-in queue models), with the states ``on_book`` would give.
 - **sizes on the lot grid are not lost to float error**: a float size within 1e-9 lot of
   a lot multiple counts as that multiple (``0.003 - 0.002`` is one lot, not zero).
 - **a halted engine refuses new orders and amends**: ``halted`` (a reason, ``None``
@@ -78,6 +83,7 @@ import numpy as np
 from makerlab.core.decimals import to_decimal
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import POST_ONLY, TIFS
+from makerlab.sim.follow import follow_rows, model_code, row_facts
 from makerlab.sim.queue import QueueModel, QueueState, RiskAverseQueue
 from makerlab.sim.resting import RestingSide
 from makerlab.sim.timeline import BookTape, TradeTape
@@ -190,6 +196,9 @@ class NoPartialFills:
 FillModel = PartialFills | NoPartialFills
 
 
+#: What :meth:`MatchingEngine.follow` passes of our orders (see ``_followed``).
+_Followed = tuple[list[SimOrder], list[tuple[float, RestingSide]], np.ndarray, np.ndarray]
+
 SPAN_BLOCK = 4096  # book rows whose price spans are computed at once
 
 
@@ -226,6 +235,18 @@ class MatchingEngine:
         self._lists_of: tuple[BookTape | None, int] | None = None  # (book, row) of ``_lists``
         self._lists: dict[int, tuple[list[float], list[float]]] = {}
         self._facts: _BlockFacts | None = None  # of the current row's block
+        self.version = 0  # counts the changes of the resting orders' prices
+        self._facts_of: tuple[BookTape, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+        self._followed_at: tuple[int, _Followed] | None = None  # (version, what follow passes)
+
+    @property
+    def half_tick(self) -> float:
+        """Half the tick size: prices closer than it are the same level."""
+        return self._half_tick
+
+    def our_best(self, side: int) -> float:
+        """Our best resting price on ``side`` (``nan`` if none)."""
+        return self._sides[side].best()
 
     # -- book access -------------------------------------------------------------------
 
@@ -462,6 +483,7 @@ class MatchingEngine:
         order.level_qty = self.level_qty(order.side, order.px)
         self.queue_model.on_new(order.queue, order.level_qty)
         order.seq = next(self._seq)
+        self.version += 1
         self.resting[order.cloid] = order
         levels = self._sides[order.side]
         levels.add(order)
@@ -470,6 +492,7 @@ class MatchingEngine:
 
     def _unrest(self, order: SimOrder) -> None:
         if self.resting.get(order.cloid) is order:
+            self.version += 1
             del self.resting[order.cloid]
             self._sides[order.side].remove(order)
 
@@ -531,6 +554,66 @@ class MatchingEngine:
         for order in crossed:
             self._fill_resting(order, order.remaining, "book_cross", result)
         return result
+
+    def follow(self, rows: np.ndarray) -> None:
+        """Book ``rows``, in order, that reach none of our orders (the rule **quiet rows
+        only move queues**): the queues follow as :meth:`on_book` would have them, in one
+        compiled pass for a built-in queue model."""
+        if not len(rows):
+            return
+        code = model_code(self.queue_model)
+        if code is None or self.book is None:
+            for row in rows.tolist():
+                self.on_book(row)
+            return
+        orders, levels, level_table, order_level = self._followed()
+        state = np.array([(o.level_qty, o.queue.ahead, o.queue.traded) for o in orders])
+        marked = np.array([px in side.marked for px, side in levels], np.float64)
+        bids, asks, facts = self._tape_facts()
+        follow_rows(rows, bids, asks, facts, self._half_tick, level_table, marked, order_level,
+                    state, *code)
+        for o, (qty, ahead, traded) in zip(orders, state.tolist(), strict=True):
+            o.level_qty = qty
+            o.queue.ahead, o.queue.traded = ahead, traded
+        for (px, side), flag in zip(levels, marked.tolist(), strict=True):
+            if flag:
+                side.marked.add(px)
+            else:
+                side.marked.discard(px)
+        self.row = int(rows[-1])
+        self._consumed.clear()
+
+    def _followed(self) -> _Followed:
+        """Our orders and levels as :meth:`follow` passes them (once per change of the
+        orders): the orders, each level's price and side, the levels as ``(price, side)``
+        rows and each order's level index."""
+        found = self._followed_at
+        if found is None or found[0] != self.version:
+            orders: list[SimOrder] = []
+            levels: list[tuple[float, RestingSide]] = []
+            order_level: list[int] = []
+            for resting in self._sides.values():
+                for px, at in resting.levels():
+                    for o in at:
+                        orders.append(o)
+                        order_level.append(len(levels))
+                    levels.append((px, resting))
+            table = np.array([(px, side.side) for px, side in levels], np.float64)
+            found = self._followed_at = (self.version, (
+                orders, levels, table.reshape(-1, 2), np.array(order_level, np.int64)))
+        return found[1]
+
+    def _tape_facts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The book's levels and per-row facts as :func:`~makerlab.sim.follow.follow_rows`
+        reads them (once per book)."""
+        cached = self._facts_of
+        if cached is None or cached[0] is not self.book:
+            assert self.book is not None
+            bids, asks = (np.ascontiguousarray(s) for s in self.book.sides())
+            rows = self.book.rows()
+            cached = self._facts_of = (self.book, (bids, asks, row_facts(rows.bids,
+                                                                         rows.asks)))
+        return cached[1]
 
     def _follow_levels(self, levels: RestingSide, opposite: float) -> None:
         """Queue updates at the levels whose displayed size may have moved (the rule

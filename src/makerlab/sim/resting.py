@@ -58,10 +58,21 @@ class RestingSide:
             del self._prices[bisect.bisect_left(self._prices, px)]
             self.marked.discard(px)
 
+    def levels(self) -> Iterable[tuple[float, Iterable[SimOrder]]]:
+        """``(price, its orders in arrival order)`` of every level, ascending."""
+        return ((px, self._levels[px].values()) for px in self._prices)
+
     def orders_at(self, px: float) -> Iterable[SimOrder]:
         """The orders at ``px`` in arrival order (none if no level)."""
         level = self._levels.get(px)
         return () if level is None else level.values()
+
+    def best(self) -> float:
+        """Our best price on this side (``nan`` if no order rests)."""
+        prices = self._prices
+        if not prices:
+            return float("nan")
+        return prices[-1] if self.side == 1 else prices[0]
 
     def reaches(self, ref: float, half_tick: float) -> bool:
         """Whether our best price reaches ``ref`` (see :meth:`reached`)."""

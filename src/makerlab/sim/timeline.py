@@ -350,6 +350,7 @@ class EngineRows:
             self._t = ets if order is None else ets[order]
             self._rows = order
         self._steps: tuple[list[int], ...] | None = None
+        self._step_arrays: tuple[np.ndarray, ...] = ()
         self._valid = (0, -1, -1)  # [from, until) ns where the cached row holds, the row
 
     def row_at(self, t_ns: int) -> int:
@@ -378,11 +379,17 @@ class EngineRows:
             t, kind, stream, row = (np.concatenate([p[k] for p in parts]) if parts
                                     else np.empty(0, np.int64) for k in range(4))
             order = np.lexsort((row, stream, kind, t))
-            self._steps = tuple(a[order].tolist() for a in (t, kind, stream, row))
+            self._step_arrays = tuple(a[order] for a in (t, kind, stream, row))
+            self._steps = tuple(a.tolist() for a in self._step_arrays)
             if self.more:
                 for column, value in zip(self._steps, (NEVER, BOOK_EXCH, -1, -1), strict=True):
                     column.append(value)
         return self._steps  # type: ignore[return-value]
+
+    def step_arrays(self) -> tuple[np.ndarray, ...]:
+        """:meth:`steps` as arrays, without the closing :data:`NEVER` row."""
+        self.steps()
+        return self._step_arrays
 
     def first_after(self, t_ns: int) -> int:
         """Index in :meth:`steps` of the first row later than ``t_ns``."""
