@@ -343,7 +343,8 @@ class OMS:
 
     def orders_peek(self, exc: str) -> Orders:
         """The maintained open-orders container of ``exc``."""
-        return self._orders[self._exc(exc)]
+        orders = self._orders.get(exc)
+        return orders if orders is not None else self._orders[self._exc(exc)]
 
     def positions_peek(self, exc: str) -> Positions:
         """The maintained positions container of ``exc``."""
@@ -480,7 +481,7 @@ class OMS:
 
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
-        spec = self.spec(exc, ticker)
+        spec = self.venue.spec(exc, ticker)
         if isinstance(price, float) and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal
             return spec.round_price(float(price))  # yet (numpy's float64 is a float too)
         return spec.round_price(number(f"{exc}/{ticker} rounded_price", "price", price))
