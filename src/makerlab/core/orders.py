@@ -63,6 +63,13 @@ class OrderStatus(StrEnum):
             return cls.PENDING
         return cls.__members__.get(text)
 
+    @classmethod
+    def of(cls, value: str) -> OrderStatus:
+        """``OrderStatus(value)``, an exact value found without the enum's call (venue
+        updates carry the status as its value)."""
+        found = _BY_VALUE.get(value) if type(value) is str else None
+        return found if found is not None else cls(value)
+
     @property
     def is_alive(self) -> bool:
         """True for states in which the order may still trade."""
@@ -74,6 +81,7 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.PENDING, OrderStatus.CANCEL_PENDING)
 
 
+_BY_VALUE = {status.value: status for status in OrderStatus}
 _DEAD = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 _DEAD_OR_PENDING = _DEAD | {OrderStatus.PENDING}
 _OPEN = frozenset({OrderStatus.NEW, OrderStatus.PARTIAL})
@@ -144,7 +152,7 @@ class Order:
         if not isinstance(self.avg_fill_price, _DECIMAL_OR_NONE):
             self.avg_fill_price = _dec(self.avg_fill_price)
         if type(self.ord_status) is not OrderStatus:  # a member converts to itself
-            self.ord_status = OrderStatus(self.ord_status)
+            self.ord_status = OrderStatus.of(self.ord_status)
         if self.filled_sz < 0:
             raise ConfigError(f"order {self.cloid or self.oid}: filled_sz must be >= 0")
 
