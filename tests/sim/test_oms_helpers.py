@@ -7,8 +7,10 @@ import asyncio
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from replay_scenarios import flat_market, zero_latencies
 
+from makerlab.errors import ConfigError
 from makerlab.sim import Replayer
 
 D = Decimal
@@ -49,3 +51,21 @@ def test_positions_by_base_net_across_exchanges():
     assert by_base == {"BTC": {f"{PERP}/{TICKER}": {"amount": D("0.02")},
                                f"{SPOT}/{TICKER}": {"amount": D("-0.005")}}}
     assert oms.positions_get_net_base() == {"BTC": D("0.015")}
+
+
+def test_a_markets_spec_is_asked_of_the_venue_once_and_an_unknown_one_always():
+    oms = two_markets().get_oms()
+    asked: list[tuple[str, str]] = []
+    ask = oms.venue.spec
+
+    def counted(exchange: str, symbol: str):
+        asked.append((exchange, symbol))
+        return ask(exchange, symbol)
+
+    oms.venue.spec = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        assert oms.rounded_price(PERP, TICKER, 60000.04) == D("60000.0")
+        assert oms.spec(SPOT, TICKER).lot_size == D("0.00001")
+        with pytest.raises(ConfigError):
+            oms.rounded_price(PERP, "ETHUSDT", 3000.0)
+    assert asked == [(PERP, TICKER), (SPOT, TICKER), *[(PERP, "ETHUSDT")] * 3]

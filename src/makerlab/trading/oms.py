@@ -48,7 +48,8 @@ Rules:
   does not.
 - **rounding comes from the spec**: with ``round_to_specs=True`` the amount is rounded
   toward zero to the lot grid and the price to the nearest tick; otherwise they are sent
-  as given (and a venue may reject them).
+  as given (and a venue may reject them). A market's spec is asked of the venue once and
+  kept (venues keep it fixed: :class:`~makerlab.trading.protocols.OrderVenue`).
 - **cancels are pending until confirmed**: ``cancel_order`` sends the cancel, then marks
   an acknowledged order CANCEL_PENDING; only the venue's events end it. A PENDING order
   stays PENDING: its ACK (or REJECT), then the CANCEL_ACK or the cancel's refusal, resolve
@@ -191,6 +192,7 @@ class OMS:
         self.exchanges = list(exchanges or venue.exchanges())
         _check_tracked(self.exchanges, venue)
         self._orders = {exc: Orders() for exc in self.exchanges}
+        self._specs: dict[tuple[str, str], InstrumentSpec] = {}
         self._positions = {exc: Positions(accounting=_accounting_of(venue, exc))
                            for exc in self.exchanges}
         self.balances: dict[str, list[BalanceState]] = {}
@@ -466,7 +468,11 @@ class OMS:
     # -- contract rules ----------------------------------------------------------------
 
     def spec(self, exc: str, ticker: str) -> InstrumentSpec:
-        return self.venue.spec(exc, ticker)
+        """The venue's spec of ``exc``/``ticker`` (kept once given: it is fixed)."""
+        spec = self._specs.get((exc, ticker))
+        if spec is None:
+            spec = self._specs[(exc, ticker)] = self.venue.spec(exc, ticker)
+        return spec
 
     def contract_specs(self, exc: str, ticker: str) -> dict[str, Any]:
         """``{base_asset, quote_asset, min_notional, price_precision, quantity_precision,
@@ -481,7 +487,7 @@ class OMS:
 
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
-        spec = self.venue.spec(exc, ticker)
+        spec = self._specs.get((exc, ticker)) or self.spec(exc, ticker)
         if isinstance(price, float) and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal
             return spec.round_price(float(price))  # yet (numpy's float64 is a float too)
         return spec.round_price(number(f"{exc}/{ticker} rounded_price", "price", price))
