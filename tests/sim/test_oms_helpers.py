@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from replay_scenarios import flat_market, zero_latencies
 
-from makerlab.errors import ConfigError
+from makerlab.errors import ConfigError, OrderRejected
 from makerlab.sim import Replayer
 
 D = Decimal
@@ -69,3 +69,15 @@ def test_a_markets_spec_is_asked_of_the_venue_once_and_an_unknown_one_always():
         with pytest.raises(ConfigError):
             oms.rounded_price(PERP, "ETHUSDT", 3000.0)
     assert asked == [(PERP, TICKER), (SPOT, TICKER), *[(PERP, "ETHUSDT")] * 3]
+
+
+def test_rounded_prices_are_remembered_per_market_and_bad_ones_still_refused():
+    oms = two_markets().get_oms()
+    for _ in range(2):  # the second time from the memo
+        assert oms.rounded_price(PERP, TICKER, 60000.04) == D("60000.0")
+        assert oms.rounded_price(SPOT, TICKER, 60000.04) == D("60000.04")
+        assert oms.rounded_price(PERP, TICKER, np.float64(60000.06)) == D("60000.1")
+        assert oms.rounded_price(PERP, TICKER, -1.04) == D("-1.0")  # rounded, not judged
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(OrderRejected):
+                oms.rounded_price(PERP, TICKER, bad)

@@ -156,6 +156,7 @@ __all__ = ["MAX_ORDER_NUMBER", "OMS"]
 log = logging.getLogger(__name__)
 
 _MAX_FLOAT = float(MAX_ORDER_NUMBER)
+_ROUNDED_MAX = 1 << 16  # prices rounded_price remembers (then it starts again)
 _DRAIN_S = 30.0  # longest wait for requests in flight when the kill switch trips
 _NOTES = (OrderEventKind.CANCEL_REJECT, OrderEventKind.AMEND_REJECT)
 
@@ -193,6 +194,7 @@ class OMS:
         _check_tracked(self.exchanges, venue)
         self._orders = {exc: Orders() for exc in self.exchanges}
         self._specs: dict[tuple[str, str], InstrumentSpec] = {}
+        self._rounded: dict[tuple[str, str, float], Decimal] = {}  # rounded_price's memo
         self._positions = {exc: Positions(accounting=_accounting_of(venue, exc))
                            for exc in self.exchanges}
         self.balances: dict[str, list[BalanceState]] = {}
@@ -487,10 +489,17 @@ class OMS:
 
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
-        spec = self._specs.get((exc, ticker)) or self.spec(exc, ticker)
-        if isinstance(price, float) and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal
-            return spec.round_price(float(price))  # yet (numpy's float64 is a float too)
-        return spec.round_price(number(f"{exc}/{ticker} rounded_price", "price", price))
+        if isinstance(price, float):  # numpy's float64 is a float too
+            key = (exc, ticker, price)  # quotes repeat: a memo, the spec being fixed
+            found = self._rounded.get(key)
+            if found is None and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal yet
+                if len(self._rounded) >= _ROUNDED_MAX:
+                    self._rounded.clear()
+                found = self._rounded[key] = self.spec(exc, ticker).round_price(float(price))
+            if found is not None:
+                return found
+        where = f"{exc}/{ticker} rounded_price"
+        return self.spec(exc, ticker).round_price(number(where, "price", price))
 
     def rounded_ceil_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         where = f"{exc}/{ticker} rounded_ceil_price"
