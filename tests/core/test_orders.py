@@ -36,6 +36,13 @@ def book() -> Orders:
 
 # ---- Order and OrderStatus -------------------------------------------------------------
 
+def test_order_status_of_is_the_constructor():
+    for value in [*(s.value for s in OrderStatus), "create_pending", "new", *OrderStatus]:
+        assert OrderStatus.of(value) is OrderStatus(value)
+    with pytest.raises(ValueError):
+        OrderStatus.of("OPEN")
+
+
 def test_order_status_values_and_aliases():
     assert OrderStatus("CREATE_PENDING") is OrderStatus.PENDING
     assert OrderStatus("filled") is OrderStatus.FILLED
@@ -290,6 +297,8 @@ def test_identity_is_fixed():
     assert run(orders.upsert_order(oid="1", exc="binance", timestamp=20)) is None
     assert run(orders.upsert_order(oid="1", amount=D(-1), timestamp=20)) is None
     assert run(orders.upsert_order(oid="3", cloid="other", timestamp=20)) is None
+    assert run(orders.upsert_order(cloid="c1", oid="9", timestamp=20)) is None  # a new oid
+    assert run(orders.upsert_order(oid="1", cloid="c9", timestamp=20)) is None  # a new cloid
     assert run(orders.upsert_order(oid="1", amount=D(2), timestamp=20)).amount == D(2)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal as D
 
 import pytest
@@ -70,6 +70,25 @@ def test_flipping_through_zero():
 def test_flat_means_entry_zero():
     p = apply_fill(Position("X", D(2), D(100)), D(-2), D(105))
     assert (p.amount, p.entry, p.realized_pnl) == (D(0), D(0), D(10))
+
+
+def test_fills_keep_the_position_type_and_its_ticker():
+    @dataclass(frozen=True, slots=True)
+    class Tagged(Position):
+        tag: str = ""
+
+    for qty in (D(1), D(-2), D(-3)):  # adding, reducing, flipping
+        p = apply_fill(Tagged("X", D(2), D(100), tag="t"), qty, D(110))
+        assert type(p) is Tagged and p.tag == "t" and p.ticker == "X"
+        q = apply_fill(Position("Y", D(2), D(100)), qty, D(110))
+        assert type(q) is Position and q.ticker == "Y"
+        assert (q.amount, q.entry, q.realized_pnl) == (p.amount, p.entry, p.realized_pnl)
+
+
+def test_flat_entry_reads_zero_exactly():
+    positions = Positions({"BTC": Position("BTC", D(0), D("0.00"))})
+    p = run(positions.update_position("BTC", amount=D(0)))
+    assert str(p.entry) == "0"
 
 
 def test_fees_are_realised():

@@ -7,8 +7,10 @@ import asyncio
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from replay_scenarios import flat_market, zero_latencies
 
+from makerlab.errors import ConfigError, OrderRejected
 from makerlab.sim import Replayer
 
 D = Decimal
@@ -49,3 +51,33 @@ def test_positions_by_base_net_across_exchanges():
     assert by_base == {"BTC": {f"{PERP}/{TICKER}": {"amount": D("0.02")},
                                f"{SPOT}/{TICKER}": {"amount": D("-0.005")}}}
     assert oms.positions_get_net_base() == {"BTC": D("0.015")}
+
+
+def test_a_markets_spec_is_asked_of_the_venue_once_and_an_unknown_one_always():
+    oms = two_markets().get_oms()
+    asked: list[tuple[str, str]] = []
+    ask = oms.venue.spec
+
+    def counted(exchange: str, symbol: str):
+        asked.append((exchange, symbol))
+        return ask(exchange, symbol)
+
+    oms.venue.spec = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        assert oms.rounded_price(PERP, TICKER, 60000.04) == D("60000.0")
+        assert oms.spec(SPOT, TICKER).lot_size == D("0.00001")
+        with pytest.raises(ConfigError):
+            oms.rounded_price(PERP, "ETHUSDT", 3000.0)
+    assert asked == [(PERP, TICKER), (SPOT, TICKER), *[(PERP, "ETHUSDT")] * 3]
+
+
+def test_rounded_prices_are_remembered_per_market_and_bad_ones_still_refused():
+    oms = two_markets().get_oms()
+    for _ in range(2):  # the second time from the memo
+        assert oms.rounded_price(PERP, TICKER, 60000.04) == D("60000.0")
+        assert oms.rounded_price(SPOT, TICKER, 60000.04) == D("60000.04")
+        assert oms.rounded_price(PERP, TICKER, np.float64(60000.06)) == D("60000.1")
+        assert oms.rounded_price(PERP, TICKER, -1.04) == D("-1.0")  # rounded, not judged
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(OrderRejected):
+                oms.rounded_price(PERP, TICKER, bad)

@@ -63,6 +63,13 @@ class OrderStatus(StrEnum):
             return cls.PENDING
         return cls.__members__.get(text)
 
+    @classmethod
+    def of(cls, value: str) -> OrderStatus:
+        """``OrderStatus(value)``, an exact value found without the enum's call (venue
+        updates carry the status as its value)."""
+        found = _BY_VALUE.get(value) if type(value) is str else None
+        return found if found is not None else cls(value)
+
     @property
     def is_alive(self) -> bool:
         """True for states in which the order may still trade."""
@@ -74,9 +81,13 @@ class OrderStatus(StrEnum):
         return self in (OrderStatus.PENDING, OrderStatus.CANCEL_PENDING)
 
 
+_BY_VALUE = {status.value: status for status in OrderStatus}
 _DEAD = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED})
 _DEAD_OR_PENDING = _DEAD | {OrderStatus.PENDING}
-_ACKED_ALIVE = frozenset({OrderStatus.NEW, OrderStatus.PARTIAL, OrderStatus.CANCEL_PENDING})
+_OPEN = frozenset({OrderStatus.NEW, OrderStatus.PARTIAL})
+
+
+_DECIMAL_OR_NONE = (Decimal, type(None))
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -128,13 +139,20 @@ class Order:
     update_id: int | None = None
 
     def __post_init__(self) -> None:
-        self.amount = _dec(self.amount) or Decimal(0)
-        self.price = _dec(self.price)
-        self.filled_sz = _dec(self.filled_sz) or Decimal(0)
-        self.last_fill_sz = _dec(self.last_fill_sz)
-        self.avg_fill_price = _dec(self.avg_fill_price)
+        # each field converted only when it is not a Decimal (or None) already: every
+        # venue update of the mirror passes through here
+        if not (isinstance(self.amount, Decimal) and self.amount):  # zero reads Decimal(0)
+            self.amount = _dec(self.amount) or Decimal(0)
+        if not isinstance(self.price, _DECIMAL_OR_NONE):
+            self.price = _dec(self.price)
+        if not (isinstance(self.filled_sz, Decimal) and self.filled_sz):
+            self.filled_sz = _dec(self.filled_sz) or Decimal(0)
+        if not isinstance(self.last_fill_sz, _DECIMAL_OR_NONE):
+            self.last_fill_sz = _dec(self.last_fill_sz)
+        if not isinstance(self.avg_fill_price, _DECIMAL_OR_NONE):
+            self.avg_fill_price = _dec(self.avg_fill_price)
         if type(self.ord_status) is not OrderStatus:  # a member converts to itself
-            self.ord_status = OrderStatus(self.ord_status)
+            self.ord_status = OrderStatus.of(self.ord_status)
         if self.filled_sz < 0:
             raise ConfigError(f"order {self.cloid or self.oid}: filled_sz must be >= 0")
 
@@ -160,7 +178,10 @@ class Order:
 
     def __copy__(self) -> Order:
         """A shallow copy (``copy.copy``), without re-validating the fields."""
-        return _copy_into(object.__new__(Order), self)
+        return _copy_into(_new(Order), self)
+
+
+_new = object.__new__
 
 
 def _copy_into(dst: Order, src: Order) -> Order:
@@ -177,7 +198,6 @@ def _copy_into(dst: Order, src: Order) -> Order:
 
 DeltaHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
-_IDENTITY = ("exc", "ticker", "oid", "cloid")
 _NAMES = tuple(f.name for f in fields(Order))
 _FIELD_NAMES = frozenset(_NAMES)
 _values = attrgetter(*_NAMES)  # the fields' values as a tuple, in field order
@@ -282,12 +302,22 @@ class Orders:
         Ties keep insertion order. The selection is kept until the next accepted change,
         so in-place edits of orders obtained with ``copy=False`` are not seen by it.
         """
-        return _present(self._selected(ticker, 1, include_pending, sort), copy, as_dict)
+        found = self._selections.get((ticker, 1, include_pending, sort))
+        if found is None:
+            found = self._selected(ticker, 1, include_pending, sort)
+        if copy and not as_dict:  # the quoting call, inlined
+            return [_copy_into(_new(Order), o) for o in found]
+        return _present(found, copy, as_dict)
 
     def get_ask_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
                        copy: bool = True, as_dict: bool = False) -> list[Any]:
         """Live sell orders of ``ticker``, lowest price first (market orders first)."""
-        return _present(self._selected(ticker, -1, include_pending, sort), copy, as_dict)
+        found = self._selections.get((ticker, -1, include_pending, sort))
+        if found is None:
+            found = self._selected(ticker, -1, include_pending, sort)
+        if copy and not as_dict:
+            return [_copy_into(_new(Order), o) for o in found]
+        return _present(found, copy, as_dict)
 
     def pending_bids(self, ticker: str) -> list[Order]:
         """Unacknowledged (PENDING) buy orders of ``ticker``, best price first."""
@@ -374,19 +404,24 @@ class Orders:
         unknown = None if _FIELD_NAMES.issuperset(kwargs) else set(kwargs) - _FIELD_NAMES
         if unknown:
             raise ConfigError(f"upsert_order: unknown order fields {sorted(unknown)}")
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        key = self._find(kwargs)
-        if key is None or (key < 0 and kwargs.get("oid") is None and kwargs.get("cloid") is None):
+        return await self._upsert({k: v for k, v in kwargs.items() if v is not None},
+                                  clear_unalived, trigger_handlers)
+
+    async def _upsert(self, kw: dict[str, Any], clear_unalived: bool = True,
+                      trigger_handlers: bool = True) -> Order | None:
+        """:meth:`upsert_order` of the reported fields ``kw`` (known names, no ``None``)."""
+        key = self._find(kw)
+        if key is None or (key < 0 and kw.get("oid") is None and kw.get("cloid") is None):
             return None
         if key < 0:
-            key, order = self._create(kwargs)
+            key, order = self._create(kw)
         else:
-            order = self._update(key, kwargs)
+            order = self._update(key, kw)
         if order is None:
             return None
-        if trigger_handlers:
+        if trigger_handlers and self._handlers:
             await self._fire(order)
-        if not order.is_alive() and clear_unalived:
+        if clear_unalived and order.ord_status in _DEAD:
             self._remove(key)
         return order
 
@@ -440,13 +475,7 @@ class Orders:
         if note is not None:
             return await self.upsert_order(oid=update.oid, cloid=update.cloid,
                                            reject_reason=f"{note}: {_reason(update)}")
-        rejected = update.kind is OrderEventKind.REJECT
-        return await self.upsert_order(
-            exc=update.exchange, oid=update.oid, cloid=update.cloid, ticker=update.symbol,
-            amount=update.amount or None, price=update.price, tif=update.tif or None,
-            reduce_only=update.reduce_only, ord_status=update.status or None,
-            filled_sz=update.filled, timestamp=update.exchange_ts // NS_PER_MS,
-            update_id=update.update_id, reject_reason=_reason(update) if rejected else None)
+        return await self._upsert(_reported(update))
 
     async def _fire(self, order: Order) -> None:
         for handler in self._handlers:  # each its own dict
@@ -516,6 +545,25 @@ _NOTES = {OrderEventKind.CANCEL_REJECT: "cancel rejected",
           OrderEventKind.AMEND_REJECT: "amend rejected"}
 
 
+def _reported(update: OrderUpdate) -> dict[str, Any]:
+    """The fields a venue update reports, by :class:`Order` name (what it does not report
+    left out, as :meth:`Orders.upsert_order` leaves out ``None``)."""
+    kw: dict[str, Any] = {"timestamp": update.exchange_ts // NS_PER_MS}
+    for name, value in (("exc", update.exchange), ("ticker", update.symbol),
+                        ("oid", update.oid), ("cloid", update.cloid),
+                        ("price", update.price), ("filled_sz", update.filled),
+                        ("update_id", update.update_id), ("reduce_only", update.reduce_only)):
+        if value is not None:
+            kw[name] = value
+    for name, value in (("amount", update.amount), ("tif", update.tif),
+                        ("ord_status", update.status)):
+        if value:
+            kw[name] = value
+    if update.kind is OrderEventKind.REJECT:
+        kw["reject_reason"] = _reason(update)
+    return kw
+
+
 def _reason(update: OrderUpdate) -> str:
     """A venue refusal as one string: ``"-2011 Unknown order sent."``."""
     return f"{update.code} {update.reason}".strip()
@@ -531,7 +579,7 @@ def _ask_key(order: Order) -> Decimal:
 
 def _replaced(old: Order, kw: dict[str, Any]) -> Order:
     """``dataclasses.replace(old, last_fill_sz=None, **kw)``, without its overhead."""
-    new = _copy_into(object.__new__(Order), old)
+    new = _copy_into(_new(Order), old)
     new.last_fill_sz = None
     for name, value in kw.items():
         setattr(new, name, value)
@@ -541,7 +589,7 @@ def _replaced(old: Order, kw: dict[str, Any]) -> Order:
 
 def _acceptable(old: Order, new: Order) -> bool:
     """True if moving from ``old`` to ``new`` breaks none of the :class:`Orders` rules."""
-    return (old.is_alive()
+    return (old.ord_status not in _DEAD
             and _identity_kept(old, new)
             and _status_allowed(old, new)
             and _in_order(old, new)
@@ -549,16 +597,19 @@ def _acceptable(old: Order, new: Order) -> bool:
 
 
 def _identity_kept(old: Order, new: Order) -> bool:
-    same_fields = all(getattr(old, n) is None or getattr(old, n) == getattr(new, n)
-                      for n in _IDENTITY)
-    return same_fields and new.side == old.side
+    """The known ids (``exc``, ``ticker``, ``oid``, ``cloid``) and the sign of ``amount``
+    are kept (spelled out: every update of the mirror is checked here)."""
+    return ((old.exc is None or old.exc == new.exc)
+            and (old.ticker is None or old.ticker == new.ticker)
+            and (old.oid is None or old.oid == new.oid)
+            and (old.cloid is None or old.cloid == new.cloid)
+            and (old.amount > 0) is (new.amount > 0) and (old.amount < 0) is (new.amount < 0))
 
 
 def _status_allowed(old: Order, new: Order) -> bool:
     if new.ord_status is OrderStatus.PENDING:
         return old.ord_status is OrderStatus.PENDING
-    if old.ord_status is OrderStatus.CANCEL_PENDING and new.ord_status in _ACKED_ALIVE - {
-            OrderStatus.CANCEL_PENDING}:
+    if old.ord_status is OrderStatus.CANCEL_PENDING and new.ord_status in _OPEN:
         return _newer(old, new) or new.filled_sz > old.filled_sz
     return True
 
@@ -582,4 +633,4 @@ def _in_order(old: Order, new: Order) -> bool:
 
 
 def _same(old: Order, new: Order) -> bool:
-    return all(a == b for a, b in zip(_compared(old), _compared(new), strict=True))
+    return _compared(old) == _compared(new)

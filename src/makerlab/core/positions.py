@@ -208,7 +208,7 @@ def _apply(pos: Position, q: Decimal, p: Decimal, fee: Decimal,
     a, e = pos.amount, pos.entry
     realized = pos.realized_pnl - fee
     if not a or _sign(q) == _sign(a):
-        return replace(pos, amount=a + q, entry=acct.average(a, e, q, p), realized_pnl=realized)
+        return _moved(pos, a + q, acct.average(a, e, q, p), realized)
     closed = _sign(a) * min(abs(q), abs(a))
     realized += acct.closed_pnl(closed, e, p)
     new_amount = a + q
@@ -218,7 +218,23 @@ def _apply(pos: Position, q: Decimal, p: Decimal, fee: Decimal,
         entry = e
     else:
         entry = p
-    return replace(pos, amount=new_amount, entry=entry, realized_pnl=realized)
+    return _moved(pos, new_amount, entry, realized)
+
+
+_new, _set = object.__new__, object.__setattr__
+
+
+def _moved(pos: Position, amount: Decimal, entry: Decimal, realized: Decimal) -> Position:
+    """``replace(pos, amount=amount, entry=entry, realized_pnl=realized)`` (Decimals
+    already), without its overhead: every fill of the venue and of the mirror comes here."""
+    if type(pos) is not Position:  # a subclass keeps its own fields and checks
+        return replace(pos, amount=amount, entry=entry, realized_pnl=realized)
+    new = _new(Position)
+    _set(new, "ticker", pos.ticker)
+    _set(new, "amount", amount)
+    _set(new, "entry", entry)
+    _set(new, "realized_pnl", realized)
+    return new
 
 
 LINEAR = LinearAccounting()
@@ -319,7 +335,7 @@ class Positions:
         Raises :class:`ConfigError` for ``amount`` with ``fill_amount``, ``fill_amount``
         without ``fill_entry``, or no change at all.
         """
-        old = self._positions.get(ticker, Position(ticker))
+        old = self._positions.get(ticker) or Position(ticker)
         new = self._next(old, amount, fill_amount, entry, fill_entry, fee)
         self._positions[ticker] = new
         if trigger_handlers and (new.amount, new.entry) != (old.amount, old.entry):
@@ -356,7 +372,7 @@ class Positions:
             new = old
         if entry is not None:
             return replace(new, entry=_dec(entry))
-        return new if new.amount else replace(new, entry=ZERO)
+        return new if new.amount or new.entry is ZERO else replace(new, entry=ZERO)
 
     async def _fire(self, old: Position, new: Position) -> None:
         delta = {"ticker": new.ticker, "amount": new.amount, "delta": new.amount - old.amount,

@@ -176,7 +176,7 @@ class Hedger:
 
     async def on_order_update(self, update: OrderUpdate) -> None:
         key = (update.exchange, update.cloid or "")
-        if not update.status or OrderStatus(update.status).is_alive:
+        if not update.status or OrderStatus.of(update.status).is_alive:
             return
         self._legs.pop(key, None)
         sent = self._sent.pop(key, None)

@@ -48,7 +48,8 @@ Rules:
   does not.
 - **rounding comes from the spec**: with ``round_to_specs=True`` the amount is rounded
   toward zero to the lot grid and the price to the nearest tick; otherwise they are sent
-  as given (and a venue may reject them).
+  as given (and a venue may reject them). A market's spec is asked of the venue once and
+  kept (venues keep it fixed: :class:`~makerlab.trading.protocols.OrderVenue`).
 - **cancels are pending until confirmed**: ``cancel_order`` sends the cancel, then marks
   an acknowledged order CANCEL_PENDING; only the venue's events end it. A PENDING order
   stays PENDING: its ACK (or REJECT), then the CANCEL_ACK or the cancel's refusal, resolve
@@ -155,6 +156,7 @@ __all__ = ["MAX_ORDER_NUMBER", "OMS"]
 log = logging.getLogger(__name__)
 
 _MAX_FLOAT = float(MAX_ORDER_NUMBER)
+_ROUNDED_MAX = 1 << 16  # prices rounded_price remembers (then it starts again)
 _DRAIN_S = 30.0  # longest wait for requests in flight when the kill switch trips
 _NOTES = (OrderEventKind.CANCEL_REJECT, OrderEventKind.AMEND_REJECT)
 
@@ -191,6 +193,8 @@ class OMS:
         self.exchanges = list(exchanges or venue.exchanges())
         _check_tracked(self.exchanges, venue)
         self._orders = {exc: Orders() for exc in self.exchanges}
+        self._specs: dict[tuple[str, str], InstrumentSpec] = {}
+        self._rounded: dict[tuple[str, str, float], Decimal] = {}  # rounded_price's memo
         self._positions = {exc: Positions(accounting=_accounting_of(venue, exc))
                            for exc in self.exchanges}
         self.balances: dict[str, list[BalanceState]] = {}
@@ -343,7 +347,8 @@ class OMS:
 
     def orders_peek(self, exc: str) -> Orders:
         """The maintained open-orders container of ``exc``."""
-        return self._orders[self._exc(exc)]
+        orders = self._orders.get(exc)
+        return orders if orders is not None else self._orders[self._exc(exc)]
 
     def positions_peek(self, exc: str) -> Positions:
         """The maintained positions container of ``exc``."""
@@ -465,7 +470,11 @@ class OMS:
     # -- contract rules ----------------------------------------------------------------
 
     def spec(self, exc: str, ticker: str) -> InstrumentSpec:
-        return self.venue.spec(exc, ticker)
+        """The venue's spec of ``exc``/``ticker`` (kept once given: it is fixed)."""
+        spec = self._specs.get((exc, ticker))
+        if spec is None:
+            spec = self._specs[(exc, ticker)] = self.venue.spec(exc, ticker)
+        return spec
 
     def contract_specs(self, exc: str, ticker: str) -> dict[str, Any]:
         """``{base_asset, quote_asset, min_notional, price_precision, quantity_precision,
@@ -480,10 +489,17 @@ class OMS:
 
     def rounded_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         """``price`` on the tick grid (nearest tick)."""
-        spec = self.spec(exc, ticker)
-        if isinstance(price, float) and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal
-            return spec.round_price(float(price))  # yet (numpy's float64 is a float too)
-        return spec.round_price(number(f"{exc}/{ticker} rounded_price", "price", price))
+        if isinstance(price, float):  # numpy's float64 is a float too
+            key = (exc, ticker, price)  # quotes repeat: a memo, the spec being fixed
+            found = self._rounded.get(key)
+            if found is None and 0.0 < price < _MAX_FLOAT:  # a sane number: no Decimal yet
+                if len(self._rounded) >= _ROUNDED_MAX:
+                    self._rounded.clear()
+                found = self._rounded[key] = self.spec(exc, ticker).round_price(float(price))
+            if found is not None:
+                return found
+        where = f"{exc}/{ticker} rounded_price"
+        return self.spec(exc, ticker).round_price(number(where, "price", price))
 
     def rounded_ceil_price(self, exc: str, ticker: str, price: Number) -> Decimal:
         where = f"{exc}/{ticker} rounded_ceil_price"

@@ -167,6 +167,9 @@ class OrderVenue(Protocol):
       says a request was refused (``code``, ``reason``, the request's ids); listeners keep
       the order's state as they know it, whatever its ``status`` field says (the replayed
       venue leaves it empty, with zero amounts, for an order it does not hold).
+    - **a market's spec is fixed once given**: ``spec`` answers the same spec for a market
+      for the venue's life once it has answered one (the OMS keeps it; an unknown market,
+      or a live venue not started yet, raises instead).
     """
 
     @property
