@@ -186,7 +186,8 @@ def convert_archive(raw: Path, depth: int, root: Path) -> Path:
 
 
 def makerlab_replayer(archive: Path, ticker: str, depth: int, events: np.ndarray) -> Any:
-    """A Replayer of ``archive``, on hftbacktest's clocks (see docs/crosscheck.md)."""
+    """A Replayer of ``archive``, on hftbacktest's clocks (see docs/crosscheck.md), loaded
+    whole as hftbacktest's (a streamed replay's ``trade_tape`` is its current hour only)."""
     from makerlab.sim import Latencies, Replayer
     from makerlab.sim.matching import NoPartialFills
     from makerlab.sim.queue import RiskAverseQueue
@@ -197,7 +198,7 @@ def makerlab_replayer(archive: Path, ticker: str, depth: int, events: np.ndarray
     rep = Replayer.from_archive({EXC: [ticker]}, "2024-08-08:23", "2024-08-09:00",
                                 path=archive, depth=depth, maker_fees=0.0, taker_fees=0.0,
                                 latencies=lat, queue_model=RiskAverseQueue(),
-                                fill_model=NoPartialFills())
+                                fill_model=NoPartialFills(), stream=False)
     check_local_clock(events, rep.trade_tape(EXC, ticker))
     return rep
 

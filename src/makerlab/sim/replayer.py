@@ -243,9 +243,12 @@ class Replayer(Analytics):
         return self._stream.record
 
     def book_tape(self, exc: str, ticker: str) -> BookTape:
+        """The market's loaded book rows: the whole range, or a streamed replay's current
+        window only (:meth:`market_tapes` has the range)."""
         return _find(self.books, exc, ticker, "book")
 
     def trade_tape(self, exc: str, ticker: str) -> TradeTape:
+        """The market's loaded prints (as :meth:`book_tape`: a streamed replay's window)."""
         return _find(self.trades, exc, ticker, "trade")
 
     # -- the tutorial API ----------------------------------------------------------------
