@@ -278,7 +278,7 @@ def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType]
     except pa.ArrowInvalid:  # Arrow's "Empty CSV file": not a byte to read
         empty = {name: pa.array([], types.get(name, pa.string())) for name in names}
         return pa.table(empty), np.zeros(0, dtype=bool), _Watched(None)
-    frame = pl.from_arrow(raw)
+    frame = polars_frame(raw)
     bad = np.zeros(raw.num_rows, dtype=bool)
     columns = {}
     for name in names:
@@ -317,6 +317,14 @@ def _report_malformed(problems: dict[int, str], source: str, repairs: Repairs | 
            "pass repair=True to drop them",
            f"{len(problems)} malformed rows dropped (first: {problems[first]})",
            source=source, line=first)
+
+
+def polars_frame(table: pa.Table) -> pl.DataFrame:
+    """``table`` as a polars frame, zero copy where Arrow allows (``pl.from_arrow`` is typed
+    to return a frame or a series; a table always gives a frame)."""
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def column(table: pa.Table, name: str) -> np.ndarray:
