@@ -57,6 +57,7 @@ def test_the_example_fills_identically_in_replay_and_live_against_the_paper(tmp_
     assert int(replay) == int(live) == int(agree) == int(total) > 0, run.stdout
     assert verdict == "identical"
     assert "times: identical (every fill at the same exchange time)" in run.stdout
+    assert run.stdout.splitlines()[-1] == "parity: OK"
     pairs = fill_rows(run.stdout)
     assert len(pairs) == int(replay)
     for left, right in pairs:  # each row: the same time, side, price and size on both sides

@@ -21,7 +21,8 @@ How it runs (docs/paper.md, "Sim-live parity"):
    every event, the script is stopped (SIGINT) and the paper's fill journal is the live
    run's fills.
 3. **compare**: both fill lists in order, and their agreement on count, side, price and
-   size; fill times (exchange time) are compared too and any difference is shown.
+   size and on fill time (exchange time; lockstep has the paper decide at the Replayer's
+   virtual times, so no difference is allowed). The command exits 0 only when all agree.
 
 Requirements: the replay uses the Replayer's constructor path (local time = exchange
 time + FEED_PUBLIC) with constant latencies (the same FEED_PUBLIC for every exchange),
@@ -92,6 +93,11 @@ class ParityResult:
     def same_times(self) -> bool:
         return [f.ts for f in self.replay] == [f.ts for f in self.live]
 
+    @property
+    def identical(self) -> bool:
+        """Parity: the same fills (side, price, size) at the same exchange times."""
+        return self.same_terms and self.same_times
+
     def report(self) -> str:
         """Both fill lists side by side and their agreement."""
         lines = [f"{'#':>4}  {'replay (Replayer)':<48}  live (paper exchange, lockstep)"]
@@ -113,7 +119,15 @@ class ParityResult:
             out.append("times: identical (every fill at the same exchange time)")
         else:
             out += _time_differences(self.replay, self.live)
-        return out
+        return [*out, self.verdict()]
+
+    def verdict(self) -> str:
+        if self.identical:
+            return "parity: OK"
+        if not self.same_terms:
+            return "parity: FAILED, the fills differ in count, side, price or size"
+        return ("parity: FAILED, the same fills at other exchange times (lockstep decides at "
+                "the Replayer's virtual times: no difference is allowed)")
 
 
 def _row(fill: FillRow) -> str:
@@ -285,7 +299,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 def main_parity(script: str, archive: str, start: str, end: str, exchange: str) -> int:
     """The ``makerlab parity`` command: print both fill lists; 0 when the fills are
-    identical (count, side, price, size), 1 otherwise."""
+    identical (count, side, price, size and exchange time), 1 otherwise."""
     result = asyncio.run(run_parity(script, archive, start, end, exchange=exchange))
     print(result.report())
-    return 0 if result.same_terms else 1
+    return 0 if result.identical else 1

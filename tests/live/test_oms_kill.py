@@ -226,8 +226,14 @@ def test_secrets_never_appear_in_logs_reprs_exceptions_or_reports(monkeypatch, t
             with pytest.raises(MakerlabError) as lost:
                 await oms.limit_order(EXC, SYMBOL, D("0.005"), D("59000"))
             shown.append(str(lost.value))
+            # The stream stays down until the trip is seen: back at once, it is reconciled
+            # and the trip lifted within about the reconnect delay (10 ms), the poll's period.
+            user_stream = fake.sockets.pop("/binance/private/ws")
             await fake.drop("/binance/private/ws")
             await until(lambda: oms.kill_switch.tripped, "tripped")
+            shown += [repr(oms.kill_switch), str(oms.kill_switch.trips)]
+            fake.sockets["/binance/private/ws"] = user_stream
+            await until(lambda: not oms.kill_switch.tripped, "lifted after reconciliation")
             await streams_up(oms, fake)
             shown += [repr(oms), repr(oms.kill_switch), repr(oms.limits), repr(oms.venue),
                       repr(oms.gateway), str(oms.kill_switch.trips), str(oms.options),

@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import os
 import signal
+import threading
 import time
 
 import numpy as np
@@ -17,12 +18,12 @@ import pytest
 from captures import cryptofeed_http, cryptofeed_ws
 from fake_venue import FakeVenue, Socket
 
-from makerlab.core.events import BookUpdate
+from makerlab.core.events import BookUpdate, TradeEvent
 from makerlab.data.archive import HOUR_NS, list_archive, read_table
 from makerlab.data.book_builder import materialize
 from makerlab.data.manifest import SEGMENTS_DIR
 from makerlab.data.schema import FLAG_SNAPSHOT
-from makerlab.data.segments import segment_sessions
+from makerlab.data.segments import SegmentLog, segment_sessions
 from makerlab.data.validate import validate_archive
 from makerlab.errors import ConfigError, DataError
 from makerlab.live import recorder as recorder_module
@@ -477,3 +478,66 @@ def test_a_failed_commit_stops_recording_and_keeps_the_rows_for_recovery(tmp_pat
     assert Feed.squash_archives(path=out)
     _check_books(out, "binance", SYMBOL, 3, live.books())
     assert validate_archive(out).ok
+
+
+class QuietSource:
+    """A market-data source that delivers nothing by itself: the test feeds the recorder."""
+
+    def attach(self, listener) -> None:
+        pass
+
+    def detach(self, listener) -> None:
+        pass
+
+    def replays(self, exchange: str) -> bool:
+        return False
+
+    def full_book(self, exchange: str, symbol: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize("request_kind", ["stop", "commit"])
+def test_rows_received_while_a_flush_is_writing_are_committed(tmp_path, monkeypatch,
+                                                              request_kind):
+    """A stop or commit() that comes in while a periodic flush is writing in its thread
+    still commits the rows received during that write (flushed once more first)."""
+    writing, release = threading.Event(), threading.Event()
+    append = SegmentLog.append
+
+    def held_append(segments: SegmentLog, tables) -> int:
+        writing.set()
+        release.wait(30)  # set by the test once rows arrived and the request is in
+        return append(segments, tables)
+
+    monkeypatch.setattr(SegmentLog, "append", held_append)
+
+    def trades(ids: range) -> list[TradeEvent]:
+        return [TradeEvent("binance", SYMBOL, (T0 + i) * 10**6, (T0 + i) * 10**6, 10.0 + i,
+                           1.0, 1, str(i)) for i in ids]
+
+    async def main() -> tuple[list[str], Recorder]:
+        rec = Recorder(QuietSource(), out=tmp_path / "arc", spool=tmp_path / "spool",
+                       flush_interval=0.01)
+        rec.track("binance", SYMBOL, trades=True)
+        await rec.start()
+        for trade in trades(range(0, 5)):
+            await rec.on_trade(trade)
+        await asyncio.to_thread(writing.wait, 30)  # the flush of those 5 is writing
+        for trade in trades(range(5, 8)):
+            await rec.on_trade(trade)
+        if request_kind == "stop":
+            rec.request_stop()
+            release.set()
+            await rec.stop()
+        else:
+            committing = asyncio.create_task(rec.commit())
+            await asyncio.sleep(0)  # commit() has put in its request
+            release.set()
+            await committing
+        ids = read_table(tmp_path / "arc", "trades", "binance", SYMBOL).column("trade_id")
+        await rec.stop()
+        return ids.to_pylist(), rec
+
+    committed, rec = _run(main())
+    assert committed == [str(i) for i in range(8)]
+    assert rec.rows_received == rec.rows_committed == 8

@@ -16,7 +16,7 @@ from makerlab.live.gateway import Gateway
 from makerlab.live.signing import hmac_hex, woo_payload
 from makerlab.live.transport import ReconnectPolicy
 from makerlab.live.venues.base import Endpoints
-from makerlab.live.venues.private_base import Op, OpKind
+from makerlab.live.venues.private_base import Op, OpKind, Snapshot
 from makerlab.live.venues.woo_private import WooPrivate
 from makerlab.trading.protocols import CancelRequest, OrderRequest
 
@@ -122,3 +122,21 @@ def test_rest_orders_and_stream_against_a_fake(monkeypatch, tmp_path):
     recorder = asyncio.run(main())
     assert [(u.kind, u.cloid, u.oid, u.code) for u in recorder.updates[:2]] == [
         (OrderEventKind.ACK, "12345", "9", ""), (OrderEventKind.REJECT, "7", None, "-1012")]
+
+
+def test_order_snapshot_and_query_read_the_v3_order_rows():
+    venue = _venue()
+    row = {"symbol": "PERP_BTC_USDT", "orderId": 5, "clientOrderId": 12345, "side": "SELL",
+           "type": "LIMIT", "status": "PARTIAL_FILLED", "quantity": "0.3", "price": "100",
+           "executed": "0.1", "updatedTime": 1618820361552}
+    (state,) = venue.parse_snapshot(Snapshot.ORDERS, orjson.dumps({"data": {"rows": [row]}}), 3)
+    assert (state.kind, state.status, state.cloid, state.oid, state.amount, state.price,
+            state.filled, state.exchange_ts) == \
+        (OrderEventKind.STATE, "PARTIAL", "12345", "5", Decimal("-0.3"), Decimal("100"),
+         Decimal("0.1"), 1618820361552 * 10**6)
+    market = {"symbol": "PERP_BTC_USDT", "orderId": 6, "type": "MARKET", "side": "BUY",
+              "quantity": "1"}
+    queried = venue.parse_query(200, orjson.dumps({"success": True, "data": market}), 3)
+    assert queried is not None
+    assert (queried.cloid, queried.price, queried.filled, queried.status) == \
+        (None, None, Decimal(0), "NEW")

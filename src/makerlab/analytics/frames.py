@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
 
 from makerlab.analytics.metrics import DEFAULT_INTERVALS_MS, markout_table, ticker_inventory
 from makerlab.analytics.record import RunRecord
@@ -231,6 +232,7 @@ def df_prices(record: RunRecord, ticker: str, exc: str, ax: Axes | None = None,
     df = pd.DataFrame({"b": mids.bid.to_numpy(), "a": mids.ask.to_numpy()}, index=_utc(times))
     if plot:
         own = ax is None
+        fig: Figure | SubFigure  # an axes passed in may live in a subfigure
         if ax is None:
             fig, ax = new_figure(show, figsize=(12, 5.5), layout="constrained")
         else:

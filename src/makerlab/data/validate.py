@@ -231,13 +231,13 @@ def check_values(
     ``repairs`` bad rows are dropped and counted.
     """
     price_range, size_range = limits.price_range, limits.size_range
-    faults = []
+    faults: list[tuple[str, np.ndarray, np.ndarray]] = []
     for name, values, bounds, zero in [
         *((name, values, price_range, False) for name, values in prices.items()),
         *((name, values, size_range, zero_size) for name, values in sizes.items()),
     ]:
         bad = implausible(values, bounds, zero)
-        faults.append((name, values, bad if bad.ndim == 1 else bad.any(axis=1)))
+        faults.append((name, values, bad if bad.ndim == 1 else np.asarray(bad.any(axis=1))))
     bad = np.logical_or.reduce([fault for _, _, fault in faults])
 
     def detail(i: int) -> str:
@@ -433,7 +433,7 @@ def book_ticker_agreement(
     ticker_seq: np.ndarray,
     ticker_top: np.ndarray,
     ticker_valid: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which rebuilt book states have a recorded ticker to compare with, and which agree.
 
     After the depth message with last update id ``u`` the rebuilt book holds every update

@@ -180,10 +180,11 @@ def _trades(capture: Capture, ctx: _Context) -> pa.Table:
 def _trade_records(capture: Capture, ctx: _Context) -> tuple:
     """(records, [price, size], bad value, MARKET status, ids) of all trades, fast first."""
     blocks = capture.trades_fast
-    recs, values = [b[0] for b in blocks], [b[1] for b in blocks]
+    recs = [b[0] for b in blocks]
+    values: list[np.ndarray] = [b[1] for b in blocks]
     ids = [pa.array(b[2]).cast(pa.string()) for b in blocks]
-    bad = [np.zeros(len(r), dtype=bool) for r in recs]
-    market = [np.ones(len(r), dtype=bool) for r in recs]
+    bad: list[np.ndarray] = [np.zeros(len(r), dtype=bool) for r in recs]
+    market: list[np.ndarray] = [np.ones(len(r), dtype=bool) for r in recs]
     if capture.trades:
         rec = np.array(capture.trades, dtype=np.int64)
         price_t, size_t, id_t, status = (list(c) for c in zip(*capture.trade_text, strict=True))
@@ -412,14 +413,14 @@ class _Sync:
 
     def _on_diff(self, j: int) -> None:
         if self.last is not None:
-            self._on_live_diff(j)
+            self._on_live_diff(j, self.last)
         elif self.snapshot is not None:
-            self._on_first_diff(j)
+            self._on_first_diff(j, self.snapshot)
         else:
             self.pending.append(j)
 
-    def _on_first_diff(self, j: int) -> None:
-        snap = self.rec[self.snapshot]
+    def _on_first_diff(self, j: int, snapshot: int) -> None:
+        snap = self.rec[snapshot]
         last_id, first, last = snap[D.LAST], self.rec[j, D.FIRST], self.rec[j, D.LAST]
         target = last_id + 1 if self.spot else last_id
         if last < target:
@@ -430,17 +431,17 @@ class _Sync:
             self._gap(j, f"first diff after the snapshot (lastUpdateId={last_id}) has "
                       f"U={first}, u={last}: {rule} <= u fails")
             return
-        self._apply(self.snapshot)
+        self._apply(snapshot)
         self.snapshot = None
         self._apply(j)
 
-    def _on_live_diff(self, j: int) -> None:
+    def _on_live_diff(self, j: int, last: int) -> None:
         first, prev = self.rec[j, D.FIRST], self.rec[j, D.PREV]
-        if (first == self.last + 1) if self.spot else (prev == self.last):
+        if (first == last + 1) if self.spot else (prev == last):
             self._apply(j)
             return
         got = f"U={first}" if self.spot else f"pu={prev}"
-        want = f"U={self.last + 1}" if self.spot else f"pu={self.last}"
+        want = f"U={last + 1}" if self.spot else f"pu={last}"
         self._gap(j, f"depth diff does not continue the book: expected {want}, got {got} "
                   f"(u={self.rec[j, D.LAST]})")
 

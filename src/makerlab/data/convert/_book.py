@@ -49,6 +49,8 @@ def replay_checked(
             row, problem = _delta_row(deltas, found[0]), found[1]
             kind, error = "book_mismatch", DataError
         except CrossedBook as e:
+            if e.line is None:  # materialize names the delta row; without it, nothing to cut
+                raise
             row, problem = int(e.line) - 1, str(e).split(": ", 1)[1].split("; pass")[0]
             kind, error = "crossed", CrossedBook
         source, line = locate(int(origins[row]))

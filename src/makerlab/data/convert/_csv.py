@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,9 @@ from makerlab.data.validate import (
     check_values,
 )
 from makerlab.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger(__name__)
 
@@ -277,9 +281,7 @@ def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType]
     except pa.ArrowInvalid:  # Arrow's "Empty CSV file": not a byte to read
         empty = {name: pa.array([], types.get(name, pa.string())) for name in names}
         return pa.table(empty), np.zeros(0, dtype=bool), _Watched(None)
-    import polars as pl  # 0.1 s to import: only when a CSV is converted
-
-    frame = pl.from_arrow(raw)
+    frame = polars_frame(raw)
     bad = np.zeros(raw.num_rows, dtype=bool)
     columns = {}
     for name in names:
@@ -318,6 +320,16 @@ def _report_malformed(problems: dict[int, str], source: str, repairs: Repairs | 
            "pass repair=True to drop them",
            f"{len(problems)} malformed rows dropped (first: {problems[first]})",
            source=source, line=first)
+
+
+def polars_frame(table: pa.Table) -> pl.DataFrame:
+    """``table`` as a polars frame, zero copy where Arrow allows (``pl.from_arrow`` is typed
+    to return a frame or a series; a table always gives a frame)."""
+    import polars as pl  # 0.1 s to import: only when a CSV is converted
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def column(table: pa.Table, name: str) -> np.ndarray:

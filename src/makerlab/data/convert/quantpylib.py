@@ -162,7 +162,7 @@ def hour_files(root: str | os.PathLike, exchange: str, feed_type: str, ticker: s
 def _of_depth(files: list[_File], depth: int, folder: Path) -> list[_File]:
     stored = sorted({f.depth for f in files if f.depth is not None and f.depth >= depth})
     if not stored:
-        have = sorted({f.depth for f in files})
+        have = sorted({f.depth for f in files if f.depth is not None})
         raise DataError(f"no l2book files of depth >= {depth} (depths {have})",
                         source=str(folder))
     return [f for f in files if f.depth == stored[0]]

@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 
@@ -44,6 +43,7 @@ from makerlab.data.convert._csv import (
     column,
     expand_inputs,
     merge_repairs,
+    polars_frame,
     read_csv_checked,
     read_header,
     snapshot_table,
@@ -189,7 +189,7 @@ def _file_instruments(path: Path, repair: bool) -> list[tuple[str, str]]:
     problems are reported, or counted, when the L2 reader reads them again)."""
     table, _ = read_csv_checked(path, L2_HEADER, dict.fromkeys(L2_HEADER, pa.string()),
                                 header=True, repairs=Repairs() if repair else None)
-    frame = pl.from_arrow(table.select(["exchange", "symbol"])).unique(maintain_order=True)
+    frame = polars_frame(table.select(["exchange", "symbol"])).unique(maintain_order=True)
     return [(venue, name) for venue, name in frame.iter_rows() if venue and name]
 
 
@@ -205,7 +205,7 @@ def _types(kind: str, header: list[str]) -> dict[str, pa.DataType]:
 
 def _instruments(table: pa.Table) -> Iterable[tuple[tuple[str, str], np.ndarray]]:
     """Row indices of each (tardis exchange, symbol) in ``table``, in first-seen order."""
-    keys = pl.from_arrow(table.select(["exchange", "symbol"])).with_row_index("row")
+    keys = polars_frame(table.select(["exchange", "symbol"])).with_row_index("row")
     for (venue, name), part in keys.group_by(["exchange", "symbol"], maintain_order=True):
         yield (venue, name), part["row"].to_numpy().astype(np.int64)
 

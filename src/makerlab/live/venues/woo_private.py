@@ -26,7 +26,7 @@ but its overhead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, Required, TypedDict
 
 import orjson
 
@@ -72,6 +72,42 @@ _STATUS = {"NEW": ("NEW", OrderEventKind.ACK), "PARTIAL_FILLED": ("PARTIAL", Ord
            "REJECTED": ("REJECTED", OrderEventKind.REJECT),
            "REPLACED": ("NEW", OrderEventKind.AMEND_ACK)}
 _INT63 = 2**63
+
+
+class _Order(TypedDict, total=False):
+    """The order fields an ``executionreport`` and an order of ``GET /v3/trade/order(s)``
+    share (numbers as decimal strings, ids as integers)."""
+
+    symbol: Required[str]
+    orderId: Required[int]
+    clientOrderId: int
+    side: str
+    type: str
+    status: str
+    quantity: str
+    price: str
+    reason: str
+
+
+class _Execution(_Order, total=False):
+    """An ``executionreport`` of the private stream: the order's state and the fill it
+    reports, if ``executedQuantity`` is positive."""
+
+    totalExecutedQuantity: str
+    timestamp: int
+    executedQuantity: str
+    executedPrice: str
+    fee: str
+    feeAsset: str
+    tradeId: int
+    maker: bool
+
+
+class _OrderRow(_Order, total=False):
+    """An order as ``GET /v3/trade/orders`` and ``GET /v3/trade/order`` answer it."""
+
+    executed: str
+    updatedTime: int
 
 
 def _int_id(cloid: str) -> bool:
@@ -239,23 +275,27 @@ class WooPrivate:
                     for asset, b in (body.get("balances") or {}).items()]
         return []
 
-    def _execution(self, r: dict, local_ts: int) -> list[PrivateEvent]:
-        status, kind = _STATUS.get(r.get("status", ""), ("NEW", OrderEventKind.STATE))
-        buy = r.get("side") == "BUY"
-        cloid = self.cloids.ours(str(r["clientOrderId"])) if r.get("clientOrderId") else None
-        update = order_state(
-            "woox", r["symbol"], kind=kind, status=status, cloid=cloid, oid=str(r["orderId"]),
-            amount=signed(dec(r.get("quantity")), buy),
-            price=None if r.get("type") == "MARKET" else dec(r.get("price")),
-            filled=dec(r.get("totalExecutedQuantity")), ts_ms=int(r.get("timestamp", 0)),
-            local_ts=local_ts, reason=str(r.get("reason") or ""))
+    def _execution(self, r: _Execution, local_ts: int) -> list[PrivateEvent]:
+        update = self._order_update(r, r.get("totalExecutedQuantity"),
+                                    int(r.get("timestamp", 0)), local_ts)
         if dec(r.get("executedQuantity")) <= 0:
             return [update]
-        fill = Fill("woox", r["symbol"], update.exchange_ts, local_ts, cloid, update.oid,
-                    str(r.get("tradeId", "")), 1 if buy else -1, dec(r.get("executedPrice")),
-                    dec(r.get("executedQuantity")), dec(r.get("fee")),
-                    str(r.get("feeAsset", "")), bool(r.get("maker")))
+        fill = Fill("woox", r["symbol"], update.exchange_ts, local_ts, update.cloid, update.oid,
+                    str(r.get("tradeId", "")), 1 if r.get("side") == "BUY" else -1,
+                    dec(r.get("executedPrice")), dec(r.get("executedQuantity")),
+                    dec(r.get("fee")), str(r.get("feeAsset", "")), bool(r.get("maker")))
         return [fill, update]
+
+    def _order_update(self, r: _Order, filled: str | None, ts_ms: int,
+                      local_ts: int) -> OrderUpdate:
+        status, kind = _STATUS.get(r.get("status", ""), ("NEW", OrderEventKind.STATE))
+        cloid = self.cloids.ours(str(r["clientOrderId"])) if r.get("clientOrderId") else None
+        return order_state(
+            "woox", r["symbol"], kind=kind, status=status, cloid=cloid, oid=str(r["orderId"]),
+            amount=signed(dec(r.get("quantity")), r.get("side") == "BUY"),
+            price=None if r.get("type") == "MARKET" else dec(r.get("price")),
+            filled=dec(filled), ts_ms=ts_ms, local_ts=local_ts,
+            reason=str(r.get("reason") or ""))
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -280,10 +320,9 @@ class WooPrivate:
                              dec(b.get("holding")), dec(b.get("holding")) - dec(b.get("frozen")))
                 for b in data.get("holding", [])]
 
-    def _snapshot_order(self, r: dict, local_ts: int) -> OrderUpdate:
-        (update,) = self._execution({**r, "executedQuantity": "0",
-                                     "totalExecutedQuantity": r.get("executed", "0"),
-                                     "timestamp": r.get("updatedTime", 0)}, local_ts)[-1:]
+    def _snapshot_order(self, r: _OrderRow, local_ts: int) -> OrderUpdate:
+        update = self._order_update(r, r.get("executed", "0"), int(r.get("updatedTime", 0)),
+                                    local_ts)
         return order_state("woox", update.symbol, kind=OrderEventKind.STATE, status=update.status,
                            cloid=update.cloid, oid=update.oid, amount=update.amount,
                            price=update.price, filled=update.filled,

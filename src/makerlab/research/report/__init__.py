@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from makerlab.research.report._code import strip_comments
 from makerlab.research.report._html import _write_html
@@ -40,6 +40,31 @@ from makerlab.research.report._pdf import _write_pdf
 from makerlab.research.report._sections import DTYPES, _Report
 
 __all__ = ["DTYPES", "html_snapshot", "pdf_snapshot", "strip_comments"]
+
+
+@overload
+def pdf_snapshot(
+    save: str | Path,
+    code_file: str | Path | None = ...,
+    include_comments: bool = ...,
+    squeeze: bool = ...,
+    report_data: Iterable[tuple[str, Any, str]] = ...,
+    title: str = ...,
+    html: None = ...,
+) -> Path: ...
+
+
+@overload
+def pdf_snapshot(
+    save: str | Path,
+    code_file: str | Path | None = ...,
+    include_comments: bool = ...,
+    squeeze: bool = ...,
+    report_data: Iterable[tuple[str, Any, str]] = ...,
+    title: str = ...,
+    *,
+    html: str | Path,
+) -> tuple[Path, Path]: ...
 
 
 def pdf_snapshot(
