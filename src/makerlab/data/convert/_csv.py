@@ -281,6 +281,8 @@ def _read_as_strings(path: Path, names: list[str], types: dict[str, pa.DataType]
     except pa.ArrowInvalid:  # Arrow's "Empty CSV file": not a byte to read
         empty = {name: pa.array([], types.get(name, pa.string())) for name in names}
         return pa.table(empty), np.zeros(0, dtype=bool), _Watched(None)
+    import polars as pl  # 0.1 s to import: only when a CSV is converted
+
     frame = polars_frame(raw)
     bad = np.zeros(raw.num_rows, dtype=bool)
     columns = {}
@@ -325,7 +327,7 @@ def _report_malformed(problems: dict[int, str], source: str, repairs: Repairs | 
 def polars_frame(table: pa.Table) -> pl.DataFrame:
     """``table`` as a polars frame, zero copy where Arrow allows (``pl.from_arrow`` is typed
     to return a frame or a series; a table always gives a frame)."""
-    import polars as pl  # 0.1 s to import: only when a CSV is converted
+    import polars as pl
 
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
