@@ -189,7 +189,7 @@ def _replayer_parts(replayer: Any) -> dict[str, Any]:
                      else (replayer.books, replayer.trades))
     return {
         "fills": [_plain(f) for f in replayer.fills],
-        "actions": [_plain(a) for a in replayer.actions],
+        "actions": _actions(replayer.actions),
         "stamps": stamps,
         "declarations": list(replayer.declarations),
         "mids": {(b.exc, b.ticker): _tape_mids(b) for b in books},
@@ -231,12 +231,23 @@ def _tape_trades(tape: Any) -> pd.DataFrame:
                          "dir": np.asarray(tape.side, np.int8)})
 
 
+def _actions(journal: Any) -> Any:
+    """The venue's journal as a table: read by column from an
+    :class:`~makerlab.sim.journal.OrderJournal`, row by row from a list of dicts."""
+    if hasattr(journal, "to_frame"):
+        return journal.to_frame(_plain_value)
+    return [_plain(a) for a in journal]
+
+
 # -- table helpers ----------------------------------------------------------------------
 
 def _plain(row: Mapping[str, Any]) -> dict[str, Any]:
     """A record dict with Decimals as floats and enums as their values."""
-    return {k: float(v) if isinstance(v, Decimal) else getattr(v, "value", v)
-            for k, v in row.items()}
+    return {k: _plain_value(v) for k, v in row.items()}
+
+
+def _plain_value(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else getattr(value, "value", value)
 
 
 def _jsonable(obj: Any) -> Any:
