@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,8 @@ class RunRecord:
     def from_replayer(cls, replayer: Any) -> RunRecord:
         """Snapshot a (played) Replayer: the only function that reads Replayer internals."""
         parts = _replayer_parts(replayer)
-        return cls.build(**parts)
+        tapes = {"mids": parts.pop("mids"), "trades": parts.pop("trades")}
+        return replace(cls.build(**parts), **tapes)  # the tapes' frames are built normalised
 
     # -- persistence ------------------------------------------------------------------
 
@@ -217,14 +218,22 @@ def _closing_stamps(replayer: Any) -> list[tuple[int, str, float, float, float]]
 
 
 def _tape_mids(tape: Any) -> pd.DataFrame:
+    """A book tape's mids as :func:`_mid_frame` leaves them (one-sided states dropped,
+    stably sorted by exchange time), taken from the arrays once: a day of book rows makes
+    no intermediate frames."""
+    ts = np.asarray(tape.exchange_ts, np.int64)
     bid = np.asarray(tape.bid_price[:, 0], float) if len(tape) else np.empty(0)
     ask = np.asarray(tape.ask_price[:, 0], float) if len(tape) else np.empty(0)
-    return pd.DataFrame({"ts": np.asarray(tape.exchange_ts, np.int64),
-                         "local_ts": np.asarray(tape.local_ts, np.int64), "bid": bid,
-                         "ask": ask, "mid": (bid + ask) / 2})
+    mid = (bid + ask) / 2
+    keep = np.flatnonzero(np.isfinite(mid))
+    if np.any(np.diff(ts[keep]) < 0):
+        keep = keep[np.argsort(ts[keep], kind="stable")]
+    return pd.DataFrame({"ts": ts[keep], "local_ts": np.asarray(tape.local_ts, np.int64)[keep],
+                         "bid": bid[keep], "ask": ask[keep], "mid": mid[keep]})
 
 
 def _tape_trades(tape: Any) -> pd.DataFrame:
+    """A trade tape as the record's ``trades`` table (:func:`_frame`'s columns and types)."""
     return pd.DataFrame({"ts": np.asarray(tape.exchange_ts, np.int64),
                          "price": np.asarray(tape.price, float),
                          "size": np.asarray(tape.size, float),
