@@ -229,15 +229,17 @@ def _tape_mids(tape: Any) -> pd.DataFrame:
     if np.any(np.diff(ts[keep]) < 0):
         keep = keep[np.argsort(ts[keep], kind="stable")]
     return pd.DataFrame({"ts": ts[keep], "local_ts": np.asarray(tape.local_ts, np.int64)[keep],
-                         "bid": bid[keep], "ask": ask[keep], "mid": mid[keep]})
+                         "bid": bid[keep], "ask": ask[keep], "mid": mid[keep]}, copy=False)
 
 
 def _tape_trades(tape: Any) -> pd.DataFrame:
-    """A trade tape as the record's ``trades`` table (:func:`_frame`'s columns and types)."""
+    """A trade tape as the record's ``trades`` table (:func:`_frame`'s columns and types),
+    its columns the tape's arrays where their types already match (tapes are never
+    written to once built: a day of prints is not held twice)."""
     return pd.DataFrame({"ts": np.asarray(tape.exchange_ts, np.int64),
                          "price": np.asarray(tape.price, float),
                          "size": np.asarray(tape.size, float),
-                         "dir": np.asarray(tape.side, np.int8)})
+                         "dir": np.asarray(tape.side, np.int8)}, copy=False)
 
 
 def _actions(journal: Any) -> Any:
