@@ -160,7 +160,9 @@ class Replayer(Analytics):
         the replay advances (memory of the busiest hour, results equal to the range
         loaded whole: :mod:`makerlab.sim.streaming`); ``None`` (default) streams whenever
         it can (snapshot books on the recorded clock), ``False`` loads the range whole,
-        ``True`` raises :class:`~makerlab.errors.ConfigError` when it cannot stream.
+        ``True`` raises :class:`~makerlab.errors.ConfigError` when it cannot stream. A
+        streamed replay's order journal (``actions``) spills to disk as it grows
+        (:mod:`makerlab.sim.journal`).
         ``options`` as the constructor's (fees, latencies, balance, models, ...).
         """
         from makerlab.data.storage import redact
