@@ -14,10 +14,13 @@ book update of Binance USD-M BTCUSDT, the spot book and trades as reference):
 
 - ``stream``: ``Replayer.from_archive`` (the default: hour by hour) over 1 h and over the
   whole range, quoting on every book update, then every ``--clock-s`` seconds (the run's
-  order journal, ``actions``, is a result and grows with the range: quoting on every book
-  update it holds tens of thousands of events an hour);
+  order journal, ``actions``, grows with the range: quoting on every book update it gets
+  about 82,000 events an hour; a streamed replay spills its closed chunks to disk,
+  :mod:`makerlab.sim.journal`);
 - ``whole``: ``from_archive(stream=False)``, the range loaded whole, over 1 h and
-  ``--whole-hours`` (memory grows with the range).
+  ``--whole-hours`` (memory grows with the range);
+- with ``--journal-in-memory``, also the whole range streamed quoting on every book update
+  with the journal kept in memory (columnar, not spilled): what spilling saves.
 
 Reported per run: the replay's peak RSS (MB, when ``play()`` has returned), the peak once
 the run record is built (``daily_statistics()``: the record holds the range's mids and
@@ -27,6 +30,7 @@ second, fills, order events (``actions``). The target: the 24 h
 streamed peak within 1.3x the 1 h peak. The machine is shared: numbers move by a few %.
 
     python bench/bench_stream.py [--hours 24] [--tiles 10] [--whole-hours 6] [--clock-s 10]
+                                 [--journal-in-memory]
 """
 
 from __future__ import annotations
@@ -132,14 +136,18 @@ async def _market_maker(rep: Any, clock_s: float | None, spread_bps: float = 6,
     await oms.add_clock_callback(on_clock, interval_ms=clock_s * 1000)
 
 
-def child(root: str, hours: int, stream: bool, clock_s: float | None) -> dict[str, Any]:
+def child(root: str, hours: int, stream: bool, clock_s: float | None,
+          journal_in_memory: bool = False) -> dict[str, Any]:
     """One replay in this process: its numbers."""
     from makerlab.sim import Replayer
+    from makerlab.sim.journal import OrderJournal
 
     start, end = _range(hours)
     t0 = time.perf_counter()
     rep = Replayer.from_archive(MARKETS, start, end, path=root, stream=stream,
                                 maker_fees=0.0, taker_fees=0.0)
+    if journal_in_memory:  # a streamed replay's journal spills: this keeps it in memory
+        rep.venue.actions = OrderJournal()
 
     async def go() -> None:
         await _market_maker(rep, clock_s)
@@ -149,7 +157,9 @@ def child(root: str, hours: int, stream: bool, clock_s: float | None) -> dict[st
     wall = time.perf_counter() - t0
     replay_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     days = rep.daily_statistics()  # builds the run record: the range's mids and trades
-    return {"mode": "stream" if stream else "whole", "hours": hours,
+    mode = "stream" if stream else "whole"
+    return {"mode": mode + (" (journal in memory)" if journal_in_memory else ""),
+            "hours": hours,
             "quotes": "book" if clock_s is None else f"{clock_s:g} s",
             "actions": len(rep.actions), "peak_rss_mb": replay_peak,
             "record_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -157,9 +167,11 @@ def child(root: str, hours: int, stream: bool, clock_s: float | None) -> dict[st
             "fills": len(rep.fills), "days": len(days)}
 
 
-def run(root: Path, hours: int, stream: bool, clock_s: float | None = None) -> dict[str, Any]:
+def run(root: Path, hours: int, stream: bool, clock_s: float | None = None,
+        journal_in_memory: bool = False) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--child", str(root), str(hours),
-                          "1" if stream else "0", str(clock_s or 0)],
+                          "1" if stream else "0", str(clock_s or 0),
+                          "1" if journal_in_memory else "0"],
                          capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -171,11 +183,15 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=10)
     parser.add_argument("--whole-hours", type=int, default=6)
     parser.add_argument("--clock-s", type=float, default=10.0)
-    parser.add_argument("--child", nargs=4)
+    parser.add_argument("--journal-in-memory", action="store_true",
+                        help="also stream the long range quoting on every book update with "
+                             "the order journal kept in memory (not spilled)")
+    parser.add_argument("--child", nargs=5)
     args = parser.parse_args()
     if args.child:
-        root, hours, stream, clock_s = args.child
-        print(json.dumps(child(root, int(hours), stream == "1", float(clock_s) or None)))
+        root, hours, stream, clock_s, in_memory = args.child
+        print(json.dumps(child(root, int(hours), stream == "1", float(clock_s) or None,
+                               in_memory == "1")))
         return
     with tempfile.TemporaryDirectory(prefix="makerlab_stream_") as tmp:
         t0 = time.perf_counter()
@@ -185,6 +201,8 @@ def main() -> None:
         rows = [run(Path(tmp), h, stream, clock) for clock in (None, args.clock_s)
                 for h, stream in ((1, True), (args.hours, True))]
         rows += [run(Path(tmp), h, False) for h in (1, args.whole_hours)]
+        if args.journal_in_memory:
+            rows.append(run(Path(tmp), args.hours, True, journal_in_memory=True))
     print(f"{'mode':6} {'quotes':>6} {'hours':>5} {'replay RSS MB':>13} {'+record MB':>10} "
           f"{'wall s':>7} {'events':>9} {'events/s':>9} {'fills':>6} {'actions':>8}")
     for r in rows:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
-from makerlab.analytics.daily import DAY_COLUMNS, daily_statistics, range_summary
+from makerlab.analytics.daily import (
+    DAY_COLUMNS,
+    daily_statistics,
+    range_summary,
+    report_sections,
+)
 from makerlab.analytics.record import RunRecord
 
 DAY = 86_400 * 10**9
@@ -58,3 +64,26 @@ def test_the_summary_adds_the_days_up():
     assert summary["positive_days"] == 0.5
     assert not math.isnan(summary["daily_sharpe"])
     assert math.isnan(range_summary(_record(days=3))["X"]["daily_sharpe"])  # too few days
+
+
+
+def test_the_report_of_a_run_over_two_days_has_the_days_and_the_summary(record, tmp_path):
+    from pypdf import PdfReader
+
+    from makerlab.analytics.report import simulation_report
+
+    later = record.stamps.assign(ts=record.stamps.ts + DAY, equity=record.stamps.equity + 5)
+    two_days = RunRecord.build(record.fills, record.actions, pd.concat([record.stamps, later]),
+                               record.declarations, mids=record.mids, trades=record.trades,
+                               config=record.config)
+    [(title, days, _, _), (summary_title, summary, _, _)] = report_sections(two_days)
+    assert title == "days" and days.equals(daily_statistics(two_days))
+    assert summary_title == "range summary" and summary == range_summary(two_days)
+    [pdf] = simulation_report(two_days, tmp_path, html=False)
+    text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "range summary" in text and "worst_day" in text and "maxdd(%)" in text
+    assert "1970-01-01" in text and "1970-01-02" in text
+
+
+def test_a_run_within_one_day_reports_no_days(record):
+    assert report_sections(record) == [] and daily_statistics(record).day.nunique() == 1

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from makerlab.errors import ConfigError
-from makerlab.sim import Replayer
+from makerlab.sim import Replayer, journal
 from makerlab.units import NS_PER_S
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +169,10 @@ def test_streaming_is_the_default_and_equals_the_range_loaded_whole(whole):
 @pytest.mark.parametrize("segment_s", [10, 1])
 def test_short_segments_cross_many_boundaries_with_the_same_results(whole, monkeypatch,
                                                                       segment_s):
+    monkeypatch.setattr(journal, "CHUNK_ROWS", 97)  # the order journal spills many chunks
     rep, log = run(stream=True, segment_ns=segment_s * NS_PER_S, monkeypatch=monkeypatch)
+    spilled = Path(repr(rep.actions).split("spilled to ")[1].rstrip(")"))
+    assert len(list(spilled.glob("*.arrow"))) == len(rep.actions) // 97 > 10
     bounds = rep._stream.source.bounds  # type: ignore[union-attr]
     assert len(bounds) > 300 // segment_s
     fills = {f["ts"] // (segment_s * NS_PER_S) for f in rep.fills}

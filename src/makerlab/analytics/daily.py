@@ -19,6 +19,9 @@ daily pnl), ``roi``, trades, volume, fees, the Sharpe ratio of every stamp (with
 note), ``maxdd(%)`` over the range, the ``daily_sharpe`` (mean / std of daily returns,
 times sqrt(365); NaN under :data:`MIN_DAYS` days, where it says nothing), the best and
 worst day and the share of days with a positive pnl.
+
+:func:`report_sections` puts both into the simulation report
+(:mod:`makerlab.analytics.report`) when a run spans more than one day.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pandas as pd
 from makerlab.analytics.metrics import max_drawdown_pct, sharpe, sharpe_note
 from makerlab.analytics.record import RunRecord
 
-__all__ = ["DAY_COLUMNS", "MIN_DAYS", "daily_statistics", "range_summary"]
+__all__ = ["DAY_COLUMNS", "MIN_DAYS", "daily_statistics", "range_summary", "report_sections"]
 
 DAY_NS = 86_400 * 1_000_000_000
 MIN_DAYS = 7  # daily returns needed for a daily Sharpe ratio
@@ -48,7 +51,21 @@ def daily_statistics(record: RunRecord) -> pd.DataFrame:
 
 def range_summary(record: RunRecord) -> dict[str, dict[str, Any]]:
     """``{exc: summary}`` over the whole range (see the module docstring)."""
+    return _range_summary(record, daily_statistics(record))
+
+
+def report_sections(record: RunRecord) -> list[tuple[str, Any, str, None]]:
+    """The report's ``(title, data, dtype, None)`` sections of a run over more than one
+    UTC day: the per-day table ("days") and the whole-range summary ("range summary");
+    none for a run within one day (its stats are the day's)."""
     days = daily_statistics(record)
+    if days.day.nunique() < 2:
+        return []
+    return [("days", days, "df", None),
+            ("range summary", _range_summary(record, days), "dict", None)]
+
+
+def _range_summary(record: RunRecord, days: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {exc: _summary(record, exc, days[days.exc == exc]) for exc in _exchanges(record)}
 
 

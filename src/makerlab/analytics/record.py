@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,8 @@ class RunRecord:
     def from_replayer(cls, replayer: Any) -> RunRecord:
         """Snapshot a (played) Replayer: the only function that reads Replayer internals."""
         parts = _replayer_parts(replayer)
-        return cls.build(**parts)
+        tapes = {"mids": parts.pop("mids"), "trades": parts.pop("trades")}
+        return replace(cls.build(**parts), **tapes)  # the tapes' frames are built normalised
 
     # -- persistence ------------------------------------------------------------------
 
@@ -189,7 +190,7 @@ def _replayer_parts(replayer: Any) -> dict[str, Any]:
                      else (replayer.books, replayer.trades))
     return {
         "fills": [_plain(f) for f in replayer.fills],
-        "actions": [_plain(a) for a in replayer.actions],
+        "actions": _actions(replayer.actions),
         "stamps": stamps,
         "declarations": list(replayer.declarations),
         "mids": {(b.exc, b.ticker): _tape_mids(b) for b in books},
@@ -217,18 +218,36 @@ def _closing_stamps(replayer: Any) -> list[tuple[int, str, float, float, float]]
 
 
 def _tape_mids(tape: Any) -> pd.DataFrame:
+    """A book tape's mids as :func:`_mid_frame` leaves them (one-sided states dropped,
+    stably sorted by exchange time), taken from the arrays once: a day of book rows makes
+    no intermediate frames."""
+    ts = np.asarray(tape.exchange_ts, np.int64)
     bid = np.asarray(tape.bid_price[:, 0], float) if len(tape) else np.empty(0)
     ask = np.asarray(tape.ask_price[:, 0], float) if len(tape) else np.empty(0)
-    return pd.DataFrame({"ts": np.asarray(tape.exchange_ts, np.int64),
-                         "local_ts": np.asarray(tape.local_ts, np.int64), "bid": bid,
-                         "ask": ask, "mid": (bid + ask) / 2})
+    mid = (bid + ask) / 2
+    keep = np.flatnonzero(np.isfinite(mid))
+    if np.any(np.diff(ts[keep]) < 0):
+        keep = keep[np.argsort(ts[keep], kind="stable")]
+    return pd.DataFrame({"ts": ts[keep], "local_ts": np.asarray(tape.local_ts, np.int64)[keep],
+                         "bid": bid[keep], "ask": ask[keep], "mid": mid[keep]}, copy=False)
 
 
 def _tape_trades(tape: Any) -> pd.DataFrame:
+    """A trade tape as the record's ``trades`` table (:func:`_frame`'s columns and types),
+    its columns the tape's arrays where their types already match (tapes are never
+    written to once built: a day of prints is not held twice)."""
     return pd.DataFrame({"ts": np.asarray(tape.exchange_ts, np.int64),
                          "price": np.asarray(tape.price, float),
                          "size": np.asarray(tape.size, float),
-                         "dir": np.asarray(tape.side, np.int8)})
+                         "dir": np.asarray(tape.side, np.int8)}, copy=False)
+
+
+def _actions(journal: Any) -> Any:
+    """The venue's journal as a table: read by column from an
+    :class:`~makerlab.sim.journal.OrderJournal`, row by row from a list of dicts."""
+    if hasattr(journal, "to_frame"):
+        return journal.to_frame(_plain_value)
+    return [_plain(a) for a in journal]
 
 
 # -- table helpers ----------------------------------------------------------------------

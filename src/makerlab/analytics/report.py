@@ -2,7 +2,9 @@
 from a :class:`~makerlab.analytics.record.RunRecord` so a saved run can be reported again
 (``makerlab report RUN_DIR``) without replaying it.
 
-Sections, in order: configs, stats, perf[inventory] (table and plot) per traded exchange,
+Sections, in order: configs, stats, days and range summary (a run over more than one UTC
+day: :func:`~makerlab.analytics.daily.report_sections`), perf[inventory] (table and plot)
+per traded exchange,
 markouts, fills (prices with fills) per traded market, counterparty_pnl, and — when the run
 declared values — fair-price metrics per declared group. Then the code that produced the
 run (the script saved with the run, if any). The PDF shows the plots as matplotlib PNGs, the
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from makerlab.analytics import frames, interactive, metrics, research
+from makerlab.analytics import daily, frames, interactive, metrics, research
 from makerlab.analytics.record import RunRecord
 from makerlab.research.report import html_snapshot, pdf_snapshot
 
@@ -53,7 +55,7 @@ def _sections(record: RunRecord, folder: Path) -> list[Section]:
     stats = metrics.statistics(record)
     traded = [exc for exc, values in stats.items() if values is not None]
     data: list[Section] = [("configs", record.config, "dict", None),
-                           ("stats", stats, "dict", None)]
+                           ("stats", stats, "dict", None), *daily.report_sections(record)]
     for exc in traded:
         data += _exchange_sections(record, exc, folder)
     if traded:

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from makerlab.errors import ConfigError, DataError
 from makerlab.sim import builder, streaming
 from makerlab.sim.checks import Tape, check_times
+from makerlab.sim.journal import OrderJournal
 from makerlab.sim.latency import Latencies
 from makerlab.sim.loop import ReplayLoop
 from makerlab.sim.matching import FillModel
@@ -159,7 +160,9 @@ class Replayer(Analytics):
         the replay advances (memory of the busiest hour, results equal to the range
         loaded whole: :mod:`makerlab.sim.streaming`); ``None`` (default) streams whenever
         it can (snapshot books on the recorded clock), ``False`` loads the range whole,
-        ``True`` raises :class:`~makerlab.errors.ConfigError` when it cannot stream.
+        ``True`` raises :class:`~makerlab.errors.ConfigError` when it cannot stream. A
+        streamed replay's order journal (``actions``) spills to disk as it grows
+        (:mod:`makerlab.sim.journal`).
         ``options`` as the constructor's (fees, latencies, balance, models, ...).
         """
         from makerlab.data.storage import redact
@@ -176,6 +179,7 @@ class Replayer(Analytics):
             first = next(windows)
             self._configure(first.books, first.trades, recorded_local_time=True,
                             clocks=source.clocks(), **options)
+            self.venue.actions = OrderJournal(spill=True)  # bounded whatever the range
             self._stream = _Streamed(source, windows, first)
         else:
             book_tapes, trade_tapes = builder.archive_tapes(markets, start, end, path, depth,
@@ -320,7 +324,7 @@ class Replayer(Analytics):
         return self.venue.fills
 
     @property
-    def actions(self) -> list[dict[str, Any]]:
+    def actions(self) -> OrderJournal:
         return self.venue.actions
 
     @property

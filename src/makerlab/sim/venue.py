@@ -66,6 +66,7 @@ from makerlab.core.orders import OrderStatus
 from makerlab.core.positions import Accounting, Position, accounting_for
 from makerlab.errors import ConfigError
 from makerlab.sim.fees import FeeSchedule
+from makerlab.sim.journal import OrderJournal
 from makerlab.sim.latency import Latencies, LatencyModel
 from makerlab.sim.matching import (
     REJECT_UNKNOWN_ORDER,
@@ -184,7 +185,7 @@ class SimVenue:
         self.start_balance = balance
         self.engines: dict[tuple[str, str], MatchingEngine] = {}
         self.accounts: dict[str, SimAccount] = {}
-        self.actions: list[dict[str, Any]] = []
+        self.actions = OrderJournal()
         self.fills: list[dict[str, Any]] = []
         self._listeners: list[OrderListener] = []
         self._oids, self._trade_ids = itertools.count(1), itertools.count(1)
