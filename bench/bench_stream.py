@@ -12,7 +12,7 @@ Each replay runs in its own process (peak RSS is per process: ``ru_maxrss``) wit
 tutorial's market maker (examples/market_maker.py's quoting: a Python handler on every
 book update of Binance USD-M BTCUSDT, the spot book and trades as reference):
 
-- ``stream``: ``Replayer.from_archive`` (the default: hour by hour) over 1 h and over the
+- ``stream``: ``Replayer.from_archive`` (the default: segment by segment) over 1 h and over the
   whole range, quoting on every book update, then every ``--clock-s`` seconds (the run's
   order journal, ``actions``, grows with the range: quoting on every book update it gets
   about 82,000 events an hour; a streamed replay spills its closed chunks to disk,

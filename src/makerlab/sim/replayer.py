@@ -156,7 +156,7 @@ class Replayer(Analytics):
         :func:`makerlab.data.arrays.load_snapshot_arrays_from_deltas`). With
         ``recorded_local_time`` the strategy sees data at its recorded receive time
         (corrected when the recorder's clock ran behind, see docs/replay.md), otherwise at
-        exchange time + FEED_PUBLIC latency. ``stream``: read the range hour by hour as
+        exchange time + FEED_PUBLIC latency. ``stream``: read the range segment by segment as
         the replay advances (memory of the busiest hour, results equal to the range
         loaded whole: :mod:`makerlab.sim.streaming`); ``None`` (default) streams whenever
         it can (snapshot books on the recorded clock), ``False`` loads the range whole,
