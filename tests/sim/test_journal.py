@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import enum
+import gc
+import pickle
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -91,6 +94,22 @@ def test_a_spilling_journal_keeps_closed_chunks_on_disk() -> None:
     assert len(list(folder.glob("*.arrow"))) == 3  # 30 rows closed, 5 still open
     del journal
     assert not folder.exists()
+
+
+def test_a_copy_of_a_spilled_journal_outlives_the_original(spill: bool) -> None:
+    """A pickled or copied journal holds its chunks itself: the original's spill folder
+    is removed with the original, not with (or from under) the copy."""
+    journal = OrderJournal(spill=spill, chunk_rows=10)
+    rows = _rows(35)
+    for row in rows:
+        journal.append(row)
+    copies = [pickle.loads(pickle.dumps(journal)), copy.deepcopy(journal)]
+    del journal
+    gc.collect()
+    for journal_copy in copies:
+        assert journal_copy == rows and "in memory" in repr(journal_copy)
+        journal_copy.append(rows[0])
+        assert len(journal_copy) == 36 and journal_copy[-1] == rows[0]
 
 
 def test_empty_journal() -> None:

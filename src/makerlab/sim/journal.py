@@ -114,6 +114,14 @@ class OrderJournal(Sequence[dict[str, Any]]):
             out.write_batch(batch)
         return path
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled or copied journal holds its chunks in memory: the spilled files
+        belong to (and are removed with) this journal, never shared with a copy."""
+        state = dict(self.__dict__)
+        state.update(_closed=[self._batch(i) for i in range(len(self._closed))], _dir=None,
+                     _cache=None)
+        return state
+
     # -- reading -----------------------------------------------------------------------
 
     def __len__(self) -> int:

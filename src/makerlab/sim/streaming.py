@@ -6,9 +6,9 @@ read once, when its first segment begins) instead of the whole range, so its mem
 follows the busiest hour, not the range. Segments shorter than the files matter: moving
 to the next segment holds the old window and the new one at once, and a quarter-hour
 window makes that overlap small beside the hour file being read (24 h streamed peaked at
-1.33x the peak of 1 h with hour segments, 1.12x with quarter hours: docs/performance.md). The replay it runs is the
-replay of the range loaded whole (same fills, actions, stamps, record; tests compare
-them). How:
+1.33x the peak of 1 h with hour segments, 1.12x with quarter hours: docs/performance.md).
+The replay it runs is the replay of the range loaded whole (same fills, actions, stamps,
+record; tests compare them). How:
 
 - **one order for every row**: a range loaded whole is its hour files concatenated in hour
   order and sorted (stably) by ``local_ts`` (:mod:`makerlab.data.arrays`). Each row here
