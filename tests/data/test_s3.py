@@ -229,7 +229,7 @@ def test_credentials_never_appear_in_output_logs_or_errors(converted, s3, caplog
     keyed = f"s3://{key_id}:{quote(secret, safe='')}@{bucket}/archive"
     assert read_table(keyed, "trades", "binance", "BTCUSDT").num_rows == 569
     # a / left unencoded (letters before each copy: a secret starting with / made pyarrow
-    # read another URL, about 1 run in 66)
+    # read another URL, about 1 run in 64)
     raw = f"s3://{key_id}:a{secret}/b{secret}@{bucket}/archive"
     assert main(["info", raw]) == 2
     arc = resolve(keyed)
