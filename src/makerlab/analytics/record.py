@@ -190,7 +190,7 @@ def _replayer_parts(replayer: Any) -> dict[str, Any]:
                      else (replayer.books, replayer.trades))
     return {
         "fills": [_plain(f) for f in replayer.fills],
-        "actions": _actions(replayer.actions),
+        "actions": replayer.actions.to_frame(_plain_value),  # an OrderJournal, by column
         "stamps": stamps,
         "declarations": list(replayer.declarations),
         "mids": {(b.exc, b.ticker): _tape_mids(b) for b in books},
@@ -240,14 +240,6 @@ def _tape_trades(tape: Any) -> pd.DataFrame:
                          "price": np.asarray(tape.price, float),
                          "size": np.asarray(tape.size, float),
                          "dir": np.asarray(tape.side, np.int8)}, copy=False)
-
-
-def _actions(journal: Any) -> Any:
-    """The venue's journal as a table: read by column from an
-    :class:`~makerlab.sim.journal.OrderJournal`, row by row from a list of dicts."""
-    if hasattr(journal, "to_frame"):
-        return journal.to_frame(_plain_value)
-    return [_plain(a) for a in journal]
 
 
 # -- table helpers ----------------------------------------------------------------------
