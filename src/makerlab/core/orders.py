@@ -302,22 +302,12 @@ class Orders:
         Ties keep insertion order. The selection is kept until the next accepted change,
         so in-place edits of orders obtained with ``copy=False`` are not seen by it.
         """
-        found = self._selections.get((ticker, 1, include_pending, sort))
-        if found is None:
-            found = self._selected(ticker, 1, include_pending, sort)
-        if copy and not as_dict:  # the quoting call, inlined
-            return [_copy_into(_new(Order), o) for o in found]
-        return _present(found, copy, as_dict)
+        return _present(self._selected(ticker, 1, include_pending, sort), copy, as_dict)
 
     def get_ask_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
                        copy: bool = True, as_dict: bool = False) -> list[Any]:
         """Live sell orders of ``ticker``, lowest price first (market orders first)."""
-        found = self._selections.get((ticker, -1, include_pending, sort))
-        if found is None:
-            found = self._selected(ticker, -1, include_pending, sort)
-        if copy and not as_dict:
-            return [_copy_into(_new(Order), o) for o in found]
-        return _present(found, copy, as_dict)
+        return _present(self._selected(ticker, -1, include_pending, sort), copy, as_dict)
 
     def pending_bids(self, ticker: str) -> list[Order]:
         """Unacknowledged (PENDING) buy orders of ``ticker``, best price first."""
@@ -536,9 +526,9 @@ class Orders:
 
 def _present(found: list[Order], copy: bool, as_dict: bool) -> list[Any]:
     """A new list of ``found``: dicts, copies, or the orders themselves."""
-    if as_dict:
-        return [o.as_dict() for o in found]
-    return [o.__copy__() for o in found] if copy else list(found)
+    if copy and not as_dict:  # the quoting call first
+        return [_copy_into(_new(Order), o) for o in found]
+    return [o.as_dict() for o in found] if as_dict else list(found)
 
 
 _NOTES = {OrderEventKind.CANCEL_REJECT: "cancel rejected",
