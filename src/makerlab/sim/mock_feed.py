@@ -272,8 +272,7 @@ class LazyTrades:
         order = np.argsort(local, kind="stable")  # delivery order in one tape
         if span is not None:
             order = order[(local[order] >= span[0]) & (local[order] < span[1])]
-        self.times = local[order]
-        self._time_list = self.times.tolist()  # bisected in Python on each read
+        self.times: list[int] = local[order].tolist()  # bisected in Python on each read
         self.rows = np.empty((len(order), 4))
         self.rows[:, 0] = (np.asarray(tape.exchange_ts, np.int64) // NS_PER_MS)[order]
         self.rows[:, 1], self.rows[:, 2] = tape.price[order], tape.size[order]
@@ -300,7 +299,7 @@ class LazyTrades:
 
     def pull(self) -> None:
         """Write the rows delivery would have written by now."""
-        c, pos, times = self.cursor, self.pos, self._time_list
+        c, pos, times = self.cursor, self.pos, self.times
         now = c.clock.ns
         if pos == len(times) or now < times[pos]:  # no row received since the last read
             return
