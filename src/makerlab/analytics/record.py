@@ -186,8 +186,7 @@ def _replayer_parts(replayer: Any) -> dict[str, Any]:
     """Every Replayer attribute the analytics use, read in one place."""
     venue = replayer.venue
     stamps = [*replayer.stamps, *_closing_stamps(replayer)]
-    books, trades = (replayer.market_tapes() if hasattr(replayer, "market_tapes")
-                     else (replayer.books, replayer.trades))
+    books, trades = replayer.market_tapes()  # the range's (a streamed replay reads them again)
     return {
         "fills": [_plain(f) for f in replayer.fills],
         "actions": replayer.actions.to_frame(_plain_value),  # an OrderJournal, by column
