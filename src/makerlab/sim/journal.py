@@ -217,26 +217,34 @@ class OrderJournal(Sequence[dict[str, Any]]):
                       for a in strings]
             return pa.chunked_array(arrays, pa.string()).to_pandas()
         out = np.empty(len(present), dtype=object)
+        table = self._value_table(key, convert) if key in self._values else None
         start = 0
         for batch, here in zip(batches, has, strict=True):
             if here:
-                out[start:start + batch.num_rows] = self._objects(batch, key, convert)
+                out[start:start + batch.num_rows] = _objects(batch, key, table)
             start += batch.num_rows
         out[~present] = np.nan
         return pd.Series(out).infer_objects()
 
-    def _objects(self, batch: pa.RecordBatch, key: str,
-                 convert: Callable[[Any], Any] | None) -> np.ndarray:
-        array = batch.column(key)
-        if not _is_coded(batch.schema.field(key)):
-            if pa.types.is_dictionary(array.type):
-                array = array.dictionary_decode()
-            return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
+    def _value_table(self, key: str, convert: Callable[[Any], Any] | None) -> np.ndarray:
+        """``key``'s coded values, each converted once, by code (the last slot: absent,
+        code -1)."""
         values = self._values[key].values
-        table = np.empty(len(values) + 1, dtype=object)  # the last slot: absent (code -1)
+        table = np.empty(len(values) + 1, dtype=object)
         table[:-1] = [convert(v) if convert is not None else v for v in values]
         table[-1] = np.nan
-        return table[array.to_numpy()]
+        return table
+
+
+def _objects(batch: pa.RecordBatch, key: str, table: np.ndarray | None) -> np.ndarray:
+    """A batch's column ``key`` as objects (coded values looked up in ``table``)."""
+    array = batch.column(key)
+    if not _is_coded(batch.schema.field(key)):
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
+    assert table is not None  # a coded column has its key's values
+    return table[array.to_numpy()]
 
 
 class _Dictionary:
