@@ -12,7 +12,11 @@ configuration's result does not depend on the backend: each runs the same
   thread: safe with the driver's threads, and a worker starts in milliseconds instead of
   paying makerlab's imports); spawned fresh interpreters where there is no fork server
   (Windows). A worker that dies (a crash, out of memory) fails the configurations in
-  flight on it and the pool is replaced; the sweep goes on.
+  flight on it and the pool is replaced; the sweep goes on. Each worker first imports the
+  driver's main script, as multiprocessing's forkserver and spawn methods do, so a script
+  that starts the sweep at import (outside ``if __name__ == '__main__':``) is refused
+  when the pool is made, before anything runs (:func:`check_main_guard`): its workers
+  would start the sweep again and die.
 - ``ray``: Ray tasks (``max_retries=0``: a failure is a result, not retried). With an
   ``address`` it joins that cluster; otherwise it starts a local Ray with ``workers`` CPUs
   and stops it at the end. Cluster nodes need makerlab installed, and the script, its data
@@ -21,13 +25,17 @@ configuration's result does not depend on the backend: each runs the same
 
 from __future__ import annotations
 
+import ast
 import gc
 import multiprocessing
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 from makerlab.errors import ConfigError
@@ -40,6 +48,7 @@ __all__ = [
     "PoolBackend",
     "RayBackend",
     "SerialBackend",
+    "check_main_guard",
     "failed_row",
     "frozen_configuration",
     "make_backend",
@@ -121,6 +130,7 @@ class PoolBackend:
     name = "local"
 
     def __init__(self, workers: int) -> None:
+        check_main_guard()
         self.workers = workers
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -153,6 +163,45 @@ class PoolBackend:
                 pool = self._pool()
                 pending[pool.submit(frozen_configuration, task)] = task
         return pool
+
+
+def check_main_guard() -> None:
+    """Raise ConfigError if the main script is running this call at import, outside an
+    ``if __name__ == '__main__':`` block.
+
+    A pool worker imports the main script before it runs anything (as ``__mp_main__``;
+    multiprocessing skips a package's ``__main__``, so ``python -m makerlab`` is safe), so
+    such a call would start the sweep again in every worker and kill it; each
+    configuration would fail as a dead worker's. Nothing to check without a script file
+    (an interactive session, a notebook) or when the call does not come from the script's
+    top level.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    spec_name = getattr(getattr(main, "__spec__", None), "name", "") or ""
+    if main is None or path is None or spec_name.endswith(".__main__"):
+        return
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>"
+                                     and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None:
+        return
+    line = frame.f_lineno
+    for statement in ast.parse(Path(path).read_text(encoding="utf-8")).body:
+        if statement.lineno <= line <= (statement.end_lineno or statement.lineno):
+            if not _is_main_guard(statement):
+                raise ConfigError(
+                    f"{path} starts the sweep at import (line {line}): put the call under "
+                    "`if __name__ == '__main__':`. Each worker of the local pool imports "
+                    "the main script first and would start the sweep again")
+            return
+
+
+def _is_main_guard(statement: ast.stmt) -> bool:
+    if not isinstance(statement, ast.If):
+        return False
+    return ast.unparse(statement.test) in ("__name__ == '__main__'", "'__main__' == __name__")
 
 
 def _pool_row(future: Future, task: Task) -> dict[str, Any]:
