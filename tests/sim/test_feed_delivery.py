@@ -42,9 +42,21 @@ def test_trusted_delivery_matches_checked_delivery(monkeypatch):
         original(self, *args)
         self.clean = [False] * len(self.clean)
 
+    original_trades = mock_feed._TradeBlock.__init__
+
+    def every_trade_checked(self, *args):
+        original_trades(self, *args)
+        self.clean = [False] * len(self.clean)
+
     monkeypatch.setattr(mock_feed._BookBlock, "__init__", every_row_checked)
+    monkeypatch.setattr(mock_feed._TradeBlock, "__init__", every_trade_checked)
     slow_seen, slow_buffers = _record(books, trades, monkeypatch, 7)  # small blocks too
     assert fast_seen == slow_seen
+    def trade_types(seen):  # trades arrive as (ts, price, size, dir), books as 3-tuples
+        return [tuple(map(type, t)) for t in seen if len(t) == 4]
+
+    assert trade_types(fast_seen) == trade_types(slow_seen)
+    assert set(trade_types(fast_seen)) == {(int, float, float, int)}
     for fast, slow in zip(fast_buffers, slow_buffers, strict=True):
         np.testing.assert_array_equal(fast, slow)
 
