@@ -32,6 +32,20 @@ def test_info_lists_what_the_archive_holds(tmp_path, capsys):
     assert "trades" in out and "BTCUSDT" in out and "2024-08-08" in out
 
 
+def test_info_of_a_missing_archive_says_so(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "absent")]) == 2
+    assert capsys.readouterr().err == f"makerlab: error: no archive at {tmp_path / 'absent'}\n"
+
+
+@pytest.mark.parametrize("source", ["binance", "tardis", "lobster"])
+def test_convert_of_a_missing_file_is_an_error_line_not_a_traceback(tmp_path, capsys, source):
+    missing = tmp_path / "absent.gz"
+    assert main(["convert", source, str(missing), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("makerlab: error: ") and str(missing) in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_validate_accepts_a_sound_archive(tmp_path, capsys):
     write_table(tmp_path, TRADES, "binance", "BTCUSDT", _trades([61800.3, 61800.2, 61800.3]))
     assert main(["validate", str(tmp_path)]) == 0

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from makerlab.errors import MakerlabError
+from makerlab.errors import ConfigError, MakerlabError
 
 if TYPE_CHECKING:
     from makerlab.core.instruments import InstrumentSpec
@@ -55,8 +56,10 @@ def _info(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from makerlab.data.archive import list_archive
-    from makerlab.data.storage import redact
+    from makerlab.data.storage import redact, resolve
 
+    if not resolve(args.archive).exists():
+        raise ConfigError(f"no archive at {redact(args.archive)}")
     frame = list_archive(args.archive)
     if frame.empty:
         print(f"{redact(args.archive)}: empty archive")
@@ -172,9 +175,7 @@ def _matches(spec: InstrumentSpec, markets: Sequence[str]) -> bool:
 
 def _paper(args: argparse.Namespace) -> int:
     import asyncio
-    import os
 
-    from makerlab.errors import ConfigError
     from makerlab.paper import PaperExchange, serve_until_signalled
     from makerlab.paper.private import load_credentials
     from makerlab.paper.trading import TradingConfig, parse_latency, parse_queue_model
@@ -211,7 +212,6 @@ def _parity(args: argparse.Namespace) -> int:
 
 
 def _fee(text: str, what: str) -> Decimal:
-    from makerlab.errors import ConfigError
 
     try:
         return Decimal(text)
@@ -375,6 +375,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except MakerlabError as error:
         print(f"makerlab: error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:  # a missing or unreadable input: its message names the path
+        from makerlab.data.storage import redact
+
+        print(f"makerlab: error: {redact(str(error))}", file=sys.stderr)
         return 2
 
 
