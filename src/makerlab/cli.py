@@ -382,7 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # a missing or unreadable input: its message names the path
         from makerlab.data.storage import redact
 
-        print(f"makerlab: error: {redact(str(error))}", file=sys.stderr)
+        where = error.filename if error.filename is not None else error
+        reason = error.strerror or type(error).__name__
+        print(f"makerlab: error: {redact(f'{where}: {reason}')}", file=sys.stderr)
         return 2
 
 
