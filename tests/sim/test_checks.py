@@ -1,13 +1,14 @@
-"""One test per timestamp rule of makerlab.sim.checks (the Replayer's in-memory input)."""
+"""One test per rule of makerlab.sim.checks (the Replayer's in-memory input)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from replay_scenarios import EXC, TICKER, book, replayer
 
 from makerlab.errors import DataError
 from makerlab.sim import Replayer
-from makerlab.sim.checks import MAX_GAP_NS
+from makerlab.sim.checks import MAX_GAP_NS, checked_values
 from makerlab.sim.timeline import BookTape, TradeTape
 
 T0 = 1_723_161_600_000  # 2024-08-09 00:00 UTC, ms
@@ -82,3 +83,42 @@ def test_from_tapes_checks_user_arrays():
     books.exchange_ts[1] //= 1000  # µs where ns were meant
     with pytest.raises(DataError, match=r"BTCUSDT book data:2: exchange_ts .* days away"):
         Replayer.from_tapes([books], [trades])
+
+
+def with_level(side: str, level: int, price: float, size: float) -> dict:
+    """A book at ``T0 + 100`` whose ``side`` (``"b"``/``"a"``) lists ``[price, size]`` at
+    ``level`` (0 = best)."""
+    record = book(T0 + 100, 60000.0, 60000.1)
+    record[side][level] = [price, size]
+    return record
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(("side", "level", "price", "size", "error"), [
+    ("b", 0, NAN, 1.0, "bid level 1 has no price"),
+    ("a", 2, NAN, 1.0, "ask level 3 has no price"),
+    ("b", 1, INF, 1.0, "bid side has a price that is not finite and positive"),
+    ("a", 0, -60000.1, 1.0, "ask side has a price that is not finite and positive"),
+    ("b", 0, 60000.0, -1.0, "bid side has a size that is not finite and >= 0"),
+    ("a", 1, 60000.2, NAN, "ask side has a size that is not finite and >= 0"),
+    ("b", 2, 59999.8, INF, "bid side has a size that is not finite and >= 0"),
+], ids=repr)
+def test_book_levels_have_finite_positive_prices_and_finite_sizes(side, level, price, size,
+                                                                  error):
+    with pytest.raises(DataError, match=rf"BTCUSDT book data:2: {error}"):
+        replayer([book(T0, 60000.0, 60000.1), with_level(side, level, price, size)], [])
+
+
+def test_a_zero_size_level_is_an_empty_level_not_an_error():
+    rep = replayer([book(T0, 60000.0, 60000.1), with_level("b", 1, 59999.9, 0.0)], [])
+    assert len(rep.book_tape(EXC, TICKER)) == 2
+
+
+def test_a_tape_with_a_level_without_a_price_above_one_with_a_price_is_refused():
+    books = BookTape.from_records(EXC, TICKER, books_at(T0, T0 + 100))
+    books.bid_price = books.bid_price.copy()
+    books.bid_price[1, 0] = np.nan
+    with pytest.raises(DataError, match=r"book data:2: bid side has a level without a price"):
+        checked_values(books)

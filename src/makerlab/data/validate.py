@@ -427,6 +427,31 @@ def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source
                             **_at(source, lines, int(rows[0]), first_line))
 
 
+def check_level_values(sides: dict[str, tuple[np.ndarray, np.ndarray]], *, source: Source,
+                       hint: str, lines: np.ndarray | None = None,
+                       first_line: int = 1) -> None:
+    """Book rows (``{"bid": (prices, sizes), "ask": ...}``, ``(n, depth)`` arrays, best
+    first, NaN padding) must give every level they list a finite, positive price and a
+    finite, non-negative size (a zero size is an empty level), and list no level without a
+    price above one with a price; :class:`DataError` at the first row that does not."""
+    for name, (prices, sizes) in sides.items():
+        given = ~np.isnan(prices)
+        with np.errstate(invalid="ignore"):
+            problems = (
+                (given[:, 1:] & ~given[:, :-1],
+                 "has a level without a price (NaN) above a level with one"),
+                (given & ~((prices > 0) & np.isfinite(prices)),
+                 "has a price that is not finite and positive"),
+                (given & ~((sizes >= 0) & np.isfinite(sizes)),
+                 "has a size that is not finite and >= 0"),
+            )
+        for bad, what in problems:
+            rows = np.flatnonzero(bad.any(axis=1))
+            if rows.size:
+                raise DataError(f"{name} side {what}; {hint}",
+                                **_at(source, lines, int(rows[0]), first_line))
+
+
 def book_ticker_agreement(
     book_seq: np.ndarray,
     book_top: np.ndarray,

@@ -17,7 +17,9 @@ tutorial constructor's records (``l2_data``/``trade_data``, ``ts`` in ms) and th
   wrong year would be. One mistyped record would otherwise stretch the replay over years
   (an equity stamp every second, a timer tick every interval).
 - with ``validate_data`` (the constructor's default): **books are uncrossed with levels in
-  book order**; **trades have a finite, positive price and size**; **unsorted records are
+  book order**, every level given with a finite, positive price and a finite size >= 0 (a
+  zero size is an empty level; a level whose price is NaN is no level, an error above a
+  level with a price); **trades have a finite, positive price and size**; **unsorted records are
   sorted** (stably, by exchange time) with a warning.
 """
 
@@ -29,7 +31,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from makerlab.data.validate import check_finite, check_levels_ordered, check_uncrossed
+from makerlab.data.validate import (
+    check_finite,
+    check_level_values,
+    check_levels_ordered,
+    check_uncrossed,
+)
 from makerlab.errors import DataError
 from makerlab.sim.timeline import BookTape, TradeTape, tape_source
 from makerlab.units import NS_PER_MS, NS_PER_S
@@ -93,6 +100,9 @@ def checked_values(tape: AnyTape) -> AnyTape:
     says so)."""
     source = source_of(tape)
     if isinstance(tape, BookTape):
+        check_level_values({"bid": (tape.bid_price, tape.bid_size),
+                            "ask": (tape.ask_price, tape.ask_size)}, source=source,
+                           hint=FIX_INPUT)
         check_uncrossed(tape.bid_price[:, 0], tape.ask_price[:, 0], source=source,
                         hint=FIX_INPUT)
         check_levels_ordered(tape.bid_price, tape.ask_price, source=source)

@@ -191,12 +191,19 @@ class BookTape:
         n = len(records)
         depth = max([1, *(max(len(r["b"]), len(r["a"])) for r in records)])
         bids, asks = np.full((n, depth, 2), np.nan), np.full((n, depth, 2), np.nan)
-        for i, rec in enumerate(records):
-            _fill_side(bids, i, rec["b"])
-            _fill_side(asks, i, rec["a"])
-        for side in (bids, asks):
+        counts = np.array([(_fill_side(bids, i, rec["b"]), _fill_side(asks, i, rec["a"]))
+                           for i, rec in enumerate(records)], dtype=np.int64).reshape(n, 2)
+        source = tape_source(exc, ticker, "book")
+        for name, listed_levels, side in (("bid", counts[:, 0], bids),
+                                          ("ask", counts[:, 1], asks)):
+            listed = np.arange(depth) < listed_levels[:, None]
+            unpriced = listed & np.isnan(side[..., 0])
+            if unpriced.any():  # a NaN price in the data would otherwise read as no level
+                row, level = np.argwhere(unpriced)[0]
+                raise DataError(f"{name} level {level + 1} has no price (NaN)",
+                                source=source, line=int(row) + 1)
             side[..., 1][np.isnan(side[..., 0])] = np.nan
-        ts = ms_to_ns([r["ts"] for r in records], tape_source(exc, ticker, "book"))
+        ts = ms_to_ns([r["ts"] for r in records], source)
         return cls.stacked(exc, ticker, ts, ts.copy(), bids, asks)
 
     @classmethod
@@ -225,10 +232,13 @@ def _stack(prices: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fill_side(side: np.ndarray, i: int, levels: Any) -> None:
-    if len(levels):
-        arr = np.asarray(levels, dtype=float).reshape(-1, 2)
-        side[i, : len(arr)] = arr
+def _fill_side(side: np.ndarray, i: int, levels: Any) -> int:
+    """Row ``i`` of ``side`` set to ``levels``; how many levels they list."""
+    if not len(levels):
+        return 0
+    arr = np.asarray(levels, dtype=float).reshape(-1, 2)
+    side[i, : len(arr)] = arr
+    return len(arr)
 
 
 @dataclass(eq=False)
