@@ -169,7 +169,7 @@ def run_once(data: np.ndarray) -> tuple[float, np.ndarray, float]:
 
 
 def bench_hftbacktest(data: np.ndarray | None = None) -> tuple[float, int]:
-    """Warm wall time (s) and events of (c): the figures run_all prints next to (b)."""
+    """Warm wall time (s) and events of (c), to set beside ``bench_replay``'s (b)."""
     if data is None:
         data, _ = convert()
     run_once(data)  # compiles
@@ -181,7 +181,7 @@ def main() -> int:
     try:
         import hftbacktest
     except ImportError:
-        print("hftbacktest not importable: `pip install -e '.[bench]'`")
+        print("hftbacktest not importable: `pip install -e '.[test]'`")
         return 0
     data, conv_s = convert()
     version = getattr(hftbacktest, "__version__", "")
