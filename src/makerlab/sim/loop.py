@@ -265,13 +265,18 @@ class ReplayLoop:
         self._synced_ns = None
 
     def _refresh_lanes(self) -> None:
-        """After a scheduled event: engines that now hold orders start stepping."""
+        """After a scheduled event: engines that now hold orders start stepping; a lane
+        whose orders changed finds its next stop once no other event is due at this time
+        (an order and a cancel arriving together are planned for once). Until then its
+        stop is later than now (a scheduled event runs only before every stop) and only
+        local rows of this time, which step no engine, run first."""
+        now = self.clock.ns
         for lane in self.lanes:
             if lane.active:
                 if not lane.engine.resting and not self.row_by_row:
                     self._deactivate(lane)
-                elif lane.version != lane.engine.version:
-                    lane.follow_until(self.clock.ns)
+                elif lane.version != lane.engine.version and self.queue.peek_time() != now:
+                    lane.follow_until(now)
                     lane.plan()
             elif lane.engine.resting and not lane.done:
                 self._activate(lane, self.clock.ns)
