@@ -335,8 +335,7 @@ class OMS:
     async def _mark_cancelling(self, exc: str) -> None:
         for order in list(self._orders[exc].get_orders(copy=False)):
             if order.ord_status in (OrderStatus.NEW, OrderStatus.PARTIAL):
-                await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
-                                                     ord_status=OrderStatus.CANCEL_PENDING)
+                await self._orders[exc].mark_cancel_pending(order)
 
     # -- local state -------------------------------------------------------------------
 
@@ -679,8 +678,7 @@ class OMS:
         await self._request(self._exc(exc), None, self.venue.cancel_all(exc, ticker))
         for order in list(self._orders[exc].get_orders(ticker, copy=False)):
             if order.ord_status in (OrderStatus.NEW, OrderStatus.PARTIAL):
-                await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
-                                                     ord_status=OrderStatus.CANCEL_PENDING)
+                await self._orders[exc].mark_cancel_pending(order)
 
     def _target(self, where: str, exc: str, ticker: str | None, oid: str | None,
                 cloid: str | None) -> Order:
@@ -705,8 +703,7 @@ class OMS:
         await self._request(exc, None, self.venue.cancel(CancelRequest(
             exc, str(order.ticker), cloid=order.cloid, oid=None if order.cloid else order.oid)))
         if acknowledged and order.is_alive():
-            await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
-                                                 ord_status=OrderStatus.CANCEL_PENDING)
+            await self._orders[exc].mark_cancel_pending(order)
 
     async def amend_order(self, exc: str, ticker: str, oid: str | None = None,
                           cloid: str | None = None, price: Number | None = None,
