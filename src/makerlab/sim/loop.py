@@ -14,9 +14,10 @@ How it stays cheap:
   exchange-time rows of engines without orders, cost nothing per row.
 - **an engine with orders wakes the loop only where they may fill**: of its rows, a lane
   steps only the *stops* (a book row reaching our orders' prices, a print reaching them:
-  :mod:`makerlab.sim.follow`, found ahead by one compiled scan whenever the orders
-  change); the queue updates of the book rows between are applied at once, when the
-  next stop, an order event or a read of the engine needs them.
+  :mod:`makerlab.sim.follow`, found ahead by one compiled scan once the orders have
+  changed, after the last scheduled event of that time); the queue updates of the book
+  rows between are applied at once, when the next stop, an order event or a read of the
+  engine needs them.
 - **flat and idle stamps are written in bulk**: while no position is open, no engine
   steps and nothing else is scheduled, the equity stamps up to the next event are
   appended at once.
