@@ -476,3 +476,36 @@ def test_mark_cancel_pending_is_the_upsert_of_the_mark(status, amount, filled, o
     assert short_seen == general_seen
     assert [str(o["last_fill_sz"]) for o in short.as_list()] == [
         str(o["last_fill_sz"]) for o in general.as_list()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(known=st.sampled_from(["new", "held", "dead"]),
+       amount=st.sampled_from([D(0), D("0.00"), D("0.5"), D("-0.50")]),
+       price=st.sampled_from([None, D("100.0")]), reduce_only=st.booleans())
+def test_add_pending_is_the_upsert_of_the_pending_order(known, amount, price, reduce_only):
+    """The OMS's insert of an order it sends, by its short path, ends as
+    ``upsert_order(..., ord_status=PENDING)`` does: same answer, same orders, same handler
+    calls, same ids known after (a cloid held or remembered dead takes the general path)."""
+    def container() -> tuple[Orders, list[dict]]:
+        seen: list[dict] = []
+        orders = Orders(delta_handlers=[seen.append])
+        if known != "new":
+            asyncio.run(orders.upsert_order(exc="b", cloid="c1", oid="9", ticker="T",
+                                            amount=D("-1"), price=D("99.0"),
+                                            ord_status=OrderStatus.NEW, timestamp=5))
+        if known == "dead":
+            asyncio.run(orders.upsert_order(cloid="c1", ord_status=OrderStatus.CANCELLED,
+                                            timestamp=6))
+        return orders, seen
+
+    fields = {"exc": "b", "cloid": "c1", "ticker": "T", "amount": amount, "price": price,
+              "tif": "GTX", "ord_type": "limit", "reduce_only": reduce_only, "timestamp": 7}
+    general, general_seen = container()
+    expected = asyncio.run(general.upsert_order(ord_status=OrderStatus.PENDING, **fields))
+    short, short_seen = container()
+    got = asyncio.run(short.add_pending(**fields))
+    assert (got is None) == (expected is None)
+    assert got is None or got.as_dict() == expected.as_dict()
+    assert short.as_list() == general.as_list()
+    assert short_seen == general_seen
+    assert short.cloid_known("c1") == general.cloid_known("c1")

@@ -270,9 +270,11 @@ class Orders:
       mirror holds; its handlers see that. For an order the mirror does not hold (gone,
       or never seen) it changes nothing.
 
-    :meth:`mark_cancel_pending` (the OMS's mark once a cancel is sent) is
-    ``upsert_order(cloid=, oid=, ord_status=CANCEL_PENDING)`` of the order's own ids, by a
-    shorter path for an order the container holds.
+    :meth:`add_pending` (the OMS's insert of an order it sends) and
+    :meth:`mark_cancel_pending` (its mark once a cancel is sent) are ``upsert_order`` of
+    those fields (``ord_status=PENDING``; the order's own ids and
+    ``ord_status=CANCEL_PENDING``), by a shorter path for a new client id and for an
+    order the container holds.
     """
 
     def __init__(
@@ -461,6 +463,28 @@ class Orders:
         self._selections.clear()
         self._index(old, key)
         return old
+
+    async def add_pending(self, exc: str, cloid: str, ticker: str, amount: Decimal,
+                          price: Decimal | None, tif: str, ord_type: str, reduce_only: bool,
+                          timestamp: int) -> Order | None:
+        """``upsert_order(exc=, cloid=, ..., ord_status=PENDING)`` of these fields (an
+        order just sent), the same result by a shorter path when ``cloid`` is new to the
+        container (neither held nor remembered dead): nothing can match it, so the order is
+        created as the rules create one. A known ``cloid`` takes the general path."""
+        if self.cloid_known(cloid):
+            return await self.upsert_order(
+                exc=exc, cloid=cloid, ticker=ticker, amount=amount, price=price, tif=tif,
+                ord_type=ord_type, reduce_only=reduce_only, ord_status=OrderStatus.PENDING,
+                timestamp=timestamp)
+        if not amount:
+            return None
+        order = Order(exc=exc, cloid=cloid, ticker=ticker, amount=amount, price=price, tif=tif,
+                      ord_type=ord_type, reduce_only=reduce_only,
+                      ord_status=OrderStatus.PENDING, timestamp=timestamp)
+        self._insert(order)
+        if self._handlers:
+            await self._fire(order)
+        return order
 
     async def mark_cancel_pending(self, order: Order) -> Order | None:
         """``upsert_order(cloid=order.cloid, oid=order.oid, ord_status=CANCEL_PENDING)``

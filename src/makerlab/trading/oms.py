@@ -607,11 +607,9 @@ class OMS:
         exc, cloid = request.exchange, request.cloid
         self.kill_switch.check(where)
         self.risk.check_order(where, exc, request.symbol, request.amount, request.price)
-        await self._orders[exc].upsert_order(
-            exc=exc, cloid=cloid, ticker=request.symbol, amount=request.amount,
-            price=request.price, tif=request.tif, ord_type=request.ord_type,
-            reduce_only=request.reduce_only, ord_status=OrderStatus.PENDING,
-            timestamp=self.venue.clock.ms())
+        await self._orders[exc].add_pending(
+            exc, cloid, request.symbol, request.amount, request.price, request.tif,
+            request.ord_type, request.reduce_only, self.venue.clock.ms())
         try:
             await self._request(exc, cloid, self.venue.submit(request))
         except Exception as error:
