@@ -8,7 +8,7 @@ from pathlib import Path
 
 BENCHES = ["bench_convert.py", "bench_load.py", "bench_s3.py", "bench_replay.py",
            "bench_resting.py", "bench_hftbacktest.py", "bench_quoter.py", "bench_floor.py",
-           "bench_sweep.py", "bench_live_feed.py", "bench_tick_to_order.py"]
+           "bench_orderpath.py", "bench_sweep.py", "bench_live_feed.py", "bench_tick_to_order.py"]
 
 
 def main() -> int:

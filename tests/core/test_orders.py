@@ -439,3 +439,73 @@ def test_refused_cancels_and_amends_are_notes():
         "cancel rejected: -2011 Unknown order sent.", "amend rejected: -5022 Post only."]
     gone = venue_update(OrderEventKind.CANCEL_REJECT, "", 7, cloid="nope", oid=None)
     assert run(orders.apply_update(gone)) is None and len(orders) == 5
+
+
+_STATUSES = st.sampled_from(list(OrderStatus))
+_SIZES = st.sampled_from([D(0), D("0.000"), D("0.2"), D("0.50"), D("0.7")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(status=_STATUSES, amount=st.sampled_from([D("0.5"), D("-0.5")]), filled=_SIZES,
+       oid=st.sampled_from([None, "7"]), update_id=st.sampled_from([None, 3]),
+       timestamp=st.sampled_from([None, 1_000]), copy=st.booleans())
+def test_mark_cancel_pending_is_the_upsert_of_the_mark(status, amount, filled, oid, update_id,
+                                                       timestamp, copy):
+    """The OMS's cancel mark by its short path ends as ``upsert_order(cloid, oid,
+    ord_status=CANCEL_PENDING)`` does: same answer, same orders, same handler calls (held
+    orders in every state, filled beyond the amount included; a copy takes the general
+    path)."""
+    def held() -> tuple[Orders, Order, list[dict]]:
+        seen: list[dict] = []
+        orders = Orders([Order(exc="b", oid=oid, cloid="c1", ticker="T", amount=amount,
+                               price=D("100.0"), ord_status=status, filled_sz=filled,
+                               timestamp=timestamp, update_id=update_id)],
+                        [seen.append])
+        order = orders.cloid_query("c1")
+        assert order is not None
+        return orders, order, seen
+
+    general, order, general_seen = held()
+    expected = asyncio.run(general.upsert_order(cloid=order.cloid, oid=order.oid,
+                                                ord_status=OrderStatus.CANCEL_PENDING))
+    short, order, short_seen = held()
+    got = asyncio.run(short.mark_cancel_pending(order.__copy__() if copy else order))
+    assert (got is None) == (expected is None)
+    assert got is None or got.as_dict() == expected.as_dict()
+    assert short.as_list() == general.as_list()
+    assert short_seen == general_seen
+    assert [str(o["last_fill_sz"]) for o in short.as_list()] == [
+        str(o["last_fill_sz"]) for o in general.as_list()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(known=st.sampled_from(["new", "held", "dead"]),
+       amount=st.sampled_from([D(0), D("0.00"), D("0.5"), D("-0.50")]),
+       price=st.sampled_from([None, D("100.0")]), reduce_only=st.booleans())
+def test_add_pending_is_the_upsert_of_the_pending_order(known, amount, price, reduce_only):
+    """The OMS's insert of an order it sends, by its short path, ends as
+    ``upsert_order(..., ord_status=PENDING)`` does: same answer, same orders, same handler
+    calls, same ids known after (a cloid held or remembered dead takes the general path)."""
+    def container() -> tuple[Orders, list[dict]]:
+        seen: list[dict] = []
+        orders = Orders(delta_handlers=[seen.append])
+        if known != "new":
+            asyncio.run(orders.upsert_order(exc="b", cloid="c1", oid="9", ticker="T",
+                                            amount=D("-1"), price=D("99.0"),
+                                            ord_status=OrderStatus.NEW, timestamp=5))
+        if known == "dead":
+            asyncio.run(orders.upsert_order(cloid="c1", ord_status=OrderStatus.CANCELLED,
+                                            timestamp=6))
+        return orders, seen
+
+    fields = {"exc": "b", "cloid": "c1", "ticker": "T", "amount": amount, "price": price,
+              "tif": "GTX", "ord_type": "limit", "reduce_only": reduce_only, "timestamp": 7}
+    general, general_seen = container()
+    expected = asyncio.run(general.upsert_order(ord_status=OrderStatus.PENDING, **fields))
+    short, short_seen = container()
+    got = asyncio.run(short.add_pending(**fields))
+    assert (got is None) == (expected is None)
+    assert got is None or got.as_dict() == expected.as_dict()
+    assert short.as_list() == general.as_list()
+    assert short_seen == general_seen
+    assert short.cloid_known("c1") == general.cloid_known("c1")

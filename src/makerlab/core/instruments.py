@@ -22,6 +22,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from makerlab.core.decimals import to_decimal
 from makerlab.errors import ConfigError
 
 KINDS = ("spot", "linear_perpetual", "inverse_perpetual", "linear_future", "inverse_future")
@@ -84,16 +85,16 @@ class InstrumentSpec:
 
     def round_qty(self, qty: float | Decimal | str) -> Decimal:
         """``qty`` on the lot grid, rounded toward zero so an order never grows."""
-        q = Decimal(str(qty))
+        q = to_decimal(qty)
         stepped = _to_step(abs(q), self.lot_size, ROUND_FLOOR)
         return stepped if q >= 0 else -stepped
 
     def notional(self, price: float | Decimal, qty: float | Decimal) -> Decimal:
         """Quote-currency value of ``qty`` at ``price``."""
-        q = abs(Decimal(str(qty)))
+        q = abs(to_decimal(qty))
         if self.is_inverse:
             return q * self.contract_size
-        return q * Decimal(str(price)) * self.contract_size
+        return q * to_decimal(price) * self.contract_size
 
     def as_dict(self) -> dict:
         """Contract specs in the tutorial OMS's shape (plus the raw steps)."""
@@ -124,7 +125,7 @@ def _to_step(value: float | Decimal | str, step: Decimal, rounding: str) -> Deci
                 _ROUNDED.clear()
             found = _ROUNDED[key] = _float_to_step(value, step, rounding)
         return found
-    units = (Decimal(str(value)) / step).quantize(Decimal(1), rounding=rounding)
+    units = (to_decimal(value) / step).quantize(Decimal(1), rounding=rounding)
     return (units * step).quantize(step)
 
 

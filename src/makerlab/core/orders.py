@@ -269,6 +269,12 @@ class Orders:
       "cancel rejected: <code> <reason>"`` (``"amend rejected: ..."``) on an order the
       mirror holds; its handlers see that. For an order the mirror does not hold (gone,
       or never seen) it changes nothing.
+
+    :meth:`add_pending` (the OMS's insert of an order it sends) and
+    :meth:`mark_cancel_pending` (its mark once a cancel is sent) are ``upsert_order`` of
+    those fields (``ord_status=PENDING``; the order's own ids and
+    ``ord_status=CANCEL_PENDING``), by a shorter path for a new client id and for an
+    order the container holds.
     """
 
     def __init__(
@@ -457,6 +463,48 @@ class Orders:
         self._selections.clear()
         self._index(old, key)
         return old
+
+    async def add_pending(self, exc: str, cloid: str, ticker: str, amount: Decimal,
+                          price: Decimal | None, tif: str, ord_type: str, reduce_only: bool,
+                          timestamp: int) -> Order | None:
+        """``upsert_order(exc=, cloid=, ..., ord_status=PENDING)`` of these fields (an
+        order just sent), the same result by a shorter path when ``cloid`` is new to the
+        container (neither held nor remembered dead): nothing can match it, so the order is
+        created as the rules create one. A known ``cloid`` takes the general path."""
+        if self.cloid_known(cloid):
+            return await self.upsert_order(
+                exc=exc, cloid=cloid, ticker=ticker, amount=amount, price=price, tif=tif,
+                ord_type=ord_type, reduce_only=reduce_only, ord_status=OrderStatus.PENDING,
+                timestamp=timestamp)
+        if not amount:
+            return None
+        order = Order(exc=exc, cloid=cloid, ticker=ticker, amount=amount, price=price, tif=tif,
+                      ord_type=ord_type, reduce_only=reduce_only,
+                      ord_status=OrderStatus.PENDING, timestamp=timestamp)
+        self._insert(order)
+        if self._handlers:
+            await self._fire(order)
+        return order
+
+    async def mark_cancel_pending(self, order: Order) -> Order | None:
+        """``upsert_order(cloid=order.cloid, oid=order.oid, ord_status=CANCEL_PENDING)``
+        (a cancel was sent), the same result by a shorter path for an order this
+        container holds: its own ids and a local mark that keeps the time and the fills
+        pass every rule but **dead orders stay dead** and **duplicates are rejected**.
+        Any other order (a copy, an unknown one) takes the general path."""
+        key = self._find({"oid": order.oid, "cloid": order.cloid})
+        if key is None or key < 0 or self._orders[key] is not order:
+            return await self.upsert_order(cloid=order.cloid, oid=order.oid,
+                                           ord_status=OrderStatus.CANCEL_PENDING)
+        if (order.ord_status in _DEAD or order.ord_status is OrderStatus.CANCEL_PENDING
+                or not order.filled_sz <= abs(order.amount)):
+            return None
+        order.ord_status = OrderStatus.CANCEL_PENDING
+        order.last_fill_sz = order.filled_sz - order.filled_sz  # no fill, in its exponent
+        self._selections.clear()
+        if self._handlers:
+            await self._fire(order)
+        return order
 
     async def apply_update(self, update: OrderUpdate) -> Order | None:
         """Apply a venue's typed update (rules in the class docstring); the order, or

@@ -14,9 +14,10 @@ How it stays cheap:
   exchange-time rows of engines without orders, cost nothing per row.
 - **an engine with orders wakes the loop only where they may fill**: of its rows, a lane
   steps only the *stops* (a book row reaching our orders' prices, a print reaching them:
-  :mod:`makerlab.sim.follow`, found ahead by one compiled scan whenever the orders
-  change); the queue updates of the book rows between are applied at once, when the
-  next stop, an order event or a read of the engine needs them.
+  :mod:`makerlab.sim.follow`, found ahead by one compiled scan once the orders have
+  changed, after the last scheduled event of that time); the queue updates of the book
+  rows between are applied at once, when the next stop, an order event or a read of the
+  engine needs them.
 - **flat and idle stamps are written in bulk**: while no position is open, no engine
   steps and nothing else is scheduled, the equity stamps up to the next event are
   appended at once.
@@ -265,13 +266,18 @@ class ReplayLoop:
         self._synced_ns = None
 
     def _refresh_lanes(self) -> None:
-        """After a scheduled event: engines that now hold orders start stepping."""
+        """After a scheduled event: engines that now hold orders start stepping; a lane
+        whose orders changed finds its next stop once no other event is due at this time
+        (an order and a cancel arriving together are planned for once). Until then its
+        stop is later than now (a scheduled event runs only before every stop) and only
+        local rows of this time, which step no engine, run first."""
+        now = self.clock.ns
         for lane in self.lanes:
             if lane.active:
                 if not lane.engine.resting and not self.row_by_row:
                     self._deactivate(lane)
-                elif lane.version != lane.engine.version:
-                    lane.follow_until(self.clock.ns)
+                elif lane.version != lane.engine.version and self.queue.peek_time() != now:
+                    lane.follow_until(now)
                     lane.plan()
             elif lane.engine.resting and not lane.done:
                 self._activate(lane, self.clock.ns)

@@ -215,6 +215,12 @@ class SimVenue:
             raise ConfigError(f"no replayed market {exc}/{ticker}; known: "
                               f"{self._known()}") from None
 
+    def _check_market(self, exc: str, ticker: str) -> None:
+        """ConfigError unless ``exc``/``ticker`` is a replayed market (a request is checked
+        when sent; the engine is read, brought to the clock, when the request arrives)."""
+        if (exc, ticker) not in self.engines:
+            self.engine(exc, ticker)
+
     def _engines_of(self, exc: str, ticker: str | None = None) -> list[MatchingEngine]:
         """The engines of ``exc`` (of ``ticker`` only, if given), brought to the clock."""
         if ticker is not None:
@@ -249,7 +255,7 @@ class SimVenue:
         """Send an order; it reaches the engine after REQ_PRIVATE (an unknown market raises
         :class:`~makerlab.errors.ConfigError` here)."""
         exc = request.exchange
-        self.engine(exc, request.symbol)
+        self._check_market(exc, request.symbol)
         self._record("submit", exc, ticker=request.symbol, cloid=request.cloid,
                      amount=request.amount, price=request.price, tif=request.tif,
                      reduce_only=request.reduce_only, ord_type=request.ord_type)
@@ -258,7 +264,7 @@ class SimVenue:
     async def cancel(self, request: CancelRequest) -> None:
         """Send a cancel (by ``cloid``, else ``oid``); it reaches the engine after
         REQ_PRIVATE."""
-        self.engine(request.exchange, request.symbol)
+        self._check_market(request.exchange, request.symbol)
         self._record("cancel", request.exchange, ticker=request.symbol, **_ids(request))
         self.queue.push(self._after(request.exchange, Latencies.REQ_PRIVATE),
                         self._arrive_cancel, request)
@@ -266,7 +272,7 @@ class SimVenue:
     async def amend(self, request: AmendRequest) -> None:
         """Send an amend (new price and/or signed amount); it reaches the engine after
         REQ_PRIVATE, where the matching rules decide (see :mod:`makerlab.sim.matching`)."""
-        self.engine(request.exchange, request.symbol)
+        self._check_market(request.exchange, request.symbol)
         self._record("amend", request.exchange, ticker=request.symbol, **_ids(request),
                      amount=request.amount, price=request.price)
         self.queue.push(self._after(request.exchange, Latencies.REQ_PRIVATE),

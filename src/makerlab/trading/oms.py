@@ -335,8 +335,7 @@ class OMS:
     async def _mark_cancelling(self, exc: str) -> None:
         for order in list(self._orders[exc].get_orders(copy=False)):
             if order.ord_status in (OrderStatus.NEW, OrderStatus.PARTIAL):
-                await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
-                                                     ord_status=OrderStatus.CANCEL_PENDING)
+                await self._orders[exc].mark_cancel_pending(order)
 
     # -- local state -------------------------------------------------------------------
 
@@ -608,11 +607,9 @@ class OMS:
         exc, cloid = request.exchange, request.cloid
         self.kill_switch.check(where)
         self.risk.check_order(where, exc, request.symbol, request.amount, request.price)
-        await self._orders[exc].upsert_order(
-            exc=exc, cloid=cloid, ticker=request.symbol, amount=request.amount,
-            price=request.price, tif=request.tif, ord_type=request.ord_type,
-            reduce_only=request.reduce_only, ord_status=OrderStatus.PENDING,
-            timestamp=self.venue.clock.ms())
+        await self._orders[exc].add_pending(
+            exc, cloid, request.symbol, request.amount, request.price, request.tif,
+            request.ord_type, request.reduce_only, self.venue.clock.ms())
         try:
             await self._request(exc, cloid, self.venue.submit(request))
         except Exception as error:
@@ -679,8 +676,7 @@ class OMS:
         await self._request(self._exc(exc), None, self.venue.cancel_all(exc, ticker))
         for order in list(self._orders[exc].get_orders(ticker, copy=False)):
             if order.ord_status in (OrderStatus.NEW, OrderStatus.PARTIAL):
-                await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
-                                                     ord_status=OrderStatus.CANCEL_PENDING)
+                await self._orders[exc].mark_cancel_pending(order)
 
     def _target(self, where: str, exc: str, ticker: str | None, oid: str | None,
                 cloid: str | None) -> Order:
@@ -705,8 +701,7 @@ class OMS:
         await self._request(exc, None, self.venue.cancel(CancelRequest(
             exc, str(order.ticker), cloid=order.cloid, oid=None if order.cloid else order.oid)))
         if acknowledged and order.is_alive():
-            await self._orders[exc].upsert_order(cloid=order.cloid, oid=order.oid,
-                                                 ord_status=OrderStatus.CANCEL_PENDING)
+            await self._orders[exc].mark_cancel_pending(order)
 
     async def amend_order(self, exc: str, ticker: str, oid: str | None = None,
                           cloid: str | None = None, price: Number | None = None,
