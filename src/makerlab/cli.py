@@ -212,7 +212,6 @@ def _parity(args: argparse.Namespace) -> int:
 
 
 def _fee(text: str, what: str) -> Decimal:
-
     try:
         return Decimal(text)
     except ArithmeticError:

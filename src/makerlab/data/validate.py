@@ -427,9 +427,8 @@ def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source
                             **_at(source, lines, int(rows[0]), first_line))
 
 
-def check_level_values(sides: dict[str, tuple[np.ndarray, np.ndarray]], *, source: Source,
-                       hint: str, lines: np.ndarray | None = None,
-                       first_line: int = 1) -> None:
+def check_level_values(sides: dict[str, tuple[np.ndarray, np.ndarray]], *, source: str,
+                       hint: str) -> None:
     """Book rows (``{"bid": (prices, sizes), "ask": ...}``, ``(n, depth)`` arrays, best
     first, NaN padding) must give every level they list a finite, positive price and a
     finite, non-negative size (a zero size is an empty level), and list no level without a
@@ -448,8 +447,8 @@ def check_level_values(sides: dict[str, tuple[np.ndarray, np.ndarray]], *, sourc
         for bad, what in problems:
             rows = np.flatnonzero(bad.any(axis=1))
             if rows.size:
-                raise DataError(f"{name} side {what}; {hint}",
-                                **_at(source, lines, int(rows[0]), first_line))
+                raise DataError(f"{name} side {what}; {hint}", source=source,
+                                line=int(rows[0]) + 1)
 
 
 def book_ticker_agreement(
