@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from replay_scenarios import EXC, TICKER, book, replayer
 
 from makerlab.errors import DataError
 from makerlab.sim import Replayer
-from makerlab.sim.checks import MAX_GAP_NS, checked_values
+from makerlab.sim.checks import MAX_GAP_NS
 from makerlab.sim.timeline import BookTape, TradeTape
 
 T0 = 1_723_161_600_000  # 2024-08-09 00:00 UTC, ms
@@ -114,11 +113,3 @@ def test_book_levels_have_finite_positive_prices_and_finite_sizes(side, level, p
 def test_a_zero_size_level_is_an_empty_level_not_an_error():
     rep = replayer([book(T0, 60000.0, 60000.1), with_level("b", 1, 59999.9, 0.0)], [])
     assert len(rep.book_tape(EXC, TICKER)) == 2
-
-
-def test_a_tape_with_a_level_without_a_price_above_one_with_a_price_is_refused():
-    books = BookTape.from_records(EXC, TICKER, books_at(T0, T0 + 100))
-    books.bid_price = books.bid_price.copy()
-    books.bid_price[1, 0] = np.nan
-    with pytest.raises(DataError, match=r"book data:2: bid side has a level without a price"):
-        checked_values(books)

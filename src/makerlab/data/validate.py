@@ -430,15 +430,13 @@ def check_levels_ordered(bid_price: np.ndarray, ask_price: np.ndarray, *, source
 def check_level_values(sides: dict[str, tuple[np.ndarray, np.ndarray]], *, source: str,
                        hint: str) -> None:
     """Book rows (``{"bid": (prices, sizes), "ask": ...}``, ``(n, depth)`` arrays, best
-    first, NaN padding) must give every level they list a finite, positive price and a
-    finite, non-negative size (a zero size is an empty level), and list no level without a
-    price above one with a price; :class:`DataError` at the first row that does not."""
+    first, NaN prices padding) must give every level they list a finite, positive price and
+    a finite, non-negative size (a zero size is an empty level); :class:`DataError` at the
+    first row that does not."""
     for name, (prices, sizes) in sides.items():
         given = ~np.isnan(prices)
         with np.errstate(invalid="ignore"):
             problems = (
-                (given[:, 1:] & ~given[:, :-1],
-                 "has a level without a price (NaN) above a level with one"),
                 (given & ~((prices > 0) & np.isfinite(prices)),
                  "has a price that is not finite and positive"),
                 (given & ~((sizes >= 0) & np.isfinite(sizes)),

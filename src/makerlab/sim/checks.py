@@ -20,9 +20,8 @@ tutorial constructor's records (``l2_data``/``trade_data``, ``ts`` in ms) and th
   :meth:`~makerlab.sim.timeline.BookTape.from_records`): a NaN price would read as no level.
 - with ``validate_data`` (the constructor's default): **books are uncrossed with levels in
   book order**, every level given with a finite, positive price and a finite size >= 0 (a
-  zero size is an empty level; in a tape, a NaN price is padding, an error above a level
-  with a price); **trades have a finite, positive price and size**; **unsorted records
-  are sorted** (stably, by exchange time) with a warning.
+  zero size is an empty level); **trades have a finite, positive price and size**;
+  **unsorted records are sorted** (stably, by exchange time) with a warning.
 """
 
 from __future__ import annotations
