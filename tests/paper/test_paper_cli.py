@@ -86,3 +86,18 @@ def test_paper_command_rejects_a_bad_pairing():
     _, err = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "no data for exchange 'nosuchexchange'" in err
+
+
+def test_paper_command_names_a_missing_archive_and_an_empty_range(tmp_path):
+    command = [sys.executable, "-m", "makerlab.cli", "paper", "--speed", "0", "--port", "0"]
+    missing = subprocess.run([*command, "--archive", str(tmp_path / "absent"), "--start",
+                              START, "--end", END], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 2
+    assert f"makerlab: error: no archive at {tmp_path / 'absent'}" in missing.stderr
+    empty = subprocess.run([*command, "--archive", str(BUNDLED), "--start", "2023-01-01:00",
+                            "--end", "2023-01-01:01"], capture_output=True, text=True,
+                           timeout=60)
+    assert empty.returncode == 2
+    assert ("has no book or trade data from 2023-01-01:00 to 2023-01-01:01"
+            in empty.stderr)

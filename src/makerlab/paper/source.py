@@ -24,6 +24,7 @@ import pyarrow as pa
 from makerlab.data.archive import list_archive, read_table
 from makerlab.data.arrays import column_numpy, message_offsets
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, FLAG_SNAPSHOT, NO_SEQ, TRADES
+from makerlab.data.storage import resolve
 from makerlab.errors import ConfigError
 from makerlab.paper.book import Level
 
@@ -106,7 +107,11 @@ def hour_name(hour: int) -> str:
 
 
 def find_datasets(root: str | os.PathLike, hours: list[int]) -> dict[tuple[str, str], Dataset]:
-    """Every instrument with book or trade data in ``hours``, keyed ``(exchange, symbol)``."""
+    """Every instrument with book or trade data in ``hours``, keyed ``(exchange, symbol)``;
+    ConfigError when there is no archive at ``root`` or nothing in ``hours``."""
+    archive = resolve(root)
+    if not archive.exists():
+        raise ConfigError(f"no archive at {archive.shown}")
     listing = list_archive(root)
     wanted = set(hours)
     found: dict[tuple[str, str], dict[tuple[str, int], set[int]]] = {}
@@ -116,7 +121,11 @@ def find_datasets(root: str | os.PathLike, hours: list[int]) -> dict[tuple[str, 
         kinds = found.setdefault((row.exchange, row.symbol), {})
         kinds.setdefault((row.kind, int(row.depth)), set()).update(day + h for h in row.hours)
     datasets = {key: _dataset(*key, kinds, wanted) for key, kinds in found.items()}
-    return {k: d for k, d in datasets.items() if d.hours & wanted or d.trade_hours}
+    datasets = {k: d for k, d in datasets.items() if d.hours & wanted or d.trade_hours}
+    if not datasets:
+        raise ConfigError(f"the archive at {archive.shown} has no book or trade data from "
+                          f"{hour_name(hours[0])} to {hour_name(hours[-1])}")
+    return datasets
 
 
 def _dataset(exchange: str, symbol: str, kinds: dict[tuple[str, int], set[int]],
