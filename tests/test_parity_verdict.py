@@ -49,3 +49,16 @@ def test_other_fills_fail(monkeypatch, capsys):
     assert command(monkeypatch, other) == 1
     assert capsys.readouterr().out.splitlines()[-1] == \
         "parity: FAILED, the fills differ in count, side, price or size"
+
+
+def test_an_absent_script_or_archive_is_named_before_anything_runs(tmp_path, capsys):
+    from makerlab.cli import main
+
+    script = tmp_path / "strategy.py"
+    script.write_text("raise SystemExit('must not run')\n")
+    hours = ["--start", "2024-08-08:23", "--end", "2024-08-08:23"]
+    assert main(["parity", str(tmp_path / "absent.py"), "--archive", str(tmp_path),
+                 *hours]) == 2
+    assert capsys.readouterr().err == f"makerlab: error: no script at {tmp_path}/absent.py\n"
+    assert main(["parity", str(script), "--archive", str(tmp_path / "absent"), *hours]) == 2
+    assert capsys.readouterr().err == f"makerlab: error: no archive at {tmp_path}/absent\n"

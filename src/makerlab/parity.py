@@ -157,10 +157,13 @@ async def run_parity(script: str | os.PathLike, archive: str | os.PathLike, star
                      ) -> ParityResult:
     """Run ``script`` in both modes and compare their fills (see the module docstring).
 
-    Raises :class:`~makerlab.errors.ConfigError` when a run fails or the replay's models
-    cannot be served in lockstep.
+    Raises :class:`~makerlab.errors.ConfigError` when the script or the archive is absent,
+    a run fails or the replay's models cannot be served in lockstep.
     """
     script, archive = Path(script).resolve(), Path(archive).resolve()
+    for path, what in ((script, "script"), (archive, "archive")):
+        if not path.exists():
+            raise ConfigError(f"no {what} at {path}")
     with tempfile.TemporaryDirectory(prefix="makerlab-parity-") as scratch:
         work = Path(workdir) if workdir is not None else Path(scratch)
         record = await _replay(script, archive, work / "replay", python, timeout_s)
