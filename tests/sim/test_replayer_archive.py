@@ -81,3 +81,17 @@ def test_recorded_local_clock_behind_the_venue_is_shifted_so_nothing_arrives_ear
     assert 1_000 < shifts["binance"] < 1_400  # the collector ran ~1.27 s behind
     for tape in [*rep.books, *rep.trades]:
         assert (tape.local_ts >= tape.exchange_ts).all()
+
+
+@pytest.mark.parametrize("stream", [None, False])
+def test_an_absent_archive_and_a_range_without_the_markets_are_named(tmp_path, stream):
+    from makerlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"no archive at .*absent"):
+        Replayer.from_archive(MARKETS, HOUR, HOUR, path=tmp_path / "absent", stream=stream)
+    with pytest.raises(ConfigError, match=r"no book or trade data for binance/BTCUSDT from "
+                                          r"2023-01-01:00 to 2023-01-01:01 in the archive at"):
+        Replayer.from_archive({"binance": ["BTCUSDT"]}, "2023-01-01:00", "2023-01-01:01",
+                              path=ARCHIVE, stream=stream)
+    with pytest.raises(ConfigError, match=r"no book or trade data for binance/NOPE"):
+        Replayer.from_archive({"binance": ["NOPE"]}, HOUR, HOUR, path=ARCHIVE, stream=stream)

@@ -42,7 +42,7 @@ from makerlab.sim.latency import (
 from makerlab.sim.matching import FillModel, MatchingEngine, NoPartialFills, PartialFills
 from makerlab.sim.models import to_config
 from makerlab.sim.queue import QueueModel, RiskAverseQueue
-from makerlab.sim.streaming import StreamClocks
+from makerlab.sim.streaming import StreamClocks, no_data
 from makerlab.sim.timeline import BookTape, EventQueue, TradeTape
 from makerlab.sim.venue import SimAccount, SimVenue
 from makerlab.trading.risk import RiskLimits
@@ -94,6 +94,7 @@ def archive_tapes(markets: Mapping[str, Sequence[str]], start: Any, end: Any,
     """Tapes of ``{exc: [tickers]}`` from the archive at ``path`` (``books``: ``"snapshot"``
     or ``"delta"``, see ``Replayer.from_archive``)."""
     from makerlab.data import arrays
+    from makerlab.data.storage import resolve
 
     loaders = {"snapshot": arrays.load_snapshot_arrays,
                "delta": arrays.load_snapshot_arrays_from_deltas}
@@ -107,6 +108,9 @@ def archive_tapes(markets: Mapping[str, Sequence[str]], start: Any, end: Any,
                                                                       start, end)))
             trade_tapes.append(TradeTape.from_arrays(exc, t, arrays.load_trade_arrays(
                 path, exc, t, start, end)))
+    if not any(len(b) for b in book_tapes) and not any(len(t) for t in trade_tapes):
+        raise no_data([(e, t) for e, ts in markets.items() for t in ts], start, end,
+                                resolve(path).shown)
     return book_tapes, trade_tapes
 
 

@@ -165,8 +165,10 @@ class Replayer(Analytics):
         (:mod:`makerlab.sim.journal`).
         ``options`` as the constructor's (fees, latencies, balance, models, ...).
         """
-        from makerlab.data.storage import redact
+        from makerlab.data.storage import redact, resolve
 
+        if not resolve(path).exists():
+            raise ConfigError(f"Replayer.from_archive: no archive at {redact(os.fspath(path))}")
         reason = streaming.unstreamable(books, recorded_local_time)
         if stream and reason is not None:
             raise ConfigError(f"from_archive(stream=True): cannot stream: {reason}; "

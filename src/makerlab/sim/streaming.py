@@ -333,7 +333,9 @@ class ArchiveStream:
             raise ConfigError(f"segment_ns={segment_ns} must divide an hour")
         arc, bounds = resolve(path, None), archive._bounds(start, end)
         self.path, self.start, self.end, self.depth = path, start, end, depth
+        self.shown = arc.shown
         pairs = [(exc, t) for exc, tickers in markets.items() for t in tickers]
+        self.markets = pairs
         self.books = [_Dataset(arc, BOOK_SNAPSHOT, e, t, depth, bounds) for e, t in pairs]
         self.trades = [_Dataset(arc, TRADES, e, t, None, bounds) for e, t in pairs]
         self.segment_ns = segment_ns
@@ -370,7 +372,7 @@ class ArchiveStream:
         """The span, shifts and sampler of the whole range (see :class:`StreamClocks`)."""
         files = [(d, f) for d in self.datasets for f in d.files]
         if not files:
-            raise ConfigError("Replayer: no book or trade data to replay")
+            raise no_data(self.markets, self.start, self.end, self.shown)
         start = min(f.ets_min for _, f in files)
         end = max(max(f.ets_max, self._local_max(d.exc, f)) for d, f in files)
         return StreamClocks((start, end), self.shifts, self._sampler)
@@ -424,3 +426,11 @@ class ArchiveStream:
     def counts(self) -> tuple[list[int], list[int]]:
         """Rows per book and per trade tape over the range."""
         return [d.rows for d in self.books], [d.rows for d in self.trades]
+
+
+def no_data(markets: Sequence[tuple[str, str]], start: Any, end: Any,
+            shown: str) -> ConfigError:
+    """The error of an archive range holding none of ``markets``' rows."""
+    names = ", ".join(f"{exc}/{ticker}" for exc, ticker in markets)
+    return ConfigError(f"Replayer: no book or trade data for {names} from {start} to {end} "
+                       f"in the archive at {shown}")
