@@ -89,3 +89,23 @@ def test_a_pool_worker_starts_with_the_fork_servers_heap_frozen(tmp_path):
     tasks = iter([Task("0", str(script), (), {}, str(tmp_path))])
     PoolBackend(1).run(lambda: next(tasks, None), lambda task, row: None)
     assert int((tmp_path / "runs" / "0" / "frozen").read_text()) > 0
+
+
+def test_pool_workers_see_the_sweeps_environment_not_the_fork_servers(tmp_path, monkeypatch):
+    """The fork server outlives a sweep: credentials set between two sweeps must reach the
+    second one's workers (an S3 sweep after a local one read no endpoint and failed)."""
+    script = tmp_path / "probe.py"
+    script.write_text("import os\n"
+                      "raise RuntimeError('probe=' + os.environ.get('MAKERLAB_PROBE', 'unset'))\n")
+
+    def error_of_one_run() -> str:
+        rows: dict[str, dict] = {}
+        queue = iter([Task("0", str(script), (), {}, str(tmp_path))])
+        PoolBackend(1).run(lambda: next(queue, None),
+                           lambda task, row: rows.update({task.id: row}))
+        return rows["0"]["error"]
+
+    monkeypatch.delenv("MAKERLAB_PROBE", raising=False)
+    assert "probe=unset" in error_of_one_run()  # the fork server runs from here on
+    monkeypatch.setenv("MAKERLAB_PROBE", "set later")
+    assert "probe=set later" in error_of_one_run()

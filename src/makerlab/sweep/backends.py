@@ -104,7 +104,11 @@ def frozen_configuration(task: Task) -> dict[str, Any]:
     return row
 
 
-def _init_worker() -> None:
+def _init_worker(environ: dict[str, str]) -> None:
+    # the sweep's environment, not the one the fork server started with (a driver may set
+    # credentials between two sweeps; the fork server lives as long as the driver)
+    os.environ.clear()
+    os.environ.update(environ)
     os.environ["MPLBACKEND"] = "Agg"  # a worker never opens plot windows
     gc.freeze()  # the fork server's heap: never walked again, so its pages stay shared
 
@@ -135,7 +139,7 @@ class PoolBackend:
 
     def _pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=pool_context(),
-                                   initializer=_init_worker)
+                                   initializer=_init_worker, initargs=(dict(os.environ),))
 
     def run(self, next_task: NextTask, done: Done) -> None:
         pool = self._pool()
