@@ -42,7 +42,7 @@ from makerlab.sim.latency import (
 from makerlab.sim.matching import FillModel, MatchingEngine, NoPartialFills, PartialFills
 from makerlab.sim.models import to_config
 from makerlab.sim.queue import QueueModel, RiskAverseQueue
-from makerlab.sim.streaming import StreamClocks, no_data
+from makerlab.sim.streaming import StreamClocks, check_markets
 from makerlab.sim.timeline import BookTape, EventQueue, TradeTape
 from makerlab.sim.venue import SimAccount, SimVenue
 from makerlab.trading.risk import RiskLimits
@@ -108,9 +108,9 @@ def archive_tapes(markets: Mapping[str, Sequence[str]], start: Any, end: Any,
                                                                       start, end)))
             trade_tapes.append(TradeTape.from_arrays(exc, t, arrays.load_trade_arrays(
                 path, exc, t, start, end)))
-    if not any(len(b) for b in book_tapes) and not any(len(t) for t in trade_tapes):
-        raise no_data([(e, t) for e, ts in markets.items() for t in ts], start, end,
-                                resolve(path).shown)
+    check_markets([(e, t) for e, ts in markets.items() for t in ts],
+                  [len(b) + len(t) for b, t in zip(book_tapes, trade_tapes, strict=True)],
+                  start, end, resolve(path).shown)
     return book_tapes, trade_tapes
 
 

@@ -164,6 +164,8 @@ class Replayer(Analytics):
         streamed replay's order journal (``actions``) spills to disk as it grows
         (:mod:`makerlab.sim.journal`).
         ``options`` as the constructor's (fees, latencies, balance, models, ...).
+        ConfigError for an absent archive or a market with no book or trade row in the
+        range.
         """
         from makerlab.data.storage import redact, resolve
 

@@ -63,7 +63,7 @@ from makerlab.data.storage import Root, resolve
 from makerlab.errors import ConfigError
 from makerlab.sim.timeline import BookTape, TradeTape
 
-__all__ = ["SEGMENT_NS", "ArchiveStream", "StreamClocks", "Window", "unstreamable"]
+__all__ = ["SEGMENT_NS", "ArchiveStream", "StreamClocks", "Window", "check_markets", "unstreamable"]
 
 SEGMENT_NS = archive.HOUR_NS // 4  # a quarter of an hour (see the module docstring)
 _BEFORE = -(1 << 62)
@@ -370,9 +370,10 @@ class ArchiveStream:
 
     def clocks(self) -> StreamClocks:
         """The span, shifts and sampler of the whole range (see :class:`StreamClocks`)."""
+        check_markets(self.markets, [b.rows + t.rows for b, t in zip(self.books, self.trades,
+                                                                     strict=True)],
+                      self.start, self.end, self.shown)
         files = [(d, f) for d in self.datasets for f in d.files]
-        if not files:
-            raise no_data(self.markets, self.start, self.end, self.shown)
         start = min(f.ets_min for _, f in files)
         end = max(max(f.ets_max, self._local_max(d.exc, f)) for d, f in files)
         return StreamClocks((start, end), self.shifts, self._sampler)
@@ -428,9 +429,12 @@ class ArchiveStream:
         return [d.rows for d in self.books], [d.rows for d in self.trades]
 
 
-def no_data(markets: Sequence[tuple[str, str]], start: Any, end: Any,
-            shown: str) -> ConfigError:
-    """The error of an archive range holding none of ``markets``' rows."""
-    names = ", ".join(f"{exc}/{ticker}" for exc, ticker in markets)
-    return ConfigError(f"Replayer: no book or trade data for {names} from {start} to {end} "
-                       f"in the archive at {shown}")
+def check_markets(markets: Sequence[tuple[str, str]], rows: Sequence[int], start: Any,
+                  end: Any, shown: str) -> None:
+    """ConfigError naming the markets with no book or trade row (``rows``, per market) in
+    the range: a market asked for is never dropped in silence (a mistyped symbol)."""
+    missing = [f"{exc}/{ticker}" for (exc, ticker), n in zip(markets, rows, strict=True)
+               if not n]
+    if missing:
+        raise ConfigError(f"Replayer: no book or trade data for {', '.join(missing)} from "
+                          f"{start} to {end} in the archive at {shown}")
