@@ -56,10 +56,9 @@ def _info(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from makerlab.data.archive import list_archive
-    from makerlab.data.storage import redact, resolve
+    from makerlab.data.storage import existing, redact
 
-    if not resolve(args.archive).exists():
-        raise ConfigError(f"no archive at {redact(args.archive)}")
+    existing(args.archive)
     frame = list_archive(args.archive)
     if frame.empty:
         print(f"{redact(args.archive)}: empty archive")

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from makerlab.analytics.record import RunRecord
+from makerlab.data.storage import existing
 from makerlab.errors import ConfigError
 from makerlab.paper import PaperExchange
 from makerlab.paper.private import Credentials
@@ -161,9 +162,9 @@ async def run_parity(script: str | os.PathLike, archive: str | os.PathLike, star
     a run fails or the replay's models cannot be served in lockstep.
     """
     script, archive = Path(script).resolve(), Path(archive).resolve()
-    for path, what in ((script, "script"), (archive, "archive")):
-        if not path.exists():
-            raise ConfigError(f"no {what} at {path}")
+    if not script.is_file():
+        raise ConfigError(f"no script at {script}")
+    existing(archive)
     with tempfile.TemporaryDirectory(prefix="makerlab-parity-") as scratch:
         work = Path(workdir) if workdir is not None else Path(scratch)
         record = await _replay(script, archive, work / "replay", python, timeout_s)

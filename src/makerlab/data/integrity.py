@@ -25,8 +25,8 @@ from makerlab.data.archive import check_hour, read_hour_bytes
 from makerlab.data.layout import HourPath, StagedPath, StrayPath, classify
 from makerlab.data.manifest import META_DIR, FileEntry, Incomplete, Pending, Shard
 from makerlab.data.segments import recover_segments, segment_sessions
-from makerlab.data.storage import Root, resolve, staged_name
-from makerlab.errors import ConfigError, DataError
+from makerlab.data.storage import Root, existing, resolve, staged_name
+from makerlab.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -399,9 +399,7 @@ def check_archive(root: str | os.PathLike, *, check: TableCheck, filesystem: Any
     """Every problem of the archive at ``root`` (see the module docstring); ``check`` is
     run on the table of every readable hour file; ``spool``: where recorders keep their
     sessions, if not the default."""
-    arc = resolve(root, filesystem)
-    if not arc.exists():
-        raise ConfigError(f"no archive at {arc.shown}")
+    arc = existing(root, filesystem)
     scan = _scan(arc)
     state = _read_state(arc, scan.meta)
     facts = [_examine(arc, where, info, check) for where, info in scan.hours]

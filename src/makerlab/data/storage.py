@@ -28,8 +28,8 @@ import pyarrow.fs as pafs
 
 from makerlab.errors import ConfigError, DataError
 
-__all__ = ["CREDENTIAL_ENV", "Root", "is_object_store", "os_reason", "redact", "resolve",
-           "staged_commit", "staged_name"]
+__all__ = ["CREDENTIAL_ENV", "Root", "existing", "is_object_store", "os_reason", "redact",
+           "resolve", "staged_commit", "staged_name"]
 
 _STAGED = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<commit>[^/]+)$")
 _USERINFO = re.compile(  # user@ or user:password@ (a raw password may hold a /)
@@ -224,3 +224,12 @@ def resolve(root: str | os.PathLike, filesystem: Any = None) -> Root:
         return _root(pafs.LocalFileSystem(), os.path.abspath(shown), shown)
     fs, base = _from_uri(shown)
     return _root(fs, base, shown)
+
+
+def existing(root: str | os.PathLike, filesystem: Any = None) -> Root:
+    """:func:`resolve` of an archive that must be there: ConfigError ``no archive at ...``
+    when nothing is at ``root``."""
+    arc = resolve(root, filesystem)
+    if not arc.exists():
+        raise ConfigError(f"no archive at {arc.shown}")
+    return arc

@@ -24,7 +24,7 @@ import pyarrow as pa
 from makerlab.data.archive import list_archive, read_table
 from makerlab.data.arrays import column_numpy, message_offsets
 from makerlab.data.schema import BOOK_DELTA, BOOK_SNAPSHOT, FLAG_SNAPSHOT, NO_SEQ, TRADES
-from makerlab.data.storage import resolve
+from makerlab.data.storage import existing
 from makerlab.errors import ConfigError
 from makerlab.paper.book import Level
 
@@ -109,9 +109,7 @@ def hour_name(hour: int) -> str:
 def find_datasets(root: str | os.PathLike, hours: list[int]) -> dict[tuple[str, str], Dataset]:
     """Every instrument with book or trade data in ``hours``, keyed ``(exchange, symbol)``;
     ConfigError when there is no archive at ``root`` or nothing in ``hours``."""
-    archive = resolve(root)
-    if not archive.exists():
-        raise ConfigError(f"no archive at {archive.shown}")
+    archive = existing(root)
     listing = list_archive(root)
     wanted = set(hours)
     found: dict[tuple[str, str], dict[tuple[str, int], set[int]]] = {}

@@ -94,7 +94,7 @@ def archive_tapes(markets: Mapping[str, Sequence[str]], start: Any, end: Any,
     """Tapes of ``{exc: [tickers]}`` from the archive at ``path`` (``books``: ``"snapshot"``
     or ``"delta"``, see ``Replayer.from_archive``)."""
     from makerlab.data import arrays
-    from makerlab.data.storage import resolve
+    from makerlab.data.storage import redact
 
     loaders = {"snapshot": arrays.load_snapshot_arrays,
                "delta": arrays.load_snapshot_arrays_from_deltas}
@@ -110,7 +110,7 @@ def archive_tapes(markets: Mapping[str, Sequence[str]], start: Any, end: Any,
                 path, exc, t, start, end)))
     check_markets([(e, t) for e, ts in markets.items() for t in ts],
                   [len(b) + len(t) for b, t in zip(book_tapes, trade_tapes, strict=True)],
-                  start, end, resolve(path).shown)
+                  start, end, redact(os.fspath(path)))
     return book_tapes, trade_tapes
 
 

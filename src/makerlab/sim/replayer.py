@@ -167,10 +167,9 @@ class Replayer(Analytics):
         ConfigError for an absent archive or a market with no book or trade row in the
         range.
         """
-        from makerlab.data.storage import redact, resolve
+        from makerlab.data.storage import existing, redact
 
-        if not resolve(path).exists():
-            raise ConfigError(f"Replayer.from_archive: no archive at {redact(os.fspath(path))}")
+        existing(path)
         reason = streaming.unstreamable(books, recorded_local_time)
         if stream and reason is not None:
             raise ConfigError(f"from_archive(stream=True): cannot stream: {reason}; "

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from makerlab.data.storage import resolve
+from makerlab.data.storage import existing
 from makerlab.errors import ConfigError
 from makerlab.sweep.backends import Backend, make_backend
 from makerlab.sweep.replayer_args import is_replayer_param, replayer_options
@@ -156,9 +156,7 @@ def _search(space: Space, search: str, trials: int | None, objective: str,
 def _archive(archive: str) -> str:
     """``archive`` as the workers will read it (a local path made absolute: they run in
     their own folders); ConfigError when nothing is there."""
-    arc = resolve(archive)
-    if not arc.exists():
-        raise ConfigError(f"no archive at {arc.shown}")
+    arc = existing(archive)
     return archive if "://" in archive else arc.base
 
 
