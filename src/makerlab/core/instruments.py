@@ -71,10 +71,6 @@ class InstrumentSpec:
 
     def round_price(self, price: float | Decimal | str, rounding: str = ROUND_HALF_EVEN) -> Decimal:
         """``price`` on the tick grid (nearest tick; pass ``ROUND_FLOOR``/``ROUND_CEILING``)."""
-        if type(price) is float:  # a quote rounded before: the memo, without a call
-            found = _ROUNDED.get((price, self.tick_size, rounding))
-            if found is not None:
-                return found
         return _to_step(price, self.tick_size, rounding)
 
     def floor_price(self, price: float | Decimal | str) -> Decimal:

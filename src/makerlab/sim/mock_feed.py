@@ -319,7 +319,8 @@ class LazyTrades:
         self.sub.obj._pull = None
 
     def _write(self, trades: Any, lo: int, hi: int) -> None:
-        if self.bad_upto[hi] == self.bad_upto[lo]:  # clean: only what the buffer keeps
+        clean = self.bad_upto[hi] == self.bad_upto[lo]
+        if clean:  # only what the buffer keeps
             lo = max(lo, hi - trades._ring.maxlen)
         rows = self.rows[lo:hi]
         # the running maximum from ``last_ts`` on: ``last_ts`` is at least every row
@@ -329,7 +330,7 @@ class LazyTrades:
             rows = rows.copy()
             np.maximum(rows[:, 0], self.sub.last_ts, out=rows[:, 0])
         self.sub.last_ts = int(rows[-1, 0])
-        if self.bad_upto[hi] == self.bad_upto[lo]:  # every row clean
+        if clean:
             trades._ring._extend(rows)
             return
         for ts, p, q, d in rows.tolist():  # a bad row raises where append raises
