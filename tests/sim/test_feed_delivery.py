@@ -187,3 +187,43 @@ def test_a_bad_trade_written_when_read_raises_at_the_read():
     tape = _tape([3, 9, 7, 12, 10, 10, 15, 2, 20], [1.0] * 5 + [0.0] + [1.0] * 3)
     with pytest.raises(DataError):
         _lazy_reads(tape, last_ts=4)
+
+
+def test_every_subscription_of_a_tape_gets_each_row_in_order():
+    """Two book subscriptions (depths 2 and 3) and two handlers on the one trades
+    subscription, sync and async: each handler runs once a row, in the order they were
+    added, seeing its own buffer at that row (the paths for several subscriptions and
+    several handlers, beside the single ones of the tests above)."""
+    books, trades = random_market(3, n=40)
+    single, _ = _record(books, trades)
+    rep = replayer(books, trades)
+    feed, seen = rep.get_feed(), []
+
+    async def main():
+        def book_view(tag):
+            return lambda lob: seen.append((tag, lob.timestamp, lob.get_bids().tolist(),
+                                            lob.get_asks().tolist()))
+
+        async def deep(lob):
+            book_view("deep")(lob)
+
+        await feed.add_l2_book_feed(EXC, TICKER, depth=2, buffer=7, handler=book_view("top"))
+        await feed.add_l2_book_feed(EXC, TICKER, depth=3, buffer=7, handler=deep)
+
+        async def second(trade):
+            seen.append(("t2", *trade))
+
+        await feed.add_trades_feed(EXC, TICKER, buffer=5,
+                                   handler=lambda t: seen.append(("t1", *t)))
+        await feed.add_trades_feed(EXC, TICKER, buffer=5, handler=second)
+        await rep.play(progress=False)
+
+    asyncio.run(main())
+    tags = [s[0] for s in seen]
+    assert [t for t in tags if t in ("top", "deep")] == ["top", "deep"] * (len(books))
+    assert [t for t in tags if t in ("t1", "t2")] == ["t1", "t2"] * len(trades)
+    top = [s[1:] for s in seen if s[0] in ("top", "t1")]
+    assert top == [tuple(s) for s in single]
+    deep_rows = [s[1:] for s in seen if s[0] == "deep"]
+    assert [(ts, b[:2], a[:2]) for ts, b, a in deep_rows] == [
+        s for s in map(tuple, single) if len(s) == 3]

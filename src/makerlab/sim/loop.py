@@ -389,11 +389,14 @@ class ReplayLoop:
                 clock.ns = t
                 cursor.kind, cursor.stream = lk[i], ls[i]
                 if lk[i] == TRADE_LOCAL:
-                    await trades[ls[i]].deliver(lr[i])
+                    handled = trades[ls[i]].deliver(lr[i])
                 elif books[ls[i]].quiet:
                     books[ls[i]].push(lr[i])
+                    handled = None
                 else:
-                    await books[ls[i]].deliver(lr[i])
+                    handled = books[ls[i]].deliver(lr[i])
+                if handled is not None:
+                    await handled
                 i += 1
                 if page and not i & 0x3F:
                     await self._let_page_in()

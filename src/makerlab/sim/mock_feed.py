@@ -30,13 +30,13 @@ subscriptions at local time. Rules:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from makerlab.core.callbacks import run_handlers
+from makerlab.core.callbacks import begin_handlers, run_handlers
 from makerlab.core.clock import ReplayClock
 from makerlab.errors import ConfigError
 from makerlab.sim.timeline import TRADE_LOCAL, BookTape, TradeTape
@@ -139,8 +139,20 @@ class BookDelivery:
         for sub in self.subs:
             self._update(sub, block, k, row, ts)
 
-    async def deliver(self, row: int) -> None:
-        """Update each subscription's LOB with ``row``, then run its handlers."""
+    def deliver(self, row: int) -> Awaitable[None] | None:
+        """Update each subscription's LOB with ``row``, then run its handlers: what is
+        returned is to be awaited at once (``None``: nothing is). One subscription, the
+        common case, is updated now and its handlers begun; several go in order in
+        :meth:`_deliver_each`."""
+        if len(self.subs) > 1:
+            return self._deliver_each(row)
+        block = self._block_of(row)
+        k = row - self._lo
+        sub = self.subs[0]
+        self._update(sub, block, k, row, block.ms[k])
+        return begin_handlers(sub.handlers, sub.obj)
+
+    async def _deliver_each(self, row: int) -> None:
         block = self._block_of(row)
         k = row - self._lo
         ts = block.ms[k]
@@ -211,8 +223,21 @@ class TradeDelivery:
         tape = self.tape
         return ts, float(tape.price[row]), float(tape.size[row]), int(tape.side[row])
 
-    async def deliver(self, row: int) -> None:
-        """Append ``row`` to each subscription's buffer, then run its handlers."""
+    def deliver(self, row: int) -> Awaitable[None] | None:
+        """Append ``row`` to each subscription's buffer, then run its handlers: what is
+        returned is to be awaited at once (``None``: nothing is). A single ``trades``
+        subscription, the common case, is appended to now and its handlers begun."""
+        sub = self.subs[0]
+        if len(self.subs) > 1 or sub.kind != "trades":
+            return self._deliver_each(row)
+        block = self._block_of(row)
+        k = row - self._lo
+        trade = self._append(sub, block, k, row, block.ms[k])
+        if not sub.handlers:
+            return None
+        return begin_handlers(sub.handlers, trade or self._tuple(row, sub.last_ts))
+
+    async def _deliver_each(self, row: int) -> None:
         block = self._block_of(row)
         k = row - self._lo
         ts = block.ms[k]
