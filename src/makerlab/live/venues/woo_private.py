@@ -286,16 +286,18 @@ class WooPrivate:
                     dec(r.get("fee")), str(r.get("feeAsset", "")), bool(r.get("maker")))
         return [fill, update]
 
-    def _order_update(self, r: _Order, filled: str | None, ts_ms: int,
-                      local_ts: int) -> OrderUpdate:
+    def _order_update(self, r: _Order, filled: str | None, ts_ms: int, local_ts: int,
+                      snapshot: bool = False) -> OrderUpdate:
+        """The order ``r`` as an update; from a snapshot, a plain STATE without reason."""
         status, kind = _STATUS.get(r.get("status", ""), ("NEW", OrderEventKind.STATE))
         cloid = self.cloids.ours(str(r["clientOrderId"])) if r.get("clientOrderId") else None
         return order_state(
-            "woox", r["symbol"], kind=kind, status=status, cloid=cloid, oid=str(r["orderId"]),
+            "woox", r["symbol"], kind=OrderEventKind.STATE if snapshot else kind,
+            status=status, cloid=cloid, oid=str(r["orderId"]),
             amount=signed(dec(r.get("quantity")), r.get("side") == "BUY"),
             price=None if r.get("type") == "MARKET" else dec(r.get("price")),
             filled=dec(filled), ts_ms=ts_ms, local_ts=local_ts,
-            reason=str(r.get("reason") or ""))
+            reason="" if snapshot else str(r.get("reason") or ""))
 
     # -- snapshots ----------------------------------------------------------------------
 
@@ -321,12 +323,8 @@ class WooPrivate:
                 for b in data.get("holding", [])]
 
     def _snapshot_order(self, r: _OrderRow, local_ts: int) -> OrderUpdate:
-        update = self._order_update(r, r.get("executed", "0"), int(r.get("updatedTime", 0)),
-                                    local_ts)
-        return order_state("woox", update.symbol, kind=OrderEventKind.STATE, status=update.status,
-                           cloid=update.cloid, oid=update.oid, amount=update.amount,
-                           price=update.price, filled=update.filled,
-                           ts_ms=update.exchange_ts // 10**6, local_ts=local_ts)
+        return self._order_update(r, r.get("executed", "0"), int(r.get("updatedTime", 0)),
+                                  local_ts, snapshot=True)
 
     def query_call(self, symbol: str, cloid: str | None, oid: str | None,
                    now_ms: int) -> Request:
