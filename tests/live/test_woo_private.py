@@ -140,3 +140,44 @@ def test_order_snapshot_and_query_read_the_v3_order_rows():
     assert queried is not None
     assert (queried.cloid, queried.price, queried.filled, queried.status) == \
         (None, None, Decimal(0), "NEW")
+
+
+def test_position_and_balance_stream_topics():
+    """The v2 stream's maps by symbol and token (numbers as JSON numbers, as ccxt 4.5.90's
+    comments show them); the unrealised PnL comes from the mark, not ``pnl24H``."""
+    venue = _venue()
+    position = {"topic": "position", "ts": 1705292345255, "data": {"positions": {
+        "PERP_BTC_USDT": {"holding": -0.5, "pendingLongQty": 0, "averageOpenPrice": 60000.0,
+                          "pnl24H": 7.5, "markPrice": 59000.0, "version": 7},
+        "PERP_ETH_USDT": {"holding": 0, "averageOpenPrice": 0, "pnl24H": 1, "markPrice": 3000}}}}
+    btc, eth = venue.parse_user(orjson.dumps(position), 9)
+    assert (btc.symbol, btc.amount, btc.entry_price, btc.unrealized_pnl, btc.exchange_ts,
+            btc.local_ts) == ("PERP_BTC_USDT", Decimal("-0.5"), Decimal("60000.0"),
+                              Decimal("500.00"), 1705292345255 * 10**6, 9)
+    assert (eth.amount, eth.unrealized_pnl) == (0, 0)
+    balance = {"topic": "balance", "ts": 1651836695254, "data": {"balances": {
+        "USDT": {"holding": 1000.5, "frozen": 200.25, "pnl24H": 0, "markPrice": 1}}}}
+    (usdt,) = venue.parse_user(orjson.dumps(balance), 9)
+    assert (usdt.asset, usdt.wallet, usdt.equity, usdt.available, usdt.exchange_ts) == \
+        ("USDT", Decimal("1000.5"), Decimal("1000.5"), Decimal("800.25"),
+         1651836695254 * 10**6)
+
+
+def test_position_and_balance_snapshots_read_the_v3_lists():
+    """``GET /v3/futures/positions`` and ``GET /v3/asset/balances`` as WOO's v3 reference
+    shows them: lists, numbers as strings, times in ms."""
+    venue = _venue()
+    positions = {"success": True, "data": {"positions": [
+        {"symbol": "PERP_BTC_USDT", "holding": "1.5", "positionSide": "BOTH",
+         "averageOpenPrice": "60000", "pnl24H": "-3", "markPrice": "60010",
+         "timestamp": 1696663260695}]}, "timestamp": 1696663264324}
+    (btc,) = venue.parse_snapshot(Snapshot.POSITIONS, orjson.dumps(positions), 4)
+    assert (btc.symbol, btc.amount, btc.entry_price, btc.unrealized_pnl, btc.exchange_ts) == \
+        ("PERP_BTC_USDT", Decimal("1.5"), Decimal("60000"), Decimal("15"),
+         1696663260695 * 10**6)
+    balances = {"success": True, "data": {"holding": [
+        {"token": "USDT", "holding": "250", "frozen": "50", "availableBalance": "200",
+         "timestamp": 1673323746259}]}}
+    (usdt,) = venue.parse_snapshot(Snapshot.BALANCES, orjson.dumps(balances), 4)
+    assert (usdt.asset, usdt.wallet, usdt.available, usdt.exchange_ts) == \
+        ("USDT", Decimal("250"), Decimal("200"), 1673323746259 * 10**6)

@@ -14,9 +14,12 @@ but its overhead.
 - **User stream**: ``/v2/ws/private/stream/<app_id>`` with ``{"event": "auth", "params":
   {"apikey", "sign": HMAC("|" + timestamp), "timestamp"}}``, topics ``executionreport``
   (order state and fills: ``executedQuantity``/``executedPrice``/``fee``/``feeAsset``/
-  ``tradeId``/``maker``), ``position`` and ``balance``, as ccxt 4.5.90 reads them
-  (**verify** against a live session: no recorded private WOO message exists).
-- **Reconciliation**: ``GET /v3/trade/orders?status=INCOMPLETE``, positions, balances;
+  ``tradeId``/``maker``), ``position`` and ``balance`` (maps by symbol and by token),
+  as ccxt 4.5.90 reads them (**verify** against a live session: no recorded private WOO
+  message exists). Neither WOO position payload states an unrealised PnL (``pnl24H`` is
+  the last day's PnL): it is ``holding * (markPrice - averageOpenPrice)``.
+- **Reconciliation**: ``GET /v3/trade/orders?status=INCOMPLETE``, ``GET
+  /v3/futures/positions`` and ``GET /v3/asset/balances`` (lists; times in ms);
   one order by ``GET /v3/trade/order`` (``clientOrderId`` or ``orderId``; an unsuccessful
   answer = unknown, **verify**). Funding is not translated (``funding_calls`` refuses).
 - **Rate limits**: no usage headers; place 5 per second per symbol (counted,
@@ -26,6 +29,7 @@ but its overhead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import ClassVar, Required, TypedDict
 
 import orjson
@@ -108,6 +112,50 @@ class _OrderRow(_Order, total=False):
 
     executed: str
     updatedTime: int
+
+
+class _Position(TypedDict, total=False):
+    """A position of the ``position`` stream topic (``data.positions``, by symbol)."""
+
+    holding: str | float
+    averageOpenPrice: str | float
+    markPrice: str | float
+
+
+class _PositionRow(_Position, total=False):
+    """A position of ``GET /v3/futures/positions`` (``data.positions``, a list)."""
+
+    symbol: Required[str]
+    timestamp: int
+
+
+class _Balance(TypedDict, total=False):
+    """A token of the ``balance`` stream topic (``data.balances``, by token)."""
+
+    holding: str | float
+    frozen: str | float
+
+
+class _BalanceRow(_Balance, total=False):
+    """A token of ``GET /v3/asset/balances`` (``data.holding``, a list)."""
+
+    token: Required[str]
+    timestamp: int
+
+
+def _position(symbol: str, p: _Position, ts_ms: int, local_ts: int) -> PositionState:
+    """A WOO position; its unrealised PnL from the mark (neither payload states one)."""
+    amount, entry = dec(p.get("holding")), dec(p.get("averageOpenPrice"))
+    mark = p.get("markPrice")
+    upnl = amount * (dec(mark) - entry) if mark not in (None, "") and amount else Decimal(0)
+    return PositionState("woox", symbol, ms_to_ns(ts_ms), local_ts, amount, entry, upnl)
+
+
+def _balance(token: str, b: _Balance, ts_ms: int, local_ts: int) -> BalanceState:
+    """A WOO token balance: ``holding`` as wallet and equity, less ``frozen`` available."""
+    holding = dec(b.get("holding"))
+    return BalanceState("woox", token, ms_to_ns(ts_ms), local_ts, holding, holding,
+                        holding - dec(b.get("frozen")))
 
 
 def _int_id(cloid: str) -> bool:
@@ -263,16 +311,13 @@ class WooPrivate:
         topic, body = data.get("topic"), data.get("data")
         if topic == "executionreport" and body:
             return self._execution(body, local_ts)
+        ts_ms = int(data.get("ts", 0))
         if topic == "position" and body:
-            return [PositionState("woox", sym, ms_to_ns(data.get("ts", 0)), local_ts,
-                                  dec(p.get("holding")), dec(p.get("averageOpenPrice")),
-                                  dec(p.get("unrealizedPnl")))
-                    for sym, p in (body.get("positions") or {}).items()]
+            positions: dict[str, _Position] = body.get("positions") or {}
+            return [_position(sym, p, ts_ms, local_ts) for sym, p in positions.items()]
         if topic == "balance" and body:
-            return [BalanceState("woox", asset, ms_to_ns(data.get("ts", 0)), local_ts,
-                                 dec(b.get("holding")), dec(b.get("holding")),
-                                 dec(b.get("holding")) - dec(b.get("frozen")))
-                    for asset, b in (body.get("balances") or {}).items()]
+            balances: dict[str, _Balance] = body.get("balances") or {}
+            return [_balance(token, b, ts_ms, local_ts) for token, b in balances.items()]
         return []
 
     def _execution(self, r: _Execution, local_ts: int) -> list[PrivateEvent]:
@@ -313,14 +358,12 @@ class WooPrivate:
         if kind is Snapshot.ORDERS:
             return [self._snapshot_order(r, local_ts) for r in data.get("rows", [])]
         if kind is Snapshot.POSITIONS:
-            return [PositionState("woox", p["symbol"], ms_to_ns(int(float(p.get("timestamp", 0))
-                                                                    * 1000)), local_ts,
-                                  dec(p.get("holding")), dec(p.get("averageOpenPrice")),
-                                  dec(p.get("pnl24H")))
-                    for p in data.get("positions", [])]
-        return [BalanceState("woox", b["token"], 0, local_ts, dec(b.get("holding")),
-                             dec(b.get("holding")), dec(b.get("holding")) - dec(b.get("frozen")))
-                for b in data.get("holding", [])]
+            positions: list[_PositionRow] = data.get("positions", [])
+            return [_position(p["symbol"], p, int(p.get("timestamp", 0)), local_ts)
+                    for p in positions]
+        balances: list[_BalanceRow] = data.get("holding", [])
+        return [_balance(b["token"], b, int(b.get("timestamp", 0)), local_ts)
+                for b in balances]
 
     def _snapshot_order(self, r: _OrderRow, local_ts: int) -> OrderUpdate:
         return self._order_update(r, r.get("executed", "0"), int(r.get("updatedTime", 0)),
