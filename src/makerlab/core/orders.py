@@ -309,12 +309,22 @@ class Orders:
         Ties keep insertion order. The selection is kept until the next accepted change,
         so in-place edits of orders obtained with ``copy=False`` are not seen by it.
         """
-        return _present(self._selected(ticker, 1, include_pending, sort), copy, as_dict)
+        found = self._selections.get((ticker, 1, include_pending, sort))
+        if found is None:
+            found = self._selected(ticker, 1, include_pending, sort)
+        if copy and not as_dict:  # the quoting call, spelled out: made on every tick
+            return [_copy_into(_new(Order), o) for o in found]
+        return _present(found, copy, as_dict)
 
     def get_ask_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
                        copy: bool = True, as_dict: bool = False) -> list[Any]:
         """Live sell orders of ``ticker``, lowest price first (market orders first)."""
-        return _present(self._selected(ticker, -1, include_pending, sort), copy, as_dict)
+        found = self._selections.get((ticker, -1, include_pending, sort))
+        if found is None:
+            found = self._selected(ticker, -1, include_pending, sort)
+        if copy and not as_dict:
+            return [_copy_into(_new(Order), o) for o in found]
+        return _present(found, copy, as_dict)
 
     def pending_bids(self, ticker: str) -> list[Order]:
         """Unacknowledged (PENDING) buy orders of ``ticker``, best price first."""
