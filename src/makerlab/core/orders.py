@@ -427,6 +427,12 @@ class Orders:
         else:
             order = self._update(key, _replaced(self._orders[key], kw), "filled_sz" in kw,
                                  "last_fill_sz" in kw)
+        return await self._settle(key, order, clear_unalived, trigger_handlers)
+
+    async def _settle(self, key: int, order: Order | None, clear_unalived: bool = True,
+                      trigger_handlers: bool = True) -> Order | None:
+        """After an update's rules: ``order`` (the accepted one, or ``None``) to its
+        handlers, then removed if it died."""
         if order is None:
             return None
         if trigger_handlers and self._handlers:
@@ -541,13 +547,7 @@ class Orders:
         else:
             order = self._update(key, _reported(self._orders[key], update),
                                  update.filled is not None, False)
-        if order is None:
-            return None
-        if self._handlers:
-            await self._fire(order)
-        if order.ord_status in _DEAD:
-            self._remove(key)
-        return order
+        return await self._settle(key, order)
 
     async def _fire(self, order: Order) -> None:
         for handler in self._handlers:  # each its own dict
