@@ -6,7 +6,7 @@ import asyncio
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from makerlab.core.events import OrderEventKind, OrderUpdate
@@ -509,3 +509,69 @@ def test_add_pending_is_the_upsert_of_the_pending_order(known, amount, price, re
     assert short.as_list() == general.as_list()
     assert short_seen == general_seen
     assert short.cloid_known("c1") == general.cloid_known("c1")
+
+
+_VENUE_UPDATES = st.builds(
+    OrderUpdate, exchange=st.just("b"), symbol=st.just("T"),
+    exchange_ts=st.sampled_from([900_000, 1_000_000, 1_500_000, 2_000_000]),
+    local_ts=st.just(3_000_000),
+    kind=st.sampled_from([k for k in OrderEventKind
+                          if k not in (OrderEventKind.CANCEL_REJECT,
+                                       OrderEventKind.AMEND_REJECT)]),
+    status=st.sampled_from(["", "NEW", "PARTIAL", "FILLED", "CANCELLED", "REJECTED",
+                            "CANCEL_PENDING", "PENDING"]),
+    cloid=st.sampled_from([None, "c1", "c2"]), oid=st.sampled_from([None, "7", "8"]),
+    amount=st.sampled_from([D(0), D("0.5"), D("-0.50"), D("0.7")]),
+    price=st.sampled_from([None, D("100.0"), D("101")]),
+    filled=st.sampled_from([None, D(0), D("0.2"), D("0.50"), D("0.7")]),
+    update_id=st.sampled_from([0, 2, 3, 5]), code=st.sampled_from(["", "-5022"]),
+    reason=st.sampled_from(["", "Post only."]), tif=st.sampled_from(["", "GTX"]),
+    reduce_only=st.booleans())
+
+
+def _reported_fields(update: OrderUpdate) -> dict:
+    """What the rule **venue events are upserts** says an update reports, by Order name."""
+    kw = {"exc": update.exchange, "ticker": update.symbol, "oid": update.oid,
+          "cloid": update.cloid, "price": update.price, "filled_sz": update.filled,
+          "update_id": update.update_id, "reduce_only": update.reduce_only,
+          "timestamp": update.exchange_ts // 1_000_000}
+    kw |= {name: value for name, value in (("amount", update.amount), ("tif", update.tif),
+                                          ("ord_status", update.status)) if value}
+    if update.kind is OrderEventKind.REJECT:
+        kw["reject_reason"] = f"{update.code} {update.reason}".strip()
+    return kw
+
+
+def _known_ids(orders: Orders) -> list[tuple[bool, Order | None]]:
+    return [(orders.cloid_known(c), orders.oid_query(o)) for c, o in (("c1", "7"), ("c2", "8"))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(status=_STATUSES, filled=_SIZES, update_id=st.sampled_from([None, 3]),
+       updates=st.lists(_VENUE_UPDATES, min_size=1, max_size=3))
+@example(status=OrderStatus.NEW, filled=D("0.2"), update_id=None, updates=[
+    venue_update(OrderEventKind.FILL, "FILLED", 4, exchange="b", symbol="T", cloid="c1",
+                 oid="7", amount=D("0.5"), filled=None, exchange_ts=2_000_000)])
+def test_venue_updates_are_the_upsert_of_what_they_report(status, filled, update_id, updates):
+    """``apply_update`` (which builds its trial order from the update itself) ends as
+    ``upsert_order`` of the fields the update reports does: same answers, same orders,
+    same handler calls, same ids known, from held orders in every state and unknown ones."""
+    def container() -> tuple[Orders, list[dict]]:
+        seen: list[dict] = []
+        orders = Orders([Order(exc="b", oid="7", cloid="c1", ticker="T", amount=D("0.5"),
+                               price=D("100.0"), ord_status=status, filled_sz=filled,
+                               timestamp=1, update_id=update_id)], [seen.append])
+        return orders, seen
+
+    general, general_seen = container()
+    short, short_seen = container()
+    for update in updates:
+        expected = asyncio.run(general.upsert_order(**_reported_fields(update)))
+        got = asyncio.run(short.apply_update(update))
+        assert (got is None) == (expected is None)
+        assert got is None or got.as_dict() == expected.as_dict()
+        assert short.as_list() == general.as_list()
+        assert [str(o["last_fill_sz"]) for o in short.as_list()] == [
+            str(o["last_fill_sz"]) for o in general.as_list()]
+        assert short_seen == general_seen
+        assert _known_ids(short) == _known_ids(general)

@@ -215,6 +215,7 @@ def _check_copy() -> None:
 
 
 _check_copy()
+_BLANK = Order()  # what an order not held starts from (copied, never changed)
 
 
 class Orders:
@@ -308,12 +309,22 @@ class Orders:
         Ties keep insertion order. The selection is kept until the next accepted change,
         so in-place edits of orders obtained with ``copy=False`` are not seen by it.
         """
-        return _present(self._selected(ticker, 1, include_pending, sort), copy, as_dict)
+        found = self._selections.get((ticker, 1, include_pending, sort))
+        if found is None:
+            found = self._selected(ticker, 1, include_pending, sort)
+        if copy and not as_dict:  # the quoting call, spelled out: made on every tick
+            return [_copy_into(_new(Order), o) for o in found]
+        return _present(found, copy, as_dict)
 
     def get_ask_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
                        copy: bool = True, as_dict: bool = False) -> list[Any]:
         """Live sell orders of ``ticker``, lowest price first (market orders first)."""
-        return _present(self._selected(ticker, -1, include_pending, sort), copy, as_dict)
+        found = self._selections.get((ticker, -1, include_pending, sort))
+        if found is None:
+            found = self._selected(ticker, -1, include_pending, sort)
+        if copy and not as_dict:
+            return [_copy_into(_new(Order), o) for o in found]
+        return _present(found, copy, as_dict)
 
     def pending_bids(self, ticker: str) -> list[Order]:
         """Unacknowledged (PENDING) buy orders of ``ticker``, best price first."""
@@ -406,13 +417,22 @@ class Orders:
     async def _upsert(self, kw: dict[str, Any], clear_unalived: bool = True,
                       trigger_handlers: bool = True) -> Order | None:
         """:meth:`upsert_order` of the reported fields ``kw`` (known names, no ``None``)."""
-        key = self._find(kw)
-        if key is None or (key < 0 and kw.get("oid") is None and kw.get("cloid") is None):
+        key = self._find(kw.get("oid"), kw.get("cloid"))
+        if key is None:
             return None
         if key < 0:
-            key, order = self._create(kw)
+            if kw.get("ticker") is None or not kw.get("amount"):
+                return None
+            key, order = self._create(_replaced(_BLANK, kw), "filled_sz" in kw)
         else:
-            order = self._update(key, kw)
+            order = self._update(key, _replaced(self._orders[key], kw), "filled_sz" in kw,
+                                 "last_fill_sz" in kw)
+        return await self._settle(key, order, clear_unalived, trigger_handlers)
+
+    async def _settle(self, key: int, order: Order | None, clear_unalived: bool = True,
+                      trigger_handlers: bool = True) -> Order | None:
+        """After an update's rules: ``order`` (the accepted one, or ``None``) to its
+        handlers, then removed if it died."""
         if order is None:
             return None
         if trigger_handlers and self._handlers:
@@ -421,9 +441,11 @@ class Orders:
             self._remove(key)
         return order
 
-    def _find(self, kw: dict[str, Any]) -> int | None:
-        """Key of the order ``kw`` names; ``-1`` if unknown; ``None`` if rejected."""
-        oid, cloid = kw.get("oid"), kw.get("cloid")
+    def _find(self, oid: str | None, cloid: str | None) -> int | None:
+        """Key of the order the ids name; ``-1`` if unknown; ``None`` if rejected (no id,
+        a dead one, or ids of two different orders)."""
+        if oid is None and cloid is None:
+            return None
         if ("oid", oid) in self._dead or ("cloid", cloid) in self._dead:
             return None
         by_oid = self._by_oid.get(oid) if oid is not None else None
@@ -433,11 +455,11 @@ class Orders:
         found = by_oid if by_oid is not None else by_cloid
         return -1 if found is None else found
 
-    def _create(self, kw: dict[str, Any]) -> tuple[int, Order | None]:
-        if kw.get("ticker") is None or not kw.get("amount"):
-            return -1, None
-        order = Order(**kw)
-        if order.ord_status is OrderStatus.FILLED and "filled_sz" not in kw:
+    def _create(self, order: Order, filled_given: bool) -> tuple[int, Order | None]:
+        """Insert ``order``, an unknown order's reported fields on a blank one (the caller
+        has checked that it names its ticker and a non-zero amount); ``filled_given``:
+        whether the update reported ``filled_sz``."""
+        if order.ord_status is OrderStatus.FILLED and not filled_given:
             order.filled_sz = abs(order.amount)
         if order.filled_sz > abs(order.amount):
             return -1, None
@@ -445,10 +467,12 @@ class Orders:
             order.last_fill_sz = order.filled_sz
         return self._insert(order), order
 
-    def _update(self, key: int, kw: dict[str, Any]) -> Order | None:
+    def _update(self, key: int, new: Order, filled_given: bool,
+                last_fill_given: bool) -> Order | None:
+        """Move the held order ``key`` to ``new`` (it with an update's reported fields) if
+        the rules allow; the held order, changed in place, or ``None``."""
         old = self._orders[key]
-        new = _replaced(old, kw)
-        if new.ord_status is OrderStatus.FILLED and "filled_sz" not in kw:
+        if new.ord_status is OrderStatus.FILLED and not filled_given:
             new.filled_sz = abs(new.amount)
         if new.ord_status is OrderStatus.CANCEL_PENDING:
             new.timestamp = old.timestamp
@@ -457,7 +481,7 @@ class Orders:
         if _same(old, new):
             old.update_id = new.update_id  # no news, but later updates are measured by it
             return None
-        if "last_fill_sz" not in kw:
+        if not last_fill_given:
             new.last_fill_sz = new.filled_sz - old.filled_sz
         _copy_into(old, new)
         self._selections.clear()
@@ -492,7 +516,7 @@ class Orders:
         container holds: its own ids and a local mark that keeps the time and the fills
         pass every rule but **dead orders stay dead** and **duplicates are rejected**.
         Any other order (a copy, an unknown one) takes the general path."""
-        key = self._find({"oid": order.oid, "cloid": order.cloid})
+        key = self._find(order.oid, order.cloid)
         if key is None or key < 0 or self._orders[key] is not order:
             return await self.upsert_order(cloid=order.cloid, oid=order.oid,
                                            ord_status=OrderStatus.CANCEL_PENDING)
@@ -513,7 +537,17 @@ class Orders:
         if note is not None:
             return await self.upsert_order(oid=update.oid, cloid=update.cloid,
                                            reject_reason=f"{note}: {_reason(update)}")
-        return await self._upsert(_reported(update))
+        key = self._find(update.oid, update.cloid)
+        if key is None:
+            return None
+        if key < 0:
+            if update.symbol is None or not update.amount:
+                return None
+            key, order = self._create(_reported(_BLANK, update), update.filled is not None)
+        else:
+            order = self._update(key, _reported(self._orders[key], update),
+                                 update.filled is not None, False)
+        return await self._settle(key, order)
 
     async def _fire(self, order: Order) -> None:
         for handler in self._handlers:  # each its own dict
@@ -583,23 +617,31 @@ _NOTES = {OrderEventKind.CANCEL_REJECT: "cancel rejected",
           OrderEventKind.AMEND_REJECT: "amend rejected"}
 
 
-def _reported(update: OrderUpdate) -> dict[str, Any]:
-    """The fields a venue update reports, by :class:`Order` name (what it does not report
-    left out, as :meth:`Orders.upsert_order` leaves out ``None``)."""
-    kw: dict[str, Any] = {"timestamp": update.exchange_ts // NS_PER_MS}
-    for name, value in (("exc", update.exchange), ("ticker", update.symbol),
-                        ("oid", update.oid), ("cloid", update.cloid),
-                        ("price", update.price), ("filled_sz", update.filled),
-                        ("update_id", update.update_id), ("reduce_only", update.reduce_only)):
-        if value is not None:
-            kw[name] = value
-    for name, value in (("amount", update.amount), ("tif", update.tif),
-                        ("ord_status", update.status)):
-        if value:
-            kw[name] = value
+def _reported(base: Order, update: OrderUpdate) -> Order:
+    """``base`` with the fields a venue update reports, by :class:`Order` name (what it
+    does not report kept as ``base`` has it, as :meth:`Orders.upsert_order` leaves out
+    ``None``), built as :func:`_replaced` builds one."""
+    new = _copy_into(_new(Order), base)
+    new.last_fill_sz = None
+    new.timestamp = update.exchange_ts // NS_PER_MS
+    new.exc = base.exc if update.exchange is None else update.exchange
+    new.ticker = base.ticker if update.symbol is None else update.symbol
+    new.oid = base.oid if update.oid is None else update.oid
+    new.cloid = base.cloid if update.cloid is None else update.cloid
+    new.price = base.price if update.price is None else update.price
+    new.filled_sz = base.filled_sz if update.filled is None else update.filled
+    new.update_id = base.update_id if update.update_id is None else update.update_id
+    new.reduce_only = base.reduce_only if update.reduce_only is None else update.reduce_only
+    if update.amount:
+        new.amount = update.amount
+    if update.tif:
+        new.tif = update.tif
+    if update.status:
+        new.ord_status = OrderStatus.of(update.status)
     if update.kind is OrderEventKind.REJECT:
-        kw["reject_reason"] = _reason(update)
-    return kw
+        new.reject_reason = _reason(update)
+    new.__post_init__()
+    return new
 
 
 def _reason(update: OrderUpdate) -> str:

@@ -154,6 +154,8 @@ class Hedger:
     # -- venue events (the OMS forwards them after its mirrors) -------------------------
 
     async def on_fill(self, fill: Fill) -> None:
+        if not self._legs and not self._sent:
+            return  # no hedged order: nothing to count or hedge
         key = (fill.exchange, self._cloid(fill))
         sent = self._sent.get(key)
         if sent is not None:
@@ -175,6 +177,8 @@ class Hedger:
         return str(order.cloid) if order is not None else ""
 
     async def on_order_update(self, update: OrderUpdate) -> None:
+        if not self._legs and not self._sent:
+            return  # no hedged order, nothing to settle (every update of an unhedged book)
         key = (update.exchange, update.cloid or "")
         if not update.status or OrderStatus.of(update.status).is_alive:
             return
