@@ -227,3 +227,76 @@ def test_every_subscription_of_a_tape_gets_each_row_in_order():
     deep_rows = [s[1:] for s in seen if s[0] == "deep"]
     assert [(ts, b[:2], a[:2]) for ts, b, a in deep_rows] == [
         s for s in map(tuple, single) if len(s) == 3]
+
+
+def _with_shared_times(trades: np.ndarray) -> np.ndarray:
+    """``trades`` with every third print at its predecessor's time (prints of one instant)."""
+    trades = trades.copy()
+    trades[1::3, 0] = trades[0:-1:3, 0][:len(trades[1::3])]
+    return trades
+
+
+@pytest.mark.parametrize("reads", [True, False])
+def test_handled_trades_buffer_holds_what_delivery_gave(monkeypatch, reads):
+    """A handled trades feed's buffer, read by its own handler and by a book handler between
+    prints (``reads``), or only at the end after more prints than the pending list keeps,
+    holds what checked delivery (every print appended through ``Trades.append`` as it
+    arrives) gives."""
+    books, trades = random_market(11, n=1500 if not reads else 200, step_ms=20)
+    trades = _with_shared_times(trades)
+
+    def run(checked: bool):
+        if checked:
+            original = mock_feed._TradeBlock.__init__
+
+            def every_trade_checked(self, *args):
+                original(self, *args)
+                self.clean = [False] * len(self.clean)
+
+            monkeypatch.setattr(mock_feed._TradeBlock, "__init__", every_trade_checked)
+        rep = replayer(books, trades)
+        feed, seen, tid = rep.get_feed(), [], []
+
+        def buffer():
+            return feed.get_feed(tid[0]).get_buffer().tolist()
+
+        def on_trade(trade):
+            seen.append(("t", trade, buffer() if reads else None))
+
+        async def main():
+            handler = (lambda lob: seen.append(("b", buffer()))) if reads else None
+            await feed.add_l2_book_feed(EXC, TICKER, depth=2, buffer=3, handler=handler)
+            tid.append(await feed.add_trades_feed(EXC, TICKER, buffer=4, handler=on_trade))
+            await rep.play(progress=False)
+            return buffer()
+
+        return seen, asyncio.run(main())
+
+    fast, checked = run(False), run(True)
+    assert len(fast[0]) > (1100 if not reads else 100)
+    assert fast == checked
+    if reads:  # each print is the last row its own handler sees
+        assert all(s[2][-1] == [float(v) for v in s[1]] for s in fast[0] if s[0] == "t")
+
+
+@pytest.mark.parametrize("n", [3, 1031, 1032, 1033, 2065, 5000])
+def test_pending_prints_keep_only_what_the_buffer_can_hold(n):
+    """Prints pending for a buffer of 4 are trimmed to the newest as they accumulate (the
+    list stays under its bound) and written oldest first: the buffer then holds the
+    newest four, as four appends in order would leave it."""
+    from types import SimpleNamespace
+
+    from makerlab.core.trades import Trades
+
+    k = np.arange(n)
+    tape = SimpleNamespace(exchange_ts=(1_000 + k) * 1_000_000, price=100.0 + k,
+                           size=np.full(n, 0.5), side=np.where(k % 2, 1.0, -1.0))
+    trades = Trades(4)
+    pending = mock_feed._PendingPrints(tape, trades)  # type: ignore[arg-type]
+    for row in range(n):
+        pending.add(row)
+        assert len(pending.rows) < pending.trim
+    expected = [[1_000 + r, 100.0 + r, 0.5, 1.0 if r % 2 else -1.0]
+                for r in range(max(0, n - 4), n)]
+    assert trades.get_buffer().tolist() == expected  # the read writes them
+    assert pending.rows == []

@@ -47,10 +47,13 @@ async def _market_maker(rep: Replayer, log: list[tuple[Any, ...]], spread_bps: f
     ref_lob = feed.get_feed(await feed.add_l2_book_feed("binance_spot", "BTCUSDT", depth=20,
                                                         buffer=100))
 
+    eth: list[Any] = []  # its Trades, read once a second (prints pending in between)
+
     async def on_eth(msg: Any) -> None:
         log.append(("eth", rep.time(), *msg))
 
-    await feed.add_trades_feed("binance", "ETHUSDT", buffer=50, handler=on_eth)
+    eth.append(feed.get_feed(await feed.add_trades_feed("binance", "ETHUSDT", buffer=50,
+                                                        handler=on_eth)))
 
     async def on_book(lob: Any) -> None:
         q = float(positions.get_ticker_amount(ticker=ticker)) * lob.get_mid() / order_value
@@ -68,7 +71,8 @@ async def _market_maker(rep: Replayer, log: list[tuple[Any, ...]], spread_bps: f
 
     async def every_second() -> None:
         rep.declare("mid", rep.get_mid(exc, ticker), exc, ticker)
-        log.append(("clock", rep.time(), rep.get_mid("binance", "ETHUSDT")))
+        log.append(("clock", rep.time(), rep.get_mid("binance", "ETHUSDT"),
+                    eth[0].get_buffer()[-3:].tolist()))
 
     def probe(_: Any) -> None:  # the engines' books at whole seconds: window boundaries
         log.append(("probe", rep.time(), *(rep.get_mid(e, t) for e, ts in MARKETS.items()

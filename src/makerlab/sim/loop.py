@@ -253,6 +253,8 @@ class ReplayLoop:
         self.sync_engines()
         for lazy in self.deliveries.lazy:
             lazy.close()
+        for trades in self.deliveries.trades.values():
+            trades.close()
 
     def _activate(self, lane: EngineLane, after_ns: int) -> None:
         if lane.start(after_ns):

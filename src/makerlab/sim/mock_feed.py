@@ -25,6 +25,11 @@ subscriptions at local time. Rules:
   (:class:`LazyTrades`): the same rows in the same order, as the loop's cursor
   (:class:`ReplayCursor`) says delivery would have written them; a bad row raises the
   validating ``append``'s error at that read.
+- **handled trades reach their buffer when it is read**: a clean print of a ``trades``
+  subscription delivered row by row goes to the handlers at once and into the buffer when
+  it is next read or appended to, when the tape changes and when the replay ends
+  (:class:`_PendingPrints`, the newest the buffer can hold); a print that is not clean is
+  appended through the validating ``append`` at delivery, after those pending.
 """
 
 from __future__ import annotations
@@ -200,17 +205,70 @@ class _TradeBlock:
         self.ms = (tape.exchange_ts[lo:hi] // NS_PER_MS).tolist()
 
 
+class _PendingPrints:
+    """Clean prints delivered to a ``trades`` subscription and not yet in its buffer: they
+    are written when the buffer is next read or appended to (its ``_pull``), when the tape
+    changes and when the replay ends, in delivery order; only the newest the buffer can
+    hold are kept."""
+
+    __slots__ = ("rows", "tape", "trades", "trim")
+
+    def __init__(self, tape: TradeTape, trades: Any) -> None:
+        self.rows: list[int] = []  # tape rows, in delivery order
+        self.tape, self.trades = tape, trades
+        self.trim = 2 * trades._ring.maxlen + 1024
+        trades._pull = self.write
+
+    def add(self, row: int) -> None:
+        rows = self.rows
+        rows.append(row)
+        if len(rows) >= self.trim:
+            del rows[:-self.trades._ring.maxlen]
+
+    def write(self) -> None:
+        """Write the pending prints, as delivery of each would have (``_TradeBlock.rows``)."""
+        rows = self.rows
+        if not rows:
+            return
+        tape, at = self.tape, np.array(rows[-self.trades._ring.maxlen:])
+        rows.clear()
+        out = np.empty((len(at), 4))
+        out[:, 0] = tape.exchange_ts[at] // NS_PER_MS
+        out[:, 1], out[:, 2], out[:, 3] = tape.price[at], tape.size[at], tape.side[at]
+        self.trades._ring._extend(out)
+
+    def rebase(self, tape: TradeTape) -> None:
+        self.write()
+        self.tape = tape
+
+    def close(self) -> None:
+        self.write()
+        self.trades._pull = None
+
+
 class TradeDelivery:
-    """Delivers a trade tape's rows to its ``trades`` and ``bars`` subscriptions."""
+    """Delivers a trade tape's rows to its ``trades`` and ``bars`` subscriptions (clean
+    prints reach a ``trades`` buffer when it is read: :class:`_PendingPrints`)."""
 
     def __init__(self, tape: TradeTape, subs: list[Subscription]) -> None:
         self.tape, self.subs = tape, subs
+        self._pending = [_PendingPrints(tape, s.obj) if s.kind == "trades" else None
+                         for s in subs]
         self._lo, self._hi = 0, 0
         self._block: _TradeBlock | None = None
 
     def rebase(self, tape: TradeTape) -> None:
         """Deliver ``tape``'s rows from now on (a streaming replay's next window)."""
+        for pending in self._pending:
+            if pending is not None:
+                pending.rebase(tape)
         self.tape, self._block, self._lo, self._hi = tape, None, 0, 0
+
+    def close(self) -> None:
+        """Write every pending print (the replay has ended) and stop filling the buffers."""
+        for pending in self._pending:
+            if pending is not None:
+                pending.close()
 
     def _block_of(self, row: int) -> _TradeBlock:
         if not self._lo <= row < self._hi or self._block is None:
@@ -227,12 +285,12 @@ class TradeDelivery:
         """Append ``row`` to each subscription's buffer, then run its handlers: what is
         returned is to be awaited at once (``None``: nothing is). A single ``trades``
         subscription, the common case, is appended to now and its handlers begun."""
-        sub = self.subs[0]
-        if len(self.subs) > 1 or sub.kind != "trades":
+        sub, pending = self.subs[0], self._pending[0]
+        if len(self.subs) > 1 or pending is None:  # several, or a bars subscription
             return self._deliver_each(row)
         block = self._block_of(row)
         k = row - self._lo
-        trade = self._append(sub, block, k, row, block.ms[k])
+        trade = self._append(sub, pending, block, k, row, block.ms[k])
         if not sub.handlers:
             return None
         return begin_handlers(sub.handlers, trade or self._tuple(row, sub.last_ts))
@@ -241,9 +299,9 @@ class TradeDelivery:
         block = self._block_of(row)
         k = row - self._lo
         ts = block.ms[k]
-        for sub in self.subs:
-            if sub.kind == "trades":
-                trade = self._append(sub, block, k, row, ts)
+        for sub, pending in zip(self.subs, self._pending, strict=True):
+            if pending is not None:
+                trade = self._append(sub, pending, block, k, row, ts)
                 if sub.handlers:
                     await run_handlers(sub.handlers, trade or self._tuple(row, sub.last_ts))
                 continue
@@ -252,12 +310,14 @@ class TradeDelivery:
             if msg is not None:
                 await run_handlers(sub.handlers, msg)
 
-    def _append(self, sub: Subscription, block: _TradeBlock, k: int, row: int,
-                ts: int) -> tuple[int, float, float, int] | None:
-        """Append to a ``trades`` subscription; the tuple if it was built."""
+    def _append(self, sub: Subscription, pending: _PendingPrints, block: _TradeBlock,
+                k: int, row: int, ts: int) -> tuple[int, float, float, int] | None:
+        """Append to a ``trades`` subscription (a clean print in time order: pending;
+        another is checked by ``append``, which first writes the pending ones); the tuple
+        if it was built."""
         if block.clean[k] and ts >= sub.last_ts:
             sub.last_ts = ts
-            sub.obj._append_row(block.rows[k])
+            pending.add(row)
             return None
         sub.last_ts = max(ts, sub.last_ts)
         trade = self._tuple(row, sub.last_ts)
