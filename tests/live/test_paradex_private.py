@@ -14,7 +14,7 @@ import pytest
 from fake_private import FakePrivate, Recorder, json_response, started, until
 
 from makerlab.core.events import BalanceState, OrderEventKind
-from makerlab.errors import ConfigError
+from makerlab.errors import ConfigError, VenueError
 from makerlab.live.config import Secret
 from makerlab.live.gateway import Gateway
 from makerlab.live.signing import paradex_auth_hash, paradex_order_hash
@@ -195,3 +195,15 @@ def test_auth_orders_stream_and_cancel_on_disconnect(monkeypatch, tmp_path, capl
     assert pdx.cod == [True]
     assert recorder.fills[0].trade_id == "8615262148007718462"
     assert STARK_KEY[2:] not in caplog.text
+
+
+def test_query_of_an_unknown_order_answers_none():
+    # GET /v1/orders/{order_id} and /v1/orders/by_client_id/{client_id} document 200 or
+    # 400 with an ApiError; an unknown order is ORDER_ID_NOT_FOUND / CLIENT_ORDER_ID_NOT_FOUND
+    venue = _venue()
+    for code in ("CLIENT_ORDER_ID_NOT_FOUND", "ORDER_ID_NOT_FOUND"):
+        body = orjson.dumps({"error": code, "message": "no such order", "data": {}})
+        assert venue.parse_query(400, body, 3) is None
+    assert venue.parse_query(404, b"", 3) is None
+    with pytest.raises(VenueError):  # any other refusal is not an answer
+        venue.parse_query(400, orjson.dumps({"error": "INVALID_REQUEST", "message": "x"}), 3)
