@@ -17,7 +17,9 @@ the testnet one elsewhere (paper venues sign for testnet).
   reduce-only the ``REDUCE_ONLY`` flag, our ids go as ``client_id`` (≤ 64 characters).
   An amend needs the order id, price and amount. The dead-man switch is
   ``cancel_on_disconnect`` of the order socket (on while ``timeout_ms > 0``; no timer).
-- **User stream**: ``orders.ALL`` (``update_id`` = the order's ``seq_no``), ``fills.ALL``
+- **User stream**: ``orders.ALL`` (``update_id`` = the order's ``last_updated_at``, as
+  for the REST rows: the schema says the stream's and REST's ``seq_no`` are generated
+  independently, so they cannot order one feed's news against the other's), ``fills.ALL``
   (``liquidity`` MAKER/TAKER, ``fee`` in ``fee_currency``), ``positions``, ``account``
   (equity ``account_value``, available ``free_collateral``, wallet ``total_collateral``).
 - **Reconciliation**: ``GET /v1/orders`` / ``/v1/positions`` / ``/v1/account``; one order
@@ -97,7 +99,6 @@ class _Order(msgspec.Struct):
     type: str = "LIMIT"
     instruction: str = ""
     cancel_reason: str = ""
-    seq_no: int = 0
     flags: list[str] = []
 
 
@@ -359,7 +360,7 @@ class ParadexPrivate:
             "paradex", o.market, kind=OrderEventKind.STATE if snapshot else kind, status=status,
             cloid=self.cloids.ours(o.client_id), oid=o.id, amount=signed(size, o.side == "BUY"),
             price=None if o.type == "MARKET" else dec(o.price), filled=size - remaining,
-            ts_ms=o.last_updated_at, local_ts=local_ts, update_id=o.seq_no or None,
+            ts_ms=o.last_updated_at, local_ts=local_ts,
             tif=o.instruction, reduce_only="REDUCE_ONLY" in o.flags, reason=o.cancel_reason)
 
     def _fill(self, f: _Fill, local_ts: int) -> Fill:
