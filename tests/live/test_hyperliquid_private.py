@@ -127,6 +127,11 @@ def test_user_stream_translation():
     assert state.update_id == 1699999999999 * 10**6
     gone = update.replace(b'"open"', b'"reduceOnlyCanceled"')
     assert venue.parse_user(gone, 4)[0].kind is OrderEventKind.EXPIRE
+    # the orderStatus reference: every "...Rejected" status is a refusal of the order
+    refused = update.replace(b'"open"', b'"badAloPxRejected"').replace(b'"0.4"', b'"1.0"')
+    (state,) = venue.parse_user(refused, 4)
+    assert (state.kind, state.status, state.reason, state.filled) == \
+        (OrderEventKind.REJECT, "REJECTED", "badAloPxRejected", Decimal("0"))
     state_body = (FIXTURES / "private" /
                   "hyperliquid_http_clearinghouse_state_negative_total_raw_usd.json").read_bytes()
     (balance,) = venue.parse_snapshot(Snapshot.BALANCES, state_body, 1)

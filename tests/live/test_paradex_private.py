@@ -13,15 +13,16 @@ import orjson
 import pytest
 from fake_private import FakePrivate, Recorder, json_response, started, until
 
-from makerlab.core.events import BalanceState, OrderEventKind
-from makerlab.errors import ConfigError
+from makerlab.core.events import BalanceState, OrderEventKind, OrderUpdate
+from makerlab.core.orders import Orders, OrderStatus
+from makerlab.errors import ConfigError, VenueError
 from makerlab.live.config import Secret
 from makerlab.live.gateway import Gateway
 from makerlab.live.signing import paradex_auth_hash, paradex_order_hash
 from makerlab.live.transport import ReconnectPolicy
 from makerlab.live.venues.base import Endpoints
 from makerlab.live.venues.paradex_private import CHAIN_IDS, ParadexPrivate
-from makerlab.live.venues.private_base import Op, OpKind
+from makerlab.live.venues.private_base import Op, OpKind, Snapshot
 from makerlab.trading.protocols import CancelRequest, OrderRequest
 
 ACCOUNT = "0x129f3dc1b8962d8a87abc692424c78fda963ade0e1cd17bf3d1c26f8d41ee7a"
@@ -107,7 +108,7 @@ def test_user_stream_from_the_schema():
     venue = _venue()
     (update,) = venue.parse_user(_sub("orders.ALL", ORDER), 3)
     assert (update.kind, update.status, update.filled, update.update_id) == \
-        (OrderEventKind.FILL, "PARTIAL", Decimal("0.03"), 20784)
+        (OrderEventKind.FILL, "PARTIAL", Decimal("0.03"), 1681493746016 * 10**6)
     cancelled = ORDER | {"status": "CLOSED", "cancel_reason": "POST_ONLY_WOULD_CROSS"}
     assert venue.parse_user(_sub("orders.ALL", cancelled), 3)[0].kind is OrderEventKind.EXPIRE
     mine = ORDER | {"status": "CLOSED", "cancel_reason": "USER_CANCELED"}
@@ -195,3 +196,36 @@ def test_auth_orders_stream_and_cancel_on_disconnect(monkeypatch, tmp_path, capl
     assert pdx.cod == [True]
     assert recorder.fills[0].trade_id == "8615262148007718462"
     assert STARK_KEY[2:] not in caplog.text
+
+
+def test_query_of_an_unknown_order_answers_none():
+    # GET /v1/orders/{order_id} and /v1/orders/by_client_id/{client_id} document 200 or
+    # 400 with an ApiError; an unknown order is ORDER_ID_NOT_FOUND / CLIENT_ORDER_ID_NOT_FOUND
+    venue = _venue()
+    for code in ("CLIENT_ORDER_ID_NOT_FOUND", "ORDER_ID_NOT_FOUND"):
+        body = orjson.dumps({"error": code, "message": "no such order", "data": {}})
+        assert venue.parse_query(400, body, 3) is None
+    assert venue.parse_query(404, b"", 3) is None
+    with pytest.raises(VenueError):  # any other refusal is not an answer
+        venue.parse_query(400, orjson.dumps({"error": "INVALID_REQUEST", "message": "x"}), 3)
+
+
+def test_rest_and_stream_news_order_by_time_not_by_their_independent_seq_no():
+    # the schema: "WebSocket and REST responses use independently generated seq_no per
+    # event"; a snapshot row with a large REST seq_no must not make the stream's later
+    # news (a smaller stream seq_no) look stale
+    venue = _venue()
+    row = ORDER | {"seq_no": 9_000_000, "last_updated_at": 1681493746016}
+    (snapshot,) = venue.parse_snapshot(Snapshot.ORDERS, orjson.dumps({"results": [row]}), 3)
+    closed = ORDER | {"status": "CLOSED", "cancel_reason": "USER_CANCELED",
+                      "seq_no": 41, "last_updated_at": 1681493747016}
+    (update,) = venue.parse_user(_sub("orders.ALL", closed), 4)
+    assert isinstance(snapshot, OrderUpdate)
+
+    async def mirror():
+        orders = Orders()
+        await orders.apply_update(snapshot)
+        return await orders.apply_update(update)
+
+    order = asyncio.run(mirror())
+    assert order is not None and order.ord_status == OrderStatus.CANCELLED

@@ -14,10 +14,12 @@ by that account) that signs every action.
   ahead; 0 unsets it). Hyperliquid has no cancel-all: the order venue cancels each open
   order. Asset ids are indexes in ``meta``'s universe (the login call). Client ids are
   ``0x`` + 32 hex characters (others mapped).
-- **User stream**: ``orderUpdates`` (``update_id`` = ``statusTimestamp``), ``userFills``
-  (the first message, ``isSnapshot``, replays history and is skipped; ``crossed`` means
-  taker; fee in ``feeToken``) and ``webData2``'s ``clearinghouseState`` (positions; USDC
-  balance: equity = ``accountValue``, available = ``withdrawable``).
+- **User stream**: ``orderUpdates`` (``update_id`` = ``statusTimestamp``; the documented
+  ``...Rejected`` statuses are rejections, the other closing ones expiries, the status
+  kept as the reason), ``userFills`` (the first message, ``isSnapshot``, replays history
+  and is skipped; ``crossed`` means taker; fee in ``feeToken``) and ``webData2``'s
+  ``clearinghouseState`` (positions; USDC balance: equity = ``accountValue``, available =
+  ``withdrawable``).
 - **Reconciliation**: ``/info`` ``openOrders`` and ``clearinghouseState``; one order by
   ``orderStatus`` (``unknownOid`` = unknown). Funding: ``metaAndAssetCtxs`` (the hourly
   rate of the current hour, settled on the hour; mark ``markPx``).
@@ -306,7 +308,7 @@ class HyperliquidPrivate:
 
     def _update(self, u: _OrderUpdate, local_ts: int) -> OrderUpdate:
         o = u.order
-        status, kind = _STATUS.get(u.status, ("CANCELLED", OrderEventKind.EXPIRE))
+        status, kind = _STATUS.get(u.status) or _closed(u.status)
         orig = dec(o.origSz or o.sz)
         filled = orig - dec(o.sz) if status != "FILLED" else orig
         if status == "NEW" and filled > 0:
@@ -369,6 +371,15 @@ class HyperliquidPrivate:
 
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]:
         return []
+
+
+def _closed(status: str) -> tuple[str, OrderEventKind]:
+    """A status outside ``_STATUS``: the documented ``...Rejected`` ones (``tickRejected``,
+    ``badAloPxRejected``, ``perpMarginRejected``, ...) refused the order; the others
+    (``marginCanceled``, ``reduceOnlyCanceled``, ``scheduledCancel``, ...) cancelled it."""
+    if status.endswith("Rejected"):
+        return "REJECTED", OrderEventKind.REJECT
+    return "CANCELLED", OrderEventKind.EXPIRE
 
 
 def _answers(op: Op | None, payload: dict) -> list[Answer]:

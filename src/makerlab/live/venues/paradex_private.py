@@ -17,12 +17,16 @@ the testnet one elsewhere (paper venues sign for testnet).
   reduce-only the ``REDUCE_ONLY`` flag, our ids go as ``client_id`` (≤ 64 characters).
   An amend needs the order id, price and amount. The dead-man switch is
   ``cancel_on_disconnect`` of the order socket (on while ``timeout_ms > 0``; no timer).
-- **User stream**: ``orders.ALL`` (``update_id`` = the order's ``seq_no``), ``fills.ALL``
+- **User stream**: ``orders.ALL`` (``update_id`` = the order's ``last_updated_at``, as
+  for the REST rows: the schema says the stream's and REST's ``seq_no`` are generated
+  independently, so they cannot order one feed's news against the other's), ``fills.ALL``
   (``liquidity`` MAKER/TAKER, ``fee`` in ``fee_currency``), ``positions``, ``account``
   (equity ``account_value``, available ``free_collateral``, wallet ``total_collateral``).
 - **Reconciliation**: ``GET /v1/orders`` / ``/v1/positions`` / ``/v1/account``; one order
-  by ``/v1/orders/by_client_id/<id>`` or ``/v1/orders/<id>`` (HTTP 404 = unknown,
-  **verify**). Funding is not translated (``funding_calls`` refuses).
+  by ``/v1/orders/by_client_id/<id>`` or ``/v1/orders/<id>``: unknown when answered HTTP
+  404 or, as the REST reference documents it, an ``ApiError`` whose ``error`` is
+  ``ORDER_ID_NOT_FOUND`` or ``CLIENT_ORDER_ID_NOT_FOUND`` (HTTP 400). Funding is not
+  translated (``funding_calls`` refuses).
 - **Rate limits**: no usage headers; orders count against the documented 800 per second
   (``orders_1s``); HTTP 429 → :class:`RateLimited`.
 """
@@ -77,6 +81,9 @@ _WS_METHODS = {OpKind.PLACE: "order.create", OpKind.CANCEL: "order.cancel",
                OpKind.DEAD_MAN: "order.cancel_on_disconnect"}
 _EXPIRED = {"POST_ONLY_WOULD_CROSS", "REDUCE_ONLY_WOULD_INCREASE", "SELF_TRADE",
             "IOC_EXPIRED", "MARGIN_CHECK_FAILED", "EXPIRED"}
+# the ApiError codes of GET /v1/orders/{order_id} and /v1/orders/by_client_id/{client_id}
+# (documented answers: 200 or 400 with an ApiError) for an order the venue does not know
+_UNKNOWN_ORDER = frozenset({"ORDER_ID_NOT_FOUND", "CLIENT_ORDER_ID_NOT_FOUND"})
 
 
 class _Order(msgspec.Struct):
@@ -92,7 +99,6 @@ class _Order(msgspec.Struct):
     type: str = "LIMIT"
     instruction: str = ""
     cancel_reason: str = ""
-    seq_no: int = 0
     flags: list[str] = []
 
 
@@ -126,6 +132,11 @@ class _Account(msgspec.Struct):
     settlement_asset: str = "USDC"
 
 
+class _ApiError(msgspec.Struct):
+    error: str = ""
+    message: str = ""
+
+
 class _Params(msgspec.Struct):
     channel: str
     data: msgspec.Raw
@@ -141,6 +152,7 @@ _order = msgspec.json.Decoder(_Order)
 _fill = msgspec.json.Decoder(_Fill)
 _position = msgspec.json.Decoder(_Position)
 _account = msgspec.json.Decoder(_Account)
+_api_error = msgspec.json.Decoder(_ApiError)
 
 
 class ParadexPrivate:
@@ -348,7 +360,7 @@ class ParadexPrivate:
             "paradex", o.market, kind=OrderEventKind.STATE if snapshot else kind, status=status,
             cloid=self.cloids.ours(o.client_id), oid=o.id, amount=signed(size, o.side == "BUY"),
             price=None if o.type == "MARKET" else dec(o.price), filled=size - remaining,
-            ts_ms=o.last_updated_at, local_ts=local_ts, update_id=o.seq_no or None,
+            ts_ms=o.last_updated_at, local_ts=local_ts,
             tif=o.instruction, reduce_only="REDUCE_ONLY" in o.flags, reason=o.cancel_reason)
 
     def _fill(self, f: _Fill, local_ts: int) -> Fill:
@@ -380,7 +392,7 @@ class ParadexPrivate:
         return Request("GET", path, {"market": symbol}, headers=self._auth())
 
     def parse_query(self, status: int, body: bytes, local_ts: int) -> OrderUpdate | None:
-        if status == 404:
+        if status == 404 or (status >= 400 and _error_code(body) in _UNKNOWN_ORDER):
             return None
         if status >= 400:
             raise VenueError(f"order query answered HTTP {status}: {body[:200]!r}",
@@ -396,6 +408,14 @@ class ParadexPrivate:
 
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]:
         return []
+
+
+def _error_code(body: bytes) -> str:
+    """The ``error`` of an ``ApiError`` answer (``""`` for any other body)."""
+    try:
+        return _api_error.decode(body).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ""
 
 
 def _status(o: _Order, size: Decimal, remaining: Decimal) -> tuple[str, OrderEventKind]:
