@@ -306,8 +306,12 @@ class FakeBinance:
 
     async def _balance(self, request: web.Request, body: bytes) -> web.Response:
         _signed(request)
-        return json_response([{"asset": "USDT", "balance": "10000", "crossUnPnl": "12.5",
-                               "availableBalance": "9000", "updateTime": self.now_ms()}])
+        # every asset of the account, as Binance lists them: the margin asset not first
+        empty = {"balance": "0", "crossUnPnl": "0", "availableBalance": "0", "updateTime": 0}
+        return json_response([{"asset": "BNB"} | empty,
+                              {"asset": "USDT", "balance": "10000", "crossUnPnl": "12.5",
+                               "availableBalance": "9000", "updateTime": self.now_ms()},
+                              {"asset": "USDC"} | empty])
 
     async def _premium(self, request: web.Request, body: bytes) -> web.Response:
         return json_response({"symbol": SYMBOL, "markPrice": "60000.5",

@@ -67,7 +67,8 @@ def test_oms_gateway_starts_from_the_venues_snapshots(monkeypatch, tmp_path):
     (orders, position, balances, specs, venue_orders, venue_positions, all_balances,
      equities, funding) = run(main())
     assert orders == [("before-restart", "NEW")] and position == D("0.02")
-    assert balances[0].asset == "USDT" and balances[0].equity == D("10012.5")
+    assert [b.asset for b in balances] == ["BNB", "USDT", "USDC"]
+    assert balances[1].equity == D("10012.5")
     assert specs["min_notional"] == D("100") and specs["tick_size"] == D("0.1")
     [(oid, row)] = venue_orders.items()
     assert (row["cloid"], row["amount"], row["price"], row["ord_status"]) == (
@@ -77,6 +78,28 @@ def test_oms_gateway_starts_from_the_venues_snapshots(monkeypatch, tmp_path):
     assert all_balances[EXC]["equity_total"] == 10012.5 and equities == {EXC: 10012.5}
     assert funding == {"funding_rate": D("0.0001"), "funding_interval": 4 * 3600 * 1000,
                        "next_funding": 1_800_000_000_000, "mark_price": D("60000.5")}
+
+
+def test_get_balance_takes_the_margin_assets_row(monkeypatch, tmp_path):
+    """Binance lists every asset of the account: the row of a used market's quote, else of
+    USDT, USDC or USD, else a VenueError naming what the venue has."""
+    from makerlab.core.events import BalanceState
+    from makerlab.errors import VenueError
+
+    def row(asset: str) -> BalanceState:
+        return BalanceState(EXC, asset, 0, 0, D(1), D(1), D(1))
+
+    async def main():
+        async with live_oms(monkeypatch, tmp_path) as (oms, _, _):
+            fresh = oms._margin_balance("other", [row("BNB"), row("USDC"), row("USDT")])
+            oms.spec(EXC, SYMBOL)  # a market used: its quote, USDT
+            used = oms._margin_balance(EXC, [row("USDC"), row("USDT")])
+            only = oms._margin_balance(EXC, [row("BNB")])
+            with pytest.raises(VenueError, match=r"\(USDT, USDC, USD\) among \['BNB', 'ETH'\]"):
+                oms._margin_balance("other", [row("ETH"), row("BNB")])
+            return fresh.asset, used.asset, only.asset
+
+    assert run(main()) == ("USDT", "USDT", "BNB")
 
 
 def test_oms_gateway_needs_order_entry_for_its_exchanges(tmp_path):

@@ -103,7 +103,7 @@ import contextlib
 import functools
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -159,6 +159,7 @@ _MAX_FLOAT = float(MAX_ORDER_NUMBER)
 _ROUNDED_MAX = 1 << 16  # prices rounded_price remembers (then it starts again)
 _DRAIN_S = 30.0  # longest wait for requests in flight when the kill switch trips
 _NOTES = (OrderEventKind.CANCEL_REJECT, OrderEventKind.AMEND_REJECT)
+_MARGIN_ASSETS = ("USDT", "USDC", "USD")  # get_balance's margin asset when no market says
 
 
 class OMS:
@@ -441,7 +442,7 @@ class OMS:
         ``margin_total`` (wallet plus unrealised PnL), ``equity_withdrawable``,
         ``unrealized_pnl`` and ``notional_position`` (net signed value of the positions at
         the venue's marks, ``amount x entry + unrealised PnL``: linear contracts)."""
-        [balance, *_] = await self.venue.balances(self._exc(exc))
+        balance = self._margin_balance(exc, await self.venue.balances(self._exc(exc)))
         positions = await self.venue.positions(exc)
         notional = sum((p.amount * p.entry_price + p.unrealized_pnl for p in positions),
                        Decimal(0))
@@ -449,6 +450,21 @@ class OMS:
                 "equity_withdrawable": float(balance.available),
                 "notional_position": float(notional),
                 "unrealized_pnl": float(balance.equity - balance.wallet)}
+
+    def _margin_balance(self, exc: str, rows: Sequence[BalanceState]) -> BalanceState:
+        """The row of ``exc``'s margin asset among the venue's balances (one per asset on
+        Binance, Bybit, WOO X): the venue's only row, else the one in the quote asset of a
+        market of ``exc`` the OMS has used, else in USDT, USDC or USD, in that order."""
+        if len(rows) == 1:
+            return rows[0]
+        quotes = [spec.quote for (e, _), spec in self._specs.items() if e == exc]
+        by_asset = {b.asset: b for b in rows}
+        for asset in (*quotes, *_MARGIN_ASSETS):
+            if asset in by_asset:
+                return by_asset[asset]
+        raise VenueError(f"get_balance: no balance in a margin asset "
+                         f"({', '.join(dict.fromkeys((*quotes, *_MARGIN_ASSETS)))}) among "
+                         f"{sorted(by_asset) or 'none'}", venue=exc)
 
     async def get_all_balances(self) -> dict[str, dict[str, float]]:
         """:meth:`get_balance` of every tracked exchange."""
