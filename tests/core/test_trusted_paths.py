@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from makerlab.core.lob import LOB
-from makerlab.core.trades import Trades
 
 
 def _padded(levels: np.ndarray, depth: int) -> np.ndarray:
@@ -45,18 +44,6 @@ def test_load_snapshot_matches_update(seed, depth, n_updates, buffer, shadow):
     assert fast.timestamp == slow.timestamp
     np.testing.assert_array_equal(fast.get_mid(), slow.get_mid())  # NaN == NaN here
     assert not fast.get_bids().flags.writeable
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.floats(1, 1e5), st.floats(1e-3, 10),
-                          st.sampled_from([-1, 1])), max_size=12), st.integers(1, 6))
-def test_append_row_matches_append(rows, size):
-    slow, fast, ts = Trades(size), Trades(size), 0
-    for dt, price, qty, side in rows:
-        ts += dt
-        slow.append((ts, price, qty, side))
-        fast._append_row(np.array([ts, price, qty, side], dtype=float))
-    np.testing.assert_array_equal(fast.get_buffer(), slow.get_buffer())
 
 
 def _walk_reference(levels: np.ndarray, notional: float) -> float:

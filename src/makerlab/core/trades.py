@@ -54,11 +54,6 @@ class Trades:
         self._check(row)
         self._buffer.append(row)
 
-    def _append_row(self, row: np.ndarray) -> None:
-        """Trusted :meth:`append` of a ``(4,)`` float row the replay engine already
-        validated (positive finite price and size, ``dir`` +1/-1, in time order)."""
-        self._buffer._push(row)
-
     def _check(self, row: np.ndarray) -> None:
         if row[DIR] not in (1.0, -1.0):
             raise DataError(f"trade dir must be +1 (taker buy) or -1 (taker sell), got {row[DIR]}")

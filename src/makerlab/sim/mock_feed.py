@@ -14,9 +14,10 @@ subscriptions at local time. Rules:
 - **validated once, trusted per row**: book rows are checked once per tape by the
   compiled pass of :mod:`makerlab.sim.book_rows` (levels best first, strictly ordered, NaN
   padding only at the end, positive finite prices and sizes), trade rows per block with
-  numpy (positive finite price and size, ``dir`` +/-1). Clean rows reach
-  ``LOB._load_snapshot``/``Trades._append_row`` as ready numpy rows; any other row takes
-  the public, validating ``update``/``append`` exactly as before (same result or error).
+  numpy (positive finite price and size, ``dir`` +/-1). Clean book rows reach
+  ``LOB._load_snapshot`` as ready numpy rows, clean prints the buffer's ring at once
+  (below); any other row takes the public, validating ``update``/``append`` exactly as
+  before (same result or error).
 - **bounded memory**: rows are prepared in blocks of :attr:`BLOCK` rows, so delivery
   needs memory in proportion to the block, not to the tape.
 - **unhandled trades are written when read**: a trade tape whose every subscription is a
