@@ -91,12 +91,12 @@ def test_get_balance_takes_the_margin_assets_row(monkeypatch, tmp_path):
 
     async def main():
         async with live_oms(monkeypatch, tmp_path) as (oms, _, _):
-            fresh = oms._margin_balance("other", [row("BNB"), row("USDC"), row("USDT")])
+            fresh = oms.margin_balance("other", [row("BNB"), row("USDC"), row("USDT")])
             oms.spec(EXC, SYMBOL)  # a market used: its quote, USDT
-            used = oms._margin_balance(EXC, [row("USDC"), row("USDT")])
-            only = oms._margin_balance(EXC, [row("BNB")])
+            used = oms.margin_balance(EXC, [row("USDC"), row("USDT")])
+            only = oms.margin_balance(EXC, [row("BNB")])
             with pytest.raises(VenueError, match=r"\(USDT, USDC, USD\) among \['BNB', 'ETH'\]"):
-                oms._margin_balance("other", [row("ETH"), row("BNB")])
+                oms.margin_balance("other", [row("ETH"), row("BNB")])
             return fresh.asset, used.asset, only.asset
 
     assert run(main()) == ("USDT", "USDT", "BNB")

@@ -220,3 +220,27 @@ class _StillOMS:
 
     def __getattr__(self, name: str):
         return getattr(self._oms, name)
+
+
+def test_the_account_wallet_is_the_margin_assets_not_a_sum_of_assets(replayed):
+    """A venue listing several assets (Binance lists every one): the page's wallet is the
+    margin asset's (the traded market's quote, USDT), never BNB's amount added to it."""
+    from makerlab.core.events import BalanceState
+
+    rep, _ = replayed
+    oms = rep.get_oms()
+    rows = [BalanceState("binance", asset, 0, 0, Decimal(w), Decimal(w), Decimal(w))
+            for asset, w in (("BNB", "1.5"), ("USDT", "1000"), ("BTC", "0.25"))]
+    held = oms.balances.get("binance")
+    try:
+        oms.balances["binance"] = rows
+        [account] = Monitor(oms, rep.get_feed(), interval_s=1.0).collector.take().accounts
+        assert account.wallet == 1000.0
+        oms.balances["binance"] = rows[::2]  # no margin asset: no wallet shown
+        [account] = Monitor(oms, rep.get_feed(), interval_s=1.0).collector.take().accounts
+        assert account.wallet is None and account.equity is None
+    finally:
+        if held is None:
+            oms.balances.pop("binance", None)
+        else:
+            oms.balances["binance"] = held

@@ -32,6 +32,7 @@ from typing import Any
 
 from makerlab.core.lob import LOB
 from makerlab.core.positions import accounting_for
+from makerlab.errors import VenueError
 from makerlab.monitor.config import PageConfig
 from makerlab.monitor.markouts import Markouts
 from makerlab.monitor.source import KillResult
@@ -193,11 +194,21 @@ class Collector:
             mine = [m for m in markets if m.exchange == exc]
             unrealized = sum(m.unrealized_pnl or 0.0 for m in mine)
             pnl = sum(m.realized_pnl for m in mine) + unrealized
-            balances = self.oms.balances.get(exc) or []
-            wallet = float(sum(b.wallet for b in balances)) if balances else None
+            wallet = self._wallet(exc)
             equity = wallet + unrealized if wallet is not None else None
             out.append(AccountView(exc, pnl, wallet, equity))
         return tuple(out)
+
+    def _wallet(self, exc: str) -> float | None:
+        """The wallet in ``exc``'s margin asset, if the venue told one (other assets'
+        amounts are in other units: never summed with it)."""
+        balances = self.oms.balances.get(exc)
+        if not balances:
+            return None
+        try:
+            return float(self.oms.margin_balance(exc, balances).wallet)
+        except VenueError:
+            return None
 
     # -- fills and order flow ------------------------------------------------------------
 

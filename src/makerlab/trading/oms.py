@@ -442,7 +442,7 @@ class OMS:
         ``margin_total`` (wallet plus unrealised PnL), ``equity_withdrawable``,
         ``unrealized_pnl`` and ``notional_position`` (net signed value of the positions at
         the venue's marks, ``amount x entry + unrealised PnL``: linear contracts)."""
-        balance = self._margin_balance(exc, await self.venue.balances(self._exc(exc)))
+        balance = self.margin_balance(exc, await self.venue.balances(self._exc(exc)))
         positions = await self.venue.positions(exc)
         notional = sum((p.amount * p.entry_price + p.unrealized_pnl for p in positions),
                        Decimal(0))
@@ -451,10 +451,15 @@ class OMS:
                 "notional_position": float(notional),
                 "unrealized_pnl": float(balance.equity - balance.wallet)}
 
-    def _margin_balance(self, exc: str, rows: Sequence[BalanceState]) -> BalanceState:
-        """The row of ``exc``'s margin asset among the venue's balances (one per asset on
-        Binance, Bybit, WOO X): the venue's only row, else the one in the quote asset of a
-        market of ``exc`` the OMS has used, else in USDT, USDC or USD, in that order."""
+    def margin_balance(self, exc: str, rows: Sequence[BalanceState]) -> BalanceState:
+        """The row of ``exc``'s margin asset among balances the venue reported (one per
+        asset on Binance, Bybit, WOO X; e.g. :attr:`balances`): the only row, else the one
+        in the quote asset of a market of ``exc`` the OMS has used, else in USDT, USDC or
+        USD, in that order.
+
+        Raises:
+            VenueError: none of those assets is among ``rows``.
+        """
         if len(rows) == 1:
             return rows[0]
         quotes = [spec.quote for (e, _), spec in self._specs.items() if e == exc]
