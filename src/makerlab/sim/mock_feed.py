@@ -190,20 +190,30 @@ class BookDelivery:
                            block.mid[k])
 
 
+def _trade_rows(tape: TradeTape, at: slice | np.ndarray) -> np.ndarray:
+    """The prints ``at`` of ``tape`` as ``(ts_ms, price, size, dir)`` float rows, as a
+    :class:`~makerlab.core.trades.Trades` buffer holds them."""
+    ts = np.asarray(tape.exchange_ts, np.int64)[at] // NS_PER_MS
+    rows = np.empty((len(ts), 4))
+    rows[:, 0] = ts
+    rows[:, 1], rows[:, 2], rows[:, 3] = tape.price[at], tape.size[at], tape.side[at]
+    return rows
+
+
+def _clean(rows: np.ndarray) -> np.ndarray:
+    """Which trade rows need no check: positive finite price and size, ``dir`` +/-1."""
+    price, size = rows[:, 1], rows[:, 2]
+    return (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf) & (
+        np.abs(rows[:, 3]) == 1)
+
+
 class _TradeBlock:
-    """Rows ``[lo, hi)`` of a trade tape as ``(ts_ms, price, size, dir)`` float rows."""
+    """Rows ``[lo, hi)`` of a trade tape: whether each is clean, its exchange ms."""
 
     def __init__(self, tape: TradeTape, lo: int, hi: int) -> None:
-        rows = np.empty((hi - lo, 4))
-        rows[:, 0] = tape.exchange_ts[lo:hi] // NS_PER_MS
-        rows[:, 1], rows[:, 2] = tape.price[lo:hi], tape.size[lo:hi]
-        rows[:, 3] = tape.side[lo:hi]
-        price, size = rows[:, 1], rows[:, 2]
-        clean = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
-        clean &= np.abs(rows[:, 3]) == 1
-        rows.flags.writeable = False
-        self.rows, self.clean = rows, clean.tolist()
-        self.ms = (tape.exchange_ts[lo:hi] // NS_PER_MS).tolist()
+        rows = _trade_rows(tape, slice(lo, hi))
+        self.clean = _clean(rows).tolist()
+        self.ms = rows[:, 0].astype(np.int64).tolist()
 
 
 class _PendingPrints:
@@ -227,16 +237,13 @@ class _PendingPrints:
             del rows[:-self.trades._ring.maxlen]
 
     def write(self) -> None:
-        """Write the pending prints, as delivery of each would have (``_TradeBlock.rows``)."""
+        """Write the pending prints, as appending each at its delivery would have."""
         rows = self.rows
         if not rows:
             return
-        tape, at = self.tape, np.array(rows[-self.trades._ring.maxlen:])
+        at = np.array(rows[-self.trades._ring.maxlen:])
         rows.clear()
-        out = np.empty((len(at), 4))
-        out[:, 0] = tape.exchange_ts[at] // NS_PER_MS
-        out[:, 1], out[:, 2], out[:, 3] = tape.price[at], tape.size[at], tape.side[at]
-        self.trades._ring._extend(out)
+        self.trades._ring._extend(_trade_rows(self.tape, at))
 
     def rebase(self, tape: TradeTape) -> None:
         self.write()
@@ -359,17 +366,11 @@ class LazyTrades:
         if span is not None:
             order = order[(local[order] >= span[0]) & (local[order] < span[1])]
         self.times: list[int] = local[order].tolist()  # bisected in Python on each read
-        self.rows = np.empty((len(order), 4))
-        self.rows[:, 0] = (np.asarray(tape.exchange_ts, np.int64) // NS_PER_MS)[order]
-        self.rows[:, 1], self.rows[:, 2] = tape.price[order], tape.size[order]
-        self.rows[:, 3] = tape.side[order]
+        self.rows = _trade_rows(tape, order)
         # once per window, not per read: each row's exchange ms raised to the latest
         # before it (the buffer's clock never goes back), and the count of bad rows up to it
         np.maximum.accumulate(self.rows[:, 0], out=self.rows[:, 0])
-        price, size = self.rows[:, 1], self.rows[:, 2]
-        good = (price > 0) & (price < np.inf) & (size > 0) & (size < np.inf)
-        good &= np.abs(self.rows[:, 3]) == 1
-        self.bad_upto = np.concatenate(([0], np.cumsum(~good))).tolist()
+        self.bad_upto = np.concatenate(([0], np.cumsum(~_clean(self.rows)))).tolist()
         self.pos = 0
 
     def rebase(self, tape: TradeTape, span: tuple[int, int]) -> None:
