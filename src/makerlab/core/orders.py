@@ -309,22 +309,12 @@ class Orders:
         Ties keep insertion order. The selection is kept until the next accepted change,
         so in-place edits of orders obtained with ``copy=False`` are not seen by it.
         """
-        found = self._selections.get((ticker, 1, include_pending, sort))
-        if found is None:
-            found = self._selected(ticker, 1, include_pending, sort)
-        if copy and not as_dict:  # the quoting call, spelled out: made on every tick
-            return [_copy_into(_new(Order), o) for o in found]
-        return _present(found, copy, as_dict)
+        return self._query(ticker, 1, include_pending, sort, copy, as_dict)
 
     def get_ask_orders(self, ticker: str, sort: bool = True, include_pending: bool = True,
                        copy: bool = True, as_dict: bool = False) -> list[Any]:
         """Live sell orders of ``ticker``, lowest price first (market orders first)."""
-        found = self._selections.get((ticker, -1, include_pending, sort))
-        if found is None:
-            found = self._selected(ticker, -1, include_pending, sort)
-        if copy and not as_dict:
-            return [_copy_into(_new(Order), o) for o in found]
-        return _present(found, copy, as_dict)
+        return self._query(ticker, -1, include_pending, sort, copy, as_dict)
 
     def pending_bids(self, ticker: str) -> list[Order]:
         """Unacknowledged (PENDING) buy orders of ``ticker``, best price first."""
@@ -411,28 +401,30 @@ class Orders:
         unknown = None if _FIELD_NAMES.issuperset(kwargs) else set(kwargs) - _FIELD_NAMES
         if unknown:
             raise ConfigError(f"upsert_order: unknown order fields {sorted(unknown)}")
-        return await self._upsert({k: v for k, v in kwargs.items() if v is not None},
-                                  clear_unalived, trigger_handlers)
+        kw = {k: v for k, v in kwargs.items() if v is not None}
+        return await self._apply(kw.get("oid"), kw.get("cloid"), kw.get("ticker"),
+                                 kw.get("amount"), _replaced, kw, "filled_sz" in kw,
+                                 "last_fill_sz" in kw, clear_unalived, trigger_handlers)
 
-    async def _upsert(self, kw: dict[str, Any], clear_unalived: bool = True,
-                      trigger_handlers: bool = True) -> Order | None:
-        """:meth:`upsert_order` of the reported fields ``kw`` (known names, no ``None``)."""
-        key = self._find(kw.get("oid"), kw.get("cloid"))
+    async def _apply(self, oid: str | None, cloid: str | None, ticker: str | None,
+                     amount: Any, trial: Callable[[Order, Any], Order], fields: Any,
+                     filled_given: bool, last_fill_given: bool, clear_unalived: bool = True,
+                     trigger_handlers: bool = True) -> Order | None:
+        """The rules for an update naming ``oid``/``cloid`` and reporting ``ticker`` and
+        ``amount`` (``None``/zero: not reported): ``trial(base, fields)`` is the order it
+        makes of ``base`` (the held order, or a blank one for an order not held);
+        ``filled_given``/``last_fill_given``: whether it reported those. The accepted
+        order goes to the handlers, then is removed if it died."""
+        key = self._find(oid, cloid)
         if key is None:
             return None
         if key < 0:
-            if kw.get("ticker") is None or not kw.get("amount"):
+            if ticker is None or not amount:
                 return None
-            key, order = self._create(_replaced(_BLANK, kw), "filled_sz" in kw)
+            key, order = self._create(trial(_BLANK, fields), filled_given)
         else:
-            order = self._update(key, _replaced(self._orders[key], kw), "filled_sz" in kw,
-                                 "last_fill_sz" in kw)
-        return await self._settle(key, order, clear_unalived, trigger_handlers)
-
-    async def _settle(self, key: int, order: Order | None, clear_unalived: bool = True,
-                      trigger_handlers: bool = True) -> Order | None:
-        """After an update's rules: ``order`` (the accepted one, or ``None``) to its
-        handlers, then removed if it died."""
+            order = self._update(key, trial(self._orders[key], fields), filled_given,
+                                 last_fill_given)
         if order is None:
             return None
         if trigger_handlers and self._handlers:
@@ -537,17 +529,8 @@ class Orders:
         if note is not None:
             return await self.upsert_order(oid=update.oid, cloid=update.cloid,
                                            reject_reason=f"{note}: {_reason(update)}")
-        key = self._find(update.oid, update.cloid)
-        if key is None:
-            return None
-        if key < 0:
-            if update.symbol is None or not update.amount:
-                return None
-            key, order = self._create(_reported(_BLANK, update), update.filled is not None)
-        else:
-            order = self._update(key, _reported(self._orders[key], update),
-                                 update.filled is not None, False)
-        return await self._settle(key, order)
+        return await self._apply(update.oid, update.cloid, update.symbol, update.amount,
+                                 _reported, update, update.filled is not None, False)
 
     async def _fire(self, order: Order) -> None:
         for handler in self._handlers:  # each its own dict
@@ -592,10 +575,21 @@ class Orders:
         return [o for o in self._orders.values()
                 if o.ticker == ticker and o.amount < 0 and o.ord_status not in skip]
 
+    def _query(self, ticker: str, side: int, include_pending: bool, sort: bool, copy: bool,
+               as_dict: bool) -> list[Any]:
+        """A new list of :meth:`_selected`: copies, dicts, or the orders themselves (the
+        kept selection looked up here first: strategies query on every tick)."""
+        found = self._selections.get((ticker, side, include_pending, sort))
+        if found is None:
+            found = self._selected(ticker, side, include_pending, sort)
+        if copy and not as_dict:  # the quoting call first
+            return [_copy_into(_new(Order), o) for o in found]
+        return [o.as_dict() for o in found] if as_dict else list(found)
+
     def _selected(self, ticker: str, side: int, include_pending: bool,
                   sort: bool) -> list[Order]:
         """:meth:`_select`, best first if ``sort``, kept until the next change (the
-        caller must not change the list: :func:`_present` hands out a new one)."""
+        caller must not change the list: :meth:`_query` hands out a new one)."""
         key = (ticker, side, include_pending, sort)
         found = self._selections.get(key)
         if found is None:
@@ -604,13 +598,6 @@ class Orders:
                 found.sort(key=_bid_key if side == 1 else _ask_key, reverse=side == 1)
             self._selections[key] = found
         return found
-
-
-def _present(found: list[Order], copy: bool, as_dict: bool) -> list[Any]:
-    """A new list of ``found``: dicts, copies, or the orders themselves."""
-    if copy and not as_dict:  # the quoting call first
-        return [_copy_into(_new(Order), o) for o in found]
-    return [o.as_dict() for o in found] if as_dict else list(found)
 
 
 _NOTES = {OrderEventKind.CANCEL_REJECT: "cancel rejected",
