@@ -137,8 +137,9 @@ def test_account_update_balances_and_one_way_positions():
     events = _venue().parse_user(_fixture("user_data_json__account_update"), 1)
     balances = [e for e in events if isinstance(e, BalanceState)]
     positions = [e for e in events if isinstance(e, PositionState)]
+    # the event states no available balance: cw, the cross wallet, is not it
     assert [(b.asset, b.wallet, b.available) for b in balances] == \
-        [("USDT", Decimal("122624.12345678"), Decimal("100.12345678"))]
+        [("USDT", Decimal("122624.12345678"), None)]
     assert [(p.symbol, p.amount) for p in positions] == [("BTCUSDT", Decimal(0))]  # BOTH leg
 
 

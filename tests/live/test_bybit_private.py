@@ -254,3 +254,58 @@ def test_cancel_by_cloid_goes_over_the_socket_and_reports_refusal():
     assert not answer.answers[0].ok and answer.answers[0].code == "110001"
     limited = venue.read_ws(orjson.dumps({"reqId": "c-2", "retCode": 10006, "retMsg": "slow"}))
     assert isinstance(limited.error, RateLimited)
+
+
+def _wallet_message(account: dict, coins: list[dict]) -> bytes:
+    """A ``wallet`` topic message shaped as the reference's stream example (fields as there,
+    ``availableToWithdraw`` deprecated for unified accounts)."""
+    rows = [{"equity": "0", "usdValue": "0", "walletBalance": "0", "availableToWithdraw": "",
+             "availableToBorrow": "", "borrowAmount": "0", "accruedInterest": "0",
+             "totalOrderIM": "0", "totalPositionIM": "0", "totalPositionMM": "0",
+             "unrealisedPnl": "0", "cumRealisedPnl": "0", "bonus": "0",
+             "collateralSwitch": True, "marginCollateral": True, "locked": "0",
+             "spotHedgingQty": "0", "spotBorrow": "0", **coin} for coin in coins]
+    return orjson.dumps({"id": "592324d2bce751-ad38-48eb-8f42-4671d1fb4d4e", "topic": "wallet",
+                         "creationTime": 1700034722104, "data": [{
+                             "accountType": "UNIFIED", "accountLTV": "0", **account,
+                             "coin": rows}]})
+
+
+CROSS = {"accountIMRate": "0.0124", "accountIMRateByMp": "0.0124", "accountMMRate": "0.0012",
+         "accountMMRateByMp": "0.0012", "totalEquity": "10262.91335023",
+         "totalWalletBalance": "9684.46297164", "totalMarginBalance": "10263.43335023",
+         "totalAvailableBalance": "9556.6056555", "totalPerpUPL": "578.97037859",
+         "totalInitialMargin": "127.8573161", "totalInitialMarginByMp": "127.8573161",
+         "totalMaintenanceMargin": "12.78573161", "totalMaintenanceMarginByMp": "12.78573161"}
+
+
+def test_available_is_the_documented_one_not_the_deprecated_field():
+    """``availableToWithdraw`` is deprecated for unified accounts (the ``wallet`` topic and
+    ``wallet-balance`` references): cross margin's available is the account's
+    ``totalAvailableBalance`` (USD) in the coin at its index price (``usdValue/equity``);
+    isolated margin's (account-wide fields empty) ``walletBalance - totalPositionIM -
+    totalOrderIM - locked - bonus``. The old reading, ``equity - totalPositionIM -
+    totalOrderIM``, counted the unrealised PnL and the haircut as available."""
+    usdt = {"coin": "USDT", "equity": "10226.20575506", "usdValue": "10227.22837564",
+            "walletBalance": "9647.75537647", "totalPositionIM": "127.8573161",
+            "totalPositionMM": "12.78573161", "unrealisedPnl": "578.45037859"}
+    btc = {"coin": "BTC", "equity": "0.00102964", "usdValue": "36.70759517",
+           "walletBalance": "0.00102964", "availableToWithdraw": "0.00102964",
+           "totalOrderIM": "", "totalPositionIM": "", "totalPositionMM": "",
+           "spotHedgingQty": "0.01592413"}
+    got = {b.asset: b for b in _venue().parse_user(_wallet_message(CROSS, [usdt, btc]), 3)}
+    total = Decimal("9556.6056555")
+    assert (got["USDT"].wallet, got["USDT"].equity) == \
+        (Decimal("9647.75537647"), Decimal("10226.20575506"))
+    assert got["USDT"].available == total * Decimal("10226.20575506") / Decimal("10227.22837564")
+    assert got["USDT"].available < total  # USDT a little above one dollar
+    assert got["BTC"].available == total * Decimal("0.00102964") / Decimal("36.70759517")
+    isolated = dict.fromkeys(CROSS, "")
+    usdt |= {"totalOrderIM": "20", "totalPositionIM": "100", "locked": "5", "bonus": "3",
+             "walletBalance": "1000", "equity": "1010", "usdValue": "1010.1"}
+    (alone,) = _venue().parse_user(_wallet_message(isolated, [usdt]), 3)
+    assert alone.available == Decimal("872")  # 1000 - 100 - 20 - 5 - 3
+    rest = orjson.dumps({"retCode": 0, "retMsg": "OK", "result": {"list": orjson.loads(
+        _wallet_message(CROSS, [usdt]))["data"]}, "retExtInfo": {}, "time": 1690872862481})
+    (snap,) = _venue().parse_snapshot(Snapshot.BALANCES, rest, 1)
+    assert snap.available == total * Decimal("1010") / Decimal("1010.1")

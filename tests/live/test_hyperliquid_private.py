@@ -140,6 +140,18 @@ def test_user_stream_translation():
 
 # --------------------------------------------------------------------------- fake venue
 
+# the info endpoint reference's example rows: openOrders states the remaining size only;
+# frontendOpenOrders adds origSz (the placed size), tif, orderType, reduceOnly, isTrigger...
+_OPEN_ORDERS_KEYS = ("coin", "limitPx", "oid", "side", "sz", "timestamp")
+
+
+def _frontend_row(oid: int, *, sz: str, orig: str, trigger: bool = False) -> dict:
+    return {"coin": "BTC", "isPositionTpsl": False, "isTrigger": trigger, "limitPx": "29792.0",
+            "oid": oid, "orderType": "Stop Market" if trigger else "Limit", "origSz": orig,
+            "reduceOnly": trigger, "side": "A", "sz": sz, "tif": None if trigger else "Alo",
+            "timestamp": 1681247412573, "triggerCondition": "Price above 30000" if trigger
+            else "N/A", "triggerPx": "30000.0" if trigger else "0.0", "children": []}
+
 
 class HyperliquidFake:
     def __init__(self, fake: FakePrivate) -> None:
@@ -152,9 +164,13 @@ class HyperliquidFake:
         query = orjson.loads(body)
         if query["type"] == "meta":
             return json_response(orjson.loads(META))
-        if query["type"] == "openOrders":
+        if query["type"] == "frontendOpenOrders":  # the info reference's rows
             assert query["user"] == ACCOUNT
             return json_response(list(self.open.values()))
+        if query["type"] == "openOrders":  # the reference's rows: the remaining sz only
+            assert query["user"] == ACCOUNT
+            return json_response([{k: row[k] for k in _OPEN_ORDERS_KEYS}
+                                  for row in self.open.values() if not row["isTrigger"]])
         return json_response({"assetPositions": [{"position": {
             "coin": "BTC", "szi": "0.5", "entryPx": "60000", "unrealizedPnl": "12.5"}}],
             "marginSummary": {"accountValue": "1012.5"}, "withdrawable": "800", "time": 17})
@@ -167,8 +183,7 @@ class HyperliquidFake:
         self.actions.append(action)
         if action["type"] == "order":
             self.oid += 1
-            self.open[self.oid] = {"coin": "BTC", "side": "B", "limitPx": "1", "sz": "1",
-                                   "oid": self.oid, "timestamp": 1, "origSz": "1"}
+            self.open[self.oid] = _frontend_row(self.oid, sz="1", orig="1")
             return {"status": "ok", "response": {"type": "order", "data": {
                 "statuses": [{"resting": {"oid": self.oid}}]}}}
         if action["type"] == "cancel":
@@ -231,3 +246,29 @@ def test_post_over_the_socket_user_fills_cancel_all_and_dead_man(monkeypatch, tm
     assert limits.usage["weight_1m"].used == 5 and limits.usage["weight_1m"].limit == 1200
     assert AGENT_KEY[2:] not in caplog.text
     assert not isinstance(positions[0], BalanceState)
+
+
+def test_a_partly_filled_resting_order_reads_its_fills_from_the_snapshot(monkeypatch, tmp_path):
+    """The open-orders snapshot is frontendOpenOrders: openOrders states only the remaining
+    ``sz``, so a resting order 5 with 2 filled read as an order of 3 with nothing filled
+    (a reconnect's snapshot understated the fills); an untriggered trigger order is not on
+    the book."""
+    monkeypatch.setenv("MK_HL_ACCOUNT", ACCOUNT)
+    monkeypatch.setenv("MK_HL_AGENT", AGENT_KEY)
+    monkeypatch.chdir(tmp_path)
+
+    async def main():
+        async with FakePrivate() as fake:
+            hl = HyperliquidFake(fake)
+            hl.open[91490942] = _frontend_row(91490942, sz="3.0", orig="5.0")
+            hl.open[91490943] = _frontend_row(91490943, sz="0.0", orig="0.0", trigger=True)
+            gateway = Gateway({"hyperliquid": {"env": "paper", "base_url": fake.url + "/hl",
+                                               "key": "MK_HL_ACCOUNT", "secret": "MK_HL_AGENT"}},
+                              spec_cache=tmp_path, policy=FAST)
+            async with started(gateway) as venue:
+                return await venue.open_orders("hyperliquid")
+
+    (order,) = asyncio.run(main())
+    assert (order.oid, order.status, order.amount, order.filled, order.price) == \
+        ("91490942", "PARTIAL", Decimal("-5.0"), Decimal("2.0"), Decimal("29792.0"))
+    assert order.kind is OrderEventKind.ACK and order.update_id == 1681247412573 * 10**6

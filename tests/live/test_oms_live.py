@@ -8,6 +8,7 @@ import asyncio
 import logging
 from decimal import Decimal
 
+import orjson
 import pytest
 from fake_binance import FakeBinance
 from fake_private import until
@@ -78,6 +79,28 @@ def test_oms_gateway_starts_from_the_venues_snapshots(monkeypatch, tmp_path):
     assert all_balances[EXC]["equity_total"] == 10012.5 and equities == {EXC: 10012.5}
     assert funding == {"funding_rate": D("0.0001"), "funding_interval": 4 * 3600 * 1000,
                        "next_funding": 1_800_000_000_000, "mark_price": D("60000.5")}
+
+
+def test_a_stream_balance_moves_the_wallet_and_keeps_the_venues_available(monkeypatch,
+                                                                           tmp_path):
+    """Binance's ACCOUNT_UPDATE (the user-data reference's "Balance and Position Update")
+    states the wallet ``wb`` and the cross wallet ``cw``, no available balance, and orders
+    placed or cancelled push none: the available balance stays the last the venue stated
+    (``/fapi/v2/balance``'s ``availableBalance``), not ``cw``."""
+    async def main():
+        async with live_oms(monkeypatch, tmp_path) as (oms, exchange, _):
+            await exchange.emit(orjson.dumps({"e": "ACCOUNT_UPDATE", "E": exchange.now_ms(),
+                "T": exchange.now_ms(), "a": {"m": "FUNDING_FEE", "B": [
+                    {"a": "USDT", "wb": "10005.5", "cw": "10005.5", "bc": "0"}], "P": []}}))
+            await until(lambda: margin(oms).wallet == D("10005.5"), "the stream's balance")
+            return margin(oms), oms.venue.latest_balances[(EXC, "USDT")]
+
+    def margin(oms):
+        return next(b for b in oms.balances[EXC] if b.asset == "USDT")
+
+    usdt, latest = run(main())
+    assert (usdt.wallet, usdt.equity, usdt.available) == (D("10005.5"), D("10005.5"), D("9000"))
+    assert latest.wallet == D("10005.5") and latest.available is None  # the stream's word
 
 
 def test_get_balance_takes_the_margin_assets_row(monkeypatch, tmp_path):

@@ -116,6 +116,11 @@ def test_user_stream_from_the_schema():
     (fill,) = venue.parse_user(_sub("fills.ALL", FILL), 3)
     assert (fill.trade_id, fill.fee, fill.is_maker, fill.cloid) == \
         ("8615262148007718462", Decimal("-0.0044"), True, "mm-1")
+    # a fill's side is the account's, maker or taker (the schema's "Taker side" is the
+    # public trades' wording): Paradex's own market maker books its position by it
+    assert fill.side == 1
+    (ask,) = venue.parse_user(_sub("fills.ALL", FILL | {"side": "SELL"}), 3)
+    assert (ask.side, ask.is_maker) == (-1, True)
     (balance,) = venue.parse_user(_sub("account", ACCOUNT_MSG), 3)
     assert isinstance(balance, BalanceState)
     assert (balance.equity, balance.available) == \

@@ -16,7 +16,8 @@ wire, so no float noise reaches an order mirror.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -35,6 +36,7 @@ __all__ = [
     "PositionState",
     "StatusKind",
     "TradeEvent",
+    "kept_available",
     "levels",
 ]
 
@@ -241,7 +243,9 @@ class PositionState:
 class BalanceState:
     """The venue's account in one margin asset: ``wallet`` (deposits plus realised PnL
     net of fees and funding), ``equity`` (wallet plus unrealised PnL) and ``available``
-    (what new orders may use)."""
+    (what new orders may use; ``None`` when the message does not state it, e.g.
+    Binance's ``ACCOUNT_UPDATE``: the last stated figure stands, see
+    :func:`kept_available`; the OMS's mirror keeps its REST snapshot's)."""
 
     exchange: str
     asset: str
@@ -249,7 +253,18 @@ class BalanceState:
     local_ts: int
     wallet: Decimal
     equity: Decimal
-    available: Decimal
+    available: Decimal | None
+
+
+def kept_available(balance: BalanceState, held: Iterable[BalanceState]) -> BalanceState:
+    """``balance``, or, when it does not state its available balance, ``balance`` with the
+    available of the held row of its exchange and asset (the last the venue stated)."""
+    if balance.available is not None:
+        return balance
+    for row in held:
+        if (row.exchange, row.asset) == (balance.exchange, balance.asset):
+            return replace(balance, available=row.available)
+    return balance
 
 
 @dataclass(frozen=True, slots=True)

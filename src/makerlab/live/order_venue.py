@@ -15,7 +15,8 @@ streams (the Gateway's ``cleanup_clients()`` closes it). Rules, on top of the pr
 - **the user stream** delivers ``OrderUpdate`` and ``Fill`` to every listener;
   ``PositionState``/``BalanceState`` and the stream's ``FeedStatus`` (CONNECTED /
   DISCONNECTED) to listeners that have ``on_position`` / ``on_balance`` / ``on_status``;
-  the latest position and balance are kept (``latest_positions``/``latest_balances``).
+  the latest position and balance are kept (``latest_positions``/``latest_balances``; a
+  balance that does not state its available balance, ``None``, keeps the last stated).
 - **a failing listener does not stop the stream**: its exception is logged and handed to
   the failure handlers (``add_failure_handler``: the OMS's kill switch); the next
   listeners and events are still delivered, so the mirror stays current.
@@ -57,6 +58,7 @@ from makerlab.core.events import (
     FundingState,
     OrderUpdate,
     PositionState,
+    kept_available,
 )
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.errors import ConfigError, ConnectionLost, VenueError
@@ -323,7 +325,9 @@ class LiveOrderVenue:
             self.latest_positions[(event.exchange, event.symbol)] = event
             await self._each("on_position", event)
         elif isinstance(event, BalanceState):
-            self.latest_balances[(event.exchange, event.asset)] = event
+            key = (event.exchange, event.asset)
+            held = self.latest_balances.get(key)
+            self.latest_balances[key] = kept_available(event, () if held is None else (held,))
             await self._each("on_balance", event)
         else:
             await self._each("on_status", event)

@@ -115,6 +115,7 @@ from makerlab.core.events import (
     OrderEventKind,
     OrderUpdate,
     PositionState,
+    kept_available,
 )
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import DeltaHandler, Order, Orders, OrderStatus
@@ -446,8 +447,9 @@ class OMS:
         positions = await self.venue.positions(exc)
         notional = sum((p.amount * p.entry_price + p.unrealized_pnl for p in positions),
                        Decimal(0))
+        available = balance.available if balance.available is not None else float("nan")
         return {"equity_total": float(balance.equity), "margin_total": float(balance.equity),
-                "equity_withdrawable": float(balance.available),
+                "equity_withdrawable": float(available),
                 "notional_position": float(notional),
                 "unrealized_pnl": float(balance.equity - balance.wallet)}
 
@@ -797,9 +799,12 @@ class OMS:
         """A live stream's position: kept by the venue as its latest word (module rules)."""
 
     async def on_balance(self, balance: BalanceState) -> None:
-        """A live stream's balance: the latest of its asset replaces the one held."""
-        held = [b for b in self.balances.get(balance.exchange, []) if b.asset != balance.asset]
-        self.balances[balance.exchange] = [*held, balance]
+        """A live stream's balance: the latest of its asset replaces the one held; one that
+        does not state the available balance (``None``) keeps the one held (the last the
+        venue stated: the REST snapshot's on Binance)."""
+        rows = self.balances.get(balance.exchange, [])
+        self.balances[balance.exchange] = [
+            *(b for b in rows if b.asset != balance.asset), kept_available(balance, rows)]
 
     async def on_status(self, status: FeedStatus) -> None:
         """The private stream's health (live): see :mod:`makerlab.trading.session`."""

@@ -12,9 +12,11 @@
   ``ORDER_TRADE_UPDATE`` gives the order's update (``update_id`` = transaction time ``T``)
   and, for ``x == TRADE``, a :class:`Fill` first (trade id ``t``, fee ``n`` in ``N``,
   maker ``m``); ``TRADE_LITE`` is ignored (no fee: the full update follows).
-  ``ACCOUNT_UPDATE`` gives balances (``wb`` wallet, ``cw`` cross wallet as available;
-  equity is not in the event and is reported as the wallet) and one-way-mode positions
-  (``ps == BOTH``; hedge-mode legs are skipped).
+  ``ACCOUNT_UPDATE`` gives balances (``wb`` wallet; equity is not in the event and is
+  reported as the wallet; nor is the available balance, reported unknown, ``None``: the
+  cross wallet ``cw`` is not it, and orders placed or cancelled push no event, so the
+  stream cannot follow it; ``/fapi/v2/balance``'s ``availableBalance`` is it) and
+  one-way-mode positions (``ps == BOTH``; hedge-mode legs are skipped).
 - **Reconciliation**: ``GET /fapi/v1/openOrders`` / ``v2/positionRisk`` / ``v2/balance``;
   one order by ``GET /fapi/v1/order`` (``-2013`` "Order does not exist." = unknown).
   Cancel-all and the dead-man switch are per symbol. Funding: ``/fapi/v1/premiumIndex``
@@ -128,8 +130,7 @@ class _OrderEvent(msgspec.Struct, tag_field="e", tag="ORDER_TRADE_UPDATE"):
 
 class _Balance(msgspec.Struct):
     a: str
-    wb: str
-    cw: str
+    wb: str  # no available balance: cw, the cross wallet, is a wallet, not what orders may use
 
 
 class _Position(msgspec.Struct):
@@ -459,7 +460,7 @@ def _ws_limits(rows: list[dict]) -> list[Observation]:
 def _account(event: _AccountEvent, local_ts: int) -> list[PrivateEvent]:
     ts = ms_to_ns(event.T or event.E)
     out: list[PrivateEvent] = [BalanceState("binance", b.a, ts, local_ts, dec(b.wb), dec(b.wb),
-                                            dec(b.cw)) for b in event.a.B]
+                                            None) for b in event.a.B]
     out += [PositionState("binance", p.s, ts, local_ts, dec(p.pa), dec(p.ep), dec(p.up))
             for p in event.a.P if p.ps == "BOTH"]
     return out

@@ -12,6 +12,13 @@
   in the contract's settle coin; funding rows skipped), ``position`` (one-way,
   ``positionIdx`` 0) and ``wallet``; ``execution.fast`` is not used (no fees). Ping
   ``{"op":"ping"}`` every 20 s.
+- **Balances** (``wallet`` and ``wallet-balance`` alike): wallet ``walletBalance``, equity
+  ``equity``; available as the references state it since the coin's
+  ``availableToWithdraw`` was deprecated for unified accounts (9 Jan 2025): cross and
+  portfolio margin, the account's ``totalAvailableBalance`` (USD) in the coin at its
+  index price (``usdValue / equity``); isolated margin (the account-wide fields empty),
+  ``walletBalance - totalPositionIM - totalOrderIM - locked - bonus``, also the reading of
+  a coin with no value to convert by.
 - **Reconciliation**: ``/v5/order/realtime`` (open orders; one order by ``orderLinkId``
   or ``orderId``, recently closed ones included: an empty list = unknown),
   ``/v5/position/list``, ``/v5/account/wallet-balance``. Funding: ``/v5/market/tickers``
@@ -132,13 +139,16 @@ class _Coin(msgspec.Struct):
     coin: str
     walletBalance: str
     equity: str
-    availableToWithdraw: str = ""
-    totalPositionIM: str = "0"
-    totalOrderIM: str = "0"
+    usdValue: str = ""
+    totalPositionIM: str = ""  # "" in portfolio margin
+    totalOrderIM: str = ""
+    locked: str = ""
+    bonus: str = ""
 
 
 class _Wallet(msgspec.Struct):
     coin: list[_Coin]
+    totalAvailableBalance: str = ""  # USD; "" in isolated margin (account-wide fields)
 
 
 class _Envelope(msgspec.Struct):
@@ -343,7 +353,8 @@ class BybitPrivate:
                     if p.positionIdx == 0]
         if env.topic == "wallet":
             ts = ms_to_ns(env.creationTime)
-            return [_balance(c, ts, local_ts) for w in _wallets.decode(env.data) for c in w.coin]
+            return [_balance(w, c, ts, local_ts) for w in _wallets.decode(env.data)
+                    for c in w.coin]
         return []
 
     def _order(self, o: _Order, local_ts: int, *, snapshot: bool = False) -> OrderUpdate:
@@ -419,7 +430,7 @@ class BybitPrivate:
             return [_position(p, local_ts) for p in _positions.decode(rows)
                     if p.positionIdx == 0]
         ts = ms_to_ns(int(data.get("time", 0)))
-        return [_balance(c, ts, local_ts) for w in _wallets.decode(rows) for c in w.coin]
+        return [_balance(w, c, ts, local_ts) for w in _wallets.decode(rows) for c in w.coin]
 
     def rate_limits(self, headers: Mapping[str, str], now_ms: int) -> list[Observation]:
         lower = {k.lower(): v for k, v in headers.items()}
@@ -473,11 +484,18 @@ def _position(p: _Position, local_ts: int) -> PositionState:
                          dec(p.unrealisedPnl))
 
 
-def _balance(c: _Coin, ts: int, local_ts: int) -> BalanceState:
-    equity = dec(c.equity)
-    available = dec(c.availableToWithdraw) if c.availableToWithdraw else \
-        equity - dec(c.totalPositionIM) - dec(c.totalOrderIM)
-    return BalanceState("bybit", c.coin, ts, local_ts, dec(c.walletBalance), equity, available)
+def _balance(w: _Wallet, c: _Coin, ts: int, local_ts: int) -> BalanceState:
+    """A coin's balance; available as ``availableToWithdraw``'s deprecation note says
+    (the ``wallet`` topic and ``wallet-balance`` references): cross and portfolio margin,
+    the account's ``totalAvailableBalance`` (USD) converted into the coin at its index
+    price, here ``usdValue / equity``; isolated margin, the coin's own formula."""
+    wallet, equity, usd = dec(c.walletBalance), dec(c.equity), dec(c.usdValue)
+    if w.totalAvailableBalance and usd > 0 and equity > 0:
+        available = dec(w.totalAvailableBalance) * equity / usd
+    else:
+        available = wallet - dec(c.totalPositionIM) - dec(c.totalOrderIM) - dec(c.locked) \
+            - dec(c.bonus)
+    return BalanceState("bybit", c.coin, ts, local_ts, wallet, equity, available)
 
 
 

@@ -20,8 +20,11 @@ by that account) that signs every action.
   and is skipped; ``crossed`` means taker; fee in ``feeToken``) and ``webData2``'s
   ``clearinghouseState`` (positions; USDC balance: equity = ``accountValue``, available =
   ``withdrawable``).
-- **Reconciliation**: ``/info`` ``openOrders`` and ``clearinghouseState``; one order by
-  ``orderStatus`` (``unknownOid`` = unknown). Funding: ``metaAndAssetCtxs`` (the hourly
+- **Reconciliation**: ``/info`` ``frontendOpenOrders`` (not ``openOrders``: its rows carry
+  only the remaining ``sz``, so a partly filled order would read as unfilled; the frontend
+  rows add ``origSz``, the placed size; untriggered trigger orders, ``isTrigger``, are not
+  on the book and are skipped) and ``clearinghouseState``; one order by ``orderStatus``
+  (``unknownOid`` = unknown). Funding: ``metaAndAssetCtxs`` (the hourly
   rate of the current hour, settled on the hour; mark ``markPx``).
 - **Rate limits**: no headers; each action spends ``1 + floor(orders / 40)`` of the
   documented 1200 per minute (``weight_1m``); HTTP 429 → :class:`RateLimited`.
@@ -89,6 +92,7 @@ class _Order(msgspec.Struct):
     timestamp: int
     origSz: str = ""
     cloid: str | None = None
+    isTrigger: bool = False  # frontendOpenOrders: an untriggered TP/SL, not on the book
 
 
 class _OrderUpdate(msgspec.Struct):
@@ -327,14 +331,14 @@ class HyperliquidPrivate:
     # -- snapshots ----------------------------------------------------------------------
 
     def snapshot_call(self, kind: Snapshot, now_ms: int) -> Request:
-        info = "openOrders" if kind is Snapshot.ORDERS else "clearinghouseState"
+        info = "frontendOpenOrders" if kind is Snapshot.ORDERS else "clearinghouseState"
         return Request("POST", "/info", body=orjson.dumps({"type": info, "user": self.address}))
 
     def parse_snapshot(self, kind: Snapshot, body: bytes, local_ts: int
                        ) -> Sequence[OrderUpdate | PositionState | BalanceState]:
         if kind is Snapshot.ORDERS:
             return [self._update(_OrderUpdate(o, "open", o.timestamp), local_ts)
-                    for o in _open_orders.decode(body)]
+                    for o in _open_orders.decode(body) if not o.isTrigger]
         wanted = PositionState if kind is Snapshot.POSITIONS else BalanceState
         return [e for e in _account(orjson.loads(body), local_ts) if isinstance(e, wanted)]
 

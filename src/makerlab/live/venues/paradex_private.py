@@ -20,7 +20,9 @@ the testnet one elsewhere (paper venues sign for testnet).
 - **User stream**: ``orders.ALL`` (``update_id`` = the order's ``last_updated_at``, as
   for the REST rows: the schema says the stream's and REST's ``seq_no`` are generated
   independently, so they cannot order one feed's news against the other's), ``fills.ALL``
-  (``liquidity`` MAKER/TAKER, ``fee`` in ``fee_currency``), ``positions``, ``account``
+  (``side`` the account's side, maker or taker: the schema's "Taker side" is the public
+  trades' wording, and Paradex's own market maker books its position by it;
+  ``liquidity`` MAKER/TAKER, ``fee`` in ``fee_currency``), ``positions``, ``account``
   (equity ``account_value``, available ``free_collateral``, wallet ``total_collateral``).
 - **Reconciliation**: ``GET /v1/orders`` / ``/v1/positions`` / ``/v1/account``; one order
   by ``/v1/orders/by_client_id/<id>`` or ``/v1/orders/<id>``: unknown when answered HTTP
