@@ -91,6 +91,7 @@ class FakeBinance:
         self.dead_man: list[tuple[str, int]] = []
         self.cancel_alls: list[str] = []
         self.held: list[bytes] = []
+        self.available = D("9000")  # the USDT row's availableBalance
         self.silent = self.rate_limited = self.drop_next_answer = False
         self.answer_times = True  # False: answers without the order's updateTime
         self.order_count = 0
@@ -310,7 +311,8 @@ class FakeBinance:
         empty = {"balance": "0", "crossUnPnl": "0", "availableBalance": "0", "updateTime": 0}
         return json_response([{"asset": "BNB"} | empty,
                               {"asset": "USDT", "balance": "10000", "crossUnPnl": "12.5",
-                               "availableBalance": "9000", "updateTime": self.now_ms()},
+                               "availableBalance": str(self.available),
+                               "updateTime": self.now_ms()},
                               {"asset": "USDC"} | empty])
 
     async def _premium(self, request: web.Request, body: bytes) -> web.Response:

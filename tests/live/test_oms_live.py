@@ -103,6 +103,24 @@ def test_a_stream_balance_moves_the_wallet_and_keeps_the_venues_available(monkey
     assert latest.wallet == D("10005.5") and latest.available is None  # the stream's word
 
 
+def test_balances_are_the_venues_each_positions_round_takes_the_snapshot(monkeypatch,
+                                                                         tmp_path):
+    """The stream cannot follow Binance's available balance (no event states it): the
+    positions round takes the balance snapshot, so it is at most one round old."""
+    async def main():
+        async with live_oms(monkeypatch, tmp_path,
+                            refresh_positions_snapshot=0.05) as (oms, exchange, _):
+            start = margin(oms).available
+            exchange.available = D("8250.5")  # an order placed: less available, no event
+            await until(lambda: margin(oms).available == D("8250.5"), "the next round")
+            return start
+
+    def margin(oms):
+        return next(b for b in oms.balances[EXC] if b.asset == "USDT")
+
+    assert run(main()) == D("9000")
+
+
 def test_get_balance_takes_the_margin_assets_row(monkeypatch, tmp_path):
     """Binance lists every asset of the account: the row of a used market's quote, else of
     USDT, USDC or USD, else a VenueError naming what the venue has."""

@@ -225,8 +225,8 @@ class OMS:
         if self._live is None or self.session is not None:
             return
         self.reconciler = Reconciler(self._live, self._orders, self._positions,
-                                     self.venue.clock, self.options["pending_timeout"],
-                                     self._cancel_one)
+                                     self.balances, self.venue.clock,
+                                     self.options["pending_timeout"], self._cancel_one)
         self.session = LiveSession(
             self._live, self.exchanges, self.reconciler, self.kill_switch, self.trip,
             self.risk.check_positions, self._close_gateway,
@@ -237,8 +237,6 @@ class OMS:
         source = getattr(self.gateway, "market_data", None)
         if source is not None and isinstance(source(), FailureReporting):
             source().add_failure_handler(self.session.failed)
-        for exc in self.exchanges:
-            self.balances[exc] = await self._live_venue.balances(exc)
         await self.session.start()
 
     async def serve_page(self, feed: Any = None, **options: Any) -> Any:

@@ -30,6 +30,10 @@ queries resolve what the streams left pending. Rules:
   (the next refresh decides). A correction from a snapshot with venue time ``T``
   includes every fill up to ``T``: a fill of that symbol delivered later with an
   exchange time at or before ``T`` is not booked again (:meth:`Reconciler.included`).
+- **balances are the venue's**: at the start and with each positions round, the balance
+  snapshot replaces the exchange's rows; the stream moves them in between (a streamed
+  balance that does not state its available balance keeps the snapshot's: Binance's
+  ``ACCOUNT_UPDATE`` states none, so its available is at most one round old).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from decimal import Decimal
 from typing import Any
 
 from makerlab.core.clock import Clock
-from makerlab.core.events import Fill, OrderUpdate, PositionState
+from makerlab.core.events import BalanceState, Fill, OrderUpdate, PositionState
 from makerlab.core.orders import Order, Orders, OrderStatus
 from makerlab.core.positions import Positions
 from makerlab.errors import VenueError
@@ -63,16 +67,18 @@ class Reconciler:
 
     Args:
         venue: the live venue (snapshots and queries).
-        orders, positions: the OMS's mirrors by exchange.
+        orders, positions, balances: the OMS's mirrors by exchange.
         clock: local time.
         pending_timeout_ms: how long an order may go without news.
         cancel: sends a cancel for a mirror order (the OMS's).
     """
 
     def __init__(self, venue: ConnectedVenue, orders: Mapping[str, Orders],
-                 positions: Mapping[str, Positions], clock: Clock,
+                 positions: Mapping[str, Positions],
+                 balances: dict[str, list[BalanceState]], clock: Clock,
                  pending_timeout_ms: float, cancel: Cancel) -> None:
         self._venue, self._orders, self._positions = venue, orders, positions
+        self._balances = balances
         self._clock, self._cancel = clock, cancel
         self.timeout_ns = int(pending_timeout_ms * NS_PER_MS)
         self._news: dict[tuple[str, str], int] = {}
@@ -229,6 +235,12 @@ class Reconciler:
             self._included[(exc, symbol)] = state.exchange_ts
         await mirror.update_position(symbol, amount=amount, entry=entry)
         return True
+
+    # -- balances ------------------------------------------------------------------------
+
+    async def balances(self, exc: str) -> None:
+        """Take ``exc``'s balance snapshot into the mirror (module rules)."""
+        self._balances[exc] = await self._venue.balances(exc)
 
     def included(self, fill: Fill) -> bool:
         """True if a position correction already counted ``fill`` (module rules)."""

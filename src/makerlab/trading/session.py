@@ -6,14 +6,15 @@ Started by ``await oms.init()`` on a :class:`~makerlab.trading.protocols.Connect
 - **start**: start the venue (specs, logins, user streams), take the initial snapshots of
   open orders, positions and balances into the mirrors, then run the owned tasks below.
 - **owned tasks only**: orders reconciliation every ``refresh_orders_snapshot`` s,
-  positions every ``refresh_positions_snapshot`` s, the pending sweep every
+  positions and balances every ``refresh_positions_snapshot`` s, the pending sweep every
   ``pending_timeout`` ms, the dead-man keeper (``RiskLimits.dead_man_ms``, re-armed every
   third of it) and the exit guard. A round that fails for the venue's sake (a
   :class:`~makerlab.errors.VenueError`) is logged and tried again next period; a task that
   fails otherwise trips the kill switch (exception): the mirror is no longer checked.
 - **the private stream's health**: a DISCONNECTED status trips the kill switch
   (disconnect); a CONNECTED one after it reconciles that exchange (orders, every order
-  only in the mirror queried whatever its age; positions), then lifts the disconnect trip
+  only in the mirror queried whatever its age; positions and balances), then lifts the
+  disconnect trip
   once every exchange's stream is up.
 - **exit cancels everything**: ``cleanup()``, the venue closing (the Gateway's
   ``cleanup_clients()``), the event loop cancelling the exit guard (``asyncio.run``
@@ -56,7 +57,8 @@ class LiveSession:
         reconciler: the OMS's reconciler.
         kill_switch: the OMS's kill switch.
         trip: the OMS's trip (reason, detail): engages the switch and cancels everything.
-        after_positions: awaited after each positions reconciliation (the risk check).
+        after_positions: awaited after a positions reconciliation that corrected a
+            position (the risk check).
         close: closes the connections at SIGTERM (the Gateway's ``cleanup_clients``).
         refresh_orders_s, refresh_positions_s, pending_timeout_ms, dead_man_ms: periods.
     """
@@ -87,7 +89,7 @@ class LiveSession:
         self.venue.add_failure_handler(self.failed)
         for exc in self.exchanges:
             await self.reconciler.orders(exc)
-            await self._positions(exc)
+            await self._account(exc)
         for name, period in self.periods.items():
             for exc in self.exchanges:
                 self.spawn(self._every(period, name, exc), f"makerlab-oms-{name}-{exc}")
@@ -131,7 +133,7 @@ class LiveSession:
     # -- periodic work -----------------------------------------------------------------
 
     async def _every(self, period: float, name: str, exc: str) -> None:
-        work = {"orders": self.reconciler.orders, "positions": self._positions,
+        work = {"orders": self.reconciler.orders, "positions": self._account,
                 "pending": self.reconciler.pending}[name]
         while True:
             await asyncio.sleep(period)
@@ -141,9 +143,12 @@ class LiveSession:
                 log.warning("%s: %s reconciliation failed (%s); trying again in %s s",
                             exc, name, error, period)
 
-    async def _positions(self, exc: str) -> None:
+    async def _account(self, exc: str) -> None:
+        """The positions round: positions (the risk check after a correction), then
+        balances."""
         if await self.reconciler.positions(exc):
             await self._after_positions()
+        await self.reconciler.balances(exc)
 
     async def _keep_dead_man(self) -> None:
         while True:
@@ -176,7 +181,7 @@ class LiveSession:
         """Reconcile ``exc`` after its stream came back; lift a disconnect trip once all
         streams are up."""
         await self.reconciler.orders(exc, force=True)
-        await self._positions(exc)
+        await self._account(exc)
         self.down.discard(exc)
         if not self.down and self.kill_switch.reason is KillReason.DISCONNECT:
             log.warning("%s: private stream back and mirror reconciled", exc)
