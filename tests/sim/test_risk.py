@@ -240,17 +240,20 @@ def test_order_rate_on_a_venue_that_reports_rate_limits():
     assert waiting.value.code == low.value.code == RISK_RATE
 
 
-def test_a_breached_limit_trips_the_kill_switch():
-    trades = np.array([[1_300, 59990.0, 0.05, -1]])
+@pytest.mark.parametrize("side", [1, -1], ids=["long", "short"])
+def test_a_breached_limit_trips_the_kill_switch(side):
+    near, far = (D("59990.0"), D("60010.0"))[::side]  # the order around the OMS rests near
+    trades = np.array([[1_300, float(near), 0.05, -side]])  # and a print fills it
     rep, oms = fresh(RiskLimits(max_position={KEY: D("0.02")}), trades=trades)
 
     async def quote():
-        await oms.limit_order(EXC, TICKER, D("-0.01"), D("60010.0"), cloid="ask")
+        await oms.limit_order(EXC, TICKER, D("-0.01") * side, far, cloid="quote")
 
     async def around():  # an order sent around the OMS, to the venue directly
-        await rep.venue.submit(OrderRequest(EXC, TICKER, "manual", D("0.03"), D("59990.0")))
+        await rep.venue.submit(OrderRequest(EXC, TICKER, "manual", D("0.03") * side, near))
 
     at(rep, {1_000: quote, 1_200: around})
+    assert oms.positions_peek(EXC).get_ticker_amount(TICKER) == D("0.03") * side
     assert oms.kill_switch.reason is KillReason.LIMIT
     assert "beyond max_position 0.02" in oms.kill_switch.detail
     assert not rep.venue.engine(EXC, TICKER).resting  # everything cancelled
@@ -280,12 +283,15 @@ def test_a_breached_limit_trips_the_kill_switch_an_order_learnt_live_is_cancelle
 def test_engaging_refuses_order_entry_at_once_exit_exception_limit_and_manual_latch():
     switch = KillSwitch(ReplayClock())
     assert switch.engage(KillReason.DISCONNECT, "lost")
+    assert not switch.engage(KillReason.DISCONNECT, "lost again")  # no change of state
+    assert switch.detail == "lost"
     assert switch.engage(KillReason.LIMIT, "too long")  # a latching trip replaces it
     assert not switch.engage(KillReason.DISCONNECT, "again")  # nothing replaces a latch
     assert not switch.engage(KillReason.EXIT, "bye")
     assert (switch.reason, switch.detail) == (KillReason.LIMIT, "too long")
-    assert [r for _, r, _ in switch.trips] == [KillReason.DISCONNECT, KillReason.LIMIT,
-                                               KillReason.DISCONNECT, KillReason.EXIT]
+    assert [r for _, r, _ in switch.trips] == [KillReason.DISCONNECT, KillReason.DISCONNECT,
+                                               KillReason.LIMIT, KillReason.DISCONNECT,
+                                               KillReason.EXIT]
     with pytest.raises(OrderRejected, match="tripped"):
         switch.check("here")
     switch.release()
