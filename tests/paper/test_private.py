@@ -9,6 +9,7 @@ import asyncio
 import logging
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from private_kit import KEYS, PROTOCOLS, WRONG, cloid, run_market, trading, until
 
@@ -150,3 +151,29 @@ def test_secrets_are_never_logged(protocol, btc_archive, monkeypatch, tmp_path, 
 
     asyncio.run(body())
     assert KEYS[protocol].secret not in caplog.text
+
+
+def test_hyperliquid_info_rows_have_the_references_shapes(btc_archive, monkeypatch, tmp_path):
+    """openOrders states the remaining size only; frontendOpenOrders and orderStatus add
+    origSz, the placed size (the info reference): a client reading origSz from openOrders
+    must fail against the paper as it would live."""
+    async def body() -> tuple:
+        async with trading(btc_archive, "hyperliquid", monkeypatch, tmp_path) as t:
+            await t.venue.submit(_order("hyperliquid", 1, QTY, t.price(-50)))
+            url = t.paper.urls["hyperliquid"]["rest"] + "/info"
+            async with aiohttp.ClientSession() as http:
+                async def info(kind: str, **more: object) -> object:
+                    query = {"type": kind, "user": KEYS["hyperliquid"].key, **more}
+                    async with http.post(url, json=query) as response:
+                        return await response.json()
+
+                [plain] = await info("openOrders")
+                [frontend] = await info("frontendOpenOrders")
+                status = await info("orderStatus", oid=plain["oid"])
+            return plain, frontend, status
+
+    plain, frontend, status = asyncio.run(body())
+    assert set(plain) == {"coin", "side", "limitPx", "sz", "oid", "timestamp", "cloid"}
+    assert frontend["origSz"] == frontend["sz"] == plain["sz"] == "0.002"
+    assert (frontend["tif"], frontend["isTrigger"]) == ("Gtc", False)
+    assert status["order"]["order"]["origSz"] == "0.002"

@@ -24,7 +24,9 @@ wallet (agent) allowed to trade it; every action must be signed by that agent.
   sent on subscribe and after each fill), for the configured account.
 - **info** (``POST /info`` and ``post`` info requests): ``clearinghouseState``,
   ``openOrders``, ``frontendOpenOrders``, ``userFills``, ``orderStatus`` (one order,
-  open or recently closed; ``unknownOid``).
+  open or recently closed; ``unknownOid``). Order rows have the info reference's shapes:
+  ``openOrders`` states the remaining ``sz`` only; ``frontendOpenOrders``, ``orderStatus``
+  and the stream's orders add ``origSz``, the placed size.
 - **rate limits**: 1200 weight per minute of exchange time, an action weighing
   1 + floor(orders / 40); past it HTTP 429 (``post``: an ``error`` response).
 """
@@ -348,7 +350,8 @@ class HyperliquidPrivate:
         if kind == "clearinghouseState":
             return self.clearinghouse()
         if kind in ("openOrders", "frontendOpenOrders"):
-            return [self._open_order(u, frontend=kind == "frontendOpenOrders")
+            shape = "frontend" if kind == "frontendOpenOrders" else "open"
+            return [self._order_row(u, shape)
                     for u in self.hub.told(self.protocol).orders.values()]
         if kind == "userFills":
             return list(reversed(self._fills))
@@ -364,20 +367,24 @@ class HyperliquidPrivate:
             return {"status": "unknownOid"}
         status = "open" if found.status in ("NEW", "PARTIAL") else "filled" if \
             found.status == "FILLED" else "canceled"
-        return {"status": "order", "order": {"order": self._open_order(found),
+        return {"status": "order", "order": {"order": self._order_row(found, "frontend"),
                                              "status": status,
                                              "statusTimestamp": ms(found.exchange_ts)}}
 
-    def _open_order(self, update: OrderUpdate, *, frontend: bool = False) -> dict[str, Any]:
+    def _order_row(self, update: OrderUpdate, shape: str) -> dict[str, Any]:
+        """An order as the venue shapes it: ``open`` (``openOrders``: the remaining
+        ``sz`` only), ``basic`` (``orderUpdates``' order: ``origSz`` added), ``frontend``
+        (``frontendOpenOrders`` and ``orderStatus``: ``origSz`` and the order's settings)."""
         left = abs(update.amount) - desk_filled(update)
         row: dict[str, Any] = {
             "coin": update.symbol, "side": "B" if update.amount > 0 else "A",
             "limitPx": _text(update.price or Decimal(0)), "sz": _text(left),
-            "oid": int(update.oid or 0), "timestamp": ms(update.exchange_ts),
-            "origSz": _text(abs(update.amount))}
+            "oid": int(update.oid or 0), "timestamp": ms(update.exchange_ts)}
+        if shape != "open":
+            row["origSz"] = _text(abs(update.amount))
         if update.cloid and update.cloid.startswith("0x"):
             row["cloid"] = update.cloid
-        if frontend:
+        if shape == "frontend":
             row |= {"orderType": "Limit", "tif": _WIRE_TIFS.get(update.tif, "Gtc"),
                     "reduceOnly": update.reduce_only, "isTrigger": False,
                     "triggerPx": "0.0", "triggerCondition": "N/A", "isPositionTpsl": False}
@@ -432,7 +439,7 @@ class HyperliquidPrivate:
             status = "open"
         if status is not None:
             messages.append(("orderUpdates", {"channel": "orderUpdates", "data": [
-                {"order": self._open_order(update), "status": status,
+                {"order": self._order_row(update, "basic"), "status": status,
                  "statusTimestamp": ms(update.exchange_ts)}]}))
         if fill is not None:
             messages.append(("webData2", self._web_data()))
