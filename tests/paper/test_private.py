@@ -6,6 +6,7 @@ parametrized test per rule, for Binance USD-M, Bybit v5 and Hyperliquid."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from decimal import Decimal
 
@@ -177,3 +178,32 @@ def test_hyperliquid_info_rows_have_the_references_shapes(btc_archive, monkeypat
     assert frontend["origSz"] == frontend["sz"] == plain["sz"] == "0.002"
     assert (frontend["tif"], frontend["isTrigger"]) == ("Gtc", False)
     assert status["order"]["order"]["origSz"] == "0.002"
+
+
+def test_bybit_wallet_rows_have_the_references_shape(btc_archive, monkeypatch, tmp_path):
+    """A unified account's wallet as the references show it since 9 Jan 2025: the coin's
+    availableToWithdraw deprecated (empty), the account's totalAvailableBalance (USD) and the
+    coin's usdValue what a client converts it by."""
+    from makerlab.live.venues.bybit_private import BybitPrivate
+    from makerlab.live.venues.private_base import Snapshot
+
+    bodies: list[bytes] = []
+    parse = BybitPrivate.parse_snapshot
+
+    def kept(self, kind, body, local_ts):  # the wire as the client reads it
+        if kind is Snapshot.BALANCES:
+            bodies.append(body)
+        return parse(self, kind, body, local_ts)
+
+    monkeypatch.setattr(BybitPrivate, "parse_snapshot", kept)
+
+    async def body() -> list:
+        async with trading(btc_archive, "bybit", monkeypatch, tmp_path) as t:
+            return await t.venue.balances("bybit")
+
+    [balance] = asyncio.run(body())
+    [account] = json.loads(bodies[-1])["result"]["list"]
+    [coin] = account["coin"]
+    assert coin["availableToWithdraw"] == "" and coin["usdValue"] == coin["equity"]
+    assert account["totalAvailableBalance"] == coin["walletBalance"] == "10000"
+    assert balance.available == balance.wallet == 10_000

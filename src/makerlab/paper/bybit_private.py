@@ -400,13 +400,20 @@ class BybitPrivate:
     def wallet_row(self, told: Told, marks: dict[str, float]) -> dict[str, Any]:
         upnl = sum((told.unrealized(s, m) for s, m in marks.items()), Decimal(0))
         equity = told.wallet + upnl
+        # a unified cross-margin account as the references show it since 9 Jan 2025: the
+        # coin's availableToWithdraw is deprecated (""), the account's totalAvailableBalance
+        # (USD) is what orders may use; no margin is modelled here, so it is the wallet,
+        # and USDT is worth one USD
         coin = {"coin": "USDT", "walletBalance": format(told.wallet, "f"),
-                "equity": format(equity, "f"), "unrealisedPnl": format(upnl, "f"),
-                "availableToWithdraw": format(told.wallet, "f"),
-                "totalPositionIM": "0", "totalOrderIM": "0", "cumRealisedPnl": format(
-                    told.wallet - told.start, "f")}
+                "equity": format(equity, "f"), "usdValue": format(equity, "f"),
+                "unrealisedPnl": format(upnl, "f"), "availableToWithdraw": "",
+                "totalPositionIM": "0", "totalOrderIM": "0", "locked": "0", "bonus": "0",
+                "cumRealisedPnl": format(told.wallet - told.start, "f")}
         return {"accountType": "UNIFIED", "totalEquity": coin["equity"],
-                "totalWalletBalance": coin["walletBalance"], "coin": [coin]}
+                "totalWalletBalance": coin["walletBalance"],
+                "totalMarginBalance": coin["equity"],
+                "totalAvailableBalance": coin["walletBalance"], "totalInitialMargin": "0",
+                "totalMaintenanceMargin": "0", "coin": [coin]}
 
     # -- sockets -------------------------------------------------------------------------
 
