@@ -207,3 +207,19 @@ def test_bybit_wallet_rows_have_the_references_shape(btc_archive, monkeypatch, t
     assert coin["availableToWithdraw"] == "" and coin["usdValue"] == coin["equity"]
     assert account["totalAvailableBalance"] == coin["walletBalance"] == "10000"
     assert balance.available == balance.wallet == 10_000
+
+
+def test_the_desks_order_journal_keeps_its_closed_chunks_on_disk(btc_archive, monkeypatch,
+                                                                 tmp_path):
+    """A paper session may run for days: its journal of order events is bounded in memory
+    as a streamed replay's is (closed chunks spilled), and reads back the same."""
+    async def body() -> tuple:
+        async with trading(btc_archive, "binance", monkeypatch, tmp_path) as t:
+            await t.venue.submit(_order("binance", 1, QTY, t.price(-50)))
+            await t.venue.cancel(CancelRequest("binance", "BTCUSDT", cloid("binance", 1)))
+            journal = t.paper.desk.venue.actions
+            return repr(journal), [row["event"] for row in journal]
+
+    shown, events = asyncio.run(body())
+    assert "spilled to" in shown
+    assert events == ["submit", "ack", "cancel", "cancelled"]

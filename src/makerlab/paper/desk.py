@@ -2,7 +2,8 @@
 
 A :class:`Desk` holds one :class:`~makerlab.sim.matching.MatchingEngine` per traded
 market (protocol, symbol) and a :class:`~makerlab.sim.venue.SimVenue` (accounts, fees,
-latency channels, the journal of fills and actions): the same objects, the same code
+latency channels, the journal of fills and actions, its closed chunks spilled to disk as
+a streamed replay's are): the same objects, the same code
 and the same models a :class:`~makerlab.sim.replayer.Replayer` uses. The desk only
 decides **when** things happen, in the replay's order:
 
@@ -53,6 +54,7 @@ from makerlab.data.arrays import (
 )
 from makerlab.errors import ConfigError, DataError
 from makerlab.sim.fees import FeeSchedule
+from makerlab.sim.journal import OrderJournal
 from makerlab.sim.latency import LatencyModel
 from makerlab.sim.matching import FillModel, MatchingEngine, PartialFills
 from makerlab.sim.queue import QueueModel, RiskAverseQueue
@@ -182,6 +184,7 @@ class Desk:
         self._queue = _Queue()
         self.venue = SimVenue(self._queue, self.clock, dict(config.latency), config.fees,
                               config.balance)
+        self.venue.actions = OrderJournal(spill=True)  # a paper session may run for days
         self.venue.attach(self)
         self._engines: dict[tuple[int, int], MatchingEngine] = {}
         self._build(traded)
