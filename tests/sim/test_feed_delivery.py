@@ -18,17 +18,19 @@ def _record(books, trades, monkeypatch=None, block=None):
     if monkeypatch is not None:
         monkeypatch.setattr(mock_feed, "BLOCK", block)
     rep = replayer(books, trades)
-    feed, seen = rep.get_feed(), []
+    feed, seen, tops = rep.get_feed(), [], []
+
+    def on_book(lob):
+        seen.append((lob.timestamp, lob.get_bids().tolist(), lob.get_asks().tolist()))
+        tops.append((lob.get_bid(), lob.get_ask(), lob.get_mid()))
 
     async def main():
-        lid = await feed.add_l2_book_feed(EXC, TICKER, depth=2, buffer=7,
-                                          handler=lambda lob: seen.append(
-                                              (lob.timestamp, lob.get_bids().tolist(),
-                                               lob.get_asks().tolist())))
+        lid = await feed.add_l2_book_feed(EXC, TICKER, depth=2, buffer=7, handler=on_book)
         tid = await feed.add_trades_feed(EXC, TICKER, buffer=5, handler=seen.append)
         await rep.play(progress=False)
         lob, tape = feed.get_feed(lid), feed.get_feed(tid)
-        return lob.get_bids_buffer(), lob.get_mids_buffer(), tape.get_buffer()
+        return (lob.get_bids_buffer(), lob.get_mids_buffer(), tape.get_buffer(),
+                np.array(tops))
 
     return seen, asyncio.run(main())
 

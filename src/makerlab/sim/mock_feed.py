@@ -96,7 +96,9 @@ class _BookBlock:
         self.clean = (rows.bids.clean[span] & rows.asks.clean[span]).tolist()
         self.ms = (tape.exchange_ts[span] // NS_PER_MS).tolist()
         self.nb, self.na = rows.bids.count[span].tolist(), rows.asks.count[span].tolist()
-        self.mid = ((tape.bid_price[span, 0] + tape.ask_price[span, 0]) / 2).tolist()
+        bid, ask = tape.bid_price[span, 0], tape.ask_price[span, 0]  # NaN: an empty side
+        self.top = list(zip(bid.tolist(), ask.tolist(), ((bid + ask) / 2).tolist(),
+                            strict=True))
         bids, asks = tape.sides()
         self.bids = {d: _padded(bids[span], d) for d in depths}
         self.asks = {d: _padded(asks[span], d) for d in depths}
@@ -123,15 +125,16 @@ class BookDelivery:
         self.tape, self.subs = tape, subs
         self._depths = {sub.obj.depth for sub in subs}
         self.quiet = not any(sub.handlers for sub in subs)  # no handler: push() will do
-        self._lo, self._hi = 0, 0
-        self._block: _BookBlock | None = None
+        self._lo, self._hi = 0, 0  # the rows of ``_block``
+        self._block = _BookBlock(tape, 0, 0, self._depths)
 
     def rebase(self, tape: BookTape) -> None:
         """Deliver ``tape``'s rows from now on (a streaming replay's next window)."""
-        self.tape, self._block, self._lo, self._hi = tape, None, 0, 0
+        self.tape, self._lo, self._hi = tape, 0, 0
+        self._block = _BookBlock(tape, 0, 0, self._depths)
 
     def _block_of(self, row: int) -> _BookBlock:
-        if not self._lo <= row < self._hi or self._block is None:
+        if not self._lo <= row < self._hi:
             self._lo = row - row % BLOCK
             self._hi = min(self._lo + BLOCK, len(self.tape))
             self._block = _BookBlock(self.tape, self._lo, self._hi, self._depths)
@@ -139,7 +142,7 @@ class BookDelivery:
 
     def push(self, row: int) -> None:
         """Update every subscription's LOB with ``row`` (only when :attr:`quiet`)."""
-        block = self._block_of(row)
+        block = self._block if self._lo <= row < self._hi else self._block_of(row)
         k = row - self._lo
         ts = block.ms[k]
         for sub in self.subs:
@@ -152,7 +155,7 @@ class BookDelivery:
         :meth:`_deliver_each`."""
         if len(self.subs) > 1:
             return self._deliver_each(row)
-        block = self._block_of(row)
+        block = self._block if self._lo <= row < self._hi else self._block_of(row)
         k = row - self._lo
         sub = self.subs[0]
         self._update(sub, block, k, row, block.ms[k])
@@ -187,7 +190,7 @@ class BookDelivery:
             padded_bids, padded_asks = bids, asks
         lob._load_snapshot(sub.last_ts, bids if nb == len(bids) else bids[:nb],
                            asks if na == len(asks) else asks[:na], padded_bids, padded_asks,
-                           block.mid[k])
+                           block.top[k])
 
 
 def _trade_rows(tape: TradeTape, at: slice | np.ndarray) -> np.ndarray:
@@ -272,7 +275,7 @@ class TradeDelivery:
                          for s in subs]
         # the common case, one ``trades`` subscription: delivered by :meth:`deliver` itself
         self._one = self._pending[0] if len(subs) == 1 else None
-        self._lo, self._hi = 0, 0
+        self._lo, self._hi = 0, 0  # the rows of ``_block``
         self._block = _TradeBlock(tape, 0, 0)
 
     def rebase(self, tape: TradeTape) -> None:
@@ -281,6 +284,7 @@ class TradeDelivery:
             if pending is not None:
                 pending.rebase(tape)
         self.tape, self._lo, self._hi = tape, 0, 0
+        self._block = _TradeBlock(tape, 0, 0)
 
     def close(self) -> None:
         """Write every pending print (the replay has ended) and stop filling the buffers."""
