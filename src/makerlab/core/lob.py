@@ -102,15 +102,18 @@ def walk_notional(levels: np.ndarray, notional: float) -> float:
         return NAN
     if notional <= 0:
         return float(levels[0, 0])
+    notional = float(notional)  # the same value (a numpy scalar compares slower)
+    price = levels.item(0, 0)
+    taken = 0.0 + price * levels.item(0, 1)
+    if taken >= notional:  # filled inside the best level (most walks): no other level read
+        return price
     # The running notional in Python floats, stopping at the level that completes the
     # order: the same IEEE sums as ``np.cumsum(prices * sizes)`` and ``searchsorted``.
     rows = levels.tolist()
-    taken = 0.0
-    for k, (price, size) in enumerate(rows):
+    for k in range(1, len(rows)):
+        price, size = rows[k]
         before, taken = taken, taken + price * size
         if taken >= notional:
-            if k == 0:  # filled inside the best level
-                return price
             partial = (notional - before) / price
             return float(notional / (numpy_sum([row[1] for row in rows[:k]]) + partial))
     return float(taken / numpy_sum([row[1] for row in rows]))
