@@ -47,6 +47,7 @@ def _updates(seed: int, n: int = 200) -> list[BookUpdate]:
 
 def _state(lob: LOB) -> list:
     return [lob.timestamp, lob._bids.tolist(), lob._asks.tolist(), lob.get_mid(),
+            lob.get_bid(), lob.get_ask(),
             lob.timestamps_buffer.view().tolist(), lob.get_bids_buffer(),
             lob.get_asks_buffer(), lob.get_mids_buffer()]
 

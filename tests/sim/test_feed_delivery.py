@@ -18,17 +18,19 @@ def _record(books, trades, monkeypatch=None, block=None):
     if monkeypatch is not None:
         monkeypatch.setattr(mock_feed, "BLOCK", block)
     rep = replayer(books, trades)
-    feed, seen = rep.get_feed(), []
+    feed, seen, tops = rep.get_feed(), [], []
+
+    def on_book(lob):
+        seen.append((lob.timestamp, lob.get_bids().tolist(), lob.get_asks().tolist()))
+        tops.append((lob.get_bid(), lob.get_ask(), lob.get_mid()))
 
     async def main():
-        lid = await feed.add_l2_book_feed(EXC, TICKER, depth=2, buffer=7,
-                                          handler=lambda lob: seen.append(
-                                              (lob.timestamp, lob.get_bids().tolist(),
-                                               lob.get_asks().tolist())))
+        lid = await feed.add_l2_book_feed(EXC, TICKER, depth=2, buffer=7, handler=on_book)
         tid = await feed.add_trades_feed(EXC, TICKER, buffer=5, handler=seen.append)
         await rep.play(progress=False)
         lob, tape = feed.get_feed(lid), feed.get_feed(tid)
-        return lob.get_bids_buffer(), lob.get_mids_buffer(), tape.get_buffer()
+        return (lob.get_bids_buffer(), lob.get_mids_buffer(), tape.get_buffer(),
+                np.array(tops))
 
     return seen, asyncio.run(main())
 
@@ -46,7 +48,7 @@ def test_trusted_delivery_matches_checked_delivery(monkeypatch):
 
     def every_trade_checked(self, *args):
         original_trades(self, *args)
-        self.clean = [False] * len(self.clean)
+        self.trades = [None] * len(self.trades)
 
     monkeypatch.setattr(mock_feed._BookBlock, "__init__", every_row_checked)
     monkeypatch.setattr(mock_feed._TradeBlock, "__init__", every_trade_checked)
@@ -244,6 +246,8 @@ def test_handled_trades_buffer_holds_what_delivery_gave(monkeypatch, reads):
     arrives) gives."""
     books, trades = random_market(11, n=1500 if not reads else 200, step_ms=20)
     trades = _with_shared_times(trades)
+    if not reads:  # the pending list is trimmed at each block's start: trimmed here
+        monkeypatch.setattr(mock_feed, "BLOCK", 100)
 
     def run(checked: bool):
         if checked:
@@ -251,7 +255,7 @@ def test_handled_trades_buffer_holds_what_delivery_gave(monkeypatch, reads):
 
             def every_trade_checked(self, *args):
                 original(self, *args)
-                self.clean = [False] * len(self.clean)
+                self.trades = [None] * len(self.trades)
 
             monkeypatch.setattr(mock_feed._TradeBlock, "__init__", every_trade_checked)
         rep = replayer(books, trades)
@@ -279,23 +283,30 @@ def test_handled_trades_buffer_holds_what_delivery_gave(monkeypatch, reads):
         assert all(s[2][-1] == [float(v) for v in s[1]] for s in fast[0] if s[0] == "t")
 
 
-@pytest.mark.parametrize("n", [3, 1031, 1032, 1033, 2065, 5000])
+@pytest.mark.parametrize("n", [3, 1031, 1032, 4096, 4097, 5000, 9000])
 def test_pending_prints_keep_only_what_the_buffer_can_hold(n):
-    """Prints pending for a buffer of 4 are trimmed to the newest as they accumulate (the
-    list stays under its bound) and written oldest first: the buffer then holds the
-    newest four, as four appends in order would leave it."""
-    from types import SimpleNamespace
-
+    """Prints delivered to a handled buffer of 4 that nobody reads are trimmed to the
+    newest as they accumulate (the pending list stays under its bound) and written oldest
+    first: the buffer then holds the newest four, as four appends in order would leave
+    it."""
     from makerlab.core.trades import Trades
+    from makerlab.sim.timeline import TradeTape
+    from makerlab.trading.feed import Subscription
 
     k = np.arange(n)
-    tape = SimpleNamespace(exchange_ts=(1_000 + k) * 1_000_000, price=100.0 + k,
-                           size=np.full(n, 0.5), side=np.where(k % 2, 1.0, -1.0))
+    ts = (1_000 + k) * 1_000_000
+    tape = TradeTape(EXC, TICKER, ts, ts, 100.0 + k, np.full(n, 0.5),
+                     np.where(k % 2, 1, -1).astype(np.int8))
     trades = Trades(4)
-    pending = mock_feed._PendingPrints(tape, trades)  # type: ignore[arg-type]
+    delivery = mock_feed.TradeDelivery(
+        tape, [Subscription("t", EXC, TICKER, "trades", trades, [lambda trade: None])])
+    pending = delivery._pending[0]
+    assert pending is not None
     for row in range(n):
-        pending.add(row)
-        assert len(pending.rows) < pending.trim
+        assert delivery.deliver(row) is None
+        assert len(pending.rows) < pending.bound
+    if n > mock_feed.BLOCK:  # trimmed at the last block's start
+        assert len(pending.rows) <= 4 + n % mock_feed.BLOCK
     expected = [[1_000 + r, 100.0 + r, 0.5, 1.0 if r % 2 else -1.0]
                 for r in range(max(0, n - 4), n)]
     assert trades.get_buffer().tolist() == expected  # the read writes them

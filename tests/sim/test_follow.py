@@ -74,10 +74,16 @@ def states(eng: MatchingEngine) -> tuple:
     return resting, eng.row, {s: sorted(eng._sides[s].marked) for s in (1, -1)}
 
 
-@pytest.mark.parametrize("model", [*MODELS, HalfRiskAverse()],
-                         ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize(("model", "compiled"), [
+    *((m, False) for m in [*MODELS, HalfRiskAverse()]), *((m, True) for m in MODELS)],
+    ids=lambda p: type(p).__name__ if not isinstance(p, bool) else
+    ("compiled" if p else "follow"))
 @pytest.mark.parametrize("seed", range(4))
-def test_quiet_rows_followed_at_once_as_row_by_row(model, seed):
+def test_quiet_rows_followed_at_once_as_row_by_row(model, seed, compiled):
+    """``follow`` (one row through ``on_book``, more in the compiled pass for a built-in
+    model), and the compiled pass alone (built-in models), single rows included, give what
+    ``on_book`` row by row gives."""
+    code = model_code(model)
     rng = np.random.default_rng(seed)
     books = rough_books(rng, 80)
     by_row = engine_with_orders(books, model, np.random.default_rng(seed))
@@ -88,7 +94,10 @@ def test_quiet_rows_followed_at_once_as_row_by_row(model, seed):
     for lo, hi in itertools.pairwise(cuts):
         for row in range(lo, hi):
             assert not by_row.on_book(row).fills  # quiet: nothing crosses
-        at_once.follow(np.arange(lo, hi))
+        if compiled:
+            at_once._follow_compiled(np.arange(lo, hi), code)
+        else:
+            at_once.follow(np.arange(lo, hi))
         assert states(at_once) == states(by_row)
     assert states(at_once)[0] != before[0]  # the rows did move the queues
 

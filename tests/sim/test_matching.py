@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from makerlab.core.instruments import get_spec
+from makerlab.sim.follow import model_code
 from makerlab.sim.matching import (
     REJECT_AMEND_NOTHING,
     REJECT_AMEND_QTY,
@@ -177,7 +178,7 @@ def test_quiet_rows_only_move_queues():
         eng.submit(order("0.01", "60000.0"))
         eng.submit(order("0.01", "59999.9"))
     assert not by_row.on_book(1).fills
-    at_once.follow(np.array([1]))
+    at_once._follow_compiled(np.array([1]), model_code(at_once.queue_model))  # the kernel
     assert [(o.queue, o.level_qty) for o in at_once.resting.values()] == [
         (o.queue, o.level_qty) for o in by_row.resting.values()]
     assert next(iter(at_once.resting.values())).queue.ahead == 0.4  # 1.0 shown, then 0.4

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from inspect import isawaitable
+from types import CoroutineType
 
 __all__ = ["begin_handlers", "run_handlers"]
 
@@ -32,4 +33,6 @@ def begin_handlers(handlers: Sequence[Callable[..., object]],
     if len(handlers) != 1:
         return run_handlers(handlers, *args) if handlers else None
     result = handlers[0](*args)
+    if type(result) is CoroutineType:  # an ``async def`` handler's: the common case
+        return result
     return result if result is not None and isawaitable(result) else None

@@ -102,15 +102,18 @@ def walk_notional(levels: np.ndarray, notional: float) -> float:
         return NAN
     if notional <= 0:
         return float(levels[0, 0])
+    notional = float(notional)  # the same value (a numpy scalar compares slower)
+    price = levels.item(0, 0)
+    taken = 0.0 + price * levels.item(0, 1)
+    if taken >= notional:  # filled inside the best level (most walks): no other level read
+        return price
     # The running notional in Python floats, stopping at the level that completes the
     # order: the same IEEE sums as ``np.cumsum(prices * sizes)`` and ``searchsorted``.
     rows = levels.tolist()
-    taken = 0.0
-    for k, (price, size) in enumerate(rows):
+    for k in range(1, len(rows)):
+        price, size = rows[k]
         before, taken = taken, taken + price * size
         if taken >= notional:
-            if k == 0:  # filled inside the best level
-                return price
             partial = (notional - before) / price
             return float(notional / (numpy_sum([row[1] for row in rows[:k]]) + partial))
     return float(taken / numpy_sum([row[1] for row in rows]))
@@ -148,11 +151,11 @@ def numpy_sum(values: list[float]) -> float:
     return 0.0 + total
 
 
-def _mid_of(bids: np.ndarray, asks: np.ndarray) -> float:
-    """``(best bid + best ask) / 2``, NaN if a side is empty."""
-    if len(bids) and len(asks):
-        return (float(bids[0, 0]) + float(asks[0, 0])) / 2
-    return NAN
+def _top_of(bids: np.ndarray, asks: np.ndarray) -> tuple[float, float, float]:
+    """Best bid, best ask and ``(best bid + best ask) / 2``, NaN where a side is empty."""
+    bid = float(bids[0, 0]) if len(bids) else NAN
+    ask = float(asks[0, 0]) if len(asks) else NAN
+    return bid, ask, (bid + ask) / 2 if len(bids) and len(asks) else NAN
 
 
 def _unpadded(levels: np.ndarray) -> np.ndarray:
@@ -201,7 +204,7 @@ class LOB:
         self.safe_depth: int | None = None if apply_shadow_depth else depth
         self.validate = validate
         self._bids = self._asks = _empty_side()
-        self._mid = NAN  # of the current sides, set with them
+        self._bid = self._ask = self._mid = NAN  # of the current sides, set with them
         self._vamp_memo: tuple[np.ndarray, np.ndarray, tuple[float, ...], float] | None = None
         self._make_buffers(buffer_size)
         if bids is not None or asks is not None:
@@ -278,17 +281,19 @@ class LOB:
         if self.validate:
             self._check_uncrossed(new_bids, new_asks, timestamp)
         self._bids, self._asks, self.timestamp = new_bids, new_asks, timestamp
-        self._mid = _mid_of(new_bids, new_asks)
+        self._bid, self._ask, self._mid = _top_of(new_bids, new_asks)
         self._record()
 
     def _load_snapshot(self, timestamp: int, bids: np.ndarray, asks: np.ndarray,
-                       padded_bids: np.ndarray, padded_asks: np.ndarray, mid: float) -> None:
+                       padded_bids: np.ndarray, padded_asks: np.ndarray,
+                       top: tuple[float, float, float]) -> None:
         """Trusted snapshot from data the replay engine already validated.
 
         ``bids``/``asks`` are read-only ``(k, 2)`` arrays already in book order, without
         padding or zero sizes, cut to ``safe_depth``; ``padded_*`` the same levels as
-        ``(depth, 2)`` NaN-padded rows for the history buffers; ``mid`` their mid (what
-        :meth:`get_mid` answers until the next update, so it must be exactly that). The
+        ``(depth, 2)`` NaN-padded rows for the history buffers; ``top`` their best bid,
+        best ask and mid (what :meth:`get_bid`, :meth:`get_ask` and :meth:`get_mid` answer
+        until the next update, so it must be exactly that: NaN for an empty side). The
         result is what :meth:`update` gives for the same snapshot with ``is_sorted=True``,
         without re-checking the levels (the time order and, with ``validate``, crossing
         are still checked).
@@ -298,9 +303,10 @@ class LOB:
                                f"({self.timestamp} ms); feed updates in time order")
         if self.validate:
             self._check_uncrossed(bids, asks, timestamp)
-        self._bids, self._asks, self.timestamp, self._mid = bids, asks, timestamp, mid
+        self._bids, self._asks, self.timestamp = bids, asks, timestamp
+        self._bid, self._ask, self._mid = top
         if self.buffer_size:
-            self._unbuffered.append((timestamp, padded_bids, padded_asks, mid))
+            self._unbuffered.append((timestamp, padded_bids, padded_asks, top[2]))
 
     def _next_side(self, book: np.ndarray, raw: ArrayLike | None, sign: int,
                    is_snapshot: bool, is_sorted: bool) -> np.ndarray:
@@ -349,11 +355,11 @@ class LOB:
 
     def get_bid(self) -> float:
         """Best bid price, NaN if there is no bid."""
-        return float(self._bids[0, 0]) if len(self._bids) else NAN
+        return self._bid
 
     def get_ask(self) -> float:
         """Best ask price, NaN if there is no ask."""
-        return float(self._asks[0, 0]) if len(self._asks) else NAN
+        return self._ask
 
     def get_bid_sz(self) -> float:
         """Size at the best bid, NaN if there is no bid."""

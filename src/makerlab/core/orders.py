@@ -582,8 +582,11 @@ class Orders:
         found = self._selections.get((ticker, side, include_pending, sort))
         if found is None:
             found = self._selected(ticker, side, include_pending, sort)
-        if copy and not as_dict:  # the quoting call first
-            return [_copy_into(_new(Order), o) for o in found]
+        if copy and not as_dict:  # the quoting call first; its usual answer, one order or
+            n = len(found)  # none, without a list comprehension's frame
+            if n == 1:
+                return [_copy_into(_new(Order), found[0])]
+            return [_copy_into(_new(Order), o) for o in found] if n else []
         return [o.as_dict() for o in found] if as_dict else list(found)
 
     def _selected(self, ticker: str, side: int, include_pending: bool,

@@ -73,19 +73,19 @@ class RingBuffer:
 
     def _extend(self, values: np.ndarray) -> None:
         """:meth:`_push` of each element of ``values`` in order (only the newest
-        ``capacity`` can remain, so only they are written), at once beyond a few."""
+        ``capacity`` can remain, so only they are written), as at most two slices (the
+        slots up to the end of the ring, then those wrapped to its start), each written
+        twice (the ring and its copy beyond ``capacity``)."""
         cap = self._capacity
         values = values[-cap:]
         n = len(values)
-        if n <= 4:  # one by one costs less than the slot arithmetic
-            for value in values:
-                self._push(value)
-            return
         end = self._start + self._len  # the next slot, before wrapping
-        slots = np.arange(end, end + n) % cap
+        first = end % cap
+        k = min(n, cap - first)  # slots before the ring wraps
         data = self._data
-        data[slots] = values
-        data[slots + cap] = values
+        data[first:first + k] = data[first + cap:first + cap + k] = values[:k]
+        if k < n:
+            data[:n - k] = data[cap:cap + n - k] = values[k:]
         length = min(self._len + n, cap)
         self._start, self._len = (end + n - length) % cap, length
 

@@ -16,7 +16,8 @@ rows), float for float: the same levels followed (those within the row's price s
 a tick of margin, and the marked ones), the same displayed size at each (the first level
 within half a tick: by bisection in a row in book order, else a scan), the same queue
 model arithmetic. Only the built-in queue models have a compiled form (:func:`model_code`);
-an engine with any other model follows the rows through its Python ``on_book``.
+an engine with any other model follows the rows through its Python ``on_book``, and so
+does any engine for a single row (the pass's arrays cost more than ``on_book`` there).
 """
 
 from __future__ import annotations

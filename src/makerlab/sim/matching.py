@@ -558,14 +558,18 @@ class MatchingEngine:
     def follow(self, rows: np.ndarray) -> None:
         """Book ``rows``, in order, that reach none of our orders (the rule **quiet rows
         only move queues**): the queues follow as :meth:`on_book` would have them, in one
-        compiled pass for a built-in queue model."""
-        if not len(rows):
-            return
+        compiled pass for a built-in queue model and more than one row (a single row costs
+        less through :meth:`on_book` than the pass's arrays do)."""
         code = model_code(self.queue_model)
-        if code is None or self.book is None:
+        if code is None or self.book is None or len(rows) < 2:
             for row in rows.tolist():
                 self.on_book(row)
             return
+        self._follow_compiled(rows, code)
+
+    def _follow_compiled(self, rows: np.ndarray, code: tuple[int, float]) -> None:
+        """:meth:`follow` in one compiled pass (``code``: the queue model's
+        :func:`~makerlab.sim.follow.model_code`)."""
         orders, levels, level_table, order_level = self._followed()
         state = np.array([(o.level_qty, o.queue.ahead, o.queue.traded) for o in orders])
         marked = np.array([px in side.marked for px, side in levels], np.float64)

@@ -96,7 +96,9 @@ class _BookBlock:
         self.clean = (rows.bids.clean[span] & rows.asks.clean[span]).tolist()
         self.ms = (tape.exchange_ts[span] // NS_PER_MS).tolist()
         self.nb, self.na = rows.bids.count[span].tolist(), rows.asks.count[span].tolist()
-        self.mid = ((tape.bid_price[span, 0] + tape.ask_price[span, 0]) / 2).tolist()
+        bid, ask = tape.bid_price[span, 0], tape.ask_price[span, 0]  # NaN: an empty side
+        self.top = list(zip(bid.tolist(), ask.tolist(), ((bid + ask) / 2).tolist(),
+                            strict=True))
         bids, asks = tape.sides()
         self.bids = {d: _padded(bids[span], d) for d in depths}
         self.asks = {d: _padded(asks[span], d) for d in depths}
@@ -123,15 +125,16 @@ class BookDelivery:
         self.tape, self.subs = tape, subs
         self._depths = {sub.obj.depth for sub in subs}
         self.quiet = not any(sub.handlers for sub in subs)  # no handler: push() will do
-        self._lo, self._hi = 0, 0
-        self._block: _BookBlock | None = None
+        self._lo, self._hi = 0, 0  # the rows of ``_block``
+        self._block = _BookBlock(tape, 0, 0, self._depths)
 
     def rebase(self, tape: BookTape) -> None:
         """Deliver ``tape``'s rows from now on (a streaming replay's next window)."""
-        self.tape, self._block, self._lo, self._hi = tape, None, 0, 0
+        self.tape, self._lo, self._hi = tape, 0, 0
+        self._block = _BookBlock(tape, 0, 0, self._depths)
 
     def _block_of(self, row: int) -> _BookBlock:
-        if not self._lo <= row < self._hi or self._block is None:
+        if not self._lo <= row < self._hi:
             self._lo = row - row % BLOCK
             self._hi = min(self._lo + BLOCK, len(self.tape))
             self._block = _BookBlock(self.tape, self._lo, self._hi, self._depths)
@@ -139,7 +142,7 @@ class BookDelivery:
 
     def push(self, row: int) -> None:
         """Update every subscription's LOB with ``row`` (only when :attr:`quiet`)."""
-        block = self._block_of(row)
+        block = self._block if self._lo <= row < self._hi else self._block_of(row)
         k = row - self._lo
         ts = block.ms[k]
         for sub in self.subs:
@@ -152,7 +155,7 @@ class BookDelivery:
         :meth:`_deliver_each`."""
         if len(self.subs) > 1:
             return self._deliver_each(row)
-        block = self._block_of(row)
+        block = self._block if self._lo <= row < self._hi else self._block_of(row)
         k = row - self._lo
         sub = self.subs[0]
         self._update(sub, block, k, row, block.ms[k])
@@ -187,7 +190,7 @@ class BookDelivery:
             padded_bids, padded_asks = bids, asks
         lob._load_snapshot(sub.last_ts, bids if nb == len(bids) else bids[:nb],
                            asks if na == len(asks) else asks[:na], padded_bids, padded_asks,
-                           block.mid[k])
+                           block.top[k])
 
 
 def _trade_rows(tape: TradeTape, at: slice | np.ndarray) -> np.ndarray:
@@ -208,32 +211,40 @@ def _clean(rows: np.ndarray) -> np.ndarray:
 
 
 class _TradeBlock:
-    """Rows ``[lo, hi)`` of a trade tape: whether each is clean, its exchange ms."""
+    """Rows ``[lo, hi)`` of a trade tape: each clean print as the ``(ts_ms, price, size,
+    dir)`` tuple its handlers receive (``None`` where the print is not clean), and each
+    print's exchange ms."""
 
     def __init__(self, tape: TradeTape, lo: int, hi: int) -> None:
         rows = _trade_rows(tape, slice(lo, hi))
-        self.clean = _clean(rows).tolist()
-        self.ms = rows[:, 0].astype(np.int64).tolist()
+        self.ms: list[int] = rows[:, 0].astype(np.int64).tolist()
+        trades = zip(self.ms, rows[:, 1].tolist(), rows[:, 2].tolist(),
+                     rows[:, 3].astype(np.int64).tolist(), strict=True)
+        self.trades: list[tuple[int, float, float, int] | None] = [
+            trade if clean else None for trade, clean in zip(trades, _clean(rows).tolist(),
+                                                             strict=True)]
 
 
 class _PendingPrints:
     """Clean prints delivered to a ``trades`` subscription and not yet in its buffer: they
     are written when the buffer is next read or appended to (its ``_pull``), when the tape
     changes and when the replay ends, in delivery order; only the newest the buffer can
-    hold are kept."""
+    hold are kept (:meth:`trim`, at each block of prints, so the list stays under
+    :attr:`bound`)."""
 
-    __slots__ = ("rows", "tape", "trades", "trim")
+    __slots__ = ("bound", "rows", "tape", "trades")
 
     def __init__(self, tape: TradeTape, trades: Any) -> None:
         self.rows: list[int] = []  # tape rows, in delivery order
         self.tape, self.trades = tape, trades
-        self.trim = 2 * trades._ring.maxlen + 1024
+        self.bound = 2 * trades._ring.maxlen + 1024 + BLOCK
         trades._pull = self.write
 
-    def add(self, row: int) -> None:
+    def trim(self) -> None:
+        """Drop the prints the buffer could not hold, when they are many (``rows`` grows
+        by at most :data:`BLOCK` between two calls)."""
         rows = self.rows
-        rows.append(row)
-        if len(rows) >= self.trim:
+        if len(rows) >= self.bound - BLOCK:
             del rows[:-self.trades._ring.maxlen]
 
     def write(self) -> None:
@@ -262,15 +273,18 @@ class TradeDelivery:
         self.tape, self.subs = tape, subs
         self._pending = [_PendingPrints(tape, s.obj) if s.kind == "trades" else None
                          for s in subs]
-        self._lo, self._hi = 0, 0
-        self._block: _TradeBlock | None = None
+        # the common case, one ``trades`` subscription: delivered by :meth:`deliver` itself
+        self._one = self._pending[0] if len(subs) == 1 else None
+        self._lo, self._hi = 0, 0  # the rows of ``_block``
+        self._block = _TradeBlock(tape, 0, 0)
 
     def rebase(self, tape: TradeTape) -> None:
         """Deliver ``tape``'s rows from now on (a streaming replay's next window)."""
         for pending in self._pending:
             if pending is not None:
                 pending.rebase(tape)
-        self.tape, self._block, self._lo, self._hi = tape, None, 0, 0
+        self.tape, self._lo, self._hi = tape, 0, 0
+        self._block = _TradeBlock(tape, 0, 0)
 
     def close(self) -> None:
         """Write every pending print (the replay has ended) and stop filling the buffers."""
@@ -279,55 +293,56 @@ class TradeDelivery:
                 pending.close()
 
     def _block_of(self, row: int) -> _TradeBlock:
-        if not self._lo <= row < self._hi or self._block is None:
+        if not self._lo <= row < self._hi:
             self._lo = row - row % BLOCK
             self._hi = min(self._lo + BLOCK, len(self.tape))
             self._block = _TradeBlock(self.tape, self._lo, self._hi)
+            for pending in self._pending:
+                if pending is not None:
+                    pending.trim()
         return self._block
-
-    def _tuple(self, row: int, ts: int) -> tuple[int, float, float, int]:
-        tape = self.tape
-        return ts, float(tape.price[row]), float(tape.size[row]), int(tape.side[row])
 
     def deliver(self, row: int) -> Awaitable[None] | None:
         """Append ``row`` to each subscription's buffer, then run its handlers: what is
         returned is to be awaited at once (``None``: nothing is). A single ``trades``
         subscription, the common case, is appended to now and its handlers begun."""
-        sub, pending = self.subs[0], self._pending[0]
-        if len(self.subs) > 1 or pending is None:  # several, or a bars subscription
+        pending = self._one
+        if pending is None:  # several subscriptions, or a bars subscription
             return self._deliver_each(row)
-        block = self._block_of(row)
-        k = row - self._lo
-        trade = self._append(sub, pending, block, k, row, block.ms[k])
-        if not sub.handlers:
-            return None
-        return begin_handlers(sub.handlers, trade or self._tuple(row, sub.last_ts))
+        block = self._block if self._lo <= row < self._hi else self._block_of(row)
+        sub = self.subs[0]
+        return begin_handlers(sub.handlers,
+                              self._append(sub, pending, block, row - self._lo, row))
 
     async def _deliver_each(self, row: int) -> None:
         block = self._block_of(row)
         k = row - self._lo
-        ts = block.ms[k]
         for sub, pending in zip(self.subs, self._pending, strict=True):
             if pending is not None:
-                trade = self._append(sub, pending, block, k, row, ts)
+                trade = self._append(sub, pending, block, k, row)
                 if sub.handlers:
-                    await run_handlers(sub.handlers, trade or self._tuple(row, sub.last_ts))
+                    await run_handlers(sub.handlers, trade)
                 continue
-            sub.last_ts = max(ts, sub.last_ts)
+            sub.last_ts = max(block.ms[k], sub.last_ts)
             msg = sub.obj.update(self._tuple(row, sub.last_ts))
             if msg is not None:
                 await run_handlers(sub.handlers, msg)
 
+    def _tuple(self, row: int, ts: int) -> tuple[int, float, float, int]:
+        tape = self.tape
+        return ts, float(tape.price[row]), float(tape.size[row]), int(tape.side[row])
+
     def _append(self, sub: Subscription, pending: _PendingPrints, block: _TradeBlock,
-                k: int, row: int, ts: int) -> tuple[int, float, float, int] | None:
+                k: int, row: int) -> tuple[int, float, float, int]:
         """Append to a ``trades`` subscription (a clean print in time order: pending;
-        another is checked by ``append``, which first writes the pending ones); the tuple
-        if it was built."""
-        if block.clean[k] and ts >= sub.last_ts:
-            sub.last_ts = ts
-            pending.add(row)
-            return None
-        sub.last_ts = max(ts, sub.last_ts)
+        another is checked by ``append``, which first writes the pending ones); the trade
+        its handlers receive."""
+        trade = block.trades[k]
+        if trade is not None and trade[0] >= sub.last_ts:
+            sub.last_ts = trade[0]
+            pending.rows.append(row)
+            return trade
+        sub.last_ts = max(block.ms[k], sub.last_ts)
         trade = self._tuple(row, sub.last_ts)
         sub.obj.append(trade)
         return trade

@@ -442,12 +442,14 @@ def _load_book(lob: LOB, ts: int, bids: np.ndarray, asks: np.ndarray) -> None:
     levels the source already checked."""
     cap = lob.safe_depth
     bids, asks = bids[:cap], asks[:cap]
-    mid = (bids[0, 0] + asks[0, 0]) / 2 if len(bids) and len(asks) else float("nan")
+    bid = float(bids[0, 0]) if len(bids) else float("nan")
+    ask = float(asks[0, 0]) if len(asks) else float("nan")
+    top = bid, ask, (bid + ask) / 2 if len(bids) and len(asks) else float("nan")
     if lob.buffer_size:
         lob._load_snapshot(ts, bids, asks, _padded(bids, lob.depth), _padded(asks, lob.depth),
-                           float(mid))
+                           top)
     else:
-        lob._load_snapshot(ts, bids, asks, bids, asks, float(mid))
+        lob._load_snapshot(ts, bids, asks, bids, asks, top)
 
 
 def _padded(levels: np.ndarray, depth: int) -> np.ndarray:
