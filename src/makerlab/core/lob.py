@@ -151,7 +151,7 @@ def numpy_sum(values: list[float]) -> float:
     return 0.0 + total
 
 
-def _top_of(bids: np.ndarray, asks: np.ndarray) -> tuple[float, float, float]:
+def top_of(bids: np.ndarray, asks: np.ndarray) -> tuple[float, float, float]:
     """Best bid, best ask and ``(best bid + best ask) / 2``, NaN where a side is empty."""
     bid = float(bids[0, 0]) if len(bids) else NAN
     ask = float(asks[0, 0]) if len(asks) else NAN
@@ -281,7 +281,7 @@ class LOB:
         if self.validate:
             self._check_uncrossed(new_bids, new_asks, timestamp)
         self._bids, self._asks, self.timestamp = new_bids, new_asks, timestamp
-        self._bid, self._ask, self._mid = _top_of(new_bids, new_asks)
+        self._bid, self._ask, self._mid = top_of(new_bids, new_asks)
         self._record()
 
     def _load_snapshot(self, timestamp: int, bids: np.ndarray, asks: np.ndarray,

@@ -56,7 +56,7 @@ import numpy as np
 from makerlab.core.bars import Bars, TimeBars
 from makerlab.core.callbacks import run_handlers
 from makerlab.core.events import BookUpdate, FeedStatus, TradeEvent
-from makerlab.core.lob import LOB
+from makerlab.core.lob import LOB, top_of
 from makerlab.core.trades import Trades
 from makerlab.data import archive
 from makerlab.data.arrays import SnapshotArrays, load_snapshot_arrays, load_trade_arrays
@@ -442,9 +442,7 @@ def _load_book(lob: LOB, ts: int, bids: np.ndarray, asks: np.ndarray) -> None:
     levels the source already checked."""
     cap = lob.safe_depth
     bids, asks = bids[:cap], asks[:cap]
-    bid = float(bids[0, 0]) if len(bids) else float("nan")
-    ask = float(asks[0, 0]) if len(asks) else float("nan")
-    top = bid, ask, (bid + ask) / 2 if len(bids) and len(asks) else float("nan")
+    top = top_of(bids, asks)
     if lob.buffer_size:
         lob._load_snapshot(ts, bids, asks, _padded(bids, lob.depth), _padded(asks, lob.depth),
                            top)
