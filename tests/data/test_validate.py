@@ -151,6 +151,12 @@ def test_repair_sorts_only_small_backward_steps():
     far = NOW + np.array([0, 5, 1, 6]) * S
     with pytest.raises(UnsortedData, match=r"f:3: .* by more than 1000000000 ns"):
         check_sorted(far, source="f", repairs=Repairs(), max_backstep=S)
+    limit = NOW + np.array([0, S, 0, 2 * S])  # back by the limit exactly: sorted
+    assert check_sorted(limit, source="f", repairs=Repairs(), max_backstep=S).tolist() == [
+        0, 2, 1, 3]
+    beyond = NOW + np.array([0, S + S // 2 + 1, 0, 2 * S])  # by half as much again: not
+    with pytest.raises(UnsortedData, match=r"f:3: .* by more than 1000000000 ns"):
+        check_sorted(beyond, source="f", repairs=Repairs(), max_backstep=S)
 
 
 def test_sequence_times_are_clamped_not_sorted():

@@ -239,9 +239,11 @@ def test_bad_input_records_are_rejected_naming_market_and_record(books, trades, 
         replayer(books, trades)
 
 
-def test_levels_out_of_book_order_are_rejected():
-    bad = {"ts": 1_000, "b": np.array([[60000.0, 1.0], [60000.05, 1.0]]),
-           "a": np.array([[60000.1, 1.0]])}
+@pytest.mark.parametrize("bids", [[[60000.0, 1.0], [60000.05, 1.0]],
+                                  [[60000.0, 1.0], [60000.0, 2.0]]],  # one price twice
+                         ids=["ascending", "repeated"])
+def test_levels_out_of_book_order_are_rejected(bids):
+    bad = {"ts": 1_000, "b": np.array(bids), "a": np.array([[60000.1, 1.0]])}
     with pytest.raises(DataError, match=r"book data:1: bid levels out of book order"):
         Replayer({EXC: {TICKER: [bad]}}, {}, latencies=zero_latencies())
 
