@@ -169,6 +169,18 @@ def test_validate_reports_an_extra_file_not_in_the_manifest(root):
         read_table(root, "trades", "binance", "BTCUSDT")
 
 
+def test_an_unreadable_manifest_shard_is_reported_once_and_refused_by_the_loaders(root):
+    """A day's shard cut short: one line naming it; that day's files are not called extra
+    (the manifest cannot speak for them), the other day's are judged as usual."""
+    shard = root / f"_makerlab/manifest/{TRADES}/date=2024-08-08.json"
+    shard.write_bytes(shard.read_bytes()[:40])
+    lines = problems(root)
+    assert "unreadable manifest file" in only(lines, "date=2024-08-08.json")
+    assert len(lines) == 1, lines
+    with pytest.raises(DataError, match="unreadable manifest file"):
+        read_table(root, "trades", "binance", "BTCUSDT")
+
+
 def test_validate_reports_a_file_changed_after_it_was_committed(root):
     path = root / TRADES / H00
     pq.write_table(pq.read_table(path).slice(0, 5), path)
