@@ -1,0 +1,310 @@
+"""Rules of makerlab.trading.oms and makerlab.trading.session that the fake exchange cannot
+stage on cue (a request held in flight, a cancel-all failing on one exchange, an error
+that says the outcome is unknown, a status reported twice, a round that fails): the OMS
+over a venue stub that answers each call as told."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from makerlab.core.events import (
+    OrderEventKind,
+    OrderUpdate,
+    PositionState,
+)
+from makerlab.core.instruments import InstrumentSpec
+from makerlab.core.orders import OrderStatus
+from makerlab.errors import VenueError
+from makerlab.live.ratelimit import RateLimitState
+from makerlab.trading.oms import OMS
+
+D = Decimal
+EXC, SYMBOL = "binance", "BTCUSDT"
+HOUR = 3600.0
+
+
+class TickingClock:
+    """Local time that moves 1 ms at every reading (so each event has its own instant)."""
+
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000
+
+    def now_ns(self) -> int:
+        self.ns += 1_000_000
+        return self.ns
+
+    def ms(self) -> int:
+        return self.now_ns() // 1_000_000
+
+
+class Venue:
+    """An order venue (no live session) that records each call: ``held`` keeps a cloid's
+    submit in flight until its event is set; ``submit_error`` makes submits raise it;
+    ``cancel_all_fails`` names the exchanges whose cancel-all raises a VenueError
+    (``cancel_all_bug``: raises it, on every exchange); the next
+    ``cancels_refused`` cancels are answered CANCEL_REJECT before they return (as a live
+    venue delivers its answers)."""
+
+    def __init__(self, exchanges: tuple[str, ...] = (EXC,)) -> None:
+        self.clock = TickingClock()
+        self._exchanges = list(exchanges)
+        self.listeners: list[object] = []
+        self.calls: list[tuple[str, str | None]] = []
+        self.held: dict[str, asyncio.Event] = {}
+        self.submit_error: Exception | None = None
+        self.cancel_all_fails: set[str] = set()
+        self.cancel_all_bug: Exception | None = None
+        self.cancels_refused = 0
+        self.open: list[OrderUpdate] = []
+        self.positions_now: list[PositionState] = []
+
+    def exchanges(self) -> list[str]:
+        return list(self._exchanges)
+
+    def spec(self, exchange: str, symbol: str) -> InstrumentSpec:
+        return InstrumentSpec(exchange, symbol, "BTC", "USDT", "linear_perpetual", D("0.1"),
+                              D("0.001"), D("0.001"), D("5"))
+
+    def attach(self, listener: object) -> None:
+        self.listeners.append(listener)
+
+    async def submit(self, request) -> None:
+        self.calls.append(("submit", request.cloid))
+        if request.cloid in self.held:
+            await self.held[request.cloid].wait()
+        if self.submit_error is not None:
+            raise self.submit_error
+        self.calls.append(("sent", request.cloid))
+
+    async def cancel(self, request) -> None:
+        self.calls.append(("cancel", request.cloid))
+        if self.cancels_refused:
+            self.cancels_refused -= 1
+            await self.report(request.cloid, "", kind=OrderEventKind.CANCEL_REJECT)
+
+    async def amend(self, request) -> None:
+        self.calls.append(("amend", request.cloid))
+
+    async def cancel_all(self, exchange: str, symbol: str | None = None) -> None:
+        self.calls.append(("cancel_all", exchange))
+        if exchange in self.cancel_all_fails:
+            raise VenueError("HTTP 503: service unavailable", venue=exchange)
+        if self.cancel_all_bug is not None:
+            raise self.cancel_all_bug
+
+    async def open_orders(self, exchange: str) -> list[OrderUpdate]:
+        return self.open
+
+    async def positions(self, exchange: str) -> list[PositionState]:
+        return self.positions_now
+
+    async def balances(self, exchange: str) -> list:
+        return []
+
+    async def report(self, cloid: str, status: str, filled: str = "0",
+                     kind: OrderEventKind = OrderEventKind.ACK, exc: str = EXC) -> None:
+        """The venue's news of the order ``cloid`` (0.01 at 60000) to every listener."""
+        now = self.clock.now_ns()
+        update = OrderUpdate(exc, SYMBOL, now, now, kind, status, cloid, f"oid-{cloid}",
+                             D("0.01"), D("60000"), D(filled), now)
+        for listener in list(self.listeners):
+            handler = getattr(listener, "on_order_update", None)
+            if handler is not None:
+                await handler(update)
+
+
+class Connected(Venue):
+    """The stub as a live venue: the OMS runs its session over it. ``queries`` records
+    the order queries (the venue knows none of them; ``query_fails``: they fail),
+    ``dead_man`` the armings of the dead-man switch (``arm_fails``: they fail)."""
+
+    def __init__(self, exchanges: tuple[str, ...] = (EXC,)) -> None:
+        super().__init__(exchanges)
+        self.queries: list[str | None] = []
+        self.dead_man: list[tuple[str, int]] = []
+        self.query_fails = self.arm_fails = False
+        self.failure_handlers: list[object] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def query_order(self, exchange: str, symbol: str, cloid: str | None = None,
+                          oid: str | None = None) -> OrderUpdate | None:
+        self.queries.append(cloid or oid)
+        if self.query_fails:
+            raise VenueError("HTTP 503: service unavailable", venue=exchange)
+        return None
+
+    async def arm_dead_man(self, exchange: str, timeout_ms: int,
+                           symbol: str | None = None) -> None:
+        self.dead_man.append((exchange, timeout_ms))
+        if self.arm_fails:
+            raise VenueError("HTTP 503: service unavailable", venue=exchange)
+
+    async def funding(self, exchange: str, symbol: str):
+        raise NotImplementedError
+
+    def rate_limits(self, exchange: str) -> RateLimitState:
+        return RateLimitState(exchange)
+
+    def add_failure_handler(self, handler: object) -> None:
+        self.failure_handlers.append(handler)
+
+
+def live_oms(venue: Connected, **options) -> OMS:
+    options = {"refresh_orders_snapshot": HOUR, "refresh_positions_snapshot": HOUR,
+               "pending_timeout": HOUR * 1000} | options
+    return OMS(venue=venue, **options)
+
+
+async def settle() -> None:
+    """Let every ready task run (the stub answers without I/O)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def status(oms: OMS, cloid: str, exc: str = EXC) -> OrderStatus:
+    order = oms.orders_peek(exc).cloid_query(cloid)
+    assert order is not None
+    return order.ord_status
+
+
+# -- makerlab.trading.oms ------------------------------------------------------------------
+
+
+def test_the_kill_switch_cancels_everything_requests_in_flight_are_awaited():
+    venue = Venue()
+    oms = OMS(venue=venue)
+
+    async def main():
+        venue.held = {"a": asyncio.Event(), "b": asyncio.Event()}
+        sends = [asyncio.create_task(oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"),
+                                                     cloid=cloid)) for cloid in "ab"]
+        await settle()
+        kill = asyncio.create_task(oms.kill())
+        await settle()
+        while_both = list(venue.calls)
+        venue.held["a"].set()
+        await settle()
+        while_one = list(venue.calls)
+        venue.held["b"].set()
+        await asyncio.gather(*sends, kill)
+        return while_both, while_one, venue.calls
+
+    while_both, while_one, calls = asyncio.run(main())
+    assert while_both == [("submit", "a"), ("submit", "b")]
+    assert while_one == [*while_both, ("sent", "a")]  # b still in flight: no cancel-all yet
+    assert calls == [*while_one, ("sent", "b"), ("cancel_all", EXC)]
+
+
+def test_the_kill_switch_cancels_everything_a_failed_cancel_all_stops_no_other_exchange():
+    venue = Venue(exchanges=("a", "b"))
+    venue.cancel_all_fails = {"a"}
+    oms = OMS(venue=venue)
+
+    async def main():
+        await oms.limit_order("b", SYMBOL, D("0.01"), D("60000"), cloid="x")
+        await venue.report("x", "NEW", exc="b")
+        await oms.kill()  # the venue's error is logged, not raised
+        return status(oms, "x", "b")
+
+    assert asyncio.run(main()) is OrderStatus.CANCEL_PENDING
+    assert venue.calls[-2:] == [("cancel_all", "a"), ("cancel_all", "b")]
+
+
+def test_the_kill_switch_cancels_everything_acknowledged_live_orders_turn_cancel_pending():
+    venue = Venue()
+    oms = OMS(venue=venue)
+
+    async def main():
+        for cloid in ("pending", "new", "partial"):
+            await oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"), cloid=cloid)
+        await venue.report("new", "NEW")
+        await venue.report("partial", "PARTIAL", filled="0.004", kind=OrderEventKind.FILL)
+        await oms.kill()
+        return [status(oms, cloid) for cloid in ("pending", "new", "partial")]
+
+    assert asyncio.run(main()) == [OrderStatus.PENDING, OrderStatus.CANCEL_PENDING,
+                                   OrderStatus.CANCEL_PENDING]
+
+
+def test_the_kill_switch_cancels_everything_an_order_learnt_live_is_cancelled_once():
+    """While tripped, a late acknowledgement is cancelled at once; the cancel's refusal
+    (the order filled meanwhile), delivered before the cancel returns, is no news that it
+    is live: the cancel is not sent again."""
+    venue = Venue()
+    oms = OMS(venue=venue)
+
+    async def main():
+        await oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"), cloid="late")
+        await oms.kill()
+        venue.cancels_refused = 3
+        await venue.report("late", "NEW")
+        return [call for call in venue.calls if call[0] == "cancel"]
+
+    assert asyncio.run(main()) == [("cancel", "late")]
+
+
+def test_cancels_are_pending_until_confirmed_cancel_open_orders_marks_acknowledged_ones():
+    venue = Venue()
+    oms = OMS(venue=venue)
+
+    async def main():
+        for cloid in ("pending", "new"):
+            await oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"), cloid=cloid)
+        await venue.report("new", "NEW")
+        await oms.cancel_open_orders(EXC)
+        return [status(oms, cloid) for cloid in ("pending", "new")], venue.calls[-1]
+
+    assert asyncio.run(main()) == ([OrderStatus.PENDING, OrderStatus.CANCEL_PENDING],
+                                   ("cancel_all", EXC))
+
+
+def test_a_request_that_does_not_leave_rejects_its_order_outcome_unknown_is_doubtful():
+    """A 5xx or a timeout after the request left (the venue modules' "outcome unknown"):
+    the order is REJECTED at once, and the venue's first news of it revives it."""
+    venue = Connected()
+    oms = live_oms(venue)
+    venue.submit_error = VenueError("HTTP 502 (outcome unknown): b''", venue=EXC)
+
+    async def main():
+        await oms.init()
+        try:
+            with pytest.raises(VenueError, match="outcome unknown"):
+                await oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"), cloid="lost")
+            rejected = oms.orders_peek(EXC).cloid_query("lost") is None
+            await venue.report("lost", "NEW")
+            return rejected, status(oms, "lost")
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == (True, OrderStatus.NEW)
+
+
+def test_an_order_with_a_submit_in_flight_is_left_to_it_by_the_orders_round():
+    """The OMS names its requests in flight to the reconciler: a forced orders round
+    (the kill switch's, a reconnection's) neither queries nor closes an order whose
+    submit has not returned, though the venue's snapshot lacks it."""
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            venue.held = {"a": asyncio.Event()}
+            send = asyncio.create_task(oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"),
+                                                       cloid="a"))
+            await settle()
+            assert oms.reconciler is not None
+            await oms.reconciler.orders(EXC, force=True)
+            seen = list(venue.queries), status(oms, "a")
+            venue.held["a"].set()
+            await send
+            return seen
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == ([], OrderStatus.PENDING)
