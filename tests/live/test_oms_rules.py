@@ -6,20 +6,25 @@ over a venue stub that answers each call as told."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from decimal import Decimal
 
 import pytest
 
 from makerlab.core.events import (
+    FeedStatus,
     OrderEventKind,
     OrderUpdate,
     PositionState,
+    StatusKind,
 )
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import OrderStatus
 from makerlab.errors import VenueError
 from makerlab.live.ratelimit import RateLimitState
 from makerlab.trading.oms import OMS
+from makerlab.trading.risk import KillReason, RiskLimits
 
 D = Decimal
 EXC, SYMBOL = "binance", "BTCUSDT"
@@ -308,3 +313,338 @@ def test_an_order_with_a_submit_in_flight_is_left_to_it_by_the_orders_round():
             await oms.cleanup()
 
     assert asyncio.run(main()) == ([], OrderStatus.PENDING)
+
+
+# -- makerlab.trading.session --------------------------------------------------------------
+
+
+def stream(kind: StatusKind, exc: str = EXC) -> FeedStatus:
+    return FeedStatus(exc, "", kind, 0, "test")
+
+
+def test_the_private_streams_health_a_disconnect_reported_twice_trips_once():
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            for _ in range(2):
+                await oms.on_status(stream(StatusKind.DISCONNECTED))
+                await settle()
+            return [reason for _, reason, _ in oms.kill_switch.trips]
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == [KillReason.DISCONNECT]
+
+
+def test_the_private_streams_health_the_trip_is_lifted_once_every_stream_is_up():
+    venue = Connected(exchanges=("a", "b"))
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            for exc in "ab":
+                await oms.on_status(stream(StatusKind.DISCONNECTED, exc))
+            await settle()
+            await oms.on_status(stream(StatusKind.CONNECTED, "a"))
+            await settle()
+            one_up = oms.kill_switch.reason
+            await oms.on_status(stream(StatusKind.CONNECTED, "b"))
+            await settle()
+            return one_up, oms.kill_switch.reason
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == (KillReason.DISCONNECT, None)
+
+
+def test_the_private_streams_health_only_a_disconnect_trip_is_lifted():
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            await oms.on_status(stream(StatusKind.DISCONNECTED))
+            await settle()
+            await oms.kill("by hand, while the stream is down")
+            await oms.on_status(stream(StatusKind.CONNECTED))
+            await settle()
+            return oms.kill_switch.reason
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) is KillReason.MANUAL
+
+
+@pytest.mark.parametrize("error, tripped", [
+    (VenueError("HTTP 503: service unavailable", venue=EXC), None),
+    (RuntimeError("a bug in the round"), KillReason.EXCEPTION)])
+def test_owned_tasks_only_a_round_failing_for_the_venues_sake_is_tried_again(error, tripped):
+    venue = Connected()
+    oms = live_oms(venue, refresh_positions_snapshot=0.005)
+    asked = []
+
+    async def positions(exchange):
+        asked.append(exchange)
+        if len(asked) > 1:  # the start-up snapshot succeeds
+            raise error
+        return []
+
+    venue.positions = positions
+
+    async def main():
+        await oms.init()
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.005)
+                if len(asked) >= 4 or oms.kill_switch.tripped:
+                    break
+            await settle()
+            return oms.kill_switch.reason, len(asked)
+        finally:
+            await oms.cleanup()
+
+    reason, rounds = asyncio.run(main())
+    assert reason is tripped
+    assert rounds >= 4 if tripped is None else rounds == 2
+
+
+def test_exit_cancels_everything_after_the_kill_switch_tripped_too():
+    """A tripped switch (a limit latches) does not keep ``cleanup()`` from its cancel-all:
+    what the venue took meanwhile (a doubtful send, an order placed aside) goes too."""
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        await oms.kill()
+        await oms.cleanup()
+        return [call for call in venue.calls if call[0] == "cancel_all"]
+
+    assert asyncio.run(main()) == [("cancel_all", EXC)] * 2
+
+
+def test_the_private_streams_health_another_exchanges_stream_is_not_this_oms_concern():
+    venue = Connected(exchanges=("a", "b"))
+    oms = live_oms(venue, exchanges=["a"])
+
+    async def main():
+        await oms.init()
+        try:
+            await oms.on_status(stream(StatusKind.DISCONNECTED, "b"))
+            await settle()
+            return list(oms.kill_switch.trips)
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == []
+
+
+def test_the_private_streams_health_statuses_after_exit_are_ignored():
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        await oms.cleanup()  # the connections close: their streams report it
+        await oms.on_status(stream(StatusKind.DISCONNECTED))
+        await settle()
+        return [reason for _, reason, _ in oms.kill_switch.trips]
+
+    assert asyncio.run(main()) == [KillReason.EXIT]
+
+
+def test_the_private_streams_health_reconnected_every_mirror_only_order_is_queried():
+    """The reconnection's orders round queries an order the snapshot lacks whatever its
+    age (its last news is recent: the stream was down, not the order quiet)."""
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            await oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"), cloid="a")
+            await venue.report("a", "NEW")
+            venue.query_fails = True  # the kill's reconciliation learns nothing
+            await oms.on_status(stream(StatusKind.DISCONNECTED))
+            await settle()
+            venue.query_fails = False
+            await oms.on_status(stream(StatusKind.CONNECTED))
+            await settle()
+            return venue.queries, oms.orders_peek(EXC).cloid_query("a")
+        finally:
+            await oms.cleanup()
+
+    queries, order = asyncio.run(main())
+    assert queries == ["a", "a"] and order is None  # unknown at the venue: closed
+
+
+def test_the_private_streams_health_reconnected_positions_are_the_venues():
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            await oms.on_status(stream(StatusKind.DISCONNECTED))
+            await settle()
+            venue.positions_now = [PositionState(EXC, SYMBOL, 0, 0, D("0.02"), D("60000"),
+                                                 D("0"))]  # filled while the stream was down
+            await oms.on_status(stream(StatusKind.CONNECTED))
+            await settle()
+            return oms.get_position(EXC, SYMBOL), oms.kill_switch.tripped
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == (D("0.02"), False)
+
+
+def test_owned_tasks_a_position_the_venue_reports_beyond_a_limit_trips_the_kill_switch():
+    venue = Connected()
+    limits = RiskLimits(max_position={f"{EXC}/{SYMBOL}": D("0.01")})
+    oms = live_oms(venue, risk=limits, refresh_positions_snapshot=0.005)
+
+    async def main():
+        await oms.init()
+        try:
+            venue.positions_now = [PositionState(EXC, SYMBOL, 0, 0, D("-0.02"), D("60000"),
+                                                 D("0"))]  # traded around the OMS
+            for _ in range(200):
+                await asyncio.sleep(0.005)
+                if oms.kill_switch.tripped:
+                    break
+            return oms.get_position(EXC, SYMBOL), oms.kill_switch.reason
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == (D("-0.02"), KillReason.LIMIT)
+
+
+@pytest.mark.parametrize("arm_fails", [False, True])
+def test_owned_tasks_the_dead_man_keeper_rearms_every_third_of_it(arm_fails):
+    """30 ms: armed every 10 ms (a failed arming is logged and tried again next period)."""
+    venue = Connected()
+    venue.arm_fails = arm_fails
+    oms = live_oms(venue, risk=RiskLimits(dead_man_ms=30))
+
+    async def main():
+        await oms.init()
+        try:
+            await asyncio.sleep(0.2)
+            return len(venue.dead_man), oms.kill_switch.tripped
+        finally:
+            await oms.cleanup()
+
+    armings, tripped = asyncio.run(main())
+    assert armings >= 12 and not tripped  # every 30 ms: about 7
+
+
+
+def test_a_listener_that_raises_trips_the_kill_switch_until_the_oms_exits():
+    """The venue hands a failing listener's error to its failure handlers: the session's
+    trips the kill switch (exception); once the OMS exits, nothing more is tripped."""
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        [handler] = venue.failure_handlers
+        await handler(RuntimeError("a recorder's bug"))
+        await settle()
+        await oms.cleanup()
+        await handler(RuntimeError("a recorder's bug, at exit"))
+        await settle()
+        return [reason for _, reason, _ in oms.kill_switch.trips]
+
+    assert asyncio.run(main()) == [KillReason.EXCEPTION, KillReason.EXIT]
+
+
+class Gateway:
+    """What the OMS closes at SIGTERM: ``cleanup_clients`` closes the venue, which tells
+    its listeners first (the OMS's ``on_close``)."""
+
+    def __init__(self) -> None:
+        self.oms: OMS | None = None
+        self.closed = 0
+        self.close_error: Exception | None = None
+
+    async def cleanup_clients(self) -> None:
+        self.closed += 1
+        assert self.oms is not None
+        await self.oms.on_close()
+        if self.close_error is not None:
+            raise self.close_error
+
+
+def sigterm_is_default() -> None:
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled here already: the OMS leaves it alone")
+
+
+@pytest.mark.parametrize("cancel_all_bug, close_error", [
+    (None, None), (RuntimeError("a bug in cancel-all"), None),
+    (None, VenueError("a socket would not close", venue=EXC))])
+def test_exit_cancels_everything_sigterm_then_closes_the_gateway_and_exits_143(
+        cancel_all_bug, close_error):
+    """SIGTERM (twice: a supervisor insisting) trips the kill switch once (exit), closes
+    the Gateway, then ends the event loop with SystemExit(143); a kill or a close that
+    fails does not keep the connections open or the process running."""
+    sigterm_is_default()
+    venue, gateway = Connected(), Gateway()
+    venue.cancel_all_bug, gateway.close_error = cancel_all_bug, close_error
+    oms = OMS(gateway, venue=venue, refresh_orders_snapshot=HOUR,
+              refresh_positions_snapshot=HOUR, pending_timeout=HOUR * 1000)
+    gateway.oms = oms
+
+    async def main():
+        await oms.init()
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            raise AssertionError("SIGTERM not taken by the OMS")  # and not sent: it kills
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(2)  # SystemExit comes before
+
+    with pytest.raises(SystemExit) as ended:
+        asyncio.run(main())
+    assert ended.value.code == 143 and gateway.closed == 1
+    assert [call for call in venue.calls if call[0] == "cancel_all"] == [("cancel_all", EXC)]
+    assert [reason for _, reason, _ in oms.kill_switch.trips] == [KillReason.EXIT]
+
+
+def test_exit_cancels_everything_sigterm_is_given_back_at_cleanup():
+    sigterm_is_default()
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        await oms.cleanup()
+        return signal.getsignal(signal.SIGTERM)
+
+    assert asyncio.run(main()) is signal.SIG_DFL
+
+
+def test_exit_cancels_everything_sigterm_is_left_to_a_handler_already_set():
+    sigterm_is_default()
+    venue = Connected()
+    oms = live_oms(venue)
+
+    def theirs(signum, frame):
+        raise AssertionError("not sent")
+
+    async def main():
+        await oms.init()
+        try:
+            return signal.getsignal(signal.SIGTERM)
+        finally:
+            await oms.cleanup()
+
+    signal.signal(signal.SIGTERM, theirs)
+    try:
+        assert asyncio.run(main()) is theirs
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
