@@ -109,6 +109,12 @@ class Venue:
     async def balances(self, exchange: str) -> list:
         return []
 
+    def row(self, cloid: str) -> OrderUpdate:
+        """The open-orders snapshot's row of ``cloid`` (0.01 at 60000, resting)."""
+        now = self.clock.now_ns()
+        return OrderUpdate(EXC, SYMBOL, now, now, OrderEventKind.STATE, "NEW", cloid,
+                           f"oid-{cloid}", D("0.01"), D("60000"), D("0"), now)
+
     async def report(self, cloid: str, status: str, filled: str = "0",
                      kind: OrderEventKind = OrderEventKind.ACK, exc: str = EXC) -> None:
         """The venue's news of the order ``cloid`` (0.01 at 60000) to every listener."""
@@ -266,6 +272,30 @@ def test_cancels_are_pending_until_confirmed_cancel_open_orders_marks_acknowledg
 
     assert asyncio.run(main()) == ([OrderStatus.PENDING, OrderStatus.CANCEL_PENDING],
                                    ("cancel_all", EXC))
+
+
+def test_the_kill_switch_cancels_everything_snapshot_rows_learnt_while_tripped():
+    """The kill's reconciliation finds at the venue, after the cancel-all, an order the
+    mirror did not know (placed aside) and one of its own (the cancel-all did not take
+    it): each is cancelled at once, on its own."""
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            await oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"), cloid="ours")
+            await venue.report("ours", "NEW")
+            venue.open = [venue.row("ours"), venue.row("aside")]
+            await oms.kill()
+            return ([call for call in venue.calls if call[0] == "cancel"],
+                    [status(oms, cloid) for cloid in ("ours", "aside")])
+        finally:
+            await oms.cleanup()
+
+    cancels, statuses = asyncio.run(main())
+    assert cancels == [("cancel", "ours"), ("cancel", "aside")]
+    assert statuses == [OrderStatus.CANCEL_PENDING] * 2
 
 
 def test_a_request_that_does_not_leave_rejects_its_order_outcome_unknown_is_doubtful():
