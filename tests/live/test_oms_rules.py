@@ -14,6 +14,7 @@ import pytest
 
 from makerlab.core.events import (
     FeedStatus,
+    Fill,
     OrderEventKind,
     OrderUpdate,
     PositionState,
@@ -21,7 +22,7 @@ from makerlab.core.events import (
 )
 from makerlab.core.instruments import InstrumentSpec
 from makerlab.core.orders import OrderStatus
-from makerlab.errors import VenueError
+from makerlab.errors import ConfigError, RateLimited, VenueError
 from makerlab.live.ratelimit import RateLimitState
 from makerlab.trading.oms import OMS
 from makerlab.trading.risk import KillReason, RiskLimits
@@ -44,6 +45,9 @@ class TickingClock:
     def ms(self) -> int:
         return self.now_ns() // 1_000_000
 
+    def advance(self, ms: int) -> None:
+        self.ns += ms * 1_000_000
+
 
 class Venue:
     """An order venue (no live session) that records each call: ``held`` keeps a cloid's
@@ -64,20 +68,34 @@ class Venue:
         self.cancel_all_bug: Exception | None = None
         self.cancels_refused = 0
         self.open: list[OrderUpdate] = []
+        self.requests: list = []
+        self.timers: list = []  # the clock callbacks: the tests run them
+        self.markets: dict[tuple[str, str], dict[str, Decimal]] = {}
         self.positions_now: list[PositionState] = []
 
     def exchanges(self) -> list[str]:
         return list(self._exchanges)
 
     def spec(self, exchange: str, symbol: str) -> InstrumentSpec:
+        """Every symbol a BTC linear perpetual (lot 0.001), unless ``markets`` lists the
+        exchange: then only its symbols, with their ``min_qty`` / ``contract_size``."""
+        listed = {s: terms for (e, s), terms in self.markets.items() if e == exchange}
+        if listed and symbol not in listed:
+            raise ConfigError(f"no instrument spec for {exchange}/{symbol}")
+        terms = listed.get(symbol, {})
         return InstrumentSpec(exchange, symbol, "BTC", "USDT", "linear_perpetual", D("0.1"),
-                              D("0.001"), D("0.001"), D("5"))
+                              D("0.001"), terms.get("min_qty", D("0.001")), D("5"),
+                              terms.get("contract_size", D(1)))
 
     def attach(self, listener: object) -> None:
         self.listeners.append(listener)
 
+    def add_timer(self, callback, interval_ms) -> None:
+        self.timers.append(callback)
+
     async def submit(self, request) -> None:
         self.calls.append(("submit", request.cloid))
+        self.requests.append(request)
         if request.cloid in self.held:
             await self.held[request.cloid].wait()
         if self.submit_error is not None:
@@ -116,15 +134,27 @@ class Venue:
                            f"oid-{cloid}", D("0.01"), D("60000"), D("0"), now)
 
     async def report(self, cloid: str, status: str, filled: str = "0",
-                     kind: OrderEventKind = OrderEventKind.ACK, exc: str = EXC) -> None:
+                     kind: OrderEventKind = OrderEventKind.ACK, exc: str = EXC,
+                     amount: str = "0.01") -> None:
         """The venue's news of the order ``cloid`` (0.01 at 60000) to every listener."""
         now = self.clock.now_ns()
         update = OrderUpdate(exc, SYMBOL, now, now, kind, status, cloid, f"oid-{cloid}",
-                             D("0.01"), D("60000"), D(filled), now)
+                             D(amount), D("60000"), D(filled), now)
         for listener in list(self.listeners):
             handler = getattr(listener, "on_order_update", None)
             if handler is not None:
                 await handler(update)
+
+
+    async def fill(self, cloid: str, size: str, side: int, exc: str = EXC) -> None:
+        """A fill of ``cloid`` at 60000 to every listener."""
+        now = self.clock.now_ns()
+        fill = Fill(exc, SYMBOL, now, now, cloid, f"oid-{cloid}", f"t{now}", side,
+                    D("60000"), D(size), D(0), "USDT", True)
+        for listener in list(self.listeners):
+            handler = getattr(listener, "on_fill", None)
+            if handler is not None:
+                await handler(fill)
 
 
 class Connected(Venue):
@@ -678,3 +708,132 @@ def test_exit_cancels_everything_sigterm_is_left_to_a_handler_already_set():
         assert asyncio.run(main()) is theirs
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+
+# -- makerlab.trading.hedge ----------------------------------------------------------------
+
+HEDGE = ("b", SYMBOL)
+MAKER = {"exc": EXC, "ticker": SYMBOL, "amount": D("0.01"), "price": D("60000"),
+         "cloid": "maker"}
+
+
+def hedged(**markets) -> tuple[Venue, OMS]:
+    venue = Venue(exchanges=(EXC, "b"))
+    venue.markets = {HEDGE: markets} if markets else {}
+    return venue, OMS(venue=venue)
+
+
+def test_what_a_hedge_does_not_fill_returns_to_the_balance():
+    venue, oms = hedged()
+
+    async def main():
+        await oms.hedge_order(MAKER, {"exc": "b", "ticker": SYMBOL})
+        await venue.fill("maker", "0.004", +1)  # bought 0.004: sell 0.004 on b
+        hedge = venue.requests[-1]
+        await venue.fill(hedge.cloid, "0.001", -1, exc="b")
+        await venue.report(hedge.cloid, "CANCELLED", "0.001", OrderEventKind.EXPIRE, "b",
+                           amount="-0.004")
+        return hedge.amount, oms.hedger.balance[HEDGE]
+
+    assert asyncio.run(main()) == (D("-0.004"), D("-0.003"))
+
+
+def test_each_maker_fill_is_hedged_in_the_hedge_markets_contracts_above_its_min_qty():
+    venue, oms = hedged(contract_size=D("0.5"), min_qty=D("0.005"))
+
+    async def main():
+        await oms.hedge_order(MAKER, {"exc": "b", "ticker": SYMBOL})
+        await venue.fill("maker", "0.002", -1)  # 0.004 contracts: below the minimum
+        sent = len(venue.requests)
+        await venue.fill("maker", "0.002", -1)
+        return sent, venue.requests[-1].amount, oms.hedger.balance[HEDGE]
+
+    assert asyncio.run(main()) == (1, D("0.008"), D("0"))
+
+
+@pytest.mark.parametrize("refusal", ["kill switch", "rate limited"])
+def test_a_hedge_refused_before_it_is_sent_keeps_its_size_in_the_balance(refusal):
+    venue, oms = hedged()
+
+    async def main():
+        await oms.hedge_order(MAKER, {"exc": "b", "ticker": SYMBOL})
+        if refusal == "kill switch":
+            oms.kill_switch.engage(KillReason.MANUAL, "test")
+        else:
+            venue.submit_error = RateLimited("HTTP 429: slow down", venue="b")
+        await venue.fill("maker", "0.004", +1)
+        return oms.hedger.balance[HEDGE]
+
+    assert asyncio.run(main()) == D("-0.004")
+
+
+def test_the_legs_both_markets_are_checked_before_the_maker_order_is_sent():
+    venue, oms = hedged(min_qty=D("0.001"))  # b lists BTCUSDT only
+
+    async def main():
+        with pytest.raises(ConfigError, match="ETHUSDT"):
+            await oms.hedge_order(MAKER, {"exc": "b", "ticker": "ETHUSDT"})
+        with pytest.raises(ConfigError, match="amount"):
+            await oms.hedge_order(MAKER, {"exc": "b", "ticker": SYMBOL, "amount": 1})
+        with pytest.raises(ConfigError, match="trigger_after_ms"):
+            await oms.hedge_order(MAKER, {"exc": "b", "ticker": SYMBOL}, trigger_after_ms=-1)
+
+    asyncio.run(main())
+    assert venue.requests == []
+
+
+def test_each_group_is_brought_to_zero_on_default_on_when_hedge_on_has_no_market():
+    venue, oms = hedged(min_qty=D("0.001"))
+    venue.markets[("b", "ETHUSDT")] = {}  # b lists no BTCUSDT...
+    del venue.markets[HEDGE]
+
+    async def main():
+        await oms.limit_order(EXC, SYMBOL, D("0.02"), D("60000"), cloid="long")
+        await venue.fill("long", "0.02", +1)
+        return await oms.hedge_portfolio_delta("b", EXC)
+
+    [cloid] = asyncio.run(main())
+    hedge = venue.requests[-1]
+    assert (hedge.cloid, hedge.exchange, hedge.symbol, hedge.amount) == (
+        cloid, EXC, SYMBOL, D("-0.02"))
+
+
+def test_only_linear_contracts_are_netted():
+    venue, oms = hedged()
+
+    def inverse(exchange: str, symbol: str) -> InstrumentSpec:
+        return InstrumentSpec(exchange, symbol, "BTC", "USD", "inverse_perpetual", D("0.1"),
+                              D("1"), D("1"), D("0"), D("100"))
+
+    venue.spec = inverse  # type: ignore[method-assign]
+
+    async def main():
+        await oms.limit_order(EXC, SYMBOL, D("3"), D("60000"), cloid="long")
+        await venue.fill("long", "3", +1)
+        with pytest.raises(ConfigError, match="inverse"):
+            await oms.hedge_portfolio_delta("b", EXC)
+
+    asyncio.run(main())
+
+
+def test_trigger_after_ms_the_first_fill_not_yet_hedged_starts_the_countdown():
+    """50 ms: fills at 0 and 40 ms go out together at 50 ms (a later fill does not
+    restart the countdown)."""
+    venue, oms = hedged()
+
+    async def tick(ms: int) -> None:
+        venue.clock.advance(ms)
+        for timer in venue.timers:
+            await timer()
+
+    async def main():
+        await oms.hedge_order(MAKER, {"exc": "b", "ticker": SYMBOL}, trigger_after_ms=50)
+        await venue.fill("maker", "0.002", +1)
+        await tick(40)
+        await venue.fill("maker", "0.003", +1)
+        before = len(venue.requests)  # the maker order only
+        await tick(15)
+        return before, [r.amount for r in venue.requests[1:]]
+
+    assert asyncio.run(main()) == (1, [D("-0.005")])
