@@ -4,7 +4,9 @@ push scripted frames, record what the client sent, and can drop the socket."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -30,15 +32,16 @@ class Socket:
 
 
 class FakeVenue:
-    """``routes``: path -> response body (bytes) or callable(request) -> bytes;
-    ``scripts``: websocket path -> coroutine run for each connection."""
+    """``routes``: path -> response body (bytes) or callable(request) -> bytes (or a
+    whole response, or an awaitable of either); ``scripts``: websocket path -> coroutine
+    run for each connection; ``autoping=False``: its sockets answer no pings."""
 
-    def __init__(self, heartbeat: float | None = None) -> None:
-        self.routes: dict[str, bytes | Callable[[web.Request], bytes]] = {}
+    def __init__(self, heartbeat: float | None = None, autoping: bool = True) -> None:
+        self.routes: dict[str, bytes | Callable[[web.Request], Any]] = {}
         self.scripts: dict[str, Script] = {}
         self.sockets: list[Socket] = []
         self.requests: list[str] = []
-        self.heartbeat = heartbeat
+        self.heartbeat, self.autoping = heartbeat, autoping
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -68,10 +71,14 @@ class FakeVenue:
             return web.Response(status=404, text=f"no route {request.path}")
         if callable(body):
             body = body(request)
+            if inspect.isawaitable(body):
+                body = await body
+        if isinstance(body, web.StreamResponse):
+            return body
         return web.Response(body=body, content_type="application/json")
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=self.heartbeat)
+        ws = web.WebSocketResponse(heartbeat=self.heartbeat, autoping=self.autoping)
         await ws.prepare(request)
         sock = Socket(ws, request, self)
         self.sockets.append(sock)

@@ -212,3 +212,79 @@ def test_local_book_top_levels():
     assert not bids.flags.writeable and book.top(1)[0].shape == (1, 2)
     book.apply(np.array([[3.0, 0.0], [9.0, 0.0]]), np.empty((0, 2)))
     assert book.top(5)[0].tolist() == [[1.0, 1.0]] and not book.crossed()
+
+
+def test_a_crossed_book_is_treated_as_a_gap_a_locked_one_too():
+    """Best bid at the best ask is crossed too (``bid >= ask``)."""
+    sync = BookSync(ContiguousRule(), buffer_deltas=False)
+    with pytest.raises(CrossedBook, match=r"bid 10\.0 >= ask 10\.0"):
+        sync.on_message(book_delta("x", "S", 1, 0, seq=1, bids=[[10.0, 1.0]],
+                                   asks=[[10.0, 1.0]], is_snapshot=True))
+    assert not sync.live and len(sync.book) == 0
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: type(s.rule).__name__)
+def test_stale_and_duplicate_messages_are_skipped(scheme):
+    """A repeat of the last delta, or one the snapshot contains, changes nothing and is no
+    gap: the book stays live and the next delta applies."""
+    deltas = [[(True, i % 10, 1.0 + i)] for i in range(10)]
+    ids = scheme.ids(10, [1])
+    sync = BookSync(scheme.rule, buffer_deltas=scheme.rest)
+    sync.on_message(_snapshot(deltas, ids, 2))
+    assert sync.on_message(_delta(ids, deltas[1], 1)) == []  # in the snapshot
+    assert len(sync.on_message(_delta(ids, deltas[3], 3))) == 1
+    assert sync.on_message(_delta(ids, deltas[3], 3)) == []  # a repeat
+    assert sync.live and len(sync.on_message(_delta(ids, deltas[4], 4))) == 1
+
+
+def test_stream_snapshot_venues_drop_deltas_that_come_before_the_snapshot():
+    """A stream snapshot venue numbers afresh after a resubscription: a delta received
+    before the snapshot (seq 50, the old numbering) is not replayed on it (seq 1)."""
+    sync = BookSync(ContiguousRule(), buffer_deltas=False)
+    assert sync.on_message(book_delta("x", "S", 1, 0, seq=50, bids=[[9.0, 1.0]], asks=[],
+                                      is_snapshot=False)) == []
+    snapshot = book_delta("x", "S", 2, 0, seq=1, bids=[[10.0, 1.0]], asks=[[11.0, 1.0]],
+                          is_snapshot=True)
+    assert sync.on_message(snapshot) == [snapshot]
+    assert sync.book.top(5)[0].tolist() == [[10.0, 1.0]]
+
+
+def test_binance_spot_rule_deltas_must_be_contiguous():
+    """After the first delta, ``U == prev u + 1``: a delta overlapping the last is a gap."""
+    rule = BinanceSpotRule()
+    last = book_delta("x", "S", 0, 0, seq=110, first_seq=105, bids=[], asks=[],
+                      is_snapshot=False)
+
+    def delta(first: int) -> BookDelta:
+        return book_delta("x", "S", 0, 0, seq=115, first_seq=first, bids=[], asks=[],
+                          is_snapshot=False)
+    assert rule.check(last, delta(111)) is Verdict.APPLY
+    assert rule.check(last, delta(108)) is Verdict.GAP
+    assert rule.check(last, delta(112)) is Verdict.GAP
+
+
+def test_straddle_chain_rule_the_first_delta_may_straddle_the_snapshot():
+    """WOO X: the snapshot at L; the first delta applied starts at or before it
+    (``prev_seq <= L``), not necessarily exactly at it."""
+    rule = StraddleChainRule()
+    snapshot = book_delta("x", "S", 0, 0, seq=100, bids=[], asks=[], is_snapshot=True)
+
+    def delta(prev: int) -> BookDelta:
+        return book_delta("x", "S", 0, 0, seq=105, prev_seq=prev, bids=[], asks=[],
+                          is_snapshot=False)
+    assert rule.check(snapshot, delta(95)) is Verdict.APPLY
+    assert rule.check(snapshot, delta(100)) is Verdict.APPLY
+    assert rule.check(snapshot, delta(101)) is Verdict.GAP
+
+
+def test_rest_snapshot_venues_buffer_up_to_buffer_limit():
+    """Of the deltas that came before the snapshot only the newest ``buffer_limit`` are
+    kept: with 3, deltas 3..7 keep 5..7, which do not continue a snapshot at 2."""
+    scheme = SCHEMES[0]
+    deltas = [[(True, i % 10, 1.0 + i)] for i in range(10)]
+    ids = scheme.ids(10, [1])
+    sync = BookSync(scheme.rule, buffer_deltas=True, buffer_limit=3)
+    for i in range(3, 8):
+        assert sync.on_message(_delta(ids, deltas[i], i)) == []
+    with pytest.raises(SequenceGap):
+        sync.on_message(_snapshot(deltas, ids, 2))

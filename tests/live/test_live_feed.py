@@ -13,6 +13,7 @@ from fake_venue import FakeVenue, Socket
 
 from makerlab.core.events import StatusKind
 from makerlab.live.gateway import Gateway
+from makerlab.live.stream import _RecentIds
 from makerlab.live.transport import ReconnectPolicy
 from makerlab.trading.feed import Feed
 from makerlab.trading.protocols import MarketKind
@@ -241,10 +242,11 @@ def test_reconnect_resubscribes_and_resyncs(tmp_path):
                 await gw.market_data().subscribe(_book(), "binance", "SUSHIUSDT", 5)
                 await rec.until(lambda ev: any(getattr(e, "seq", 0) == 201 for e in ev))
                 stream = gw.market_data().streams()["binance"]
-                return venue, rec, stream.supervisor.connections
+                return venue, rec, stream.supervisor.connections, stream.supervisor.backoff
 
-    venue, rec, connections = _run(main())
+    venue, rec, connections, backoff = _run(main())
     assert connections == 2 and len(venue.sockets) == 2
+    assert backoff.attempt == 0  # reset by the new socket's first frame
     assert all("sushiusdt@depth@100ms" in s.request.query_string for s in venue.sockets)
     statuses = [k for k in rec.kinds() if k != "BookUpdate"]
     assert statuses == [StatusKind.CONNECTED, StatusKind.DISCONNECTED, StatusKind.GAP,
@@ -474,3 +476,96 @@ def test_unknown_symbol_names_close_matches(tmp_path):
                     await feed.add_l2_book_feed("bybit", "BTCUSDT")
                 assert feed.get_feed_ids() == [] and not venue.sockets
     _run(main())
+
+
+def test_a_frame_that_cannot_be_read_is_reported_and_does_not_drop_the_connection(tmp_path):
+    async def script(sock: Socket) -> None:
+        while not sock.venue.requests or DEPTH not in sock.venue.requests[-1]:
+            await asyncio.sleep(0.01)  # until the client fetched the snapshot
+        await asyncio.sleep(0.05)
+        await sock.send(_diff(101, 101, 100, bids=[[10, 2]]))
+        await sock.send(_diff(102, 102, 101, bids=[[-10, 2]]))  # no positive price
+        await sock.send(_diff(102, 102, 101, bids=[[10, 3]]))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: _snapshot(100, [[10, 1]], [[11, 1]])}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "binance", "SUSHIUSDT", 5)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 102 for e in ev))
+                return rec, gw.market_data().streams()["binance"].supervisor.connections
+
+    rec, connections = _run(main())
+    statuses = [e for e in rec.events if type(e).__name__ == "FeedStatus"]
+    assert [s.kind for s in statuses] == [StatusKind.CONNECTED, StatusKind.ERROR]
+    assert "unreadable frame" in statuses[1].detail and connections == 1
+    assert rec.events[-1].bids.tolist() == [[10, 3]]
+
+
+def test_each_book_update_carries_the_deepest_depth_subscribed(tmp_path):
+    bids = [[10 - k, 1] for k in range(8)]
+
+    async def script(sock: Socket) -> None:
+        while not sock.venue.requests or DEPTH not in sock.venue.requests[-1]:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        await sock.send(_diff(101, 101, 100, asks=[[11, 2]]))
+        await asyncio.sleep(0.3)  # the client subscribes again, with a smaller depth
+        await sock.send(_diff(102, 102, 101, asks=[[11, 3]]))
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: _snapshot(100, bids, [[11, 1]])}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "binance", "SUSHIUSDT", 10)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 101 for e in ev))
+                await gw.market_data().subscribe(_book(), "binance", "SUSHIUSDT", 5)
+                await rec.until(lambda ev: any(getattr(e, "seq", 0) == 102 for e in ev))
+                return rec
+
+    rec = _run(main())
+    assert [len(e.bids) for e in rec.events if type(e).__name__ == "BookUpdate"] == [8, 8, 8]
+
+
+def test_a_subscription_made_while_connected_is_sent_at_once_and_again_after_a_reconnect(
+        tmp_path):
+    async def script(sock: Socket) -> None:
+        if len(sock.venue.sockets) == 1:
+            await sock.next_message(timeout=10)  # the trades subscription
+            await sock.drop()
+        else:
+            await asyncio.sleep(10)
+
+    async def main():
+        async with FakeVenue() as venue:
+            venue.routes = {"/binance/fapi/v1/exchangeInfo": INFO,
+                            DEPTH: _snapshot(100, [[10, 1]], [[11, 1]])}
+            venue.scripts = {WS: script}
+            async with _gateway(venue, tmp_path) as gw:
+                rec = Recorder()
+                gw.market_data().attach(rec)
+                await gw.market_data().subscribe(_book(), "binance", "SUSHIUSDT", 5)
+                await rec.until(lambda ev: StatusKind.CONNECTED in rec.kinds())
+                await gw.market_data().subscribe(MarketKind.TRADES, "binance", "SUSHIUSDT", 0)
+                await rec.until(lambda ev: rec.kinds().count(StatusKind.CONNECTED) == 2)
+                return venue
+
+    venue = _run(main())
+    first, second = venue.sockets
+    assert [json.loads(f)["params"] for f in first.received] == [["sushiusdt@trade"]]
+    assert "sushiusdt@trade" in second.request.query_string
+
+
+def test_a_trade_is_delivered_once_an_empty_id_never_repeats_and_memory_is_bounded():
+    recent = _RecentIds(2)
+    assert not recent.repeats("") and not recent.repeats("")  # no id: nothing to compare
+    assert [recent.repeats(i) for i in ("a", "b", "a", "c", "a")] == [
+        False, False, True, False, False]  # "a" forgotten once "c" made three

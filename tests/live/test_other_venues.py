@@ -172,6 +172,7 @@ def test_woox_snapshot_is_requested_on_the_socket(tmp_path):
         while True:
             msg = orjson.loads(await sock.next_message())
             if msg["event"] == "request":
+                await sock.send(b'{"event":"ping"}')  # WOO X's own ping: pong expected
                 await sock.send(update)  # arrives first: buffered until the snapshot
                 await sock.send(snapshot)
 
@@ -185,10 +186,11 @@ def test_woox_snapshot_is_requested_on_the_socket(tmp_path):
                 gw.market_data().attach(rec)
                 await gw.market_data().subscribe(MarketKind.L2BOOK, "woox", "PERP_BTC_USDT", 5)
                 await _until(lambda: any(isinstance(e, BookUpdate) for e in rec.events))
+                await _until(lambda: len(venue.sockets[0].received) >= 3)
                 return rec, venue.sockets[0].received
 
     rec, received = asyncio.run(main())
-    assert [orjson.loads(m)["event"] for m in received][:2] == ["subscribe", "request"]
+    assert [orjson.loads(m)["event"] for m in received] == ["subscribe", "request", "pong"]
     (book,) = [e for e in rec.events if isinstance(e, BookUpdate)]
     assert book.delta.is_snapshot and book.seq == 1674432000220  # the update replayed on it
     assert book.asks.tolist()[0] == [22712.7, 16.1625]

@@ -22,7 +22,7 @@ MS = 1_000_000
 NAN, INF = float("nan"), float("inf")
 BAD_NUMBERS = [INF, -INF, NAN, None, "abc", "", True, False, [1], object(), D("NaN"),
                D("sNaN"), D("Infinity"), "inf", "nan", np.inf, np.float64("nan"), 1e15,
-               "1e400", np.bool_(True)]
+               -1e15, "1e400", np.bool_(True)]
 
 
 def fresh(n_books: int = 20, **kwargs):
@@ -78,8 +78,9 @@ def test_arguments_are_checked_at_the_call_other(argument, value):
 
 def test_arguments_are_checked_at_the_call_after_rounding():
     rep, oms = fresh()
-    refused(lambda: oms.limit_order(EXC, TICKER, 0.0004, 59999.0, round_to_specs=True),
-            "amount", 0.0004)
+    lots = refused(lambda: oms.limit_order(EXC, TICKER, 0.0004, 59999.0, round_to_specs=True),
+                   "amount", 0.0004)
+    assert "rounds to zero on the lot grid (lot 0.001)" in str(lots)
     refused(lambda: oms.limit_order(EXC, TICKER, 0.01, 0.04, round_to_specs=True),
             "price", 0.04)
     with pytest.raises(OrderRejected, match="price"):
@@ -329,6 +330,17 @@ def test_amends_change_the_mirror_when_the_venue_acknowledges_them():
          "amend rejected: -5022 Post Only order would be executed immediately as a taker.")]
     [resting] = rep.venue.engine(EXC, TICKER).resting.values()
     assert (resting.price, resting.qty) == (D("59998.0"), D("0.02"))
+
+
+def test_amends_change_the_mirror_when_the_venue_acknowledges_them_rounded_to_specs():
+    """An amend's price is rounded to the tick like an order's (``round_to_specs``)."""
+    rep, oms = fresh()
+    at(rep, {1_000: lambda: oms.limit_order(EXC, TICKER, D("0.01"), D("59990.0"), cloid="a"),
+             1_100: lambda: oms.amend_order(EXC, TICKER, cloid="a", price=59980.04,
+                                            round_to_specs=True)})
+    assert oms.cloid_query(EXC, "a").price == D("59980.0")
+    [resting] = rep.venue.engine(EXC, TICKER).resting.values()
+    assert resting.price == D("59980.0")
 
 
 def test_amends_change_the_mirror_when_the_venue_acknowledges_them_after_a_partial_fill():

@@ -84,6 +84,26 @@ def test_the_kill_switch_refuses_order_entry_cancels_aside():
     assert not oms.orders_peek(EXC).get_orders() and not rep.venue.engine(EXC, TICKER).resting
 
 
+def test_the_kill_switch_refuses_order_entry_amends_too():
+    rep, oms = fresh()
+    outcome = {}
+
+    async def quote():
+        await oms.limit_order(EXC, TICKER, D("0.01"), D("59990.0"), cloid="bid")
+
+    async def amend():
+        oms.kill_switch.engage(KillReason.MANUAL, "test")
+        with pytest.raises(OrderRejected) as info:
+            await oms.amend_order(EXC, TICKER, cloid="bid", price=D("59980.0"))
+        outcome["refused"] = info.value
+
+    at(rep, {1_000: quote, 1_200: amend})
+    assert outcome["refused"].code == KILL_SWITCH
+    assert [a["event"] for a in rep.actions if a["event"].startswith("amend")] == []
+    [resting] = rep.venue.engine(EXC, TICKER).resting.values()
+    assert resting.price == D("59990.0")
+
+
 def test_worst_case_exposure_position():
     _rep, oms = fresh(RiskLimits(max_position={KEY: D("0.03")}))
 

@@ -226,7 +226,8 @@ class OMS:
             return
         self.reconciler = Reconciler(self._live, self._orders, self._positions,
                                      self.balances, self.venue.clock,
-                                     self.options["pending_timeout"], self._cancel_one)
+                                     self.options["pending_timeout"], self._cancel_one,
+                                     self._learnt_live)
         self.session = LiveSession(
             self._live, self.exchanges, self.reconciler, self.kill_switch, self.trip,
             self.risk.check_positions, self._close_gateway,
@@ -779,9 +780,15 @@ class OMS:
             self.reconciler.revive(update)
         order = await orders.apply_update(update)
         await self.hedger.on_order_update(update)
-        if order is not None and self.kill_switch.tripped and update.kind not in _NOTES \
-                and order.ord_status in (OrderStatus.NEW, OrderStatus.PARTIAL):
-            await self._cancel_one(update.exchange, order)  # learnt live while tripped
+        if order is not None and update.kind not in _NOTES:
+            await self._learnt_live(update.exchange, order)
+
+    async def _learnt_live(self, exc: str, order: Order) -> None:
+        """While tripped, cancel an order the mirror learns is live (a late
+        acknowledgement; a snapshot row or a query's answer, from the reconciler)."""
+        if self.kill_switch.tripped and order.ord_status in (OrderStatus.NEW,
+                                                             OrderStatus.PARTIAL):
+            await self._cancel_one(exc, order)
 
     async def on_fill(self, fill: Fill) -> None:
         """Book a venue's fill in the positions mirror, once per trade id."""

@@ -71,15 +71,18 @@ class Reconciler:
         clock: local time.
         pending_timeout_ms: how long an order may go without news.
         cancel: sends a cancel for a mirror order (the OMS's).
+        learnt: awaited with each order a snapshot row or a query's answer leaves in the
+            mirror (the OMS's: while the kill switch is tripped, a live one is cancelled).
     """
 
     def __init__(self, venue: ConnectedVenue, orders: Mapping[str, Orders],
                  positions: Mapping[str, Positions],
                  balances: dict[str, list[BalanceState]], clock: Clock,
-                 pending_timeout_ms: float, cancel: Cancel) -> None:
+                 pending_timeout_ms: float, cancel: Cancel,
+                 learnt: Cancel | None = None) -> None:
         self._venue, self._orders, self._positions = venue, orders, positions
         self._balances = balances
-        self._clock, self._cancel = clock, cancel
+        self._clock, self._cancel, self._learnt = clock, cancel, learnt
         self.timeout_ns = int(pending_timeout_ms * NS_PER_MS)
         self._news: dict[tuple[str, str], int] = {}
         self._fills: dict[tuple[str, str], int] = {}
@@ -125,7 +128,14 @@ class Reconciler:
     async def apply(self, update: OrderUpdate) -> Order | None:
         """Apply a venue update to the mirror (reviving a doubtful order first)."""
         self.revive(update)
-        return await self._orders[update.exchange].apply_update(update)
+        return await self._taken(update.exchange, update)
+
+    async def _taken(self, exc: str, update: OrderUpdate) -> Order | None:
+        """``update`` applied to the mirror; the order it leaves handed to ``learnt``."""
+        order = await self._orders[exc].apply_update(update)
+        if order is not None and self._learnt is not None:
+            await self._learnt(exc, order)
+        return order
 
     # -- orders --------------------------------------------------------------------------
 
@@ -194,7 +204,7 @@ class Reconciler:
         self._doubtful.pop((exc, cloid), None)
         if state is not None:
             self._orders[exc].forget(cloid, state.oid)
-            await self._orders[exc].apply_update(state)
+            await self._taken(exc, state)
 
     async def _query(self, exc: str, symbol: str, cloid: str | None,
                      oid: str | None) -> tuple[bool, OrderUpdate | None]:
