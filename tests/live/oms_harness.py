@@ -39,6 +39,23 @@ class ShiftedClock:
         self.offset_ns += int(ms * 1_000_000)
 
 
+class TickingClock:
+    """Local time that moves 1 ms at every reading (so each event has its own instant)."""
+
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000
+
+    def now_ns(self) -> int:
+        self.ns += 1_000_000
+        return self.ns
+
+    def ms(self) -> int:
+        return self.now_ns() // 1_000_000
+
+    def advance(self, ms: int) -> None:
+        self.ns += ms * 1_000_000
+
+
 def gateway(url: str, monkeypatch: Any, tmp_path: Any, clock: Any = None,
             spot: bool = False) -> Gateway:
     monkeypatch.setenv("MK_OMS_KEY", KEY)

@@ -11,6 +11,7 @@ import signal
 from decimal import Decimal
 
 import pytest
+from oms_harness import TickingClock
 
 from makerlab.core.events import (
     FeedStatus,
@@ -30,23 +31,6 @@ from makerlab.trading.risk import KillReason, RiskLimits
 D = Decimal
 EXC, SYMBOL = "binance", "BTCUSDT"
 HOUR = 3600.0
-
-
-class TickingClock:
-    """Local time that moves 1 ms at every reading (so each event has its own instant)."""
-
-    def __init__(self) -> None:
-        self.ns = 1_000_000_000
-
-    def now_ns(self) -> int:
-        self.ns += 1_000_000
-        return self.ns
-
-    def ms(self) -> int:
-        return self.now_ns() // 1_000_000
-
-    def advance(self, ms: int) -> None:
-        self.ns += ms * 1_000_000
 
 
 class Venue:

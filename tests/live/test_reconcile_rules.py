@@ -8,6 +8,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from oms_harness import TickingClock
 
 from makerlab.core.events import OrderUpdate, PositionState
 from makerlab.core.orders import Orders, OrderStatus
@@ -17,20 +18,6 @@ from makerlab.trading.reconcile import Reconciler
 
 D = Decimal
 EXC, SYMBOL = "binance", "BTCUSDT"
-
-
-class TickingClock:
-    """Local time that moves 1 ms at every reading (so each event has its own instant)."""
-
-    def __init__(self) -> None:
-        self.ns = 1_000_000_000
-
-    def now_ns(self) -> int:
-        self.ns += 1_000_000
-        return self.ns
-
-    def ms(self) -> int:
-        return self.now_ns() // 1_000_000
 
 
 class Venue:
