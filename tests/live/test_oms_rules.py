@@ -35,7 +35,8 @@ HOUR = 3600.0
 
 class Venue:
     """An order venue (no live session) that records each call: ``held`` keeps a cloid's
-    submit in flight until its event is set; ``submit_error`` makes submits raise it;
+    submit in flight until its event is set (``held_cancels``: its cancel);
+    ``submit_error`` makes submits raise it;
     ``cancel_all_fails`` names the exchanges whose cancel-all raises a VenueError
     (``cancel_all_bug``: raises it, on every exchange); the next
     ``cancels_refused`` cancels are answered CANCEL_REJECT before they return (as a live
@@ -47,6 +48,7 @@ class Venue:
         self.listeners: list[object] = []
         self.calls: list[tuple[str, str | None]] = []
         self.held: dict[str, asyncio.Event] = {}
+        self.held_cancels: dict[str, asyncio.Event] = {}
         self.submit_error: Exception | None = None
         self.cancel_all_fails: set[str] = set()
         self.cancel_all_bug: Exception | None = None
@@ -88,6 +90,8 @@ class Venue:
 
     async def cancel(self, request) -> None:
         self.calls.append(("cancel", request.cloid))
+        if request.cloid in self.held_cancels:
+            await self.held_cancels[request.cloid].wait()
         if self.cancels_refused:
             self.cancels_refused -= 1
             await self.report(request.cloid, "", kind=OrderEventKind.CANCEL_REJECT)
@@ -347,6 +351,62 @@ def test_an_order_with_a_submit_in_flight_is_left_to_it_by_the_orders_round():
             send = asyncio.create_task(oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"),
                                                        cloid="a"))
             await settle()
+            assert oms.reconciler is not None
+            await oms.reconciler.orders(EXC, force=True)
+            seen = list(venue.queries), status(oms, "a")
+            venue.held["a"].set()
+            await send
+            return seen
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == ([], OrderStatus.PENDING)
+
+
+def test_an_order_with_a_cancel_in_flight_is_left_to_it_by_the_orders_round():
+    """A cancel is a request for its order too: a forced orders round neither queries nor
+    closes an acknowledged order whose cancel has not returned."""
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            await oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"), cloid="a")
+            await venue.report("a", "NEW")
+            venue.held_cancels = {"a": asyncio.Event()}
+            cancel = asyncio.create_task(oms.cancel_order(EXC, SYMBOL, cloid="a"))
+            await settle()
+            assert oms.reconciler is not None
+            await oms.reconciler.orders(EXC, force=True)
+            seen = list(venue.queries), status(oms, "a")
+            venue.held_cancels["a"].set()
+            await cancel
+            return seen
+        finally:
+            await oms.cleanup()
+
+    assert asyncio.run(main()) == ([], OrderStatus.NEW)
+
+
+def test_an_order_stays_in_flight_while_any_of_its_requests_is():
+    """Two requests of one order in flight (its submit, then its cancel): the first to
+    return does not end the other's protection."""
+    venue = Connected()
+    oms = live_oms(venue)
+
+    async def main():
+        await oms.init()
+        try:
+            venue.held = {"a": asyncio.Event()}
+            venue.held_cancels = {"a": asyncio.Event()}
+            send = asyncio.create_task(oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"),
+                                                       cloid="a"))
+            await settle()
+            cancel = asyncio.create_task(oms.cancel_order(EXC, SYMBOL, cloid="a"))
+            await settle()
+            venue.held_cancels["a"].set()
+            await cancel  # returned; the submit has not
             assert oms.reconciler is not None
             await oms.reconciler.orders(EXC, force=True)
             seen = list(venue.queries), status(oms, "a")

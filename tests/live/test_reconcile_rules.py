@@ -107,7 +107,7 @@ def test_an_order_with_a_request_of_ours_in_flight_is_left_to_it(status):
 
     async def main():
         await resting(orders, "busy", status)
-        rec.inflight.add((EXC, "busy"))
+        rec.inflight[(EXC, "busy")] += 1
         await rec.orders(EXC, force=True)  # only in the mirror, and old news
         await rec.pending(EXC)
         return orders.cloid_query("busy")

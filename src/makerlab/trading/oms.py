@@ -640,20 +640,24 @@ class OMS:
         return cloid
 
     async def _request(self, exc: str, cloid: str | None, call: Awaitable[None]) -> None:
-        """Await a request, counted in flight (the kill switch waits for it)."""
+        """Await a request, counted in flight (the kill switch waits for it; the
+        reconciler leaves the order ``cloid`` alone meanwhile)."""
         self._sending += 1
         self._idle.clear()
+        inflight = self.reconciler.inflight if self.reconciler is not None and cloid else None
         key = (exc, cloid or "")
-        if self.reconciler is not None:
-            self.reconciler.inflight.add(key)
+        if inflight is not None:
+            inflight[key] += 1
         try:
             await call
         finally:
             self._sending -= 1
             if not self._sending:
                 self._idle.set()
-            if self.reconciler is not None:
-                self.reconciler.inflight.discard(key)
+            if inflight is not None:
+                inflight[key] -= 1
+                if not inflight[key]:
+                    del inflight[key]
 
     async def _failed_send(self, request: OrderRequest, error: Exception) -> None:
         order = self._orders[request.exchange].cloid_query(request.cloid)
@@ -720,7 +724,7 @@ class OMS:
 
     async def _cancel_one(self, exc: str, order: Order) -> None:
         acknowledged = order.ord_status is not OrderStatus.PENDING
-        await self._request(exc, None, self.venue.cancel(CancelRequest(
+        await self._request(exc, order.cloid, self.venue.cancel(CancelRequest(
             exc, str(order.ticker), cloid=order.cloid, oid=None if order.cloid else order.oid)))
         if acknowledged and order.is_alive():
             await self._orders[exc].mark_cancel_pending(order)

@@ -8,13 +8,15 @@ queries resolve what the streams left pending. Rules:
   it to the mirror's live orders by oid or cloid. An order only in the snapshot is
   upserted (the mirror is behind, or the order is not ours yet: placed before a restart);
   one in both is upserted (the mirror's rules drop it if it is older than what the mirror
-  has); one only in the mirror is left alone while its last news (the last change the
-  mirror accepted) is younger than ``pending_timeout`` ms — it may be in flight, or the
-  snapshot older than the stream — and otherwise queried on its own and the venue's
+  has); one only in the mirror is left alone while a request of ours for it is in flight
+  (a submit, amend or cancel that has not returned: its answer decides) or while its last
+  news (the last change the mirror accepted) is younger than ``pending_timeout`` ms — it
+  may be in flight, or the snapshot older than the stream — and otherwise queried on its
+  own and the venue's
   answer upserted. An order the venue does not know is closed: REJECTED if it was never
   acknowledged, else CANCELLED, with ``reject_reason="not found at the venue"``.
 - **pending states time out**: every ``pending_timeout`` ms, a PENDING or CANCEL_PENDING
-  order with no news for ``pending_timeout`` ms (and no request of ours in flight) is
+  order with no news for ``pending_timeout`` ms (and no request of ours in flight for it) is
   queried and resolved as above; one the venue still holds open after a cancel gets its
   cancel sent again.
 - **a send lost in transit is doubtful, not dead**: when a submit fails in transit
@@ -39,6 +41,7 @@ queries resolve what the streams left pending. Rules:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -88,7 +91,7 @@ class Reconciler:
         self._fills: dict[tuple[str, str], int] = {}
         self._included: dict[tuple[str, str], int] = {}
         self._doubtful: dict[tuple[str, str], tuple[str, int]] = {}
-        self.inflight: set[tuple[str, str]] = set()
+        self.inflight: Counter[tuple[str, str]] = Counter()  # requests per (exc, cloid)
         for exc in orders:
             self._track(exc)
 
@@ -166,7 +169,7 @@ class Reconciler:
                 await self._recheck(exc, symbol, cloid)
 
     def _busy(self, exc: str, order: Order) -> bool:
-        return order.cloid is not None and (exc, order.cloid) in self.inflight
+        return order.cloid is not None and self.inflight[(exc, order.cloid)] > 0
 
     def _last_news(self, exc: str, order: Order) -> int:
         times = [self._news.get((exc, i), 0) for i in (order.cloid, order.oid) if i is not None]
