@@ -4,6 +4,7 @@ per test, and the local S3 server (moto's)."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,19 @@ SAMPLES = REPO / "tests" / "samples"
 BUNDLED_RAW = REPO / "data" / "raw"
 BUNDLED_ARCHIVE = REPO / "data" / "archive"
 SHARED_DATA = Path(os.environ.get("MAKERLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found():
+    """A test leaves SIGTERM and SIGINT handled as it found them: the OMS takes SIGTERM
+    over only when nothing else handles it, so a handler left behind changes what later
+    tests exercise (restored here, and the test that left it fails)."""
+    found = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    left = [sig.name for sig, handler in found.items() if signal.getsignal(sig) != handler]
+    for sig, handler in found.items():
+        signal.signal(sig, handler)
+    assert not left, f"the test left {', '.join(left)} handled"
 
 
 @pytest.fixture

@@ -29,7 +29,9 @@ import ast
 import gc
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -229,6 +231,7 @@ class RayBackend:
 
     def run(self, next_task: NextTask, done: Done) -> None:
         ray = _import_ray()
+        handlers = _signal_handlers()
         started = self._connect(ray)
         remote = ray.remote(max_retries=0, num_cpus=1)(run_configuration)
         pending: dict[Any, Task] = {}
@@ -244,6 +247,7 @@ class RayBackend:
         finally:
             if started:
                 ray.shutdown()
+                _restore_signal_handlers(handlers)  # ray.init installs its own, and keeps them
 
     def _connect(self, ray: Any) -> bool:
         """Join or start Ray; True if this call started it (and must stop it)."""
@@ -259,6 +263,23 @@ class RayBackend:
         if not self.workers:
             self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         return started
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _signal_handlers() -> dict[signal.Signals, Any]:
+    return {sig: signal.getsignal(sig) for sig in _SIGNALS}
+
+
+def _restore_signal_handlers(handlers: dict[signal.Signals, Any]) -> None:
+    """Give the process back the SIGTERM/SIGINT handlers it had (a live OMS run after a
+    sweep in the same process takes SIGTERM over only while nothing else handles it)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals are set from the main thread only (Ray's were not set either)
+    for sig, handler in handlers.items():
+        if handler is not None and signal.getsignal(sig) != handler:
+            signal.signal(sig, handler)
 
 
 def _ray_row(ray: Any, ref: Any, task: Task) -> dict[str, Any]:
