@@ -337,6 +337,15 @@ def test_a_request_that_does_not_leave_rejects_its_order_outcome_unknown_is_doub
     assert asyncio.run(main()) == (True, OrderStatus.NEW)
 
 
+async def forced_orders_round(oms: OMS, venue: Connected, cloid: str
+                              ) -> tuple[list[str | None], OrderStatus]:
+    """A forced orders round (the kill switch's, a reconnection's): the order queries it
+    made and ``cloid``'s status after it."""
+    assert oms.reconciler is not None
+    await oms.reconciler.orders(EXC, force=True)
+    return list(venue.queries), status(oms, cloid)
+
+
 def test_an_order_with_a_submit_in_flight_is_left_to_it_by_the_orders_round():
     """The OMS names its requests in flight to the reconciler: a forced orders round
     (the kill switch's, a reconnection's) neither queries nor closes an order whose
@@ -351,9 +360,7 @@ def test_an_order_with_a_submit_in_flight_is_left_to_it_by_the_orders_round():
             send = asyncio.create_task(oms.limit_order(EXC, SYMBOL, D("0.01"), D("60000"),
                                                        cloid="a"))
             await settle()
-            assert oms.reconciler is not None
-            await oms.reconciler.orders(EXC, force=True)
-            seen = list(venue.queries), status(oms, "a")
+            seen = await forced_orders_round(oms, venue, "a")
             venue.held["a"].set()
             await send
             return seen
@@ -377,9 +384,7 @@ def test_an_order_with_a_cancel_in_flight_is_left_to_it_by_the_orders_round():
             venue.held_cancels = {"a": asyncio.Event()}
             cancel = asyncio.create_task(oms.cancel_order(EXC, SYMBOL, cloid="a"))
             await settle()
-            assert oms.reconciler is not None
-            await oms.reconciler.orders(EXC, force=True)
-            seen = list(venue.queries), status(oms, "a")
+            seen = await forced_orders_round(oms, venue, "a")
             venue.held_cancels["a"].set()
             await cancel
             return seen
@@ -407,9 +412,7 @@ def test_an_order_stays_in_flight_while_any_of_its_requests_is():
             await settle()
             venue.held_cancels["a"].set()
             await cancel  # returned; the submit has not
-            assert oms.reconciler is not None
-            await oms.reconciler.orders(EXC, force=True)
-            seen = list(venue.queries), status(oms, "a")
+            seen = await forced_orders_round(oms, venue, "a")
             venue.held["a"].set()
             await send
             return seen
